@@ -1,0 +1,41 @@
+"""What a check can see: the data, the predictions, the metrics and the training record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from reportgen.types import DataBundle, Predictions, TrainingResult
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Read-only inputs shared by every check of one run."""
+
+    task: str
+    data: DataBundle
+    predictions: Mapping[str, Predictions]
+    metrics: Mapping[str, Mapping[str, Any]]
+    training: TrainingResult | None
+    threshold: float = 0.5
+    batch_size: int = 512
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Scratch space for results several checks share (e.g. sample fingerprints)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in index order."""
+        return self.data.classes
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the positive class (binary tasks)."""
+        return self.data.positive_index
+
+    def evaluation_split(self) -> str:
+        """The split checks judge the model on: test."""
+        return "test"
+
+    def holdout_split(self) -> str:
+        """The split compared with train for overfitting: val when present, else test."""
+        return "val" if "val" in self.predictions else "test"

@@ -1,0 +1,31 @@
+"""Typed errors raised by the library; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+
+class ReportgenError(Exception):
+    """Base class of every error reportgen raises on purpose."""
+
+    exit_code = 3
+
+
+class InputError(ReportgenError):
+    """The config, a named file or the data is unusable (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """The YAML config is malformed or does not match the schema."""
+
+
+class DataError(InputError):
+    """The data named by the config cannot be loaded or is inconsistent."""
+
+
+class ModelError(InputError):
+    """The model named by the config cannot be built or does not fit the task."""
+
+
+class RunError(ReportgenError):
+    """Training, evaluation or rendering failed at run time (exit code 3)."""

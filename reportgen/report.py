@@ -1,0 +1,102 @@
+"""The report object: one value holding everything every renderer needs (results.json schema v1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from reportgen.checks.base import CheckResult, gate_status, ordered_for_review
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Report:
+    """A finished run: verdict, environment, data summary, metrics, checks and plot data.
+
+    Every field is JSON-safe; ``to_dict`` is the results.json document and renderers read only this.
+    """
+
+    name: str
+    task: Literal["binary", "multiclass", "regression"]
+    environment: Mapping[str, Any]
+    """reportgen_version, torch_version, python, device, seed, config_sha256, created_at."""
+    data: Mapping[str, Any]
+    """features, classes, positive_class, splits {split: {n, class_counts}}, fingerprint."""
+    model: Mapping[str, Any]
+    """kind, class_name, parameters, trainable_parameters, outputs, output_kind, threshold, checkpoint."""
+    training: Mapping[str, Any] | None
+    """TrainingResult.to_dict(), or None when the model was only evaluated."""
+    metrics: Mapping[str, Mapping[str, Any]]
+    """Per split (train, val, test): the metric dictionary of reportgen.metrics."""
+    checks: tuple[CheckResult, ...]
+    curves: Mapping[str, Any] = field(default_factory=dict)
+    """Plot data per split, bounded in size: roc, pr, calibration, scatter (regression)."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The config as run, after --set overrides."""
+    timing: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per stage: load, train, evaluate, checks, render."""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def status(self) -> Literal["pass", "fail"]:
+        """The gate verdict: fail when any error-severity check failed or crashed."""
+        return gate_status(self.checks)
+
+    @property
+    def passed(self) -> bool:
+        """True when the gate passed."""
+        return self.status == "pass"
+
+    def checks_for_review(self) -> list[CheckResult]:
+        """Checks with failures first, as the gate table shows them."""
+        return ordered_for_review(self.checks)
+
+    def blocking_checks(self) -> list[CheckResult]:
+        """The checks that make the gate fail."""
+        return [c for c in self.checks if c.severity == "error" and c.status in ("fail", "error")]
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of checks per status."""
+        counts = {s: 0 for s in ("fail", "error", "warn", "pass", "skip")}
+        for check in self.checks:
+            counts[check.status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the results.json document."""
+        return {
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "task": self.task,
+            "status": self.status,
+            "environment": dict(self.environment),
+            "data": dict(self.data),
+            "model": dict(self.model),
+            "training": dict(self.training) if self.training is not None else None,
+            "metrics": {split: dict(values) for split, values in self.metrics.items()},
+            "checks": [c.to_dict() for c in self.checks],
+            "curves": dict(self.curves),
+            "config": dict(self.config),
+            "timing": dict(self.timing),
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> "Report":
+        """Rebuild a report from a results.json document (e.g. to re-render it)."""
+        checks = tuple(
+            CheckResult(
+                id=c["id"], title=c.get("title", c["id"]), family=c.get("family", ""),
+                status=c["status"], severity=c["severity"], value=c.get("value"),
+                threshold=c.get("threshold"), higher_is_better=c.get("higher_is_better"),
+                message=c.get("message", ""), evidence=c.get("evidence", {}),
+            )
+            for c in document.get("checks", [])
+        )
+        return cls(
+            name=document["name"], task=document["task"], environment=document.get("environment", {}),
+            data=document.get("data", {}), model=document.get("model", {}),
+            training=document.get("training"), metrics=document.get("metrics", {}), checks=checks,
+            curves=document.get("curves", {}), config=document.get("config", {}),
+            timing=document.get("timing", {}), schema_version=document.get("schema_version", SCHEMA_VERSION),
+        )

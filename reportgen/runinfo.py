@@ -1,0 +1,66 @@
+"""The one place where time, versions and seeds enter a run, so reports are reproducible."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from reportgen import __version__
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Everything about a run that is not derived from config and data."""
+
+    reportgen_version: str
+    torch_version: str
+    python: str
+    created_at: str
+    seed: int
+    device: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the environment block of results.json (without the config hash)."""
+        return {
+            "reportgen_version": self.reportgen_version,
+            "torch_version": self.torch_version,
+            "python": self.python,
+            "device": self.device,
+            "seed": self.seed,
+            "created_at": self.created_at,
+        }
+
+
+def utc_now() -> _dt.datetime:
+    """Return the current UTC time, truncated to seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def collect_run_info(
+    seed: int, device: str, clock: Callable[[], _dt.datetime] = utc_now
+) -> RunInfo:
+    """Read versions and the clock once, for one run."""
+    return RunInfo(
+        reportgen_version=__version__,
+        torch_version=torch.__version__,
+        python=platform.python_version(),
+        created_at=clock().isoformat().replace("+00:00", "Z"),
+        seed=seed,
+        device=device,
+    )
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch, and return a torch generator derived from ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator

@@ -1,0 +1,129 @@
+"""Data passed between pipeline stages: splits, predictions, training records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from torch.utils.data import Dataset
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split after preprocessing: a dataset of (x, y) and its labels as an array."""
+
+    name: str
+    dataset: Dataset
+    labels: np.ndarray
+    """Class indices (int64) for classification, targets (float32) for regression."""
+    features: np.ndarray | None = None
+    """(n, d) float32 model inputs for tabular data; None for other inputs (images)."""
+    source_rows: np.ndarray | None = None
+    """Row number of each sample in its source file (0-based, header excluded), for evidence."""
+    source: str = ""
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(len(self.labels))
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """Every split, with the facts the model, checks and report need."""
+
+    task: str
+    splits: Mapping[str, SplitData]
+    classes: tuple[str, ...]
+    positive_index: int | None
+    feature_names: tuple[str, ...] | None
+    input_shape: tuple[int, ...]
+    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    """Source files with their sha256 and the preprocessing fitted on train."""
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (0 for regression)."""
+        return len(self.classes)
+
+    def class_counts(self, split: str) -> dict[str, int]:
+        """Samples per class name in ``split`` (empty for regression)."""
+        if self.task == "regression":
+            return {}
+        counts = np.bincount(self.splits[split].labels, minlength=self.num_classes)
+        return {name: int(c) for name, c in zip(self.classes, counts)}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A model's outputs on one split, gathered batch by batch."""
+
+    split: str
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    """Predicted class indices (int64) or predicted values (float32)."""
+    probs: np.ndarray | None
+    """(n, C) float32 class probabilities for classification; None for regression."""
+    loss: float
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(len(self.y_true))
+
+    def positive_scores(self, positive_index: int) -> np.ndarray:
+        """Probability of the positive class per sample (binary tasks)."""
+        assert self.probs is not None
+        return self.probs[:, positive_index]
+
+
+@dataclass(frozen=True)
+class LayerGradient:
+    """Gradient facts of one parameter after the first backward pass."""
+
+    name: str
+    shape: tuple[int, ...]
+    received: bool
+    """False when the parameter got no gradient at all (grad is None)."""
+    norm: float | None
+    finite: bool
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What happened while training: per-epoch history and first-step diagnostics."""
+
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    loss_name: str
+    init_loss: float
+    """Loss on the first batch before any update."""
+    expected_init_loss: float | None
+    """The loss a neutral initialisation would give (label entropy); None for regression."""
+    history: tuple[Mapping[str, float | None], ...]
+    """Per epoch: epoch, train_loss, val_loss and train_/val_ metrics."""
+    gradients: tuple[LayerGradient, ...]
+    first_nonfinite_loss: Mapping[str, int] | None = None
+    """{"epoch", "step"} of the first non-finite training loss, if any."""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the results.json form."""
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "loss": self.loss_name,
+            "init_loss": self.init_loss,
+            "expected_init_loss": self.expected_init_loss,
+            "first_nonfinite_loss": dict(self.first_nonfinite_loss) if self.first_nonfinite_loss else None,
+            "history": [dict(h) for h in self.history],
+            "gradients": [
+                {"name": g.name, "shape": list(g.shape), "received": g.received, "norm": g.norm, "finite": g.finite}
+                for g in self.gradients
+            ],
+        }
