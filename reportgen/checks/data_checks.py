@@ -1,0 +1,3 @@
+"""Checks of the data family."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Checks of the performance family."""
+
+from __future__ import annotations

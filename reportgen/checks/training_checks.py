@@ -1,0 +1,3 @@
+"""Checks of the training family."""
+
+from __future__ import annotations
