@@ -1,0 +1,291 @@
+"""Training loop: deterministic for a seed on CPU, with first-step diagnostics and early stopping."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from reportgen.config import TrainingConfig
+from reportgen.errors import ConfigError, RunError
+from reportgen.types import DataBundle, LayerGradient, SplitData, TrainingResult
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_LOSS_FOR_OUTPUT = {"softmax": "cross_entropy", "sigmoid": "bce", "regression": "mse"}
+_OUTPUTS_FOR_LOSS = {
+    "cross_entropy": ("softmax",),
+    "bce": ("sigmoid",),
+    "mse": ("regression",),
+    "l1": ("regression",),
+}
+
+
+def resolve_loss_name(requested: str, output_kind: str) -> str:
+    """Pick the loss for ``auto`` and check that an explicit loss fits the model's output."""
+    if requested == "auto":
+        return _LOSS_FOR_OUTPUT[output_kind]
+    if output_kind not in _OUTPUTS_FOR_LOSS[requested]:
+        fitting = _LOSS_FOR_OUTPUT[output_kind]
+        raise ConfigError(
+            f"training.loss {requested!r} does not fit a model with {output_kind} outputs; use auto or {fitting!r}"
+        )
+    return requested
+
+
+def class_weights_for(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Balanced class weights n / (C * count_c); absent classes get weight 0."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def make_loss(
+    name: str, output_kind: str, positive_index: int | None, weights: torch.Tensor | None
+) -> LossFn:
+    """Return ``loss(outputs, targets) -> mean loss`` for raw model outputs."""
+    if name == "cross_entropy":
+        criterion = nn.CrossEntropyLoss(weight=weights)
+        return lambda out, y: criterion(out, y)
+    if name == "bce":
+        pos_weight = None
+        if weights is not None and positive_index is not None:
+            negative_index = 1 - positive_index
+            pos_weight = (weights[positive_index] / weights[negative_index].clamp_min(1e-12)).reshape(1)
+        criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return lambda out, y: criterion(out.reshape(-1), (y == positive_index).to(out.dtype))
+    criterion = nn.MSELoss() if name == "mse" else nn.L1Loss()
+    return lambda out, y: criterion(out.reshape(-1), y.to(out.dtype).reshape(-1))
+
+
+def iterate_batches(
+    split: SplitData, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (x, y) batches; tensor datasets are sliced directly, others go through a DataLoader."""
+    dataset = split.dataset
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None and len(tensors) == 2:
+        x_all, y_all = tensors
+        n = len(y_all)
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                yield x_all[start : start + batch_size], y_all[start : start + batch_size]
+            else:
+                index = order[start : start + batch_size]
+                yield x_all[index], y_all[index]
+        return
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    for x, y in loader:
+        yield x, torch.as_tensor(y)
+
+
+def predicted_classes(outputs: torch.Tensor, output_kind: str, positive_index: int | None, threshold: float) -> torch.Tensor:
+    """Class indices from raw outputs, using the decision threshold for binary tasks."""
+    if output_kind == "sigmoid":
+        positive = torch.sigmoid(outputs.reshape(-1)) >= threshold
+        assert positive_index is not None
+        return torch.where(positive, positive_index, 1 - positive_index)
+    if positive_index is not None:
+        positive = torch.softmax(outputs, dim=1)[:, positive_index] >= threshold
+        return torch.where(positive, positive_index, 1 - positive_index)
+    return outputs.argmax(dim=1)
+
+
+def probe_gradients(model: nn.Module) -> tuple[LayerGradient, ...]:
+    """Read each trainable parameter's gradient after a backward pass."""
+    probes = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        grad = parameter.grad
+        if grad is None:
+            probes.append(LayerGradient(name=name, shape=tuple(parameter.shape), received=False, norm=None, finite=True))
+            continue
+        norm = float(grad.detach().float().norm().cpu())
+        probes.append(
+            LayerGradient(
+                name=name, shape=tuple(parameter.shape), received=True,
+                norm=norm if math.isfinite(norm) else None, finite=bool(torch.isfinite(grad).all()),
+            )
+        )
+    return tuple(probes)
+
+
+def _optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """Build the configured optimizer."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters, so it cannot be trained; remove the training section")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _balanced_accuracy(confusion: np.ndarray) -> float | None:
+    """Mean recall over classes present in the labels."""
+    support = confusion.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        return None
+    return float((np.diag(confusion)[present] / support[present]).mean())
+
+
+class _EpochStats:
+    """Running loss and confusion counts over one pass."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.loss_sum = 0.0
+        self.n = 0
+        self.sq_err = 0.0
+        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
+
+    def add(self, loss: float, y: torch.Tensor, outputs: torch.Tensor, predicted: torch.Tensor | None) -> None:
+        batch = len(y)
+        self.loss_sum += loss * batch
+        self.n += batch
+        if self.confusion is not None and predicted is not None:
+            k = self.confusion.shape[0]
+            flat = (y.cpu().long() * k + predicted.cpu().long()).numpy()
+            self.confusion += np.bincount(flat, minlength=k * k).reshape(k, k)
+        elif self.confusion is None:
+            diff = outputs.detach().reshape(-1).float().cpu() - y.float().cpu().reshape(-1)
+            self.sq_err += float((diff**2).sum())
+
+    def summary(self, prefix: str) -> dict[str, float | None]:
+        out: dict[str, float | None] = {f"{prefix}_loss": self.loss_sum / self.n if self.n else None}
+        if self.confusion is not None:
+            total = self.confusion.sum()
+            out[f"{prefix}_accuracy"] = float(np.trace(self.confusion) / total) if total else None
+            out[f"{prefix}_balanced_accuracy"] = _balanced_accuracy(self.confusion)
+        else:
+            out[f"{prefix}_rmse"] = math.sqrt(self.sq_err / self.n) if self.n else None
+        return out
+
+
+def train(
+    model: nn.Module,
+    data: DataBundle,
+    config: TrainingConfig,
+    *,
+    task: str,
+    device: torch.device,
+    generator: torch.Generator,
+    output_kind: str,
+    batch_size: int = 512,
+    threshold: float = 0.5,
+    on_epoch: Callable[[dict[str, float | None]], None] | None = None,
+) -> TrainingResult:
+    """Train ``model`` in place on the train split and return what happened."""
+    started = time.perf_counter()
+    train_split = data.splits["train"]
+    val_split = data.splits.get("val")
+    num_classes = 0 if task == "regression" else data.num_classes
+    loss_name = resolve_loss_name(config.loss, output_kind)
+    weights = None
+    if config.class_weights == "balanced" and task != "regression":
+        weights = class_weights_for(train_split.labels, num_classes).to(device)
+    loss_fn = make_loss(loss_name, output_kind, data.positive_index, weights)
+    plain_loss_fn = make_loss(loss_name, output_kind, data.positive_index, None)
+    optimizer = _optimizer(model, config)
+    model.to(device)
+
+    expected_init = None if task == "regression" else math.log(num_classes)
+    init_loss = float("nan")
+    gradients: tuple[LayerGradient, ...] = ()
+    history: list[dict[str, float | None]] = []
+    first_nonfinite: dict[str, int] | None = None
+    monitor = config.early_stopping.monitor if config.early_stopping else ("val_loss" if val_split else "train_loss")
+    if monitor == "val_loss" and val_split is None:
+        monitor = "train_loss"
+    best_value = math.inf
+    best_epoch = 0
+    best_state = copy.deepcopy(model.state_dict())
+    epochs_since_best = 0
+    stopped_early = False
+    step = 0
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        stats = _EpochStats(num_classes)
+        for x, y in iterate_batches(train_split, batch_size, shuffle=True, generator=generator):
+            x, y = x.to(device), y.to(device)
+            outputs = model(x)
+            loss = loss_fn(outputs, y)
+            if step == 0:
+                with torch.no_grad():
+                    init_loss = float(plain_loss_fn(outputs, y))
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                first_nonfinite = {"epoch": epoch, "step": step}
+                break
+            loss.backward()
+            if step == 0:
+                gradients = probe_gradients(model)
+            optimizer.step()
+            step += 1
+            with torch.no_grad():
+                predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
+                stats.add(loss_value, y, outputs, predicted)
+        if first_nonfinite is not None:
+            record = {"epoch": epoch, **stats.summary("train")}
+            record["train_loss"] = float("nan")
+            history.append(record)
+            break
+        record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
+        if val_split is not None:
+            record.update(_evaluate_pass(model, val_split, plain_loss_fn, task, output_kind, data, num_classes, batch_size, threshold, device))
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        current = record.get(monitor)
+        if current is not None and math.isfinite(current) and current < best_value:
+            best_value, best_epoch, epochs_since_best = current, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            epochs_since_best += 1
+        if config.early_stopping and epochs_since_best >= config.early_stopping.patience:
+            stopped_early = True
+            break
+
+    if first_nonfinite is not None or config.early_stopping is not None:
+        model.load_state_dict(best_state)
+    elif history:
+        best_epoch = best_epoch or len(history)
+    if step == 0 and first_nonfinite is None:
+        raise RunError("training ran no step: the train split yielded no batch")
+    return TrainingResult(
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        loss_name=loss_name,
+        init_loss=init_loss,
+        expected_init_loss=expected_init,
+        history=tuple(history),
+        gradients=gradients,
+        first_nonfinite_loss=first_nonfinite,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@torch.no_grad()
+def _evaluate_pass(
+    model: nn.Module, split: SplitData, loss_fn: LossFn, task: str, output_kind: str,
+    data: DataBundle, num_classes: int, batch_size: int, threshold: float, device: torch.device,
+) -> dict[str, float | None]:
+    """Loss and headline metric of ``split`` for the epoch history."""
+    model.eval()
+    stats = _EpochStats(num_classes)
+    for x, y in iterate_batches(split, batch_size):
+        x, y = x.to(device), y.to(device)
+        outputs = model(x)
+        predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
+        stats.add(float(loss_fn(outputs, y)), y, outputs, predicted)
+    return stats.summary(split.name)
