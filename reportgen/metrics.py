@@ -110,8 +110,8 @@ def _ap_from_curve(curve: _BinaryCurve) -> float | None:
     if curve.positives == 0:
         return None
     precision = curve.tps / (curve.tps + curve.fps).astype(np.float64)
-    recall_step = np.diff(curve.tps, prepend=0) / float(curve.positives)
-    return float(np.dot(recall_step, precision))
+    positives_gained = np.diff(curve.tps, prepend=0).astype(np.float64)
+    return float(np.dot(positives_gained, precision) / curve.positives)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -407,6 +407,7 @@ def classification_metrics(
     present = [i for i in range(c) if support[i] or predicted[i]]
 
     def macro(values: list[float]) -> float | None:
+        """Mean over the classes present in y_true or y_pred."""
         return float(np.mean([values[i] for i in present])) if present else None
 
     recall_present = [recall[i] for i in range(c) if support[i]]
