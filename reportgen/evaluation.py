@@ -1,0 +1,93 @@
+"""Evaluation: stream a split through the model in batches and keep one score row per sample."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from reportgen.errors import ModelError
+from reportgen.training import LossFn, iterate_batches
+from reportgen.types import Predictions, SplitData
+
+
+def probabilities(outputs: torch.Tensor, output_kind: str, positive_index: int | None) -> torch.Tensor:
+    """(batch, C) class probabilities; a single sigmoid logit is the positive class's."""
+    if output_kind == "sigmoid":
+        p = torch.sigmoid(outputs.reshape(-1).float())
+        assert positive_index is not None
+        columns = [1 - p, p] if positive_index == 1 else [p, 1 - p]
+        return torch.stack(columns, dim=1)
+    return torch.softmax(outputs.float(), dim=1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: SplitData,
+    *,
+    task: str,
+    output_kind: str,
+    positive_index: int | None,
+    threshold: float,
+    loss_fn: LossFn,
+    batch_size: int,
+    device: torch.device,
+    on_batch: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Predict every sample of ``split``; non-finite outputs are an input error naming the split."""
+    model.eval()
+    n = split.n
+    num_classes = None
+    probs: np.ndarray | None = None
+    values = np.empty(n, dtype=np.float32) if task == "regression" else None
+    y_true = np.empty(n, dtype=np.float32 if task == "regression" else np.int64)
+    loss_sum = 0.0
+    start = 0
+    nonfinite = 0
+    first_bad: int | None = None
+    for x, y in iterate_batches(split, batch_size):
+        outputs = model(x.to(device, non_blocking=True))
+        if outputs.dim() == 1:
+            outputs = outputs.unsqueeze(1)
+        batch = outputs.shape[0]
+        bad_rows = ~torch.isfinite(outputs).all(dim=1)
+        if bool(bad_rows.any()):
+            nonfinite += int(bad_rows.sum())
+            if first_bad is None:
+                first_bad = start + int(torch.nonzero(bad_rows)[0])
+            start += batch
+            continue
+        y_device = y.to(device)
+        loss_sum += float(loss_fn(outputs, y_device)) * batch
+        if task == "regression":
+            assert values is not None
+            values[start : start + batch] = outputs.reshape(-1).float().cpu().numpy()
+        else:
+            batch_probs = probabilities(outputs, output_kind, positive_index).cpu().numpy()
+            if probs is None:
+                num_classes = batch_probs.shape[1]
+                probs = np.empty((n, num_classes), dtype=np.float32)
+            probs[start : start + batch] = batch_probs
+        y_true[start : start + batch] = y.reshape(-1).numpy()
+        start += batch
+        if on_batch is not None:
+            on_batch(batch)
+    if nonfinite:
+        where = f" (first at sample {first_bad})" if first_bad is not None else ""
+        inputs_bad = split.features is not None and not np.isfinite(split.features).all()
+        cause = "; the inputs contain non-finite values" if inputs_bad else ""
+        raise ModelError(f"the model produced non-finite outputs for {nonfinite} of {n} samples of the {split.name} split{where}{cause}")
+    if start != n:
+        raise ModelError(f"the {split.name} split yielded {start} samples but has {n} labels")
+    if task == "regression":
+        assert values is not None
+        return Predictions(split=split.name, y_true=y_true, y_pred=values, probs=None, loss=loss_sum / max(n, 1))
+    assert probs is not None
+    if positive_index is not None:
+        y_pred = np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index).astype(np.int64)
+    else:
+        y_pred = probs.argmax(axis=1).astype(np.int64)
+    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss_sum / max(n, 1))

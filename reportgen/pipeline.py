@@ -1,0 +1,237 @@
+"""The pipeline: config -> data -> model -> train or evaluate -> metrics -> checks -> report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from reportgen.checks import run_checks
+from reportgen.checks.context import CheckContext
+from reportgen.config import LoadedConfig
+from reportgen.data import load_data
+from reportgen.errors import ConfigError
+from reportgen.evaluation import evaluate
+from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
+from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
+from reportgen.report import Report
+from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
+from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
+from reportgen.types import DataBundle, Predictions, TrainingResult
+
+
+class Progress(Protocol):
+    """Receives progress events; the CLI shows them, the library never prints."""
+
+    def stage(self, name: str) -> None:
+        """A pipeline stage starts."""
+
+    def epoch(self, record: dict[str, float | None], total: int) -> None:
+        """A training epoch ended."""
+
+    def batches(self, split: str, done: int, total: int) -> None:
+        """Evaluation progress on a split, in samples."""
+
+
+class SilentProgress:
+    """Progress that shows nothing."""
+
+    def stage(self, name: str) -> None:
+        """Ignore a stage."""
+
+    def epoch(self, record: dict[str, float | None], total: int) -> None:
+        """Ignore an epoch."""
+
+    def batches(self, split: str, done: int, total: int) -> None:
+        """Ignore evaluation progress."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Data and model ready to train or evaluate."""
+
+    data: DataBundle
+    model: nn.Module
+    model_info: ModelInfo
+    device: torch.device
+    generator: torch.Generator
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: the report, where it was written, and the trained model's file."""
+
+    report: Report
+    out_dir: Path
+    written: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn the config's device into a torch device; fail clearly when it is not there."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} was asked for but no CUDA device is available; use device: auto or cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but MPS is not available; use device: auto or cpu")
+    return torch.device(name)
+
+
+def prepare(loaded: LoadedConfig) -> Prepared:
+    """Load data and build the model; everything an input error can come from happens here."""
+    cfg = loaded.config
+    device = resolve_device(cfg.device)
+    generator = seed_everything(cfg.seed)
+    data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data.input_shape, cfg.task, data.num_classes, loaded.resolve)
+    model.to(device)
+    sample_x, _ = next(iterate_batches(data.splits["train"], 2))
+    outputs, output_kind = probe_outputs(model, sample_x.to(device), cfg.task, data.num_classes, cfg.model.head is not None)
+    return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator)
+
+
+def _metrics_for(pred: Predictions, data: DataBundle) -> dict[str, Any]:
+    """Metric dictionary of one split."""
+    if data.task == "regression":
+        return regression_metrics(pred)
+    return classification_metrics(pred, data.classes, data.positive_index)
+
+
+def _data_summary(data: DataBundle) -> dict[str, Any]:
+    """The data block of results.json."""
+    return {
+        "features": list(data.feature_names) if data.feature_names is not None else None,
+        "input_shape": list(data.input_shape),
+        "classes": list(data.classes),
+        "positive_class": data.classes[data.positive_index] if data.positive_index is not None else None,
+        "splits": {
+            name: {"n": split.n, "class_counts": data.class_counts(name), "source": split.source}
+            for name, split in data.splits.items()
+        },
+        "fingerprint": dict(data.fingerprint),
+    }
+
+
+def execute(
+    loaded: LoadedConfig,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], Any] = utc_now,
+) -> tuple[Report, Prepared]:
+    """Run the whole pipeline in memory and return the report (nothing is written)."""
+    progress = progress or SilentProgress()
+    cfg = loaded.config
+    timing: dict[str, float] = {}
+    started = time.perf_counter()
+    progress.stage("loading data and model")
+    prepared = prepare(loaded)
+    data, model, info = prepared.data, prepared.model, prepared.model_info
+    run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock)
+    timing["load"] = time.perf_counter() - started
+
+    training: TrainingResult | None = None
+    if cfg.training is not None:
+        progress.stage(f"training for up to {cfg.training.epochs} epochs")
+        t0 = time.perf_counter()
+        training = train(
+            model, data, cfg.training, task=cfg.task, device=prepared.device, generator=prepared.generator,
+            output_kind=info.output_kind, batch_size=cfg.data.batch_size, threshold=cfg.model.threshold,
+            on_epoch=lambda record: progress.epoch(record, cfg.training.epochs),  # type: ignore[union-attr]
+        )
+        timing["train"] = time.perf_counter() - t0
+
+    progress.stage("evaluating")
+    t0 = time.perf_counter()
+    loss_name = resolve_loss_name(cfg.training.loss if cfg.training else "auto", info.output_kind)
+    loss_fn = make_loss(loss_name, info.output_kind, data.positive_index, None)
+    predictions: dict[str, Predictions] = {}
+    for name, split in data.splits.items():
+        done = [0]
+
+        def on_batch(batch: int, name: str = name, total: int = split.n, done: list[int] = done) -> None:
+            done[0] += batch
+            progress.batches(name, done[0], total)
+
+        predictions[name] = evaluate(
+            model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
+            threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
+            device=prepared.device, on_batch=on_batch,
+        )
+    metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
+    curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold)}
+    timing["evaluate"] = time.perf_counter() - t0
+
+    progress.stage("running checks")
+    t0 = time.perf_counter()
+    context = CheckContext(
+        task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
+        threshold=cfg.model.threshold, batch_size=cfg.data.batch_size,
+    )
+    results = run_checks(context, cfg.checks)
+    timing["checks"] = time.perf_counter() - t0
+
+    environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
+    report = Report(
+        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=info.to_dict(),
+        training=training.to_dict() if training else None, metrics=metrics, checks=results, curves=curves,
+        config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()},
+    )
+    return report, prepared
+
+
+def default_out_dir(name: str) -> Path:
+    """reports/<name>, with the name made safe for a folder."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name).strip(".-") or "report"
+    return Path("reports") / safe
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def run(
+    loaded: LoadedConfig,
+    *,
+    out_dir: Path | None = None,
+    formats: list[str] | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], Any] = utc_now,
+) -> RunOutcome:
+    """Run the pipeline and write the report files (and model.pt after training) atomically."""
+    from reportgen.output import write_reports
+
+    progress = progress or SilentProgress()
+    cfg = loaded.config
+    report, prepared = execute(loaded, progress=progress, clock=clock)
+    target = out_dir or default_out_dir(cfg.name)
+    chosen = formats or list(cfg.report.formats)
+    template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
+    progress.stage(f"writing {', '.join(chosen)} to {target}")
+    t0 = time.perf_counter()
+    model_bytes = state_dict_bytes(prepared.model) if cfg.training is not None and cfg.training.save_checkpoint else None
+    written = list(write_reports(report, target, chosen, template_dir=template_dir))
+    if model_bytes is not None:
+        write_atomically(target / "model.pt", model_bytes)
+        written.append(target / "model.pt")
+    progress.stage(f"rendered in {time.perf_counter() - t0:.1f} s")
+    return RunOutcome(report=report, out_dir=target, written=tuple(written))
