@@ -169,7 +169,7 @@ def execute(
             device=prepared.device, on_batch=on_batch,
         )
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
-    curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold)}
+    curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
     timing["evaluate"] = time.perf_counter() - t0
 
     progress.stage("running checks")
