@@ -1,3 +1,451 @@
-"""Checks of the data family."""
+"""Checks of the data family: integrity, leakage between splits, label problems, class balance."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reportgen.checks import fingerprints
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.context import CheckContext
+from reportgen.types import SPLIT_ORDER, SplitData
+
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+MAX_EXAMPLES = 10
+LEAKAGE_MAX_ROWS = 200_000
+
+
+def _pct(share: float) -> str:
+    """A share as a percentage with sensible precision."""
+    value = 100.0 * share
+    if value == 0 or value >= 10:
+        return f"{value:.1f}%"
+    return f"{value:.2g}%" if value < 1 else f"{value:.1f}%"
+
+
+def _row_ids(split: SplitData, index: np.ndarray) -> list[int]:
+    """Row numbers for evidence: the source file's rows when known, else positions in the split."""
+    if split.source_rows is not None:
+        return [int(r) for r in np.asarray(split.source_rows)[index]]
+    return [int(i) for i in index]
+
+
+def _splits(ctx: CheckContext) -> list[SplitData]:
+    """The bundle's splits in train, val, test order."""
+    return [ctx.data.splits[name] for name in SPLIT_ORDER if name in ctx.data.splits]
+
+
+def _fingerprints(ctx: CheckContext, split: SplitData) -> fingerprints.SplitFingerprints:
+    return fingerprints.for_split(ctx.cache, split, ctx.batch_size)
+
+
+def _join(parts: list[str]) -> str:
+    return "; ".join(parts)
+
+
+@register
+class DataIntegrity(Check):
+    spec = CheckSpec(
+        id="data_integrity",
+        title="Data integrity",
+        family="data",
+        detects="Broken inputs: non-finite feature values, labels outside the known classes, empty splits, "
+        "splits holding a single class, and test classes too small to measure.",
+        how_to_read="Each split is scanned for values the model cannot use (NaN or infinity) and labels that "
+        "name no known class; any of these makes every other number in the report unreliable. A class with "
+        "fewer test samples than the minimum support still gets a recall, but from so few cases that it "
+        "means little, so that is reported as a warning.",
+        default_severity="error",
+        params=(
+            Param("min_class_support", 10, "A test class (or split) with fewer samples than this is too small to measure."),
+        ),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        min_support = int(settings.params["min_class_support"])
+        classification = ctx.task in CLASSIFICATION
+        num_classes = ctx.data.num_classes
+        violations: list[str] = []
+        concerns: list[str] = []
+        per_split: dict[str, Any] = {}
+        for split in _splits(ctx):
+            info: dict[str, Any] = {"n": split.n}
+            per_split[split.name] = info
+            if split.n == 0:
+                violations.append(f"the {split.name} split is empty")
+                continue
+            prints = _fingerprints(ctx, split)
+            info["nonfinite_values"] = prints.nonfinite_values
+            info["nonfinite_samples"] = prints.nonfinite_rows
+            if prints.nonfinite_values:
+                violations.append(
+                    f"{split.name} has {prints.nonfinite_values} non-finite input values in {prints.nonfinite_rows} samples"
+                )
+            labels = np.asarray(split.labels)
+            if classification:
+                as_float = labels.astype(np.float64, copy=False)
+                valid = np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 0) & (as_float < num_classes)
+                bad = int((~valid).sum())
+                info["labels_out_of_range"] = bad
+                if bad:
+                    violations.append(f"{split.name} has {bad} labels outside 0..{num_classes - 1}")
+                counts = np.bincount(labels[valid].astype(np.int64), minlength=num_classes)
+                present = [ctx.classes[i] for i in np.flatnonzero(counts)]
+                info["classes_present"] = len(present)
+                if len(present) == 1:
+                    text = f"{split.name} holds a single class ({present[0]!r})"
+                    (concerns if split.name == "val" else violations).append(text)
+                if split.name == ctx.evaluation_split():
+                    small = {ctx.classes[i]: int(c) for i, c in enumerate(counts) if c < min_support}
+                    info["class_support"] = {ctx.classes[i]: int(c) for i, c in enumerate(counts)}
+                    if small and len(present) > 1:
+                        listed = ", ".join(f"{name!r} {count}" for name, count in small.items())
+                        concerns.append(
+                            f"test classes under {min_support} samples ({listed}) have recalls that cannot be measured reliably"
+                        )
+            else:
+                bad = int((~np.isfinite(labels.astype(np.float64, copy=False))).sum())
+                info["nonfinite_targets"] = bad
+                if bad:
+                    violations.append(f"{split.name} has {bad} non-finite targets")
+            if split.n < min_support:
+                concerns.append(f"the {split.name} split has only {split.n} samples")
+        evidence = {"splits": per_split, "violations": violations, "concerns": concerns, "min_class_support": min_support}
+        problems = len(violations) + len(concerns)
+        if violations:
+            return Finding("violation", problems, f"Broken data: {_join(violations + concerns)}.", evidence)
+        if concerns:
+            return Finding("concern", problems, f"Data too thin to judge: {_join(concerns)}.", evidence)
+        sizes = ", ".join(f"{name} {info['n']}" for name, info in per_split.items())
+        return Finding("ok", 0, f"All inputs are finite and every label is a known class ({sizes} samples).", evidence)
+
+
+def _pair_evidence(ctx: CheckContext, query: SplitData, reference: SplitData) -> dict[str, Any]:
+    """How many samples of ``query`` also occur in ``reference``, with example row pairs."""
+    matches = fingerprints.match(_fingerprints(ctx, reference), _fingerprints(ctx, query))
+    found = matches.found
+    count = int(found.sum())
+    exact = int((found & matches.exact).sum())
+    hits = np.flatnonzero(found)[:MAX_EXAMPLES]
+    query_rows = _row_ids(query, hits)
+    reference_rows = _row_ids(reference, matches.index[hits])
+    return {
+        "count": count,
+        "share": count / query.n if query.n else 0.0,
+        "n": query.n,
+        "exact": exact,
+        "normalised": count - exact,
+        "examples": [
+            {f"{query.name}_row": q, f"{reference.name}_row": r} for q, r in zip(query_rows, reference_rows)
+        ],
+    }
+
+
+@register
+class TrainTestOverlap(Check):
+    spec = CheckSpec(
+        id="train_test_overlap",
+        title="Train/test overlap",
+        family="data",
+        detects="Test (and validation) samples whose inputs also occur in the training data, which inflates "
+        "every test score.",
+        how_to_read="Every sample is fingerprinted by its exact values and by its values rounded to about five "
+        "significant digits, so copies that were merely reformatted still match. The value is the share of "
+        "test samples that the model already saw in training; anything above zero means the test score "
+        "partly measures memory rather than generalisation.",
+        default_severity="error",
+        threshold_key="max",
+        default_threshold=0.0,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        splits = ctx.data.splits
+        train, test, val = splits["train"], splits.get("test"), splits.get("val")
+        if test is None:
+            return Finding.skip("there is no test split to compare with train")
+        pairs = {"test_in_train": _pair_evidence(ctx, test, train)}
+        if val is not None:
+            pairs["val_in_train"] = _pair_evidence(ctx, val, train)
+            pairs["test_in_val"] = _pair_evidence(ctx, test, val)
+        main = pairs["test_in_train"]
+        value = main["share"]
+        evidence = {
+            "pairs": pairs,
+            "rows": "source file rows" if test.source_rows is not None else "positions within each split",
+        }
+        how = f"{main['exact']} identical, {main['normalised']} equal after rounding"
+        if not meets_threshold(value, settings.threshold, False):
+            first = main["examples"][0] if main["examples"] else {}
+            example = f" (e.g. test row {first.get('test_row')} = train row {first.get('train_row')})" if first else ""
+            return Finding(
+                "violation", value,
+                f"{main['count']} of {main['n']} test samples ({_pct(value)}) also occur in train ({how}){example}, "
+                f"above the {_pct(settings.threshold)} limit.",
+                evidence,
+            )
+        others = [(name, p) for name, p in pairs.items() if name != "test_in_train" and p["count"]]
+        if others:
+            listed = ", ".join(f"{p['count']} of {p['n']} {name.replace('_in_', ' samples in ')}" for name, p in others)
+            return Finding(
+                "concern", value,
+                f"Test and train share {main['count']} samples, but {listed}, which biases model selection.",
+                evidence,
+            )
+        return Finding("ok", value, f"None of the {main['n']} test samples occurs in train ({how}).", evidence)
+
+
+@register
+class ConflictingLabels(Check):
+    spec = CheckSpec(
+        id="conflicting_labels",
+        title="Conflicting labels",
+        family="data",
+        detects="Identical inputs that carry different labels, within train or across splits.",
+        how_to_read="Samples whose inputs are the same (after rounding to about five significant digits) should "
+        "have the same label; when they do not, the labels are noisy or the inputs miss the information that "
+        "decides the label. The value counts such groups; no model can get all members of a group right.",
+        default_severity="warning",
+        threshold_key="max",
+        default_threshold=0.0,
+        tasks=CLASSIFICATION,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        splits = [s for s in _splits(ctx) if s.n]
+        hashes = np.concatenate([_fingerprints(ctx, s).norm for s in splits])
+        labels = np.concatenate([np.asarray(s.labels, dtype=np.int64) for s in splits])
+        split_id = np.concatenate([np.full(s.n, i, dtype=np.int64) for i, s in enumerate(splits)])
+        position = np.concatenate([np.arange(s.n) for s in splits])
+        codes, uniques = pd.factorize(hashes)
+        c = max(ctx.data.num_classes, int(labels.max(initial=0)) + 1)
+        label_pairs = pd.unique(codes.astype(np.int64) * c + labels)
+        labels_per_group = np.bincount(label_pairs // c, minlength=len(uniques))
+        conflicting = np.flatnonzero(labels_per_group > 1)
+        evidence: dict[str, Any] = {"groups": int(conflicting.size), "within_train": 0, "across_splits": 0,
+                                    "within_other_split": 0, "samples": 0, "examples": []}
+        if conflicting.size:
+            member = np.isin(codes, conflicting)
+            frame = pd.DataFrame({"group": codes[member], "split": split_id[member], "label": labels[member],
+                                  "position": position[member]})
+            per_group = frame.groupby("group", sort=False)["split"].agg(["nunique", "min"])
+            train_id = next((i for i, s in enumerate(splits) if s.name == "train"), -1)
+            across = int((per_group["nunique"] > 1).sum())
+            within_train = int(((per_group["nunique"] == 1) & (per_group["min"] == train_id)).sum())
+            evidence.update(within_train=within_train, across_splits=across,
+                            within_other_split=int(conflicting.size) - across - within_train, samples=int(member.sum()))
+            for group, rows in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
+                samples = []
+                for split_index, label, pos in rows[["split", "label", "position"]].head(6).itertuples(index=False):
+                    split = splits[split_index]
+                    samples.append({"split": split.name, "row": _row_ids(split, np.array([pos]))[0],
+                                    "label": ctx.classes[label] if 0 <= label < len(ctx.classes) else str(label)})
+                evidence["examples"].append({"size": int(len(rows)), "samples": samples})
+        value = int(conflicting.size)
+        if not meets_threshold(value, settings.threshold, False):
+            return Finding(
+                "violation", value,
+                f"{value} groups of identical inputs carry different labels ({evidence['within_train']} within train, "
+                f"{evidence['across_splits']} across splits, {evidence['samples']} samples in all).",
+                evidence,
+            )
+        return Finding("ok", value, f"No identical inputs carry different labels across {len(labels)} samples.", evidence)
+
+
+def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | None:
+    """Separation of the classes by one feature: ROC AUC (binary) or mean one-vs-one AUC (multiclass).
+
+    Each AUC is folded to max(AUC, 1 - AUC), so the direction does not matter. The one-vs-one mean is
+    1.0 exactly when sorting by the feature puts the classes into disjoint intervals, in any order.
+    Ties count one half. One sort per feature: O(n log n).
+    """
+    finite = np.isfinite(x)
+    if not finite.all():
+        x, y = x[finite], y[finite]
+    values, inverse = np.unique(x, return_inverse=True)
+    counts = np.bincount(inverse * num_classes + y, minlength=values.size * num_classes).reshape(values.size, num_classes)
+    counts = counts.astype(np.float64)
+    below = np.cumsum(counts, axis=0) - counts
+    wins = counts.T @ (below + 0.5 * counts)  # wins[i, j]: pairs (a in i, b in j) with x_a > x_b
+    sizes = counts.sum(axis=0)
+    scores = []
+    for i in range(num_classes):
+        for j in range(i + 1, num_classes):
+            if sizes[i] and sizes[j]:
+                auc = wins[i, j] / (sizes[i] * sizes[j])
+                scores.append(max(auc, 1.0 - auc))
+    return float(np.mean(scores)) if scores else None
+
+
+@register
+class TargetLeakage(Check):
+    spec = CheckSpec(
+        id="target_leakage",
+        title="Target leakage",
+        family="data",
+        detects="A single input feature that on its own predicts the label almost perfectly, which usually "
+        "means the label leaked into the inputs.",
+        how_to_read="Each feature is scored alone on the training data: by ROC AUC for classification (1.0 "
+        "means the feature sorts the classes perfectly, 0.5 means it carries no information) and by the "
+        "absolute correlation with the target for regression. Real predictive features rarely exceed the "
+        "limit on their own; one that does is usually a copy, an encoding or a consequence of the label.",
+        default_severity="error",
+        threshold_key="max",
+        default_threshold=0.99,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        train = ctx.data.splits["train"]
+        names = ctx.data.feature_names
+        if train.features is None or names is None:
+            return Finding.skip("the inputs are not a table of named features")
+        X = np.asarray(train.features)
+        y = np.asarray(train.labels)
+        n_total = X.shape[0]
+        if n_total < 2:
+            return Finding.skip("the train split has fewer than 2 samples")
+        rows = np.arange(n_total)
+        if n_total > LEAKAGE_MAX_ROWS:
+            rows = np.sort(np.random.default_rng(0).choice(n_total, LEAKAGE_MAX_ROWS, replace=False))
+            X, y = X[rows], y[rows]
+        if ctx.task == "regression":
+            kind = "abs_pearson_r"
+            scores = self._correlations(X, y)
+        else:
+            kind = "roc_auc" if ctx.task == "binary" else "mean_one_vs_one_auc"
+            y = y.astype(np.int64)
+            scores = [_rank_auc_scores(X[:, j].astype(np.float64), y, ctx.data.num_classes) for j in range(X.shape[1])]
+        ranked = sorted(((s, names[j]) for j, s in enumerate(scores) if s is not None), key=lambda t: -t[0])
+        evidence = {
+            "score": kind,
+            "features": [{"name": name, "score": score} for score, name in ranked[:5]],
+            "rows_used": int(X.shape[0]),
+            "rows_total": int(n_total),
+            "subsampled": bool(X.shape[0] < n_total),
+        }
+        if not ranked:
+            return Finding.skip("no feature varies enough to be scored")
+        best, best_name = ranked[0]
+        label = {"abs_pearson_r": "|r| with the target", "roc_auc": "ROC AUC",
+                 "mean_one_vs_one_auc": "mean one-vs-one AUC"}[kind]
+        sample = f" on a {X.shape[0]}-row sample of train" if evidence["subsampled"] else " on train"
+        if not meets_threshold(best, settings.threshold, False):
+            flagged = [name for score, name in ranked if score > settings.threshold]
+            return Finding(
+                "violation", best,
+                f"Feature {best_name!r} alone reaches {label} {best:.4f}{sample}, above the {settings.threshold:g} "
+                f"limit ({len(flagged)} feature{'s' if len(flagged) != 1 else ''} over it): check it is not derived from the label.",
+                evidence,
+            )
+        return Finding("ok", best, f"The strongest single feature, {best_name!r}, reaches {label} {best:.4f}{sample}, "
+                       f"within the {settings.threshold:g} limit.", evidence)
+
+    @staticmethod
+    def _correlations(X: np.ndarray, y: np.ndarray) -> list[float | None]:
+        """|Pearson r| of each column with the target; None for a constant column."""
+        X = X.astype(np.float64)
+        y = y.astype(np.float64)
+        keep = np.isfinite(X).all(axis=1) & np.isfinite(y)
+        X, y = X[keep], y[keep]
+        xc = X - X.mean(axis=0)
+        yc = y - y.mean()
+        denominator = np.sqrt((xc * xc).sum(axis=0) * float(yc @ yc))
+        r = np.divide(xc.T @ yc, denominator, out=np.zeros(X.shape[1]), where=denominator > 0)
+        return [float(abs(v)) if d > 0 else None for v, d in zip(r, denominator)]
+
+
+@register
+class ClassImbalance(Check):
+    spec = CheckSpec(
+        id="class_imbalance",
+        title="Class imbalance",
+        family="data",
+        detects="A class so rare in the training data that accuracy says little about how it is handled.",
+        how_to_read="The value is the smallest class's share of the training data divided by the share it would "
+        "have if all classes were equally common (1.0 = perfectly balanced; 0.2 in a two-class problem = a 10% "
+        "minority). Below the limit, a model can score high accuracy while ignoring the rare class, so read "
+        "balanced accuracy and per-class recall instead.",
+        default_severity="warning",
+        threshold_key="min",
+        default_threshold=0.2,
+        tasks=CLASSIFICATION,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        counts = ctx.data.class_counts("train")
+        total = sum(counts.values())
+        if total == 0:
+            return Finding.skip("the train split is empty")
+        c = len(counts)
+        shares = {name: count / total for name, count in counts.items()}
+        minority = min(shares, key=shares.get)
+        majority = max(shares, key=shares.get)
+        ratio = counts[majority] / counts[minority] if counts[minority] else None
+        value = shares[minority] * c
+        evidence = {
+            "per_class": {name: {"count": counts[name], "share": shares[name]} for name in counts},
+            "minority_class": minority,
+            "minority_share": shares[minority],
+            "majority_class": majority,
+            "imbalance_ratio": ratio,
+            "balanced_share": 1.0 / c,
+        }
+        ratio_text = f"{ratio:.1f}:1" if ratio is not None else "no samples"
+        if not meets_threshold(value, settings.threshold, True):
+            return Finding(
+                "violation", value,
+                f"Class {minority!r} is {_pct(shares[minority])} of train ({counts[minority]} samples, majority/minority "
+                f"ratio {ratio_text}), {value:.2f} of a balanced share: accuracy will mislead, read balanced accuracy "
+                f"and per-class recall.",
+                evidence,
+            )
+        return Finding("ok", value, f"The rarest class {minority!r} is {_pct(shares[minority])} of train "
+                       f"({value:.2f} of a balanced share; majority/minority ratio {ratio_text}).", evidence)
+
+
+def _tvd(p: np.ndarray, q: np.ndarray) -> float:
+    return 0.5 * float(np.abs(p - q).sum())
+
+
+@register
+class LabelShift(Check):
+    spec = CheckSpec(
+        id="label_shift",
+        title="Label shift",
+        family="data",
+        detects="Class proportions that differ between the training and test data.",
+        how_to_read="The value is the total variation distance between the class mixes of train and test: the "
+        "share of samples that would have to change class to make the two mixes equal (0 = identical). A large "
+        "shift means test scores reflect a different population than the one the model learned from.",
+        default_severity="warning",
+        threshold_key="max",
+        default_threshold=0.1,
+        tasks=CLASSIFICATION,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        split_names = [s for s in ("train", "val", "test") if s in ctx.data.splits]
+        if "test" not in split_names or not ctx.data.splits["train"].n or not ctx.data.splits["test"].n:
+            return Finding.skip("train and test are both needed to compare class mixes")
+        shares = {}
+        for name in split_names:
+            counts = np.array(list(ctx.data.class_counts(name).values()), dtype=np.float64)
+            shares[name] = counts / counts.sum() if counts.sum() else counts
+        value = _tvd(shares["train"], shares["test"])
+        evidence: dict[str, Any] = {
+            "per_class": {cls: {f"{name}_share": float(shares[name][i]) for name in split_names}
+                          for i, cls in enumerate(ctx.classes)},
+            "tvd_train_test": value,
+        }
+        if "val" in shares and ctx.data.splits["val"].n:
+            evidence["tvd_train_val"] = _tvd(shares["train"], shares["val"])
+        moved = int(np.argmax(np.abs(shares["train"] - shares["test"])))
+        detail = (f"class {ctx.classes[moved]!r} is {_pct(shares['train'][moved])} of train and "
+                  f"{_pct(shares['test'][moved])} of test")
+        if not meets_threshold(value, settings.threshold, False):
+            return Finding("violation", value, f"The class mix shifts by {value:.3f} (total variation) between train "
+                           f"and test, above {settings.threshold:g}: {detail}.", evidence)
+        return Finding("ok", value, f"Train and test class mixes differ by {value:.3f} (total variation), within "
+                       f"{settings.threshold:g}; the largest difference: {detail}.", evidence)

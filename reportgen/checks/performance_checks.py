@@ -1,3 +1,308 @@
-"""Checks of the performance family."""
+"""Checks of the performance family: baselines, minority recall, overfitting, calibration, thresholds."""
 
 from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from reportgen import metrics as M
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.context import CheckContext
+from reportgen.types import Predictions
+
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+SMALL_SUPPORT = 30
+"""Below this many test samples a class's recall interval is too wide to trust a single number."""
+
+
+def _metrics(ctx: CheckContext, split: str) -> Mapping[str, Any]:
+    """The metric dictionary of a split: the run's own when present, else computed from predictions."""
+    found = ctx.metrics.get(split)
+    key = "balanced_accuracy" if ctx.task != "regression" else "rmse"
+    if found and key in found:
+        return found
+    cache_key = f"metrics:{split}"
+    if cache_key not in ctx.cache:
+        pred = ctx.predictions[split]
+        ctx.cache[cache_key] = (M.regression_metrics(pred) if ctx.task == "regression"
+                                else M.classification_metrics(pred, ctx.classes, ctx.positive_index))
+    return ctx.cache[cache_key]
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _prediction(ctx: CheckContext, split: str) -> Predictions | None:
+    return ctx.predictions.get(split)
+
+
+@register
+class BaselineComparison(Check):
+    spec = CheckSpec(
+        id="baseline_comparison",
+        title="Baseline comparison",
+        family="performance",
+        detects="A model that is no better than always predicting the most common class (the accuracy paradox), "
+        "or for regression no better than predicting the mean.",
+        how_to_read="A model that always answers the most common class can look very accurate when that class "
+        "dominates, while being useless. Balanced accuracy averages the hit rate of every class, so such a "
+        "baseline scores 1/number-of-classes; the value is how far the model's balanced accuracy rises above "
+        "that (for regression, R², where the mean predictor scores 0).",
+        default_severity="error",
+        threshold_key="min",
+        default_threshold=0.1,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        split = ctx.evaluation_split()
+        if split not in ctx.predictions:
+            return Finding.skip(f"there are no predictions on the {split} split")
+        m = _metrics(ctx, split)
+        if ctx.task == "regression":
+            r2 = m.get("r2")
+            if r2 is None:
+                return Finding.skip(f"R² is undefined: the {split} target is constant")
+            evidence = {"split": split, "r2": r2, "baseline_r2": 0.0, "rmse": m.get("rmse"), "baseline_rmse": m.get("target_std")}
+            verdict = "ok" if meets_threshold(r2, settings.threshold, True) else "violation"
+            tail = ("barely beats" if r2 >= 0 else "is worse than") if verdict == "violation" else "beats"
+            return Finding(verdict, r2, f"R² on {split} is {r2:.3f} (the mean predictor scores 0, minimum {settings.threshold:g}): "
+                           f"the model {tail} predicting the mean.", evidence)
+        train_counts = np.array(list(ctx.data.class_counts("train").values()))
+        majority = int(np.argmax(train_counts))
+        y = np.asarray(ctx.predictions[split].y_true, dtype=np.int64)
+        support = np.bincount(y, minlength=ctx.data.num_classes)
+        present = support > 0
+        baseline_accuracy = float(support[majority] / y.size) if y.size else 0.0
+        baseline_balanced = (1.0 / present.sum()) if present[majority] else 0.0
+        accuracy, balanced = m["accuracy"], m["balanced_accuracy"]
+        gain = balanced - baseline_balanced
+        evidence = {
+            "split": split,
+            "majority_class": ctx.classes[majority],
+            "model": {"accuracy": accuracy, "balanced_accuracy": balanced},
+            "baseline": {"accuracy": baseline_accuracy, "balanced_accuracy": baseline_balanced},
+            "gain": gain,
+        }
+        numbers = (f"accuracy {_pct(accuracy)} vs {_pct(baseline_accuracy)} for always predicting "
+                   f"{ctx.classes[majority]!r}, balanced accuracy {balanced:.3f} vs {baseline_balanced:.3f}")
+        if not meets_threshold(gain, settings.threshold, True):
+            if accuracy >= 0.9 or accuracy >= baseline_accuracy:
+                message = (f"The accuracy paradox: {numbers}, so the model gains only {gain:.3f} in balanced accuracy "
+                           f"over the majority-class baseline (minimum {settings.threshold:g}).")
+            else:
+                message = (f"The model barely beats always predicting the majority class: {numbers} "
+                           f"(gain {gain:.3f}, minimum {settings.threshold:g}).")
+            return Finding("violation", gain, message, evidence)
+        return Finding("ok", gain, f"The model beats the majority-class baseline by {gain:.3f} balanced accuracy ({numbers}).", evidence)
+
+
+@register
+class MinorityRecall(Check):
+    spec = CheckSpec(
+        id="minority_recall",
+        title="Minority-class recall",
+        family="performance",
+        detects="A model that misses most cases of the rare (or positive) class.",
+        how_to_read="Recall is the share of a class's real cases that the model finds. For two-class tasks the "
+        "value is the recall of the positive class; with more classes, the worst recall among the rarer "
+        "classes. The 95% interval shows how much that number could move by chance; it is wide when the test "
+        "set holds few cases of the class.",
+        default_severity="error",
+        threshold_key="min",
+        default_threshold=0.5,
+        tasks=CLASSIFICATION,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        split = ctx.evaluation_split()
+        if split not in ctx.predictions:
+            return Finding.skip(f"there are no predictions on the {split} split")
+        m = _metrics(ctx, split)
+        c = ctx.data.num_classes
+        per_class = []
+        for name in ctx.classes:
+            info = m["per_class"][name]
+            ci = info.get("recall_ci95")
+            if ci is None and info["support"]:
+                ci = M.wilson_interval(round(info["recall"] * info["support"]), info["support"])
+            per_class.append({"class": name, "recall": info["recall"], "support": int(info["support"]),
+                              "ci95": list(ci) if ci is not None else None})
+        if ctx.task == "binary":
+            candidates = [ctx.positive_index]
+            role = "positive class"
+        else:
+            counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.float64)
+            shares = counts / counts.sum()
+            candidates = [i for i in range(c) if shares[i] < 1.0 / c] or [int(np.argmin(shares))]
+            role = "minority class"
+        measurable = [i for i in candidates if per_class[i]["support"] > 0]
+        evidence = {"split": split, "per_class": per_class, "judged": [ctx.classes[i] for i in candidates]}
+        if not measurable:
+            return Finding.skip(f"the {split} split has no samples of the {role}")
+        worst = min(measurable, key=lambda i: per_class[i]["recall"])
+        row = per_class[worst]
+        recall, support, ci = row["recall"], row["support"], row["ci95"]
+        found = round(recall * support)
+        text = (f"recall of the {role} {row['class']!r} on {split} is {recall:.3f} ({found} of {support} found, "
+                f"95% CI {ci[0]:.2f}-{ci[1]:.2f}")
+        text += f"; wide because only {support} test cases)" if support < SMALL_SUPPORT else ")"
+        if not meets_threshold(recall, settings.threshold, True):
+            return Finding("violation", recall, f"The {text}, below the {settings.threshold:g} minimum.", evidence)
+        return Finding("ok", recall, f"The {text}, meeting the {settings.threshold:g} minimum.", evidence)
+
+
+@register
+class OverfitGap(Check):
+    spec = CheckSpec(
+        id="overfit_gap",
+        title="Overfitting gap",
+        family="performance",
+        detects="A model that scores much better on its training data than on held-out data (memorisation).",
+        how_to_read="The same metric is computed on the training data and on data the model never trained on "
+        "(validation, else test); the value is the difference. A large gap means the model learned the "
+        "training samples rather than a rule that carries over, so expect real-world scores near the held-out "
+        "one. For regression the value is the relative increase in RMSE from train to held-out.",
+        default_severity="error",
+        threshold_key="max",
+        default_threshold=0.1,
+        params=(
+            Param("metric", "balanced_accuracy", "Classification metric compared between train and held-out data.",
+                  choices=("balanced_accuracy", "accuracy", "f1", "f1_macro", "roc_auc")),
+        ),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        holdout = ctx.holdout_split()
+        missing = [s for s in ("train", holdout) if s not in ctx.predictions]
+        if missing:
+            return Finding.skip(f"there are no predictions on the {missing[0]} split")
+        train_m, hold_m = _metrics(ctx, "train"), _metrics(ctx, holdout)
+        if ctx.task == "regression":
+            train_rmse, hold_rmse = train_m["rmse"], hold_m["rmse"]
+            if train_rmse is None or hold_rmse is None:
+                return Finding.skip("RMSE is undefined on train or the held-out split")
+            floor = max(train_rmse, 1e-12 * max(1.0, abs(train_m.get("target_std") or 0.0)))
+            value = (hold_rmse - train_rmse) / floor
+            evidence = {"metric": "relative_rmse_gap", "train_split": "train", "holdout_split": holdout,
+                        "train": train_rmse, "holdout": hold_rmse, "gap": value}
+            numbers = f"RMSE {train_rmse:.4g} on train vs {hold_rmse:.4g} on {holdout} ({value:+.1%})"
+        else:
+            metric = settings.params["metric"]
+            train_v, hold_v = train_m.get(metric), hold_m.get(metric)
+            if train_v is None or hold_v is None:
+                return Finding.skip(f"{metric} is undefined on train or {holdout}")
+            value = train_v - hold_v
+            evidence = {"metric": metric, "train_split": "train", "holdout_split": holdout,
+                        "train": train_v, "holdout": hold_v, "gap": value}
+            numbers = f"{metric} {train_v:.3f} on train vs {hold_v:.3f} on {holdout} (gap {value:.3f})"
+        if not meets_threshold(value, settings.threshold, False):
+            return Finding("violation", value, f"The model overfits: {numbers}, above the {settings.threshold:g} limit.", evidence)
+        return Finding("ok", value, f"No worrying overfitting: {numbers}, within the {settings.threshold:g} limit.", evidence)
+
+
+@register
+class Calibration(Check):
+    spec = CheckSpec(
+        id="calibration",
+        title="Calibration",
+        family="performance",
+        detects="Predicted probabilities that do not match how often the predictions come true.",
+        how_to_read="Predictions are grouped into 15 bins by their stated probability, and each bin's average "
+        "probability is compared with how often it was actually right; the value (expected calibration error) "
+        "is the average gap, weighted by bin size. 0.1 means the stated probabilities are off by about 10 "
+        "percentage points on average, so they should not be read as real chances.",
+        default_severity="warning",
+        threshold_key="max",
+        default_threshold=0.1,
+        tasks=CLASSIFICATION,
+        params=(Param("bins", 15, "Number of equal-width probability bins."),),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        split = ctx.evaluation_split()
+        pred = _prediction(ctx, split)
+        if pred is None or pred.probs is None:
+            return Finding.skip(f"there are no class probabilities on the {split} split")
+        probs = np.asarray(pred.probs, dtype=np.float64)
+        if not np.isfinite(probs).all():
+            return Finding.skip(f"some {split} probabilities are not finite")
+        y = np.asarray(pred.y_true, dtype=np.int64)
+        if ctx.task == "binary":
+            confidence, outcome = probs[:, ctx.positive_index], y == ctx.positive_index
+            kind = f"probability of {ctx.classes[ctx.positive_index]!r} vs how often it is the class"
+        else:
+            confidence, outcome = probs.max(axis=1), probs.argmax(axis=1) == y
+            kind = "top-class confidence vs accuracy"
+        result = M.calibration_bins(confidence, outcome, n_bins=int(settings.params["bins"]))
+        ece = result["ece"]
+        if ece is None:
+            return Finding.skip(f"the {split} split is empty")
+        evidence = {"split": split, "kind": kind, "ece": ece, "bins": result["bins"]}
+        worst = max((b for b in result["bins"] if b["count"]), key=lambda b: abs(b["fraction_positive"] - b["mean_predicted"]))
+        detail = (f"worst bin {worst['lower']:.2f}-{worst['upper']:.2f}: predicted {worst['mean_predicted']:.2f}, "
+                  f"observed {worst['fraction_positive']:.2f} over {worst['count']} samples")
+        if not meets_threshold(ece, settings.threshold, False):
+            return Finding("violation", ece, f"Probabilities are miscalibrated on {split}: expected calibration error "
+                           f"{ece:.3f} above {settings.threshold:g} ({detail}).", evidence)
+        return Finding("ok", ece, f"Expected calibration error on {split} is {ece:.3f}, within {settings.threshold:g} ({detail}).", evidence)
+
+
+@register
+class ThresholdTradeoff(Check):
+    spec = CheckSpec(
+        id="threshold_tradeoff",
+        title="Decision threshold trade-off",
+        family="performance",
+        detects="How precision and recall trade off as the decision threshold moves, and whether a required "
+        "recall is reachable.",
+        how_to_read="A two-class model flags a case as positive when its score passes a threshold; lowering the "
+        "threshold finds more real positives (recall) at the cost of more false alarms (lower precision). The "
+        "value is the threshold with the best balance of the two (F1); compare it with the threshold in use.",
+        default_severity="info",
+        tasks=frozenset({"binary"}),
+        params=(Param("target_recall", None, "A recall the operating threshold must reach (0-1), or null."),),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        split = ctx.evaluation_split()
+        pred = _prediction(ctx, split)
+        if pred is None or pred.probs is None:
+            return Finding.skip(f"there are no class probabilities on the {split} split")
+        scores = np.asarray(pred.probs, dtype=np.float64)[:, ctx.positive_index]
+        if not np.isfinite(scores).all():
+            return Finding.skip(f"some {split} scores are not finite")
+        y = np.asarray(pred.y_true) == ctx.positive_index
+        sweep = M.threshold_sweep(y, scores, M.SWEEP_THRESHOLDS)
+        f1 = np.asarray(sweep["f1"])
+        best = int(np.argmax(f1))
+        best_t = sweep["thresholds"][best]
+        operating = M.threshold_sweep(y, scores, [ctx.threshold])
+        op = {k: operating[k][0] for k in ("precision", "recall", "f1", "predicted_positive")}
+        evidence: dict[str, Any] = {
+            "split": split, **sweep,
+            "best_f1_threshold": best_t, "best_f1": float(f1[best]),
+            "operating_threshold": ctx.threshold, "operating": op,
+        }
+        message = (f"F1 peaks at {f1[best]:.3f} at threshold {best_t:.2f} (precision {sweep['precision'][best]:.3f}, "
+                   f"recall {sweep['recall'][best]:.3f}); the operating threshold {ctx.threshold:g} gives precision "
+                   f"{op['precision']:.3f}, recall {op['recall']:.3f}")
+        target = settings.params.get("target_recall")
+        if target is None:
+            return Finding("ok", best_t, message + ".", evidence)
+        target = float(target)
+        if not 0.0 < target <= 1.0:
+            raise ValueError(f"target_recall must lie in (0, 1], not {target!r}")
+        recalls = np.asarray(sweep["recall"])
+        reaching = np.flatnonzero(recalls >= target)
+        if not reaching.size:
+            evidence["target"] = {"recall": target, "threshold": None, "precision": None}
+            return Finding("concern", best_t, message + f"; no threshold from 0.05 to 0.95 reaches the target recall "
+                           f"{target:g} (best {recalls.max():.3f}).", evidence)
+        at = int(reaching.max())
+        evidence["target"] = {"recall": target, "threshold": sweep["thresholds"][at],
+                              "precision": sweep["precision"][at], "achieved_recall": sweep["recall"][at]}
+        return Finding("ok", best_t, message + f"; the target recall {target:g} holds up to threshold "
+                       f"{sweep['thresholds'][at]:.2f}, with precision {sweep['precision'][at]:.3f} there.", evidence)

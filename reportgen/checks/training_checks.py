@@ -1,3 +1,193 @@
-"""Checks of the training family."""
+"""Checks of the training family: the loss curve, the initial loss and the first gradients."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
+
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.context import CheckContext
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@register
+class LossCurve(Check):
+    spec = CheckSpec(
+        id="loss_curve",
+        title="Loss curve",
+        family="training",
+        detects="Training that diverged (the loss became NaN or infinite), a model that is not learning, and "
+        "validation loss rising after its best epoch (the onset of overfitting).",
+        how_to_read="The loss measures how wrong the model is on the data it trains on and should fall over the "
+        "epochs. The value is the final training loss divided by the starting loss (the larger of the loss "
+        "before the first update and the first epoch's average); near 1 the model learned nothing. A "
+        "validation loss that keeps rising after its lowest point means the model started memorising.",
+        default_severity="error",
+        threshold_key="max",
+        default_threshold=0.9,
+        needs_training=True,
+        params=(Param("patience", 3, "Epochs of rising validation loss after its best that count as overfitting."),),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        training = ctx.training
+        assert training is not None
+        history = list(training.history)
+        patience = int(settings.params["patience"])
+        epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+        train_losses = [h.get("train_loss") for h in history]
+        evidence: dict[str, Any] = {
+            "epochs": epochs,
+            "train_loss": train_losses,
+            "val_loss": [h.get("val_loss") for h in history],
+            "init_loss": training.init_loss,
+            "first_nonfinite_loss": dict(training.first_nonfinite_loss) if training.first_nonfinite_loss else None,
+        }
+        bad_epoch = next((e for e, v in zip(epochs, train_losses) if v is not None and not _finite(v)), None)
+        if training.first_nonfinite_loss or bad_epoch is not None:
+            where = training.first_nonfinite_loss or {"epoch": bad_epoch}
+            step = f", step {where['step']}" if "step" in where else ""
+            last_good = [v for v in train_losses if _finite(v)]
+            before = f" (last finite epoch loss {last_good[-1]:.4g})" if last_good else ""
+            return Finding("violation", None, f"Training diverged: the loss became non-finite at epoch {where.get('epoch')}"
+                           f"{step}{before}; lower the learning rate or check the inputs.", evidence)
+        finite = [(e, v) for e, v in zip(epochs, train_losses) if _finite(v)]
+        if not finite:
+            return Finding.skip("the training history holds no training loss")
+        first_epoch, first = finite[0]
+        last_epoch, final = finite[-1]
+        start = max(first, training.init_loss) if _finite(training.init_loss) else first
+        if len(finite) < 2 and not _finite(training.init_loss):
+            return Finding.skip("one epoch and no initial loss: nothing to compare the final loss with")
+        ratio = final / start if start > 0 else (1.0 if final <= 0 else math.inf)
+        evidence.update(start_loss=start, final_loss=final, ratio=ratio)
+        if not meets_threshold(ratio, settings.threshold, False):
+            return Finding("violation", ratio, f"The model is not learning: the training loss went from {start:.4g} to "
+                           f"{final:.4g} by epoch {last_epoch} (ratio {ratio:.2f}, needs at most {settings.threshold:g}).",
+                           evidence)
+        summary = f"training loss fell from {start:.4g} to {final:.4g} (ratio {ratio:.2f})"
+        val = [(e, h.get("val_loss")) for e, h in zip(epochs, history) if _finite(h.get("val_loss"))]
+        if len(val) > patience:
+            best_epoch, best = min(val, key=lambda t: t[1])
+            after = [v for e, v in val if e > best_epoch]
+            evidence.update(best_val_epoch=best_epoch, best_val_loss=best, epochs_after_best=len(after))
+            if len(after) >= patience and after[-1] > best:
+                if training.stopped_early:
+                    evidence["restored_best_epoch"] = training.best_epoch
+                    return Finding("ok", ratio, f"The {summary}; validation loss was lowest at epoch {best_epoch} and early "
+                                   f"stopping kept that epoch's weights.", evidence)
+                return Finding("concern", ratio, f"Overfitting from epoch {best_epoch}: validation loss rose from {best:.4g} "
+                               f"to {after[-1]:.4g} over the next {len(after)} epochs while the {summary}.", evidence)
+        return Finding("ok", ratio, f"The {summary} and validation loss shows no sustained rise.", evidence)
+
+
+@register
+class InitLoss(Check):
+    spec = CheckSpec(
+        id="init_loss",
+        title="Initial loss",
+        family="training",
+        detects="A model that starts training far more wrong than a neutral guess, a sign of a broken "
+        "initialisation, a mis-scaled output or a mismatched loss.",
+        how_to_read="Before any training, a sensibly initialised classifier spreads its probability evenly and "
+        "its loss is about ln(number of classes). The value is the measured first-batch loss divided by that "
+        "expectation; far above 1 means the model starts confidently wrong and training wastes its first steps "
+        "undoing that, or never recovers.",
+        default_severity="warning",
+        threshold_key="max",
+        default_threshold=3.0,
+        tasks=frozenset({"binary", "multiclass"}),
+        needs_training=True,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        training = ctx.training
+        assert training is not None
+        expected = training.expected_init_loss
+        if expected is None or not _finite(expected) or expected <= 0:
+            return Finding.skip("there is no expected initial loss to compare with")
+        init = training.init_loss
+        evidence = {"init_loss": init, "expected_init_loss": expected, "loss": training.loss_name}
+        if not _finite(init):
+            return Finding("violation", None, f"The loss before the first update is not finite ({init}); the expected "
+                           f"value is {expected:.3f}.", evidence)
+        ratio = init / expected
+        evidence["ratio"] = ratio
+        if not meets_threshold(ratio, settings.threshold, False):
+            return Finding("violation", ratio, f"The initial loss {init:.3f} is {ratio:.1f} times the {expected:.3f} of a "
+                           f"neutral start (limit {settings.threshold:g}): the model starts confidently wrong.", evidence)
+        return Finding("ok", ratio, f"The initial loss {init:.3f} is {ratio:.2f} times the {expected:.3f} of a neutral "
+                       f"start (limit {settings.threshold:g}).", evidence)
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape)) if shape else 1
+
+
+@register
+class GradientFlow(Check):
+    spec = CheckSpec(
+        id="gradient_flow",
+        title="Gradient flow",
+        family="training",
+        detects="Trainable parameters that receive no gradient (a layer built but never used), non-finite "
+        "gradients, and gradients that vanish before reaching the early layers.",
+        how_to_read="After the first training step each trainable parameter should have received a gradient, the "
+        "signal that tells it how to change. A parameter with none is never trained; a gradient millions of times "
+        "smaller than the largest one means that layer barely learns (vanishing gradients). Layers kept in a plain "
+        "Python list are not registered and do not appear at all, so compare the parameter count with what you "
+        "expect.",
+        default_severity="error",
+        needs_training=True,
+        params=(Param("min_ratio", 1e-5, "A gradient norm below this fraction of the largest one counts as vanishing."),),
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        training = ctx.training
+        assert training is not None
+        grads = list(training.gradients)
+        if not grads:
+            return Finding.skip("no gradients were recorded (training ran no backward pass)")
+        min_ratio = float(settings.params["min_ratio"])
+        layers = [{"name": g.name, "shape": list(g.shape), "parameters": _count(g.shape), "norm": g.norm,
+                   "received": g.received, "finite": g.finite} for g in grads]
+        no_grad = [g for g in grads if not g.received]
+        nonfinite = [g for g in grads if g.received and (not g.finite or g.norm is None or not math.isfinite(g.norm))]
+        healthy = [g for g in grads if g.received and g not in nonfinite]
+        largest = max((g.norm for g in healthy), default=0.0)
+        vanishing = [g for g in healthy if largest > 0 and g.norm < min_ratio * largest]
+        weakest = min((g.norm / largest for g in healthy), default=None) if largest > 0 else None
+        value = 0.0 if no_grad else weakest
+        total = sum(_count(g.shape) for g in grads)
+        unused = sum(_count(g.shape) for g in no_grad)
+        evidence = {
+            "layers": layers,
+            "no_gradient": [g.name for g in no_grad],
+            "vanishing": [g.name for g in vanishing],
+            "nonfinite": [g.name for g in nonfinite],
+            "largest_norm": largest,
+            "weakest_ratio": weakest,
+            "min_ratio": min_ratio,
+            "parameter_tensors": len(grads),
+            "parameters": total,
+            "parameters_without_gradient": unused,
+        }
+        if nonfinite:
+            names = ", ".join(g.name for g in nonfinite[:5])
+            return Finding("violation", None, f"{len(nonfinite)} of {len(grads)} parameter tensors got non-finite gradients "
+                           f"in the first step ({names}).", evidence)
+        if no_grad:
+            names = ", ".join(g.name for g in no_grad[:8]) + (", ..." if len(no_grad) > 8 else "")
+            return Finding("violation", value, f"{len(no_grad)} of {len(grads)} trainable parameter tensors ({unused} of "
+                           f"{total} parameters) received no gradient, so they are never trained: {names}.", evidence)
+        if vanishing:
+            first = min(vanishing, key=lambda g: g.norm)
+            return Finding("concern", value, f"Gradients vanish: {len(vanishing)} of {len(grads)} parameter tensors get less "
+                           f"than {min_ratio:g} of the largest gradient norm ({largest:.3g}); the weakest, {first.name}, "
+                           f"gets {first.norm:.3g} ({first.norm / largest:.1e} of it).", evidence)
+        ratio_text = f"; the weakest gets {weakest:.1e} of the largest norm" if weakest is not None else ""
+        return Finding("ok", value, f"All {len(grads)} trainable parameter tensors ({total} parameters) received finite "
+                       f"gradients{ratio_text}.", evidence)

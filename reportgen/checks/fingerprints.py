@@ -1,0 +1,225 @@
+"""Sample fingerprints: vectorised 64-bit hashes of every sample's model input, per split.
+
+Two kinds of hash are computed for each sample, in one streaming pass over the split:
+
+* ``exact``: the bytes of the preprocessed input (float32 as stored); equal only for bit-identical
+  inputs.
+* ``normalised`` (two of them, ``norm`` and ``norm_shifted``): every value is quantised to about 5
+  significant digits of the largest magnitude in its sample (a grid of 2**(e - 17) where 2**e bounds
+  the row's largest absolute value), so values that differ only by how they were formatted in a CSV
+  (``f"{v:.9g}"`` vs ``repr(v)``), by -0.0 vs 0.0 or by a float32 rounding step still agree. The grid
+  is relative to the row, not to each value, because standardisation turns formatting noise into an
+  absolute error; and it stays 6 bits coarser than float32 resolution (a 6-digit grid is only 3 bits
+  coarser, and then one float32 rounding step lands in another cell for a few percent of rows).
+  A value lying right on a grid boundary could still land in two cells, so a second hash uses a grid
+  shifted by half a cell; two samples count as the same when either normalised hash agrees.
+
+Hashing is linear in the data: rows are viewed as 64-bit words, each word is mixed with a
+per-position key through splitmix64 and the mixed words are summed (mod 2**64). Matching uses pandas'
+hash tables (``pd.factorize``), never pairwise distances. Seeds are fixed, so hashes are reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from reportgen.types import SplitData
+
+CACHE_PREFIX = "fingerprints:"
+GRID_BITS = 17
+"""Quantisation grid: 2**-17 of the power of two above the row's largest magnitude (~5 digits)."""
+_FEATURE_CHUNK = 65_536
+_NAN_CODE = np.int64(-(2**62))
+_POSINF_CODE = np.int64(2**62)
+_NEGINF_CODE = np.int64(-(2**62) + 1)
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class SplitFingerprints:
+    """Per-sample hashes of one split and what the streaming pass saw on the way."""
+
+    exact: np.ndarray
+    norm: np.ndarray
+    norm_shifted: np.ndarray
+    nonfinite_values: int
+    nonfinite_rows: int
+    width: int
+    """Number of values per sample (after flattening); -1 when samples differ in size."""
+
+
+def _splitmix(z: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    z = z ^ (z >> np.uint64(30))
+    z = z * _M1
+    z = z ^ (z >> np.uint64(27))
+    z = z * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+_KEY_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _position_keys(width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed random per-position xor keys and odd multipliers."""
+    cached = _KEY_CACHE.get((width, seed))
+    if cached is None:
+        rng = np.random.default_rng(seed)
+        keys = rng.integers(0, 2**63, size=width, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, size=width, dtype=np.uint64)
+        mult = rng.integers(0, 2**63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        cached = _KEY_CACHE[(width, seed)] = (keys, mult)
+    return cached
+
+
+def hash_words(words: np.ndarray, seed: int) -> np.ndarray:
+    """Hash each row of an (n, m) uint64 matrix to one uint64."""
+    n, m = words.shape
+    keys, mult = _position_keys(m, seed)
+    with np.errstate(over="ignore"):
+        mixed = _splitmix(words ^ keys) * mult
+        total = mixed.sum(axis=1, dtype=np.uint64) if m else np.zeros(n, dtype=np.uint64)
+        return _splitmix(total ^ (np.uint64(m) * _GOLDEN))
+
+
+def _bytes_as_words(rows: np.ndarray) -> np.ndarray:
+    """View an (n, d) array's rows as uint64 words, zero-padding each row to a multiple of 8 bytes."""
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(rows.shape[0], -1)
+    pad = (-raw.shape[1]) % 8
+    if pad:
+        raw = np.concatenate([raw, np.zeros((raw.shape[0], pad), dtype=np.uint8)], axis=1)
+    return np.ascontiguousarray(raw).view(np.uint64)
+
+
+def quantise(rows: np.ndarray, shifted: bool = False) -> np.ndarray:
+    """Integer codes of each value on a grid of ~5 significant digits of the row's largest magnitude.
+
+    Returns an (n, d + 1) int64 matrix: the codes and the row's binary exponent. -0.0 and 0.0 get
+    the same code; NaN and infinities get fixed codes.
+    """
+    x = np.asarray(rows, dtype=np.float64)
+    finite = np.isfinite(x)
+    safe = np.where(finite, x, 0.0)
+    row_max = np.abs(safe).max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    _, exponent = np.frexp(row_max)  # row_max < 2**exponent
+    exponent = np.where(row_max > 0, exponent, 0).astype(np.int64)
+    scaled = np.ldexp(safe, (GRID_BITS - exponent)[:, None])
+    codes = np.floor(scaled) if shifted else np.floor(scaled + 0.5)
+    codes = codes.astype(np.int64)
+    if not finite.all():
+        codes = np.where(np.isnan(x), _NAN_CODE, codes)
+        codes = np.where(np.isposinf(x), _POSINF_CODE, codes)
+        codes = np.where(np.isneginf(x), _NEGINF_CODE, codes)
+    return np.concatenate([codes, exponent[:, None]], axis=1)
+
+
+def _blocks(split: SplitData, batch_size: int) -> Iterator[np.ndarray]:
+    """Yield the split's inputs as (batch, values) arrays, flattening each sample."""
+    if split.features is not None:
+        features = split.features
+        for start in range(0, len(features), _FEATURE_CHUNK):
+            yield np.asarray(features[start:start + _FEATURE_CHUNK])
+        return
+    from reportgen.training import iterate_batches
+
+    for x, _ in iterate_batches(split, batch_size):
+        array = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+        yield array.reshape(array.shape[0], -1)
+
+
+def fingerprint_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exact, norm, norm_shifted) hashes of each row of a 2-d block."""
+    exact = hash_words(_bytes_as_words(block), seed=11)
+    norm = hash_words(quantise(block).view(np.uint64), seed=23)
+    shifted = hash_words(quantise(block, shifted=True).view(np.uint64), seed=37)
+    return exact, norm, shifted
+
+
+def compute(split: SplitData, batch_size: int) -> SplitFingerprints:
+    """Hash every sample of a split in one streaming pass."""
+    exact, norm, shifted = [], [], []
+    bad_values = bad_rows = 0
+    widths: set[int] = set()
+    for block in _blocks(split, batch_size):
+        if block.shape[0] == 0:
+            continue
+        widths.add(block.shape[1])
+        if np.issubdtype(block.dtype, np.floating):
+            finite = np.isfinite(block)
+            if not finite.all():
+                bad_values += int((~finite).sum())
+                bad_rows += int((~finite.all(axis=1)).sum())
+        e, a, b = fingerprint_block(block)
+        exact.append(e)
+        norm.append(a)
+        shifted.append(b)
+    empty = np.zeros(0, dtype=np.uint64)
+    return SplitFingerprints(
+        exact=np.concatenate(exact) if exact else empty,
+        norm=np.concatenate(norm) if norm else empty,
+        norm_shifted=np.concatenate(shifted) if shifted else empty,
+        nonfinite_values=bad_values,
+        nonfinite_rows=bad_rows,
+        width=widths.pop() if len(widths) == 1 else (-1 if widths else 0),
+    )
+
+
+def for_split(cache: dict, split: SplitData, batch_size: int) -> SplitFingerprints:
+    """Fingerprints of a split, computed once per run and kept in the check context's cache."""
+    key = CACHE_PREFIX + split.name
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = compute(split, batch_size)
+    return found
+
+
+def first_match(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each query hash, the index of its first occurrence in ``reference``, or -1. Linear time."""
+    n_ref = reference.size
+    if n_ref == 0 or query.size == 0:
+        return np.full(query.size, -1, dtype=np.int64)
+    codes, _ = pd.factorize(np.concatenate([reference, query]))
+    ref_codes, query_codes = codes[:n_ref], codes[n_ref:]
+    # factorize numbers values by first appearance, and the reference comes first: the codes seen
+    # in the reference are exactly 0..k-1, and their first positions are where a new code appears.
+    k = int(ref_codes.max()) + 1
+    running = np.maximum.accumulate(ref_codes)
+    new = np.r_[True, running[1:] > running[:-1]]
+    first_position = np.flatnonzero(new)
+    out = np.full(query.size, -1, dtype=np.int64)
+    hit = query_codes < k
+    out[hit] = first_position[query_codes[hit]]
+    return out
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Which samples of one split also occur in another."""
+
+    index: np.ndarray
+    """Per query sample: the reference index it matches (first occurrence), or -1."""
+    exact: np.ndarray
+    """Per query sample: True when the match is bit-identical."""
+
+    @property
+    def found(self) -> np.ndarray:
+        return self.index >= 0
+
+
+def match(reference: SplitFingerprints, query: SplitFingerprints) -> Matches:
+    """Match query samples against reference samples: exact bytes first, then normalised values."""
+    exact = first_match(reference.exact, query.exact)
+    index = exact.copy()
+    for ref_hash, query_hash in ((reference.norm, query.norm), (reference.norm_shifted, query.norm_shifted)):
+        missing = index < 0
+        if not missing.any():
+            break
+        found = first_match(ref_hash, query_hash[missing])
+        index[np.flatnonzero(missing)] = found
+    return Matches(index=index, exact=exact >= 0)
