@@ -1,0 +1,75 @@
+"""report.html: one self-contained page (inline CSS and SVG, no JavaScript, nothing fetched)."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+import reportgen
+from reportgen.errors import RunError
+from reportgen.render import view
+from reportgen.render.base import Renderer, RenderOptions
+
+if TYPE_CHECKING:
+    from reportgen.report import Report
+
+TEMPLATE = "report.html.j2"
+
+_cache: tuple[Any, RenderOptions, bytes] | None = None
+"""The last (report, options, html): the PDF renderer reuses the HTML of the same report."""
+
+
+def default_template_dir() -> Path:
+    """The built-in templates: ``reportgen/templates`` in a wheel, else the repo's ``templates/``."""
+    try:
+        packaged = importlib.resources.files("reportgen") / "templates"
+        if isinstance(packaged, Path) and packaged.is_dir():
+            return packaged
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - exotic loaders
+        pass
+    return Path(reportgen.__file__).resolve().parent.parent / "templates"
+
+
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """A Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name."""
+    search: list[Path] = []
+    if template_dir is not None:
+        template_dir = Path(template_dir)
+        if not template_dir.is_dir():
+            raise RunError(f"template_dir {template_dir} is not a folder")
+        search.append(template_dir)
+    search.append(default_template_dir())
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env
+
+
+def render_html(report: "Report", options: RenderOptions) -> bytes:
+    """Return the HTML report; the same report and options always give the same bytes."""
+    global _cache
+    cached = _cache
+    if cached is not None and cached[0] is report and cached[1] == options:
+        return cached[2]
+    env = environment(options.template_dir)
+    try:
+        template = env.get_template(TEMPLATE)
+        text = template.render(r=view.build(report))
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise RunError(f"template {TEMPLATE}: {exc.__class__.__name__}: {' '.join(str(exc).split())}") from exc
+    html = text.encode("utf-8")
+    _cache = (report, options, html)
+    return html
+
+
+RENDERER = Renderer(format="html", filename="report.html", render=render_html)

@@ -1,0 +1,20 @@
+"""results.json: the Report document, deterministic and strict JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from reportgen.render.base import Renderer, RenderOptions
+
+if TYPE_CHECKING:
+    from reportgen.report import Report
+
+
+def render_json(report: "Report", options: RenderOptions) -> bytes:
+    """Return ``report.to_dict()`` as indented, key-sorted JSON (NaN and infinity refused)."""
+    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+RENDERER = Renderer(format="json", filename="results.json", render=render_json)

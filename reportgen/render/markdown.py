@@ -1,0 +1,93 @@
+"""summary.md: a GitHub-flavoured summary for pull-request comments and job summaries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reportgen.render import fmt
+from reportgen.render.base import Renderer, RenderOptions
+
+if TYPE_CHECKING:
+    from reportgen.checks.base import CheckResult
+    from reportgen.report import Report
+
+MAX_CHARS = 60_000
+"""GitHub refuses comments of 65,536 characters or more; stay well under."""
+_BUDGET = MAX_CHARS - 2_000
+"""Room kept for the truncation notes and the footer."""
+
+EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️"}
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]~|#"})
+
+
+def md_text(text: object, limit: int = 300) -> str:
+    """Escape text for a GFM table cell or list item: one line, no markup, no raw HTML."""
+    line = fmt.one_line(fmt.xml_safe(text), limit)
+    line = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return line.translate(_MD_SPECIAL)
+
+
+def _status(check: "CheckResult") -> str:
+    return f"{EMOJI.get(check.status, '')} {fmt.STATUS_WORD.get(check.status, check.status.upper())}"
+
+
+def render_markdown(report: "Report", options: RenderOptions) -> bytes:
+    """Return the Markdown summary, always under 60,000 characters."""
+    verdict = "✅ PASS" if report.passed else "❌ FAIL"
+    counts = report.status_counts()
+    model = report.model.get("class_name") or report.model.get("kind") or "model"
+    parts: list[str] = [
+        f"## reportgen: {md_text(report.name, 200)} — {verdict}",
+        "",
+        f"**Verdict: {verdict}** · {len(report.checks)} checks: "
+        + ", ".join(f"{counts[s]} {w}" for s, w in (
+            ("fail", "failed"), ("error", "crashed"), ("warn", "warnings"), ("pass", "passed"), ("skip", "skipped")
+        ) if counts[s] or s in ("fail", "pass"))
+        + f" · {md_text(report.task)} · model {md_text(model, 100)}",
+        "",
+    ]
+
+    test = report.metrics.get("test") or {}
+    headline = fmt.headline_metrics(report.task, test)
+    if headline:
+        n = test.get("n")
+        parts += [f"**Test split{f' (n = {fmt.num(n)})' if n is not None else ''}:** "
+                  + " · ".join(f"{label} {fmt.num(value)}" for _, label, value in headline), ""]
+
+    used = sum(len(p) + 1 for p in parts)
+    blocking = report.blocking_checks()
+    if blocking:
+        parts += ["### Why the gate fails", ""]
+        shown = 0
+        for check in blocking:
+            line = f"- {_status(check)} **{md_text(check.title, 120)}** ({md_text(check.id, 80)}): {md_text(check.message)} — {md_text(fmt.comparison_text(check))}"
+            if shown >= 20 or used + len(line) > _BUDGET // 3:
+                parts.append(f"- … and {len(blocking) - shown} more blocking checks (see the full report).")
+                break
+            parts.append(line)
+            used += len(line) + 1
+            shown += 1
+        parts.append("")
+
+    parts += ["### Checks", "", "| Status | Check | Value | Threshold | Message |", "| --- | --- | ---: | ---: | --- |"]
+    used = sum(len(p) + 1 for p in parts)
+    ordered = report.checks_for_review()
+    for index, check in enumerate(ordered):
+        row = (f"| {_status(check)} | {md_text(check.title, 80)}<br>{md_text(check.id, 60)} | {md_text(fmt.value_text(check))} "
+               f"| {md_text(fmt.threshold_text(check))} | {md_text(check.message, 200)} |")
+        if used + len(row) + 1 > _BUDGET:
+            parts += ["", f"_Table truncated: {len(ordered) - index} of {len(ordered)} checks not shown "
+                          "to stay under GitHub's size limit; see report.html or results.json._"]
+            break
+        parts.append(row)
+        used += len(row) + 1
+    parts += ["", f"<sub>reportgen {md_text(report.environment.get('reportgen_version', ''), 40)} · "
+                  f"seed {md_text(report.environment.get('seed', '—'), 40)} · status is shown by word and emoji, "
+                  "never by colour alone</sub>", ""]
+    text = "\n".join(parts)
+    if len(text) >= MAX_CHARS:  # defensive: the budget above should make this unreachable
+        text = text[: MAX_CHARS - 100] + "\n\n_Summary truncated._\n"
+    return text.encode("utf-8")
+
+
+RENDERER = Renderer(format="md", filename="summary.md", render=render_markdown)

@@ -1,0 +1,468 @@
+"""Charts as small, deterministic, self-contained SVG strings (matplotlib, Agg backend).
+
+Every function takes plain report data and returns SVG markup, or None when the data is missing
+or unusable, so a report renders whatever parts of a run exist. Charts use the Okabe–Ito
+colour-blind-safe palette and also differ by line style and marker, so they read in grey print.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MAX_POINTS = 400
+"""Points per line after thinning: keeps SVGs small and the PDF fast."""
+MAX_SCATTER = 1500
+MAX_SERIES = 10
+MAX_CLASSES_ANNOTATED = 15
+MAX_CLASSES_MATRIX = 40
+MAX_LAYERS = 40
+
+RC = {
+    "svg.hashsalt": "reportgen",
+    "svg.fonttype": "none",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#d9d9d9",
+    "grid.linewidth": 0.6,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 4,
+    "figure.dpi": 72,
+    "path.simplify": True,
+}
+
+_BLUES = LinearSegmentedColormap.from_list("reportgen_blues", ["#f7fbff", "#0072B2"])
+
+
+def text(value: Any) -> str:
+    """A label safe for matplotlib: ``$`` would start mathtext, so escape it."""
+    return str(value).replace("$", r"\$")
+
+
+def short(value: Any, limit: int = 24) -> str:
+    """A label clipped for axes and legends."""
+    label = str(value)
+    return text(label if len(label) <= limit else label[: limit - 1] + "…")
+
+
+def numbers(values: Any) -> np.ndarray | None:
+    """A 1-D float array from a list (None becomes NaN); None when not a non-empty sequence."""
+    if not isinstance(values, (list, tuple)) or not values:
+        return None
+    try:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
+def thin(*arrays: np.ndarray, limit: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """Keep at most ``limit`` evenly spaced points (always the first and last)."""
+    n = len(arrays[0])
+    if n <= limit:
+        return arrays
+    index = np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    return tuple(a[index] for a in arrays)
+
+
+def style(i: int) -> dict[str, Any]:
+    """Colour, line style and marker of the i-th series."""
+    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "marker": MARKERS[i % len(MARKERS)]}
+
+
+@contextmanager
+def figure(width: float, height: float, ncols: int = 1) -> Iterator[tuple[Any, Any]]:
+    """A figure (inches) under the report's rcParams, always closed afterwards."""
+    with matplotlib.rc_context(RC):
+        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=True)
+        try:
+            yield fig, axes
+        finally:
+            plt.close(fig)
+
+
+_TAG = re.compile(r"<[^>]+>")
+_ID = re.compile(r'\bid="([^"]+)"')
+_URL = re.compile(r"url\(#([^)]+)\)")
+_HREF = re.compile(r'href="#([^"]+)"')
+
+
+def to_svg(fig: Any, name: str) -> str:
+    """Serialise ``fig`` as inline SVG: no XML prologue, no metadata, ids prefixed by ``name``.
+
+    Prefixing keeps the ids of several inline SVGs in one HTML page unique.
+    """
+    buffer = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight",
+                    pad_inches=0.05)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+    def fix(tag: re.Match[str]) -> str:
+        t = tag.group(0)
+        t = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', t)
+        t = _URL.sub(lambda m: f"url(#{prefix}-{m.group(1)})", t)
+        return _HREF.sub(lambda m: f'href="#{prefix}-{m.group(1)}"', t)
+
+    svg = _TAG.sub(fix, svg)
+    svg = svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{prefix}" ', 1)
+    return svg.strip()
+
+
+def _finish(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(text(title))
+    ax.set_xlabel(text(xlabel))
+    ax.set_ylabel(text(ylabel))
+
+
+# --- data -----------------------------------------------------------------------------------
+
+def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: str = "class-distribution") -> str | None:
+    """Grouped bars: share of each class per split (counts in the table next to it)."""
+    names = [s for s in splits if isinstance(splits[s], Mapping) and isinstance(splits[s].get("class_counts"), Mapping)]
+    if not names:
+        return None
+    classes = list(classes) or sorted({c for s in names for c in splits[s]["class_counts"]})
+    if not classes or len(classes) > MAX_CLASSES_MATRIX:
+        return None
+    x = np.arange(len(classes))
+    width = 0.8 / len(names)
+    hatches = ("", "//", "..", "xx")
+    with figure(max(4.5, min(9.0, 1.0 + 0.45 * len(classes) * len(names))), 2.8) as (fig, ax):
+        for i, split in enumerate(names):
+            counts = splits[split]["class_counts"]
+            total = sum(v for v in counts.values() if isinstance(v, (int, float))) or 1
+            shares = [float(counts.get(c, 0) or 0) / total for c in classes]
+            ax.bar(x + (i - (len(names) - 1) / 2) * width, shares, width, label=text(split),
+                   color=OKABE_ITO[i % len(OKABE_ITO)], hatch=hatches[i % len(hatches)], edgecolor="white",
+                   linewidth=0.5)
+        ax.set_xticks(x, [short(c, 16) for c in classes], rotation=30 if len(classes) > 6 else 0,
+                      ha="right" if len(classes) > 6 else "center")
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        ax.grid(axis="x", visible=False)
+        ax.legend(title="split", ncols=len(names))
+        _finish(ax, "Class distribution per split", "class", "share of split")
+        return to_svg(fig, name)
+
+
+# --- classification -----------------------------------------------------------------------
+
+def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> str | None:
+    """Two annotated heatmaps: counts, and rows normalised (each actual class sums to 100 %)."""
+    try:
+        counts = np.array(matrix, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        return None
+    k = counts.shape[0]
+    if k > MAX_CLASSES_MATRIX:
+        return None
+    labels = [short(c, 14) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    side = min(4.2, 1.6 + 0.32 * k)
+    annotate = k <= MAX_CLASSES_ANNOTATED
+    with figure(2 * side + 1.2, side + 0.5, ncols=2) as (fig, axes):
+        for ax, values, title, fmt_cell, vmax in (
+            (axes[0], counts, "Counts", lambda v: f"{int(v):,}", max(counts.max(), 1)),
+            (axes[1], normalised, "Row-normalised (recall per class)", lambda v: f"{v:.0%}", 1.0),
+        ):
+            ax.imshow(values / vmax if vmax else values, cmap=_BLUES, vmin=0, vmax=1, aspect="equal",
+                      interpolation="nearest")
+            ax.grid(False)
+            ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+            ax.set_yticks(range(k), labels)
+            if annotate:
+                for i in range(k):
+                    for j in range(k):
+                        share = values[i, j] / vmax if vmax else 0
+                        ax.text(j, i, fmt_cell(values[i, j]), ha="center", va="center",
+                                fontsize=8 if k <= 6 else 6, color="white" if share > 0.55 else "#1a1a1a",
+                                fontweight="bold" if i == j else "normal")
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            _finish(ax, title, "predicted class", "actual class")
+        fig.tight_layout()
+        return to_svg(fig, name)
+
+
+def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
+    """ROC and precision–recall side by side, with the operating threshold marked."""
+    roc, pr = curves.get("roc"), curves.get("pr")
+    op = curves.get("operating_point") if isinstance(curves.get("operating_point"), Mapping) else {}
+    fpr = numbers(roc.get("fpr")) if isinstance(roc, Mapping) else None
+    tpr = numbers(roc.get("tpr")) if isinstance(roc, Mapping) else None
+    rec = numbers(pr.get("recall")) if isinstance(pr, Mapping) else None
+    prec = numbers(pr.get("precision")) if isinstance(pr, Mapping) else None
+    have_roc = fpr is not None and tpr is not None and len(fpr) == len(tpr)
+    have_pr = rec is not None and prec is not None and len(rec) == len(prec)
+    if not (have_roc or have_pr):
+        return None
+    threshold = op.get("threshold")
+    op_label = f"operating point (threshold {threshold:.2f})" if isinstance(threshold, (int, float)) else "operating point"
+    with figure(8.0, 3.4, ncols=2) as (fig, axes):
+        ax = axes[0]
+        if have_roc:
+            f, t = thin(fpr, tpr)
+            auc = roc.get("auc")
+            ax.plot(f, t, color=OKABE_ITO[0], label=f"model (AUC {auc:.3f})" if isinstance(auc, (int, float)) else "model")
+            ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="chance")
+            if isinstance(op.get("fpr"), (int, float)) and isinstance(op.get("tpr"), (int, float)):
+                ax.plot([op["fpr"]], [op["tpr"]], linestyle="none", marker="D", markersize=7, color=OKABE_ITO[1],
+                        markeredgecolor="black", label=op_label)
+            ax.legend(loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no ROC data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        _finish(ax, "ROC curve", "false positive rate", "true positive rate (recall)")
+        ax = axes[1]
+        if have_pr:
+            r, p = thin(rec, prec)
+            auc = pr.get("auc")
+            ax.plot(r, p, color=OKABE_ITO[0], label=f"model (AP {auc:.3f})" if isinstance(auc, (int, float)) else "model")
+            prevalence = pr.get("prevalence")
+            if isinstance(prevalence, (int, float)):
+                ax.axhline(prevalence, color="#777777", linestyle="--", linewidth=1,
+                           label=f"chance (prevalence {prevalence:.2f})")
+            if isinstance(op.get("recall"), (int, float)) and isinstance(op.get("precision"), (int, float)):
+                ax.plot([op["recall"]], [op["precision"]], linestyle="none", marker="D", markersize=7,
+                        color=OKABE_ITO[1], markeredgecolor="black", label=op_label)
+            ax.legend(loc="lower left")
+        else:
+            ax.text(0.5, 0.5, "no precision–recall data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        _finish(ax, "Precision–recall curve", "recall", "precision")
+        fig.tight_layout()
+        return to_svg(fig, name)
+
+
+def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> str | None:
+    """One-vs-rest ROC curve per class (the first ten classes)."""
+    series = []
+    for cls, curve in per_class.items():
+        if not isinstance(curve, Mapping):
+            continue
+        fpr, tpr = numbers(curve.get("fpr")), numbers(curve.get("tpr"))
+        if fpr is not None and tpr is not None and len(fpr) == len(tpr):
+            series.append((cls, fpr, tpr, curve.get("auc")))
+    if not series:
+        return None
+    with figure(5.6, 3.8) as (fig, ax):
+        for i, (cls, fpr, tpr, auc) in enumerate(series[:MAX_SERIES]):
+            f, t = thin(fpr, tpr, limit=150)
+            label = f"{short(cls, 18)} (AUC {auc:.3f})" if isinstance(auc, (int, float)) else short(cls, 18)
+            ax.plot(f, t, label=label, markevery=max(1, len(f) // 8), markersize=3, **style(i))
+        ax.plot([0, 1], [0, 1], color="#777777", linestyle=":", linewidth=1, label="chance")
+        title = "ROC per class (one vs rest)"
+        if len(series) > MAX_SERIES:
+            title += f", first {MAX_SERIES} of {len(series)}"
+        ax.legend(loc="lower right", fontsize=7)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        _finish(ax, title, "false positive rate", "true positive rate")
+        return to_svg(fig, name)
+
+
+def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> str | None:
+    """Reliability diagram (fraction positive against mean predicted) over a count histogram."""
+    bins = calibration.get("bins") if isinstance(calibration, Mapping) else None
+    if not isinstance(bins, list) or not bins:
+        return None
+    rows = [b for b in bins if isinstance(b, Mapping)]
+    pred = numbers([b.get("mean_predicted") for b in rows])
+    frac = numbers([b.get("fraction_positive") for b in rows])
+    lower = numbers([b.get("lower") for b in rows])
+    upper = numbers([b.get("upper") for b in rows])
+    count = numbers([b.get("count", 0) for b in rows])
+    if pred is None or frac is None:
+        return None
+    ok = np.isfinite(pred) & np.isfinite(frac)
+    with matplotlib.rc_context(RC):
+        fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.6, 4.2), sharex=True,
+                                       gridspec_kw={"height_ratios": [3, 1]})
+    try:
+        with matplotlib.rc_context(RC):
+            ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="perfectly calibrated")
+            ax.plot(pred[ok], frac[ok], color=OKABE_ITO[0], marker="o", label="model")
+            ece = calibration.get("ece")
+            if isinstance(ece, (int, float)):
+                ax.text(0.03, 0.93, f"ECE = {ece:.3f}", transform=ax.transAxes, fontsize=8, va="top")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(-0.01, 1.01)
+            ax.legend(loc="lower right")
+            ax.set_title("Reliability diagram")
+            ax.set_ylabel("observed fraction positive")
+            if lower is not None and upper is not None and count is not None and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
+                hist.bar(lower, np.nan_to_num(count), width=upper - lower, align="edge", color=OKABE_ITO[5],
+                         edgecolor="white", linewidth=0.5)
+            hist.set_ylabel("samples")
+            hist.set_xlabel("mean predicted probability")
+            fig.tight_layout()
+            return to_svg(fig, name)
+    finally:
+        plt.close(fig)
+
+
+def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: str = "threshold-sweep") -> str | None:
+    """Precision, recall and F1 against the decision threshold, operating threshold marked."""
+    thresholds = numbers(sweep.get("thresholds")) if isinstance(sweep, Mapping) else None
+    if thresholds is None:
+        return None
+    series = [(key, numbers(sweep.get(key))) for key in ("precision", "recall", "f1")]
+    series = [(k, v) for k, v in series if v is not None and len(v) == len(thresholds)]
+    if not series:
+        return None
+    with figure(5.6, 3.2) as (fig, ax):
+        for i, (key, values) in enumerate(series):
+            t, v = thin(thresholds, values)
+            ax.plot(t, v, label=text("F1" if key == "f1" else key), markevery=max(1, len(t) // 10), **style(i))
+        if isinstance(operating_threshold, (int, float)):
+            ax.axvline(operating_threshold, color="black", linestyle=(0, (1, 1)), linewidth=1.2,
+                       label=f"operating threshold {operating_threshold:.2f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.01, 1.01)
+        ax.legend(loc="lower left", ncols=2)
+        _finish(ax, "Precision, recall and F1 vs threshold", "decision threshold", "score")
+        return to_svg(fig, name)
+
+
+# --- regression -----------------------------------------------------------------------------
+
+def predicted_vs_actual(scatter: Mapping[str, Any], name: str = "pred-vs-actual") -> str | None:
+    """Predicted against actual values with the identity line."""
+    y_true = numbers(scatter.get("y_true")) if isinstance(scatter, Mapping) else None
+    y_pred = numbers(scatter.get("y_pred")) if isinstance(scatter, Mapping) else None
+    if y_true is None or y_pred is None or len(y_true) != len(y_pred):
+        return None
+    ok = np.isfinite(y_true) & np.isfinite(y_pred)
+    y_true, y_pred = thin(y_true[ok], y_pred[ok], limit=MAX_SCATTER)
+    if len(y_true) == 0:
+        return None
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    with figure(4.4, 4.0) as (fig, ax):
+        ax.scatter(y_true, y_pred, s=8, alpha=0.55, color=OKABE_ITO[0], edgecolors="none", label="test samples",
+                   rasterized=False)
+        ax.plot([lo, hi], [lo, hi], color=OKABE_ITO[1], linestyle="--", linewidth=1.2, label="perfect prediction")
+        ax.legend(loc="upper left")
+        ax.set_aspect("equal", adjustable="datalim")
+        _finish(ax, "Predicted vs actual", "actual value", "predicted value")
+        return to_svg(fig, name)
+
+
+def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals") -> str | None:
+    """Histogram of residuals (prediction minus actual) from precomputed bins."""
+    edges = numbers(residuals.get("bin_edges")) if isinstance(residuals, Mapping) else None
+    counts = numbers(residuals.get("counts")) if isinstance(residuals, Mapping) else None
+    if edges is None or counts is None or len(edges) != len(counts) + 1:
+        return None
+    with figure(4.4, 3.0) as (fig, ax):
+        ax.bar(edges[:-1], np.nan_to_num(counts), width=np.diff(edges), align="edge", color=OKABE_ITO[0],
+               edgecolor="white", linewidth=0.4)
+        ax.axvline(0, color="black", linestyle="--", linewidth=1, label="zero error")
+        ax.legend(loc="upper right")
+        _finish(ax, "Residuals", "residual (predicted − actual)", "samples")
+        return to_svg(fig, name)
+
+
+# --- training -------------------------------------------------------------------------------
+
+def loss_history(history: Sequence[Mapping[str, Any]], best_epoch: Any, expected_init: Any = None,
+                 name: str = "loss-history") -> str | None:
+    """Train and validation loss per epoch, best epoch marked."""
+    return metric_history(history, "loss", best_epoch, expected_init=expected_init, name=name)
+
+
+def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch: Any,
+                   expected_init: Any = None, name: str = "metric-history") -> str | None:
+    """``train_<metric>`` and ``val_<metric>`` per epoch, best epoch marked."""
+    rows = [h for h in history if isinstance(h, Mapping)] if isinstance(history, (list, tuple)) else []
+    if not rows:
+        return None
+    epochs = numbers([h.get("epoch", i + 1) for i, h in enumerate(rows)])
+    series = []
+    for i, split in enumerate(("train", "val")):
+        values = numbers([h.get(f"{split}_{metric}") for h in rows])
+        if values is not None and np.isfinite(values).any():
+            series.append((split, values))
+    if not series or epochs is None:
+        return None
+    label = "loss" if metric == "loss" else metric.replace("_", " ")
+    with figure(5.0, 3.0) as (fig, ax):
+        for i, (split, values) in enumerate(series):
+            e, v = thin(epochs, values, limit=200)
+            ax.plot(e, v, label="train" if split == "train" else "validation", markevery=max(1, len(e) // 15),
+                    **style(i))
+        if isinstance(best_epoch, (int, float)) and not isinstance(best_epoch, bool):
+            ax.axvline(best_epoch, color="black", linestyle=(0, (1, 1)), linewidth=1.2,
+                       label=f"best epoch ({int(best_epoch)})")
+        if isinstance(expected_init, (int, float)) and not isinstance(expected_init, bool) and math.isfinite(expected_init):
+            ax.axhline(expected_init, color="#777777", linestyle="--", linewidth=0.8,
+                       label=f"expected initial loss ({expected_init:.3f})")
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        ax.legend(loc="best")
+        _finish(ax, f"{label.capitalize()} per epoch", "epoch", text(label))
+        return to_svg(fig, name)
+
+
+def gradient_norms(layers: Sequence[Mapping[str, Any]], name: str = "gradient-norms") -> str | None:
+    """Per-layer gradient norm on a log scale; layers without a finite gradient are labelled."""
+    rows = [g for g in layers if isinstance(g, Mapping)] if isinstance(layers, (list, tuple)) else []
+    if not rows:
+        return None
+    rows = rows[:MAX_LAYERS]
+    names = [short(g.get("name", f"layer {i}"), 32) for i, g in enumerate(rows)]
+    norms = numbers([g.get("norm") for g in rows])
+    if norms is None:
+        return None
+    positive = norms[np.isfinite(norms) & (norms > 0)]
+    floor = float(positive.min()) / 10 if len(positive) else 1e-8
+    with figure(6.2, max(1.6, 0.6 + 0.24 * len(rows))) as (fig, ax):
+        y = np.arange(len(rows))
+        for i, (g, norm) in enumerate(zip(rows, norms)):
+            received = g.get("received", True) is not False
+            finite = g.get("finite", True) is not False and math.isfinite(norm)
+            if received and finite and norm > 0:
+                ax.barh(i, norm, color=OKABE_ITO[0], height=0.7)
+            else:
+                why = "no gradient" if not received else ("non-finite" if not finite else "zero")
+                ax.barh(i, floor * 2, color="white", edgecolor=OKABE_ITO[1], hatch="////", height=0.7)
+                ax.text(floor * 3, i, f"  {why}", va="center", fontsize=7, color=OKABE_ITO[1], fontweight="bold")
+        ax.set_xscale("log")
+        ax.set_xlim(left=floor)
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        _finish(ax, "Gradient norm per layer (log scale)", "gradient L2 norm", "parameter")
+        return to_svg(fig, name)
