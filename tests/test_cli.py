@@ -1,0 +1,196 @@
+"""The CLI contract: exit codes, one-line errors on stderr, and no files left behind on bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reportgen import __version__
+from reportgen.cli import main
+
+from conftest import REPO, SAMPLES, cancer_config, read_results, write_config
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    """stderr holds exactly one line, starting with 'reportgen: error:', with each fragment."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("reportgen: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_passing_run_exits_0_and_writes_results(tmp_path: Path, cancer_config_path: Path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli("run", str(cancer_config_path), "--out", str(out_dir), "--quiet")
+    assert code == 0, out + err
+    assert out.startswith("PASS: cancer:")
+    assert err == ""
+    results = read_results(out_dir)
+    assert results["status"] == "pass"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["model.pt", "results.json"]
+
+
+def test_failing_gate_exits_1(tmp_path: Path, cancer_csv: Path):
+    document = cancer_config(cancer_csv, checks={"baseline_comparison": {"min": 0.99}})
+    code, out, _ = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 1
+    assert out.startswith("FAIL: cancer:") and "FAIL baseline_comparison" in out
+    assert read_results(tmp_path / "out")["status"] == "fail"
+
+
+def test_runtime_error_exits_3_with_one_line(tmp_path: Path, cancer_csv: Path):
+    (tmp_path / "flaky.py").write_text(
+        "import torch\n"
+        "class Flaky(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.fc = torch.nn.Linear(30, 1)\n"
+        "    def forward(self, x):\n"
+        "        if x.shape[0] > 2:\n"
+        "            raise RuntimeError('device fell over')\n"
+        "        return self.fc(x)\n",
+        encoding="utf-8",
+    )
+    document = cancer_config(cancer_csv, model={"kind": "python", "target": "flaky.py:Flaky"})
+    code, out, err = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 3
+    assert err.strip().splitlines() == ["reportgen: runtime error: RuntimeError: device fell over (rerun with --debug for the traceback)"]
+    assert not (tmp_path / "out").exists()
+
+
+def _wrong_output_model(folder: Path) -> dict:
+    (folder / "wide.py").write_text(
+        "import torch\nclass Wide(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__(); self.body = torch.nn.Linear(30, 8); self.fc = torch.nn.Linear(8, 1000)\n"
+        "    def forward(self, x):\n        return self.fc(torch.relu(self.body(x)))\n",
+        encoding="utf-8",
+    )
+    return {"kind": "python", "target": "wide.py:Wide"}
+
+
+BAD_INPUTS = {
+    "malformed_yaml": (lambda folder, csv: "name: x\ntask: [binary\n", ["malformed YAML at line"]),
+    "unknown_key": (lambda folder, csv: cancer_config(csv, trainig={"epochs": 2}), ["unknown key 'trainig' (did you mean 'training'?)"]),
+    "missing_file": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "path": "absent.csv"}), ["data.path: file not found", "absent.csv"]),
+    "missing_target": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "target": "diagnoses"}), ["column 'diagnoses' is not in cancer.csv", "did you mean 'diagnosis'?"]),
+    "label_not_in_classes": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "classes": ["benign", "cancer"], "positive_class": "cancer"}), ["label 'malignant' at data row", "is not one of the classes ['benign', 'cancer']"]),
+    "wrong_output_size": (lambda folder, csv: cancer_config(csv, model=_wrong_output_model(folder)), ["the model outputs 1000 values per sample", "model.head"]),
+    "empty_split": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "split": {"val": 0.0, "test": 0.0001}}), ["the test split is empty"]),
+    "unknown_check": (lambda folder, csv: cancer_config(csv, checks={"overfitting": {"max": 0.2}}), ["unknown check 'checks.overfitting'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path: Path, cancer_csv: Path, case: str):
+    make, fragments = BAD_INPUTS[case]
+    document = make(tmp_path, cancer_csv)
+    path = tmp_path / "config.yaml"
+    if isinstance(document, str):
+        path.write_text(document, encoding="utf-8")
+    else:
+        write_config(tmp_path, document)
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli("run", str(path), "--out", str(out_dir), "--quiet")
+    assert code == 2, err
+    assert_one_line_error(err, *fragments)
+    assert out == ""
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_nan_in_features_exits_2(tmp_path: Path, breast_cancer_frame):
+    frame = breast_cancer_frame.copy()
+    frame.loc[17, "mean_radius"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    path = write_config(tmp_path, cancer_config(tmp_path / "cancer.csv"))
+    code, _, err = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "cancer.csv: 1 empty or non-numeric cell, first in column 'mean_radius' at data row 18", "data.missing")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_model_outputs_exit_2(tmp_path: Path, cancer_csv: Path):
+    (tmp_path / "nanny.py").write_text(
+        "import torch\nclass Nanny(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__(); self.fc = torch.nn.Linear(30, 1)\n"
+        "    def forward(self, x):\n        return self.fc(x) * float('nan')\n",
+        encoding="utf-8",
+    )
+    document = cancer_config(cancer_csv, model={"kind": "python", "target": "nanny.py:Nanny"})
+    del document["training"]
+    code, _, err = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "the model produced non-finite outputs for")
+
+
+def test_set_overrides_and_format_option(tmp_path: Path, cancer_config_path: Path):
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli("run", str(cancer_config_path), "--out", str(out_dir), "--quiet", "--set", "training.epochs=2", "--set", "name=renamed", "--format", "json,md")
+    assert code in (0, 1), err
+    results = read_results(out_dir)
+    assert results["name"] == "renamed" and results["training"]["epochs_run"] == 2
+    assert (out_dir / "summary.md").is_file()
+    code, _, err = run_cli("run", str(cancer_config_path), "--format", "json,docx")
+    assert code == 2
+    assert_one_line_error(err, "unknown format 'docx'")
+
+
+def test_progress_goes_to_stderr_as_plain_lines_when_not_a_tty(tmp_path: Path, cancer_config_path: Path):
+    code, out, err = run_cli("run", str(cancer_config_path), "--out", str(tmp_path / "out"), "--set", "training.epochs=2")
+    assert code in (0, 1)
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("reportgen [") for line in lines)
+    assert any("epoch 2/2" in line for line in lines)
+    assert "\r" not in err
+
+
+def test_validate_checks_config_data_and_model_without_training(tmp_path: Path, cancer_config_path: Path):
+    code, out, err = run_cli("validate", str(cancer_config_path))
+    assert code == 0, err
+    assert out.startswith("OK: cancer: binary;") and "1 output(s) (sigmoid)" in out
+    code, _, err = run_cli("validate", str(cancer_config_path), "--set", "data.target=nope")
+    assert code == 2
+    assert_one_line_error(err, "column 'nope' is not in cancer.csv")
+
+
+def test_checks_lists_every_check_with_threshold_and_severity():
+    code, out, _ = run_cli("checks")
+    assert code == 0
+    for check_id in ("train_test_overlap", "baseline_comparison", "minority_recall", "overfit_gap", "gradient_flow", "loss_curve"):
+        assert check_id in out
+    code, out, _ = run_cli("checks", "--json")
+    rows = json.loads(out)
+    assert all(row["detects"] and row["severity"] in ("error", "warning", "info") for row in rows)
+
+
+def test_version_and_module_entry_point():
+    code, out, _ = run_cli("--version")
+    assert code == 0
+    completed = subprocess.run([sys.executable, "-m", "reportgen", "--version"], capture_output=True, text=True, cwd=REPO, check=False)
+    assert completed.returncode == 0
+    assert completed.stdout.strip() == f"reportgen {__version__}"
+    assert run_cli()[0] == 2
+
+
+def test_render_rebuilds_reports_from_results_json(tmp_path: Path, cancer_config_path: Path):
+    out_dir = tmp_path / "out"
+    run_cli("run", str(cancer_config_path), "--out", str(out_dir), "--quiet")
+    code, out, err = run_cli("render", str(out_dir / "results.json"), "--out", str(tmp_path / "again"), "--format", "md,junit")
+    assert code == 0, err
+    assert (tmp_path / "again" / "summary.md").is_file() and (tmp_path / "again" / "junit.xml").is_file()
+    code, _, err = run_cli("render", str(tmp_path / "none.json"), "--out", str(tmp_path / "x"))
+    assert code == 2
+    assert_one_line_error(err, "results file not found")

@@ -1,0 +1,30 @@
+"""The README's set-up commands: exactly two, and CI runs the same test command."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+
+def setup_commands() -> list[str]:
+    """The fenced one-line commands of the README's 'Set up' section."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```\n(.*?)```", section, flags=re.S)]
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    commands = setup_commands()
+    assert len(commands) == 2 and all("\n" not in c for c in commands)
+    main_job, tests = commands
+    assert "reportgen run sample_configs/" in main_job and "pip install -e ." in main_job
+    assert "pytest" in tests
+    ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci_lines
+
+
+def test_main_job_config_exists():
+    main_job = setup_commands()[0]
+    config = re.search(r"reportgen run (\S+)", main_job).group(1)
+    assert (REPO / config).is_file()
