@@ -50,6 +50,13 @@ def _wilson(k: int, n: int) -> list[float]:
     return [_r(max(0, centre - half)), _r(min(1, centre + half))]
 
 
+def _average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    order = np.argsort(-p, kind="stable")
+    hits = y[order]
+    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision_at * hits).sum() / max(1, hits.sum()))
+
+
 def _binary_metrics(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float) -> dict[str, Any]:
     pred = (p >= threshold).astype(int)
     tp = int(((pred == 1) & (y == 1)).sum()); tn = int(((pred == 0) & (y == 0)).sum())
@@ -73,7 +80,7 @@ def _binary_metrics(y: np.ndarray, p: np.ndarray, classes: list[str], threshold:
         "precision": _r(prec), "recall": _r(rec), "f1": _r(f1),
         "precision_macro": _r((prec + npv) / 2), "recall_macro": _r((rec + spec) / 2), "f1_macro": _r((f1 + f1_neg) / 2),
         "f1_weighted": _r((f1 * pos + f1_neg * (n - pos)) / n), "mcc": _r((tp * tn - fp * fn) / denom),
-        "roc_auc": _r(auc) if auc is not None else None, "pr_auc": _r(max(prec, 0.0) * 0.5 + _r(rec) * 0.0 + (auc or 0.5) * 0.5),
+        "roc_auc": _r(auc) if auc is not None else None, "pr_auc": _r(_average_precision(y, p)),
         "log_loss": _r(log_loss), "brier": _r(float(np.mean((p - y) ** 2))),
         "classes": classes, "confusion_matrix": [[tn, fp], [fn, tp]],
         "per_class": {

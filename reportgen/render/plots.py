@@ -136,6 +136,11 @@ def to_svg(fig: Any, name: str) -> str:
     return svg.strip()
 
 
+def _legend_below(ax: Any, ncols: int = 2) -> None:
+    """A legend under the axes, so it never hides a curve."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, fontsize=7.5)
+
+
 def _finish(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_title(text(title))
     ax.set_xlabel(text(xlabel))
@@ -239,7 +244,7 @@ def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
             if isinstance(op.get("fpr"), (int, float)) and isinstance(op.get("tpr"), (int, float)):
                 ax.plot([op["fpr"]], [op["tpr"]], linestyle="none", marker="D", markersize=7, color=OKABE_ITO[1],
                         markeredgecolor="black", label=op_label)
-            ax.legend(loc="lower right")
+            _legend_below(ax, 1)
         else:
             ax.text(0.5, 0.5, "no ROC data", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlim(-0.01, 1.01)
@@ -257,7 +262,7 @@ def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
             if isinstance(op.get("recall"), (int, float)) and isinstance(op.get("precision"), (int, float)):
                 ax.plot([op["recall"]], [op["precision"]], linestyle="none", marker="D", markersize=7,
                         color=OKABE_ITO[1], markeredgecolor="black", label=op_label)
-            ax.legend(loc="lower left")
+            _legend_below(ax, 1)
         else:
             ax.text(0.5, 0.5, "no precision–recall data", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlim(-0.01, 1.01)
@@ -287,7 +292,7 @@ def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> 
         title = "ROC per class (one vs rest)"
         if len(series) > MAX_SERIES:
             title += f", first {MAX_SERIES} of {len(series)}"
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
         _finish(ax, title, "false positive rate", "true positive rate")
@@ -352,7 +357,7 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
                        label=f"operating threshold {operating_threshold:.2f}")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.01, 1.01)
-        ax.legend(loc="lower left", ncols=2)
+        _legend_below(ax, 2)
         _finish(ax, "Precision, recall and F1 vs threshold", "decision threshold", "score")
         return to_svg(fig, name)
 
@@ -431,7 +436,7 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
                        label=f"expected initial loss ({expected_init:.3f})")
         if len(epochs) <= 12:
             ax.set_xticks(epochs)
-        ax.legend(loc="best")
+        _legend_below(ax, 2)
         _finish(ax, f"{label.capitalize()} per epoch", "epoch", text(label))
         return to_svg(fig, name)
 
