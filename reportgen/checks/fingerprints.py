@@ -4,14 +4,14 @@ Two kinds of hash are computed for each sample, in one streaming pass over the s
 
 * ``exact``: the bytes of the preprocessed input (float32 as stored); equal only for bit-identical
   inputs.
-* ``normalised`` (two of them, ``norm`` and ``norm_shifted``): every value is quantised to about 5
-  significant digits of the largest magnitude in its sample (a grid of 2**(e - 17) where 2**e bounds
+* ``normalised`` (two of them, ``norm`` and ``norm_shifted``): every value is rounded to about 6
+  significant digits of the largest magnitude in its sample (a grid of 2**(e - 20) where 2**e bounds
   the row's largest absolute value), so values that differ only by how they were formatted in a CSV
-  (``f"{v:.9g}"`` vs ``repr(v)``), by -0.0 vs 0.0 or by a float32 rounding step still agree. The grid
-  is relative to the row, not to each value, because standardisation turns formatting noise into an
-  absolute error; and it stays 6 bits coarser than float32 resolution (a 6-digit grid is only 3 bits
-  coarser, and then one float32 rounding step lands in another cell for a few percent of rows).
-  A value lying right on a grid boundary could still land in two cells, so a second hash uses a grid
+  (``f"{v:.9g}"`` vs ``repr(v)``), by -0.0 vs 0.0 or by a float32 rounding step still agree. The
+  grid is relative to the row, not to each value, because standardisation turns formatting noise
+  into an absolute error, which would split values near zero on a per-value grid. Two samples that
+  agree on this grid differ by less than about 1e-6 of their largest value in every position.
+  A value lying right on a cell edge could still land in two cells, so a second hash uses cells
   shifted by half a cell; two samples count as the same when either normalised hash agrees.
 
 Hashing is linear in the data: rows are viewed as 64-bit words, each word is mixed with a
@@ -30,12 +30,9 @@ import pandas as pd
 from reportgen.types import SplitData
 
 CACHE_PREFIX = "fingerprints:"
-GRID_BITS = 17
-"""Quantisation grid: 2**-17 of the power of two above the row's largest magnitude (~5 digits)."""
+GRID_BITS = 20
+"""Rounding grid: 2**-20 of the power of two above the row's largest magnitude (~6 digits)."""
 _FEATURE_CHUNK = 65_536
-_NAN_CODE = np.int64(-(2**62))
-_POSINF_CODE = np.int64(2**62)
-_NEGINF_CODE = np.int64(-(2**62) + 1)
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -98,25 +95,26 @@ def _bytes_as_words(rows: np.ndarray) -> np.ndarray:
 
 
 def quantise(rows: np.ndarray, shifted: bool = False) -> np.ndarray:
-    """Integer codes of each value on a grid of ~5 significant digits of the row's largest magnitude.
+    """Each value rounded on a grid of 2**-GRID_BITS of the power of two above its row's largest magnitude.
 
-    Returns an (n, d + 1) int64 matrix: the codes and the row's binary exponent. -0.0 and 0.0 get
-    the same code; NaN and infinities get fixed codes.
+    That is about 6 significant digits of the sample's largest value, the same absolute grid for
+    every value of the sample: after standardisation a formatting difference is an absolute error,
+    so a grid relative to each value would split values near zero. Returns the rounded values as
+    float64, (n, d); -0.0 becomes 0.0 and NaN is canonical. ``shifted`` moves the cell edges by half
+    a cell.
     """
     x = np.asarray(rows, dtype=np.float64)
     finite = np.isfinite(x)
     safe = np.where(finite, x, 0.0)
     row_max = np.abs(safe).max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
-    _, exponent = np.frexp(row_max)  # row_max < 2**exponent
-    exponent = np.where(row_max > 0, exponent, 0).astype(np.int64)
-    scaled = np.ldexp(safe, (GRID_BITS - exponent)[:, None])
+    _, row_exponent = np.frexp(row_max)  # row_max < 2**row_exponent
+    shift = (GRID_BITS - row_exponent)[:, None]
+    scaled = np.ldexp(safe, shift)
     codes = np.floor(scaled) if shifted else np.floor(scaled + 0.5)
-    codes = codes.astype(np.int64)
+    rounded = np.ldexp(codes, -shift) + 0.0
     if not finite.all():
-        codes = np.where(np.isnan(x), _NAN_CODE, codes)
-        codes = np.where(np.isposinf(x), _POSINF_CODE, codes)
-        codes = np.where(np.isneginf(x), _NEGINF_CODE, codes)
-    return np.concatenate([codes, exponent[:, None]], axis=1)
+        rounded = np.where(finite, rounded, np.where(np.isnan(x), np.nan, x))
+    return rounded
 
 
 def _blocks(split: SplitData, batch_size: int) -> Iterator[np.ndarray]:
