@@ -89,7 +89,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     formats = _parse_formats(args.format)
     loaded = load_config(args.config, args.set)
     progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-    outcome = run(loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress)
+    outcome = run(
+        loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
+        compare_to=Path(args.compare_to) if args.compare_to else None,
+    )
     report = outcome.report
     counts = report.status_counts()
     verdict = "PASS" if report.passed else "FAIL"
@@ -195,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", help=f"comma-separated formats (default: the config's, all of {','.join(FORMATS)})")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value by dotted path, value parsed as YAML (repeatable)")
+    run.add_argument("--compare-to", metavar="RESULTS_JSON",
+                     help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run)

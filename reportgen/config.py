@@ -167,6 +167,8 @@ class Config(_Strict):
     model: ModelConfig
     training: TrainingConfig | None = None
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    compare_to: str | None = None
+    """An earlier run's results.json (e.g. the last release) for the release_comparison check."""
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("device")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -16,7 +17,7 @@ from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
-from reportgen.errors import ConfigError
+from reportgen.errors import ConfigError, InputError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
@@ -123,15 +124,31 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
     }
 
 
+def load_previous_results(path: Path) -> dict[str, Any]:
+    """Read an earlier run's results.json for comparison."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"compare_to: results file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise InputError(f"compare_to: {path} is not a results.json: {exc.__class__.__name__}") from None
+    if not isinstance(document, dict) or document.get("schema_version") != 1 or "metrics" not in document:
+        raise InputError(f"compare_to: {path} is not a reportgen results.json (schema_version 1)")
+    return document
+
+
 def execute(
     loaded: LoadedConfig,
     *,
     progress: Progress | None = None,
     clock: Callable[[], Any] = utc_now,
+    compare_to: Path | None = None,
 ) -> tuple[Report, Prepared]:
     """Run the whole pipeline in memory and return the report (nothing is written)."""
     progress = progress or SilentProgress()
     cfg = loaded.config
+    previous_path = compare_to or (loaded.resolve(cfg.compare_to) if cfg.compare_to else None)
+    previous = load_previous_results(previous_path) if previous_path else None
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
@@ -176,7 +193,7 @@ def execute(
     t0 = time.perf_counter()
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
-        threshold=cfg.model.threshold, batch_size=cfg.data.batch_size,
+        threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0
@@ -216,13 +233,14 @@ def run(
     formats: list[str] | None = None,
     progress: Progress | None = None,
     clock: Callable[[], Any] = utc_now,
+    compare_to: Path | None = None,
 ) -> RunOutcome:
     """Run the pipeline and write the report files (and model.pt after training) atomically."""
     from reportgen.output import write_reports
 
     progress = progress or SilentProgress()
     cfg = loaded.config
-    report, prepared = execute(loaded, progress=progress, clock=clock)
+    report, prepared = execute(loaded, progress=progress, clock=clock, compare_to=compare_to)
     target = out_dir or default_out_dir(cfg.name)
     chosen = formats or list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None

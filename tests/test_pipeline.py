@@ -114,7 +114,7 @@ def test_npz_data_with_linear_and_torchscript_models_evaluate_only(tmp_path: Pat
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(13, 3))
     torch.save(linear.state_dict(), tmp_path / "linear.pt")
     torch.jit.script(linear).save(str(tmp_path / "linear_script.pt"))
-    base = {"name": "wine", "task": "multiclass", "data": {"kind": "npz", "path": "wine.npz", "classes": list(wine.target_names)}}
+    base = {"name": "wine", "task": "multiclass", "data": {"kind": "npz", "path": "wine.npz", "classes": [str(n) for n in wine.target_names]}}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     as_linear = run_to(tmp_path / "a", {**base, "data": {**base["data"], "path": str(tmp_path / "wine.npz")}, "model": {"kind": "linear", "checkpoint": str(tmp_path / "linear.pt")}})

@@ -19,6 +19,8 @@ class CheckContext:
     training: TrainingResult | None
     threshold: float = 0.5
     batch_size: int = 512
+    previous: Mapping[str, Any] | None = None
+    """The results.json of the run to compare with (e.g. the last release), when given."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 
