@@ -202,12 +202,21 @@ def run(check_id: str, ctx: CheckContext, overrides: Mapping[str, Any] | None = 
 
 
 def train_model(model: nn.Module, bundle: DataBundle, seed: int = 0, **config: Any) -> TrainingResult:
-    """Train with reportgen.training.train on CPU, softmax outputs for classification."""
+    """Train with reportgen.training.train on CPU, softmax outputs for classification.
+
+    Runs on one torch thread: these models are tiny, and on a busy 2-core machine two spinning
+    threads make each step ~50 times slower.
+    """
     torch.manual_seed(seed)
     batch_size = config.pop("batch_size", 64)
     output_kind = "regression" if bundle.task == "regression" else "softmax"
-    return train(model, bundle, TrainingConfig(**config), task=bundle.task, device=torch.device("cpu"),
-                 generator=torch.Generator().manual_seed(seed), output_kind=output_kind, batch_size=batch_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(model, bundle, TrainingConfig(**config), task=bundle.task, device=torch.device("cpu"),
+                     generator=torch.Generator().manual_seed(seed), output_kind=output_kind, batch_size=batch_size)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def mlp(inputs: int, outputs: int, hidden: Sequence[int] = (32,), seed: int = 0) -> nn.Sequential:
