@@ -1,0 +1,167 @@
+"""Training checks on real training runs (reportgen.training.train), planted defects and clean cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from check_helpers import breast_cancer, context, make_bundle, mlp, run, split_rows, standardiser, tabular_bundle, train_model
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    bundle, *_ = tabular_bundle(breast_cancer, "binary", val=0.2)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def clean_run(cancer):
+    model = mlp(30, 2, hidden=(16,))
+    return train_model(model, cancer, epochs=12, lr=3e-3)
+
+
+# ----------------------------------------------------------------------------- loss_curve
+
+
+def test_loss_curve_clean_run_passes(cancer, clean_run):
+    result = run("loss_curve", context(cancer, training=clean_run))
+    assert result.status == "pass", result.message
+    history = clean_run.history
+    start = max(history[0]["train_loss"], clean_run.init_loss)
+    assert result.value == pytest.approx(history[-1]["train_loss"] / start)
+    assert result.value < 0.5
+
+
+def test_loss_curve_divergence_to_nan_fails(cancer):
+    model = mlp(30, 2, hidden=(32,))
+    training = train_model(model, cancer, epochs=10, lr=1e6, optimizer="sgd", momentum=0.9)
+    assert training.first_nonfinite_loss is not None
+    result = run("loss_curve", context(cancer, training=training))
+    assert result.status == "fail"
+    assert result.value is None
+    assert "diverged" in result.message and f"epoch {training.first_nonfinite_loss['epoch']}" in result.message
+
+
+def test_loss_curve_not_learning_fails(cancer):
+    model = mlp(30, 2, hidden=(32,))
+    training = train_model(model, cancer, epochs=4, lr=1e-7, optimizer="sgd")
+    result = run("loss_curve", context(cancer, training=training))
+    assert result.status == "fail"
+    assert "not learning" in result.message
+    assert result.value > 0.99
+
+
+def test_loss_curve_names_the_overfitting_onset():
+    X, y, classes, names = breast_cancer()
+    rows = split_rows(y, len(y), test=0.3, val=0.2)
+    small = rows["train"][:80]
+    noisy = y.copy()
+    flip = np.random.default_rng(0).choice(small, 24, replace=False)
+    noisy[flip] = 1 - noisy[flip]
+    transform = standardiser(X[small])
+    parts = {"train": (transform(X[small]), noisy[small], small), "val": (transform(X[rows["val"]]), y[rows["val"]], rows["val"]),
+             "test": (transform(X[rows["test"]]), y[rows["test"]], rows["test"])}
+    bundle = make_bundle("binary", parts, classes, names)
+    training = train_model(mlp(30, 2, hidden=(256, 256)), bundle, epochs=60, lr=3e-3, batch_size=80)
+    result = run("loss_curve", context(bundle, training=training))
+    val = [h["val_loss"] for h in training.history]
+    best_epoch = int(np.argmin(val)) + 1
+    assert result.status == "warn", result.message
+    assert result.evidence["best_val_epoch"] == best_epoch
+    assert f"Overfitting from epoch {best_epoch}" in result.message
+    # with early stopping the best epoch's weights are kept: no concern
+    stopped = train_model(mlp(30, 2, hidden=(256, 256)), bundle, epochs=60, lr=3e-3, batch_size=80,
+                          early_stopping={"patience": 5})
+    assert stopped.stopped_early
+    assert run("loss_curve", context(bundle, training=stopped)).status == "pass"
+
+
+# ----------------------------------------------------------------------------- init_loss
+
+
+def test_init_loss_clean_and_confidently_wrong(cancer, clean_run):
+    ok = run("init_loss", context(cancer, training=clean_run))
+    assert ok.status == "pass"
+    assert ok.value == pytest.approx(clean_run.init_loss / math.log(2))
+    model = mlp(30, 2, hidden=(32,))
+    with torch.no_grad():
+        model[-1].weight.mul_(60.0)  # a mis-scaled head: huge logits before any training
+    training = train_model(model, cancer, epochs=1, lr=1e-3)
+    bad = run("init_loss", context(cancer, training=training))
+    assert bad.status == "warn"  # default severity warning
+    assert bad.value == pytest.approx(training.init_loss / math.log(2))
+    assert bad.value > 3.0 and "confidently wrong" in bad.message
+
+
+def test_init_loss_skips_regression():
+    from check_helpers import diabetes
+
+    bundle, *_ = tabular_bundle(diabetes, "regression")
+    training = train_model(mlp(10, 1, hidden=(8,)), bundle, epochs=1, lr=1e-3)
+    assert run("init_loss", context(bundle, training=training)).status == "skip"
+
+
+# ----------------------------------------------------------------------------- gradient_flow
+
+
+class SkipsALayer(nn.Module):
+    """A registered layer that forward never calls, and a sub-module list the module never registers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Linear(30, 16)
+        self.refine = nn.Linear(16, 16)  # built, registered, never used
+        self.head = nn.Linear(16, 2)
+        self.hidden_blocks = [nn.Linear(16, 16)]  # a plain list: invisible to parameters() and the probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)))
+
+
+def test_gradient_flow_names_a_skipped_layer(cancer, clean_run):
+    model = SkipsALayer()
+    training = train_model(model, cancer, epochs=1, lr=1e-3)
+    result = run("gradient_flow", context(cancer, training=training))
+    assert result.status == "fail"
+    assert result.evidence["no_gradient"] == ["refine.weight", "refine.bias"]
+    assert "refine.weight" in result.message and "refine.bias" in result.message
+    assert result.evidence["parameters_without_gradient"] == 16 * 16 + 16
+    assert result.evidence["parameters"] == sum(p.numel() for p in model.parameters())  # the list's 272 are not there
+    assert result.value == 0.0
+    ok = run("gradient_flow", context(cancer, training=clean_run))
+    assert ok.status == "pass" and ok.evidence["no_gradient"] == []
+
+
+class DeepSigmoid(nn.Module):
+    """20 sigmoid layers, optionally with residual shortcuts around each."""
+
+    def __init__(self, residual: bool, width: int = 32, depth: int = 20) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp = nn.Linear(30, width)
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(width, 2)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for layer in self.layers:
+            h = h + torch.sigmoid(layer(h)) if self.residual else torch.sigmoid(layer(h))
+        return self.out(h)
+
+
+def test_gradient_flow_vanishing_only_without_shortcuts(cancer):
+    plain = train_model(DeepSigmoid(residual=False), cancer, epochs=1, lr=1e-3)
+    result = run("gradient_flow", context(cancer, training=plain))
+    assert result.status == "warn", result.message  # a concern: warn even at severity error
+    assert "inp.weight" in result.evidence["vanishing"]
+    assert result.value < 1e-5
+    shortcut = train_model(DeepSigmoid(residual=True), cancer, epochs=1, lr=1e-3)
+    ok = run("gradient_flow", context(cancer, training=shortcut))
+    assert ok.status == "pass", ok.message
+    assert ok.evidence["vanishing"] == []
