@@ -54,6 +54,11 @@ def write_reports(report: "Report", out_dir: Path, formats: list[str], template_
     options = RenderOptions(template_dir=Path(template_dir) if template_dir is not None else None)
     rendered = render_all(report, formats, options)
 
+    for filename, _ in rendered:
+        target = out_dir / filename
+        if target.exists() and not target.is_file():
+            raise RunError(f"could not write the reports: {target} exists and is not a file")
+
     created_dir = not out_dir.exists()
     staging: Path | None = None
     moved: list[tuple[Path, Path | None]] = []  # (target, backup of what it replaced)

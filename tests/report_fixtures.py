@@ -412,6 +412,15 @@ def many_checks(count: int = 5000) -> Report:
                   timing=base.timing)
 
 
+def cached(name: str) -> Report:
+    """The same Report object for a fixture name, so renders of it can share the HTML cache."""
+    if name not in _CACHED:
+        _CACHED[name] = ALL[name]()
+    return _CACHED[name]
+
+
+_CACHED: dict[str, Report] = {}
+
 ALL = {
     "passing_binary": passing_binary,
     "failing_binary": failing_binary,

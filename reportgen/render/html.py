@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
 
 TEMPLATE = "report.html.j2"
 
-_cache: tuple[Any, RenderOptions, bytes] | None = None
-"""The last (report, options, html): the PDF renderer reuses the HTML of the same report."""
+_CACHE_SIZE = 4
+_cache: "OrderedDict[tuple[int, RenderOptions], tuple[Any, bytes]]" = OrderedDict()
+"""Recent (report, html) by report identity: the PDF renderer reuses the HTML of the same report.
+The report itself is kept in the entry, so its id cannot be reused while cached."""
 
 
 def default_template_dir() -> Path:
@@ -55,20 +58,22 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
 
 def render_html(report: "Report", options: RenderOptions) -> bytes:
     """Return the HTML report; the same report and options always give the same bytes."""
-    global _cache
-    cached = _cache
-    if cached is not None and cached[0] is report and cached[1] == options:
-        return cached[2]
+    key = (id(report), options)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] is report:
+        return cached[1]
     env = environment(options.template_dir)
     try:
-        template = env.get_template(TEMPLATE)
+        template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
         text = template.render(r=view.build(report))
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except jinja2.TemplateError as exc:
         raise RunError(f"template {TEMPLATE}: {exc.__class__.__name__}: {' '.join(str(exc).split())}") from exc
     html = text.encode("utf-8")
-    _cache = (report, options, html)
+    _cache[key] = (report, html)
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
     return html
 
 

@@ -40,9 +40,15 @@ def render_pdf(report: "Report", options: RenderOptions) -> bytes:
     html = render_html(report, options)
     # WeasyPrint logs every unsupported CSS property at WARNING; keep CI logs quiet.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from weasyprint.urls import FatalURLFetchingError
+
     document = weasyprint.HTML(string=html.decode("utf-8"), base_url=None, url_fetcher=_fetcher(),
                                media_type="print")
-    return document.write_pdf(uncompressed_pdf=False)
+    try:
+        return document.write_pdf(uncompressed_pdf=False)
+    except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: turn it into an ordinary error
+        cause = exc.__cause__ or exc
+        raise ExternalResourceRefused(str(cause)) from exc
 
 
 RENDERER = Renderer(format="pdf", filename="report.pdf", render=render_pdf)

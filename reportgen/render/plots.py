@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
@@ -98,7 +99,7 @@ def style(i: int) -> dict[str, Any]:
 def figure(width: float, height: float, ncols: int = 1) -> Iterator[tuple[Any, Any]]:
     """A figure (inches) under the report's rcParams, always closed afterwards."""
     with matplotlib.rc_context(RC):
-        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=True)
+        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=True, layout="constrained")
         try:
             yield fig, axes
         finally:
@@ -118,8 +119,7 @@ def to_svg(fig: Any, name: str) -> str:
     """
     buffer = io.StringIO()
     with matplotlib.rc_context(RC):
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight",
-                    pad_inches=0.05)
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
@@ -159,7 +159,7 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
         return None
     x = np.arange(len(classes))
     width = 0.8 / len(names)
-    hatches = ("", "//", "..", "xx")
+    hatches = ("", "//", "\\\\", "xx")
     with figure(max(4.5, min(9.0, 1.0 + 0.45 * len(classes) * len(names))), 2.8) as (fig, ax):
         for i, split in enumerate(names):
             counts = splits[split]["class_counts"]
@@ -216,7 +216,6 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
             for spine in ax.spines.values():
                 spine.set_visible(False)
             _finish(ax, title, "predicted class", "actual class")
-        fig.tight_layout()
         return to_svg(fig, name)
 
 
@@ -268,7 +267,6 @@ def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
         _finish(ax, "Precision–recall curve", "recall", "precision")
-        fig.tight_layout()
         return to_svg(fig, name)
 
 
@@ -314,7 +312,7 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
         return None
     ok = np.isfinite(pred) & np.isfinite(frac)
     with matplotlib.rc_context(RC):
-        fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.6, 4.2), sharex=True,
+        fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.6, 4.2), sharex=True, layout="constrained",
                                        gridspec_kw={"height_ratios": [3, 1]})
     try:
         with matplotlib.rc_context(RC):
@@ -333,7 +331,6 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
                          edgecolor="white", linewidth=0.5)
             hist.set_ylabel("samples")
             hist.set_xlabel("mean predicted probability")
-            fig.tight_layout()
             return to_svg(fig, name)
     finally:
         plt.close(fig)
@@ -398,6 +395,17 @@ def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals") ->
         ax.legend(loc="upper right")
         _finish(ax, "Residuals", "residual (predicted − actual)", "samples")
         return to_svg(fig, name)
+
+
+def _power_of_ten(value: float, _pos: Any = None) -> str:
+    """Log-axis tick labels as plain text ('1e-3'): mathtext would be slow and bloat the SVG."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    exponent = int(round(exponent))
+    return {0: "1", 1: "10", 2: "100", -1: "0.1", -2: "0.01"}.get(exponent, f"1e{exponent}")
 
 
 # --- training -------------------------------------------------------------------------------
@@ -465,6 +473,8 @@ def gradient_norms(layers: Sequence[Mapping[str, Any]], name: str = "gradient-no
                 ax.barh(i, floor * 2, color="white", edgecolor=OKABE_ITO[1], hatch="////", height=0.7)
                 ax.text(floor * 3, i, f"  {why}", va="center", fontsize=7, color=OKABE_ITO[1], fontweight="bold")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_power_of_ten))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlim(left=floor)
         ax.set_yticks(y, names)
         ax.invert_yaxis()

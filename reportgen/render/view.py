@@ -116,8 +116,7 @@ def _gradient_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
             notes.append("non-finite")
         rows.append({"name": name, "norm": fmt.num(r.get("norm")), "received": fmt.num(r.get("received")),
                      "finite": fmt.num(r.get("finite")), "notes": ", ".join(notes), "flag": bool(notes)})
-    return {"kind": "gradients", "rows": rows, "more": max(0, len(layers) - MAX_TABLE_ROWS),
-            "chart": _svg(plots.gradient_norms(layers, name="evidence-gradients"))}
+    return {"kind": "gradients", "rows": rows, "more": max(0, len(layers) - MAX_TABLE_ROWS)}
 
 
 def _calibration_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:

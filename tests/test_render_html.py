@@ -1,0 +1,145 @@
+"""report.html: self-contained, escaped, deterministic, complete; plus a headless-Chromium look."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import report_fixtures as F
+from reportgen.render import RENDERERS, RenderOptions, plots
+
+OPTIONS = RenderOptions()
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    return {name: RENDERERS["html"].render(F.cached(name), OPTIONS).decode("utf-8") for name in F.ALL}
+
+
+def test_same_report_gives_identical_bytes(pages: dict[str, str]) -> None:
+    fresh = F.failing_binary()  # a new, equal Report object: rendered from scratch, not from the cache
+    assert fresh is not F.cached("failing_binary")
+    assert RENDERERS["html"].render(fresh, OPTIONS).decode("utf-8") == pages["failing_binary"]
+
+
+def test_timestamp_sits_on_one_line(pages: dict[str, str]) -> None:
+    for page in pages.values():
+        assert len([line for line in page.splitlines() if F.CREATED_AT in line]) == 1
+
+
+@pytest.mark.parametrize("name", sorted(F.ALL))
+def test_self_contained_no_script_no_external_reference(pages: dict[str, str], name: str) -> None:
+    page = pages[name]
+    assert "<script" not in page.lower()
+    without_ns = re.sub(r'xmlns(:\w+)?="http://www\.w3\.org/[^"]+"', "", page)
+    assert "http://" not in without_ns and "https://" not in without_ns
+    for attribute in re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', page):
+        assert attribute.startswith(("#", "data:")), attribute
+    assert "<link" not in page and "@import" not in page and "url(http" not in page
+
+
+def test_hostile_class_name_renders_as_text(pages: dict[str, str]) -> None:
+    page = pages["hostile_names"]
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+    assert page.count("&lt;script&gt;alert(1)") >= 5  # title, gate, checks, tables, charts
+    assert "$x$ &amp; &lt;y&gt;" in page or r"\$x\$" in page
+
+
+def test_svg_ids_are_unique_across_charts(pages: dict[str, str]) -> None:
+    ids = re.findall(r'\bid="([^"]+)"', pages["failing_binary"])
+    assert len(ids) == len(set(ids))
+    for ref in re.findall(r'(?:href="#|url\(#)([^")]+)', pages["failing_binary"]):
+        assert ref in ids
+
+
+def test_first_screen_answers_can_it_ship(pages: dict[str, str]) -> None:
+    page = pages["failing_binary"]
+    summary = page[: page.index('id="checks"')]
+    assert "✖ FAIL" in summary and "Do not ship" in summary
+    assert "TabularMLP" in summary and "train 6,000" in summary
+    gate = summary[summary.index('<table class="gate">'):]
+    statuses = re.findall(r'<tr class="row-(\w+)">', gate)
+    assert statuses[:6] == ["error", "fail", "fail", "fail", "fail", "fail"] and statuses[-1] == "pass"
+    assert "≥ 0.600" in gate and "≤ 0.050" in gate
+    passing = pages["passing_binary"]
+    assert "✔ PASS" in passing[: passing.index('id="checks"')]
+
+
+def test_sections_and_charts_present(pages: dict[str, str]) -> None:
+    page = pages["failing_binary"]
+    for section in ("checks", "data", "metrics", "curves", "training", "leakage", "appendix"):
+        assert f'id="{section}"' in page
+    for title in ("Class distribution per split", "Counts", "Row-normalised (recall per class)", "ROC curve", "Precision–recall curve",
+                  "Reliability diagram", "Precision, recall and F1 vs threshold", "Loss per epoch",
+                  "Accuracy per epoch", "Gradient norm per layer (log scale)"):
+        assert f">{title}<" in page, title
+    assert "How to read this:" in page
+    assert "[0.002, 0.053]" in page  # recall interval of the minority class
+    assert "identical train row" in page and "4 more example pairs" in page
+    assert "name: fraud-detector-v3" in page  # config as YAML
+    regression = pages["regression"]
+    assert ">Predicted vs actual<" in regression and ">Residuals<" in regression and 'id="curves"' not in regression
+    multiclass = pages["multiclass"]
+    assert "ROC per class" in multiclass and 'id="training"' not in multiclass
+
+
+def test_every_check_has_a_detail_card(pages: dict[str, str]) -> None:
+    report = F.failing_binary()
+    page = pages["failing_binary"]
+    for check in report.checks:
+        assert f'id="check-{check.id}"' in page
+
+
+def test_user_template_dir_overrides_a_template(tmp_path: Path) -> None:
+    (tmp_path / "report.css").write_text("body { color: rebeccapurple; }", encoding="utf-8")
+    page = RENDERERS["html"].render(F.cached("multiclass"), RenderOptions(template_dir=tmp_path)).decode("utf-8")
+    assert "rebeccapurple" in page and "--pass-bg" not in page
+
+
+def test_plots_are_deterministic_and_escape_text() -> None:
+    first = plots.confusion([[5, 1], [2, 7]], [F.XSS_CLASS, "$a$"])
+    assert first == plots.confusion([[5, 1], [2, 7]], [F.XSS_CLASS, "$a$"])
+    assert "<script>" not in first and "&lt;script&gt;" in first
+    assert "<metadata" not in first and "<?xml" not in first
+    assert plots.roc_pr({}) is None and plots.reliability({"bins": []}) is None
+
+
+def _png_pixels(path: Path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(str(path))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_chromium_renders_a_non_blank_page_without_console_errors(tmp_path: Path) -> None:
+    import numpy as np
+
+    page = tmp_path / "report.html"
+    page.write_bytes(RENDERERS["html"].render(F.cached("failing_binary"), OPTIONS))
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
+         "--enable-logging=stderr", "--v=0", page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert shot.exists(), result.stderr[-2000:]
+    pixels = _png_pixels(shot)
+    assert pixels.shape[0] >= 1900 and pixels.shape[1] >= 1200
+    rgb = (pixels[..., :3] * 255).astype(int)
+    colours = np.unique(rgb.reshape(-1, 3) @ np.array([65536, 256, 1]))
+    assert len(colours) > 50  # text, badges, the verdict banner: far from blank
+    red = (rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 40)
+    assert red.sum() > 5000  # the FAIL banner is painted
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    refused = [line for line in result.stderr.splitlines() if "net::ERR" in line]
+    assert refused == []
