@@ -96,8 +96,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = outcome.report
     counts = report.status_counts()
     verdict = "PASS" if report.passed else "FAIL"
+    warnings = f"{counts['warn']} warning{'' if counts['warn'] == 1 else 's'}"
     out.write(
-        f"{verdict}: {report.name}: {counts['fail']} failed, {counts['error']} errored, {counts['warn']} warnings, "
+        f"{verdict}: {report.name}: {counts['fail']} failed, {counts['error']} errored, {warnings}, "
         f"{counts['pass']} passed, {counts['skip']} skipped\n"
     )
     for check in report.blocking_checks():
