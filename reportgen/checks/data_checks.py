@@ -120,7 +120,8 @@ class DataIntegrity(Check):
         if concerns:
             return Finding("concern", problems, f"Data too thin to judge: {_join(concerns)}.", evidence)
         sizes = ", ".join(f"{name} {info['n']}" for name, info in per_split.items())
-        return Finding("ok", 0, f"All inputs are finite and every label is a known class ({sizes} samples).", evidence)
+        labels_ok = "every label is a known class" if classification else "every target is finite"
+        return Finding("ok", 0, f"All inputs are finite and {labels_ok} ({sizes} samples).", evidence)
 
 
 def _pair_evidence(ctx: CheckContext, query: SplitData, reference: SplitData) -> dict[str, Any]:
