@@ -44,7 +44,7 @@ def test_every_check_explains_itself(check_id):
     spec = registry.get(check_id).spec
     assert spec.title and spec.detects.endswith(".") and len(spec.detects) > 40
     sentences = [s for s in spec.how_to_read.replace("e.g.", "eg").split(". ") if s.strip()]
-    assert 2 <= len(sentences) <= 4, spec.how_to_read
+    assert 2 <= len(sentences) <= 3, spec.how_to_read
     assert spec.threshold_key in (None, "min", "max")
     if spec.threshold_key:
         assert spec.default_threshold is not None

@@ -78,6 +78,8 @@ class BaselineComparison(Check):
         baseline_accuracy = float(support[majority] / y.size) if y.size else 0.0
         baseline_balanced = (1.0 / present.sum()) if present[majority] else 0.0
         accuracy, balanced = m["accuracy"], m["balanced_accuracy"]
+        if accuracy is None or balanced is None:
+            return Finding.skip(f"the {split} split is empty")
         gain = balanced - baseline_balanced
         evidence = {
             "split": split,
