@@ -1,0 +1,451 @@
+"""End-to-end benchmark: reportgen against a plain PyTorch inference loop on the same data and model.
+
+    python bench/bench.py [--rows 1000000] [--features 32] [--quick] [--profile] [--keep]
+
+Every case runs in a fresh subprocess; wall time is measured around the process and peak RSS
+comes from os.wait4() (the child's own ru_maxrss, so one case never hides another's peak).
+Only the standard library, numpy and torch are used here; reportgen is run as `python -m reportgen`.
+See bench/README.md for what each row means and the figures measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+ALL_FORMATS = "html,pdf,json,junit,md"
+SEED = 0
+BATCH = 4096
+
+# ------------------------------------------------------------------ the plain loop (case a)
+
+PLAIN_LOOP = r'''
+"""The minimum a person would write: load, build, load weights, batched no-grad inference, accuracy."""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import torch
+from torch import nn
+
+npz, weights, features, splits = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
+t_import = time.perf_counter() - t0
+t1 = time.perf_counter()
+archive = np.load(npz)
+data = {s: (torch.from_numpy(archive[f"X_{s}"]), torch.from_numpy(archive[f"y_{s}"])) for s in splits}
+model = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
+model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+model.eval()
+t_load = time.perf_counter() - t1
+t2 = time.perf_counter()
+result = {}
+with torch.no_grad():
+    for s, (x, y) in data.items():
+        scores = torch.empty(len(x))
+        for start in range(0, len(x), 4096):
+            scores[start:start + 4096] = torch.sigmoid(model(x[start:start + 4096]).reshape(-1))
+        result[s] = float(((scores >= 0.5).long() == y).float().mean())
+t_eval = time.perf_counter() - t2
+print(json.dumps({"accuracy": result, "timing": {"import": t_import, "load": t_load, "evaluate": t_eval}}))
+'''
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def build_mlp(features: int) -> nn.Module:
+    """Same layout as reportgen's built-in mlp (Flatten, Linear, ReLU, ...), so the state_dict keys match."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1)
+    )
+
+
+def make_inputs(folder: Path, rows: int, features: int, fit_steps: int) -> dict[str, float]:
+    """Write data.npz, model.pt, config.yaml and plain_loop.py into ``folder``; return generation facts."""
+    rng = np.random.default_rng(SEED)
+    w = rng.normal(size=features).astype(np.float32) / np.sqrt(features)
+    arrays = {}
+    for split in ("train", "test"):
+        x = rng.standard_normal((rows, features), dtype=np.float32)
+        logit = x @ w + 0.5 * rng.standard_normal(rows, dtype=np.float32)
+        arrays[f"X_{split}"] = x
+        arrays[f"y_{split}"] = (logit > 0.5).astype(np.int64)  # about 30% positives
+    np.savez(folder / "data.npz", **arrays)
+
+    torch.manual_seed(SEED)
+    model = build_mlp(features)
+    if fit_steps:  # a short deterministic fit so that metrics and checks see a sensible model
+        x_all = torch.from_numpy(arrays["X_train"])
+        y_all = torch.from_numpy(arrays["y_train"]).float()
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for step in range(fit_steps):
+            start = (step * BATCH) % max(rows - BATCH, 1)
+            logits = model(x_all[start : start + BATCH]).reshape(-1)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y_all[start : start + BATCH])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    torch.save(model.state_dict(), folder / "model.pt")
+
+    (folder / "config.yaml").write_text(
+        "# written by bench/bench.py: evaluate-only (no training section)\n"
+        "name: bench-mlp\n"
+        "task: binary\n"
+        f"seed: {SEED}\n"
+        "device: cpu\n"
+        "data:\n"
+        "  kind: npz\n"
+        "  path: data.npz\n"
+        f"  batch_size: {BATCH}\n"
+        '  positive_class: "1"\n'
+        "model:\n"
+        "  kind: mlp\n"
+        "  hidden: [64, 32]\n"
+        "  checkpoint: model.pt\n"
+        "report:\n"
+        "  formats: [json]\n",
+        encoding="utf-8",
+    )
+    (folder / "plain_loop.py").write_text(PLAIN_LOOP, encoding="utf-8")
+    return {
+        "npz_mb": (folder / "data.npz").stat().st_size / 2**20,
+        "positive_rate": float(arrays["y_test"].mean()),
+    }
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Measured:
+    case: str
+    wall: float | None = None
+    cpu: float | None = None
+    rss_mb: float | None = None
+    rc: int | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    ok: bool = False
+
+
+# A tiny launcher runs each case. On Linux a child's ru_maxrss starts from the memory high-water
+# mark of the process it was forked from (it survives execve), so timing children straight from this
+# process (which holds torch) would floor every case at this process's RSS. The launcher is a fresh,
+# small interpreter; its own child, the case, starts from the launcher's few MB.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+proc = subprocess.Popen(argv)
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - start
+with open(report, "w") as handle:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+               "rc": os.waitstatus_to_exitcode(status)}, handle)
+"""
+
+
+def measure(case: str, argv: list[str], cwd: Path, logs: Path, ok_codes=(0,), timeout: float = 3600) -> Measured:
+    """Run ``argv`` in a fresh process; wall time around it, peak RSS from wait4 (that process only)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    slug = "".join(ch if ch.isalnum() else "_" for ch in case)[:60]
+    out_path, err_path, report = logs / f"{slug}.out", logs / f"{slug}.err", logs / f"{slug}.usage.json"
+    report.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("PYTHONSTARTUP", None)
+    launcher = [sys.executable, "-S", "-c", LAUNCHER, str(report)]
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(launcher + argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)  # the launcher's own session: the case and nothing else
+            proc.wait()
+    m = Measured(case, stdout=out_path.read_text(errors="replace"), stderr=err_path.read_text(errors="replace"))
+    try:
+        usage = json.loads(report.read_text())
+    except (OSError, ValueError):
+        m.note = f"timed out after {timeout:.0f} s" if proc.returncode else "no usage report"
+        m.rc = proc.returncode
+        return m
+    rss_kb = usage["maxrss_kb"] / (1024 if sys.platform == "darwin" else 1)  # Linux: kB, macOS: bytes
+    m.wall, m.cpu, m.rss_mb, m.rc = usage["wall"], usage["cpu"], rss_kb / 1024, usage["rc"]
+    m.ok = m.rc in ok_codes
+    return m
+
+
+def read_timing(results: Path) -> dict[str, float]:
+    """The ``timing`` block of a results.json, or {} when there is none."""
+    try:
+        return dict(json.loads(results.read_text(encoding="utf-8")).get("timing") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def check_ids(python: str, logs: Path) -> tuple[list[str], str]:
+    """Ids of the registered checks, from `reportgen checks --json`."""
+    m = measure("checks --json", [python, "-m", "reportgen", "checks", "--json"], REPO, logs)
+    if not m.ok:
+        return [], f"`reportgen checks --json` failed (rc {m.rc}): {tail(m.stderr, 1)}"
+    try:
+        return [row["id"] for row in json.loads(m.stdout)], ""
+    except (ValueError, KeyError, TypeError) as exc:
+        return [], f"`reportgen checks --json` gave unreadable output ({exc})"
+
+
+def tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line for line in text.strip().splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------ output
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: list[Measured], base: Measured | None) -> str:
+    head = ("| case | wall s | CPU s | peak RSS MB | time × plain | RSS × plain | load s | train s | evaluate s "
+            "| checks s | rest s | rc |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.wall is None:
+            lines.append(f"| {r.case} | not run | | | | | | | | | | {r.note} |")
+            continue
+        t_ratio = r.wall / base.wall if base and base.wall else None
+        m_ratio = r.rss_mb / base.rss_mb if base and base.rss_mb else None
+        t = r.timing
+        rest = r.wall - sum(v for k, v in t.items() if k in ("load", "train", "evaluate", "checks")) if t else None
+        rc = str(r.rc) + ("" if r.ok else " FAILED")
+        lines.append(
+            f"| {r.case} | {fmt(r.wall)} | {fmt(r.cpu)} | {fmt(r.rss_mb, 0)} | {fmt(t_ratio, 1)} | {fmt(m_ratio, 1)} | "
+            f"{fmt(t.get('load'))} | {fmt(t.get('train'))} | {fmt(t.get('evaluate'))} | {fmt(t.get('checks'))} | "
+            f"{fmt(rest)} | {rc} |"
+        )
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, str]:
+    return {
+        "date": _dt.date.today().isoformat(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpus": str(os.cpu_count()),
+        "torch_threads": os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads()),
+        "machine": f"{platform.system()} {platform.machine()}",
+        "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+    }
+
+
+def git_head() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()[:90]
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per split (train and test)")
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="100,000 rows: a smoke run in well under a minute")
+    parser.add_argument("--fit-steps", type=int, default=200,
+                        help="Adam steps given to the model before saving (0: random initial weights)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each case N times; report the fastest wall time (and the highest peak RSS)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="OMP_NUM_THREADS/MKL_NUM_THREADS for every case (0: leave torch's default, one per core)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs the cases")
+    parser.add_argument("--only", default="", help="comma-separated case prefixes to run (e.g. plain,eval-only)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also run the full-battery case under cProfile and print the hot spots")
+    parser.add_argument("--workdir", help="where to put the generated inputs and outputs (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--json-out", help="also write the measurements to this JSON file")
+    args = parser.parse_args(argv)
+    rows = 100_000 if args.quick else args.rows
+    if args.threads > 0:  # children inherit it through measure()'s copy of os.environ
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    py = args.python
+
+    env = environment()
+    print(f"# reportgen benchmark, {env['date']}")
+    print(f"python {env['python']}, torch {env['torch']}, numpy {env['numpy']}, {env['cpus']} CPUs "
+          f"(torch threads {env['torch_threads']}), {env['machine']}; reportgen at {git_head()}")
+
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    logs = root / "logs"
+    try:
+        t0 = time.perf_counter()
+        facts = make_inputs(root, rows, args.features, args.fit_steps)
+        print(f"inputs: {rows:,} train + {rows:,} test rows x {args.features} features, npz {facts['npz_mb']:.0f} MB, "
+              f"positives {facts['positive_rate']:.1%}, generated in {time.perf_counter() - t0:.1f} s in {root}\n")
+
+        ids, ids_note = check_ids(py, logs)
+        if ids_note:
+            print(f"note: {ids_note}")
+        elif not ids:
+            print("note: no checks are registered yet; the check-free and full-battery cases are the same run")
+        disable = [a for cid in ids for a in ("--set", f"checks.{cid}.enabled=false")]
+        sample = REPO / "sample_configs" / "credit_default.yaml"
+        big_json = root / "out-full-json" / "results.json"
+        sample_json = root / "out-sample" / "results.json"
+
+        run = [py, "-m", "reportgen", "run", "config.yaml", "--quiet"]
+        cases: list[tuple[str, list[str], Path, tuple[int, ...], Path | None]] = [
+            # (name, argv, cwd, accepted exit codes, results.json to read timing from)
+            ("python -c pass (floor)", [py, "-c", "pass"], root, (0,), None),
+            ("import torch (floor)", [py, "-c", "import torch"], root, (0,), None),
+            ("import reportgen (cli+pipeline)", [py, "-c", "import reportgen.cli, reportgen.pipeline"], root, (0,), None),
+            ("plain loop, test", [py, "plain_loop.py", "data.npz", "model.pt", str(args.features), "test"], root, (0,), None),
+            ("plain loop, train+test", [py, "plain_loop.py", "data.npz", "model.pt", str(args.features), "train,test"],
+             root, (0,), None),
+            ("eval-only: run, checks off, json", run + ["--format", "json", "--out", "out-eval"] + disable, root, (0, 1),
+             root / "out-eval" / "results.json"),
+            ("full: run, all checks, json", run + ["--format", "json", "--out", "out-full-json"], root, (0, 1), big_json),
+            ("full: run, all checks, all formats", run + ["--format", ALL_FORMATS, "--out", "out-full-all"], root, (0, 1),
+             root / "out-full-all" / "results.json"),
+            ("render-only: big results.json, all formats",
+             [py, "-m", "reportgen", "render", str(big_json), "--out", str(root / "out-render-big"), "--format", ALL_FORMATS],
+             root, (0, 1), None),
+            ("sample: credit_default run (train), all formats",
+             [py, "-m", "reportgen", "run", str(sample), "--quiet", "--out", str(root / "out-sample"), "--format", ALL_FORMATS],
+             REPO, (0, 1), sample_json),
+            ("sample: credit_default render-only, all formats",
+             [py, "-m", "reportgen", "render", str(sample_json), "--out", str(root / "out-sample-render"), "--format", ALL_FORMATS],
+             REPO, (0, 1), None),
+        ]
+        only = [p.strip() for p in args.only.split(",") if p.strip()]
+        results: list[Measured] = []
+        base: Measured | None = None
+        for name, cmd, cwd, ok_codes, results_json in cases:
+            if only and not any(name.startswith(p) for p in only):
+                continue
+            if "render-only" in name and not Path(cmd[4]).is_file():
+                m = Measured(name, note="no results.json to render")
+                results.append(m)
+                print(f"  {name}: skipped ({m.note})", flush=True)
+                continue
+            m = None
+            for attempt in range(max(args.repeat, 1)):
+                one = measure(name, cmd, cwd, logs, ok_codes)
+                if results_json is not None and one.ok:
+                    one.timing = read_timing(results_json)
+                if m is None or (one.ok and (not m.ok or one.wall < m.wall)):
+                    peak = max(m.rss_mb or 0.0, one.rss_mb or 0.0) if m else one.rss_mb
+                    m = one
+                    m.rss_mb = peak
+                elif one.rss_mb:
+                    m.rss_mb = max(m.rss_mb or 0.0, one.rss_mb)
+                if not one.ok:
+                    break
+            if name.startswith("plain loop") and m.ok:
+                try:
+                    inner = json.loads(m.stdout.strip().splitlines()[-1])
+                    m.timing = {"load": inner["timing"]["load"], "evaluate": inner["timing"]["evaluate"]}
+                    m.note = "accuracy " + ", ".join(f"{k} {v:.4f}" for k, v in inner["accuracy"].items())
+                except (ValueError, KeyError, IndexError):
+                    pass
+            elif m.stdout.strip():
+                m.note = m.stdout.strip().splitlines()[0][:120]
+            if name == "plain loop, test" and m.ok:
+                base = m
+            results.append(m)
+            status = "ok" if m.ok else f"FAILED rc {m.rc}: {tail(m.stderr, 2)}"
+            print(f"  {name}: {m.wall:.2f} s, {m.rss_mb:.0f} MB, {status}", flush=True)
+
+        load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"\nload average before {env['load_before']}, after {load_after} (1, 5, 15 min)")
+        if max(float(v) for v in load_after.split()[:2]) > (os.cpu_count() or 1):
+            print("warning: the machine was busy with other work; wall times are inflated, CPU s is steadier")
+        env["load_after"] = load_after
+        print()
+        print(f"## {rows:,} rows x {args.features} features, batch {BATCH}, {env['cpus']} CPUs, "
+              f"best of {max(args.repeat, 1)}\n")
+        print(table(results, base))
+        print("\nload/train/evaluate/checks: results.json `timing` (plain loop: its own load/evaluate timers); "
+              "rest = wall - those = interpreter start, imports, config, rendering, writing.")
+        for m in results:
+            if m.note:
+                print(f"- {m.case}: {m.note}")
+        failed = [m for m in results if m.wall is not None and not m.ok]
+        for m in failed:
+            print(f"\nFAILED {m.case} (rc {m.rc}); stderr tail:\n{tail(m.stderr, 8)}")
+
+        by_name = {m.case: m for m in results if m.ok}
+        if base:
+            print("\n## Ratios (reportgen / plain loop on test)")
+            for name in ("eval-only: run, checks off, json", "full: run, all checks, json",
+                         "full: run, all checks, all formats"):
+                m = by_name.get(name)
+                if m:
+                    print(f"- {name}: time {m.wall / base.wall:.1f}x, peak RSS {m.rss_mb / base.rss_mb:.1f}x")
+            both = by_name.get("plain loop, train+test")
+            ev = by_name.get("eval-only: run, checks off, json")
+            if both and ev:
+                print(f"- like for like (reportgen evaluates train and test): eval-only vs plain loop on train+test: "
+                      f"time {ev.wall / both.wall:.1f}x, peak RSS {ev.rss_mb / both.rss_mb:.1f}x")
+            full, full_all = by_name.get("full: run, all checks, json"), by_name.get("full: run, all checks, all formats")
+            if ev and full:
+                print(f"- cost of the check battery: {full.wall - ev.wall:+.2f} s wall "
+                      f"(results.json checks: {full.timing.get('checks', float('nan')):.2f} s)")
+            if full and full_all:
+                print(f"- cost of html+pdf+junit+md on the big run: {full_all.wall - full.wall:+.2f} s wall")
+
+        if args.profile:
+            prof = root / "full.prof"
+            cmd = [py, "-m", "cProfile", "-o", str(prof), "-m", "reportgen", "run", "config.yaml", "--quiet",
+                   "--format", "json", "--out", "out-profile"]
+            m = measure("profile", cmd, root, logs, (0, 1))
+            if prof.is_file():
+                import io
+                import pstats
+
+                for key in ("tottime", "cumulative"):
+                    buffer = io.StringIO()
+                    pstats.Stats(str(prof), stream=buffer).sort_stats(key).print_stats(25)
+                    text = buffer.getvalue()
+                    print(f"\n## cProfile of the full-battery json run, top 25 by {key}\n")
+                    print(text[text.find("   ncalls"):].rstrip())
+            else:
+                print(f"\nprofile run failed (rc {m.rc}): {tail(m.stderr, 4)}")
+
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({
+                "environment": env, "rows": rows, "features": args.features, "head": git_head(),
+                "cases": [{"case": m.case, "wall_s": m.wall, "peak_rss_mb": m.rss_mb, "cpu_s": m.cpu, "rc": m.rc, "ok": m.ok,
+                           "timing": m.timing, "note": m.note} for m in results],
+            }, indent=2) + "\n", encoding="utf-8")
+        return 1 if failed else 0
+    finally:
+        if args.keep or args.workdir:
+            print(f"\ninputs and outputs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
