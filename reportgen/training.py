@@ -218,12 +218,16 @@ def train(
             x, y = x.to(device), y.to(device)
             outputs = model(x)
             loss = loss_fn(outputs, y)
-            if step == 0:
-                with torch.no_grad():
-                    init_loss = float(plain_loss_fn(outputs, y))
             optimizer.zero_grad(set_to_none=True)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            # History records the unweighted loss, so train_loss, val_loss and init_loss share one unit.
+            if weights is None:
+                loss_value = float(loss.detach())
+            else:
+                with torch.no_grad():
+                    loss_value = float(plain_loss_fn(outputs, y))
+            if step == 0:
+                init_loss = loss_value
+            if not math.isfinite(loss_value) or not bool(torch.isfinite(loss.detach())):
                 first_nonfinite = {"epoch": epoch, "step": step}
                 break
             loss.backward()
