@@ -194,3 +194,25 @@ def test_render_rebuilds_reports_from_results_json(tmp_path: Path, cancer_config
     code, _, err = run_cli("render", str(tmp_path / "none.json"), "--out", str(tmp_path / "x"))
     assert code == 2
     assert_one_line_error(err, "results file not found")
+
+
+def test_ctrl_c_during_training_leaves_no_output(tmp_path: Path, cancer_csv: Path):
+    import signal
+
+    document = cancer_config(cancer_csv, training={"epochs": 100000, "lr": 0.001})
+    document["report"] = {"formats": ["json", "html"]}
+    path = write_config(tmp_path, document)
+    out_dir = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reportgen", "run", str(path), "--out", str(out_dir)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until training is under way
+        if "epoch 2/" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert rest.strip().endswith("reportgen: interrupted; no report was written")
+    assert not out_dir.exists()
