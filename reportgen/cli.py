@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -228,6 +229,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     """Run the CLI and return its exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
+    # Before torch loads OpenMP: worker threads that sleep instead of spinning keep a busy or shared
+    # CI runner from slowing small models down by an order of magnitude (bench/README.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
