@@ -293,6 +293,14 @@ def _curves_section(report: "Report") -> dict[str, Any]:
             "ece": fmt.num((test.get("calibration") or {}).get("ece")) if isinstance(test.get("calibration"), Mapping) else None}
 
 
+def _last(history: list[Any], key: str) -> Any:
+    """The last epoch's value of ``key``, or None."""
+    for row in reversed(history):
+        if isinstance(row, Mapping) and row.get(key) is not None:
+            return row[key]
+    return None
+
+
 def _training_section(report: "Report") -> dict[str, Any] | None:
     training = report.training
     if not isinstance(training, Mapping):
@@ -311,7 +319,9 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
         ("Epochs run", fmt.num(training.get("epochs_run"))),
         ("Best epoch", fmt.num(best)),
         ("Stopped early", fmt.num(training.get("stopped_early"))),
-        ("Final training loss", fmt.num(training.get("loss"))),
+        ("Loss function", fmt.num(training.get("loss"))),
+        ("Final training loss", fmt.num(_last(history, "train_loss"))),
+        ("Final validation loss", fmt.num(_last(history, "val_loss"))),
         ("Initial loss", fmt.num(training.get("init_loss"))),
         ("Expected initial loss", fmt.num(training.get("expected_init_loss"))),
         ("First non-finite loss", fmt.num(training.get("first_nonfinite_loss")) if training.get("first_nonfinite_loss") is not None else "none"),
