@@ -155,7 +155,7 @@ EVIDENCE_VIEWS = {
 
 def _compact(value: Any, depth: int = 0) -> str:
     if isinstance(value, Mapping):
-        if depth >= 1:
+        if depth >= 2:
             return "{" + f"{len(value)} keys" + "}"
         inner = ", ".join(f"{k}: {_compact(v, depth + 1)}" for k, v in list(value.items())[:6])
         return "{" + inner + (", …" if len(value) > 6 else "") + "}"
