@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from reportgen.config import DataConfig, SplitSpec, suggest
 from reportgen.errors import DataError
-from reportgen.plugins import load_object
+from reportgen.plugins import call_user_object
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
 
 Resolver = Callable[[str], Path]
@@ -446,11 +446,7 @@ def _load_npz(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
 def _load_python(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
     """Call the user's factory, which returns {"train": Dataset, "val": Dataset?, "test": Dataset}."""
     assert cfg.factory is not None
-    factory = load_object(cfg.factory, resolve, "data.factory")
-    try:
-        datasets = factory(**cfg.kwargs)
-    except TypeError as exc:
-        raise DataError(f"data.factory {cfg.factory!r} could not be called with data.kwargs: {exc}") from None
+    datasets = call_user_object(cfg.factory, cfg.kwargs, resolve, "data.factory", DataError)
     if not isinstance(datasets, Mapping):
         raise DataError(f"data.factory {cfg.factory!r} must return a dict of datasets, not {type(datasets).__name__}")
     return _bundle_from_datasets(dict(datasets), cfg, task, cfg.factory, {"kind": "python", "factory": cfg.factory, "kwargs": cfg.kwargs})

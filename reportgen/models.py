@@ -13,7 +13,7 @@ from torch import nn
 
 from reportgen.config import ModelConfig, suggest
 from reportgen.errors import ModelError
-from reportgen.plugins import load_object
+from reportgen.plugins import call_user_object
 
 Resolver = Callable[[str], Path]
 
@@ -87,11 +87,7 @@ def _construct(cfg: ModelConfig, input_shape: tuple[int, ...], outputs: int, res
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
     assert cfg.target is not None
-    target = load_object(cfg.target, resolve, "model.target")
-    try:
-        model = target(**cfg.kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model.target {cfg.target!r} could not be built with model.kwargs: {exc}") from None
+    model = call_user_object(cfg.target, cfg.kwargs, resolve, "model.target", ModelError)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.target {cfg.target!r} returned a {type(model).__name__}, not a torch.nn.Module")
     return model

@@ -46,3 +46,16 @@ def load_object(reference: str, resolve: Callable[[str], Path], key: str) -> Any
         public = [name for name in dir(module) if not name.startswith("_")]
         raise ConfigError(f"{key}: {module_part} has no attribute {attribute!r}{suggest(attribute, public)}")
     return getattr(module, attribute)
+
+
+def call_user_object(
+    reference: str, kwargs: dict[str, Any], resolve: Callable[[str], Path], key: str, error: type[Exception]
+) -> Any:
+    """Load the callable a config key names and call it with that section's ``kwargs``."""
+    target = load_object(reference, resolve, key)
+    section = key.rpartition(".")[0]
+    try:
+        return target(**kwargs)
+    except TypeError as exc:
+        raise error(f"{key} {reference!r} could not be called with {section}.kwargs: {exc}") from None
+

@@ -235,3 +235,18 @@ def entropy_nats(labels: np.ndarray) -> float:
     counts = np.bincount(labels)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum()) if p.size else math.nan
+
+
+def memorisable_noisy_cancer() -> DataBundle:
+    """80 breast-cancer training rows with 24 labels flipped, plus clean val and test: easy to memorise."""
+    X, y, classes, names = breast_cancer()
+    rows = split_rows(y, len(y), test=0.3, val=0.2)
+    small = rows["train"][:80]
+    noisy = y.copy()
+    flip = np.random.default_rng(0).choice(small, 24, replace=False)
+    noisy[flip] = 1 - noisy[flip]
+    transform = standardiser(X[small])
+    parts = {"train": (transform(X[small]), noisy[small], small), "val": (transform(X[rows["val"]]), y[rows["val"]], rows["val"]),
+             "test": (transform(X[rows["test"]]), y[rows["test"]], rows["test"])}
+    return make_bundle("binary", parts, classes, names)
+

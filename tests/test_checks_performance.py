@@ -12,6 +12,7 @@ from check_helpers import (
     default_credit,
     diabetes,
     make_bundle,
+    memorisable_noisy_cancer,
     mlp,
     predictions_from_probs,
     run,
@@ -114,16 +115,7 @@ def test_baseline_regression_r2_against_the_mean_predictor():
 
 
 def test_overfit_gap_flags_an_mlp_memorising_noisy_labels():
-    X, y, classes, names = breast_cancer()
-    rows = split_rows(y, len(y), test=0.3, val=0.2)
-    small = rows["train"][:80]
-    noisy = y.copy()
-    flip = np.random.default_rng(0).choice(small, 24, replace=False)
-    noisy[flip] = 1 - noisy[flip]
-    transform = standardiser(X[small])
-    parts = {"train": (transform(X[small]), noisy[small], small), "val": (transform(X[rows["val"]]), y[rows["val"]], rows["val"]),
-             "test": (transform(X[rows["test"]]), y[rows["test"]], rows["test"])}
-    bundle = make_bundle("binary", parts, classes, names)
+    bundle = memorisable_noisy_cancer()
     model = mlp(30, 2, hidden=(256, 256))
     train_model(model, bundle, epochs=150, lr=3e-3, batch_size=80)
     ctx = context(bundle, torch_predictions(bundle, model))

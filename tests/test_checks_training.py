@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from check_helpers import breast_cancer, context, make_bundle, mlp, run, split_rows, standardiser, tabular_bundle, train_model
+from check_helpers import breast_cancer, context, memorisable_noisy_cancer, mlp, run, tabular_bundle, train_model
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +56,7 @@ def test_loss_curve_not_learning_fails(cancer):
 
 
 def test_loss_curve_names_the_overfitting_onset():
-    X, y, classes, names = breast_cancer()
-    rows = split_rows(y, len(y), test=0.3, val=0.2)
-    small = rows["train"][:80]
-    noisy = y.copy()
-    flip = np.random.default_rng(0).choice(small, 24, replace=False)
-    noisy[flip] = 1 - noisy[flip]
-    transform = standardiser(X[small])
-    parts = {"train": (transform(X[small]), noisy[small], small), "val": (transform(X[rows["val"]]), y[rows["val"]], rows["val"]),
-             "test": (transform(X[rows["test"]]), y[rows["test"]], rows["test"])}
-    bundle = make_bundle("binary", parts, classes, names)
+    bundle = memorisable_noisy_cancer()
     training = train_model(mlp(30, 2, hidden=(256, 256)), bundle, epochs=60, lr=3e-3, batch_size=80)
     result = run("loss_curve", context(bundle, training=training))
     val = [h["val_loss"] for h in training.history]

@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from reportgen import __version__
 from reportgen.cli import main
 
-from conftest import REPO, SAMPLES, cancer_config, read_results, write_config
+from conftest import REPO, cancer_config, read_results, write_config
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
