@@ -92,10 +92,11 @@ def make_inputs(folder: Path, rows: int, features: int, fit_steps: int) -> dict[
         x_all = torch.from_numpy(arrays["X_train"])
         y_all = torch.from_numpy(arrays["y_train"]).float()
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        fit_batch = 1024
         for step in range(fit_steps):
-            start = (step * BATCH) % max(rows - BATCH, 1)
-            logits = model(x_all[start : start + BATCH]).reshape(-1)
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y_all[start : start + BATCH])
+            start = (step * fit_batch) % max(rows - fit_batch, 1)
+            logits = model(x_all[start : start + fit_batch]).reshape(-1)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y_all[start : start + fit_batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
