@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-from torch.utils.data import Dataset
+
+if TYPE_CHECKING:  # torch is only needed to run a model, not to read or render a report
+    from torch.utils.data import Dataset
 
 SPLIT_ORDER = ("train", "val", "test")
 
@@ -16,7 +18,7 @@ class SplitData:
     """One split after preprocessing: a dataset of (x, y) and its labels as an array."""
 
     name: str
-    dataset: Dataset
+    dataset: "Dataset"
     labels: np.ndarray
     """Class indices (int64) for classification, targets (float32) for regression."""
     features: np.ndarray | None = None
