@@ -81,7 +81,38 @@ def _wrong_output_model(folder: Path) -> dict:
     return {"kind": "python", "target": "wide.py:Wide"}
 
 
+def _foreign_checkpoint(folder: Path) -> str:
+    import torch
+
+    torch.save({"weight": torch.zeros(3, 3)}, folder / "foreign.pt")
+    return "foreign.pt"
+
+
+def _pickled_code_checkpoint(folder: Path) -> str:
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (folder / "evil.pt").write_bytes(pickle.dumps({"1.weight": Payload()}))
+    return "evil.pt"
+
+
+def _narrow_input_model(folder: Path) -> dict:
+    (folder / "narrow.py").write_text(
+        "import torch\nclass Narrow(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__(); self.fc = torch.nn.Linear(20, 1)\n"
+        "    def forward(self, x):\n        return self.fc(x)\n",
+        encoding="utf-8",
+    )
+    return {"kind": "python", "target": "narrow.py:Narrow"}
+
+
 BAD_INPUTS = {
+    "unsafe_checkpoint": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _pickled_code_checkpoint(folder)}), ["cannot load checkpoint evil.pt safely (weights only)"]),
+    "wrong_input_shape": (lambda folder, csv: cancer_config(csv, model=_narrow_input_model(folder)), ["the model cannot run on inputs of shape (30,)"]),
+    "checkpoint_does_not_fit": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _foreign_checkpoint(folder)}), ["checkpoint foreign.pt does not fit the model"]),
     "malformed_yaml": (lambda folder, csv: "name: x\ntask: [binary\n", ["malformed YAML at line"]),
     "unknown_key": (lambda folder, csv: cancer_config(csv, trainig={"epochs": 2}), ["unknown key 'trainig' (did you mean 'training'?)"]),
     "missing_file": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "path": "absent.csv"}), ["data.path: file not found", "absent.csv"]),
