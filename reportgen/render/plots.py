@@ -348,7 +348,7 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
     with figure(5.6, 3.2) as (fig, ax):
         for i, (key, values) in enumerate(series):
             t, v = thin(thresholds, values)
-            ax.plot(t, v, label=text("F1" if key == "f1" else key), markevery=max(1, len(t) // 10), **style(i))
+            ax.plot(t, v, label=text("F1" if key == "f1" else key), markevery=max(1, len(t) // 6), **style(i))
         if isinstance(operating_threshold, (int, float)):
             ax.axvline(operating_threshold, color="black", linestyle=(0, (1, 1)), linewidth=1.2,
                        label=f"operating threshold {operating_threshold:.2f}")
@@ -434,7 +434,7 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
     with figure(5.0, 3.0) as (fig, ax):
         for i, (split, values) in enumerate(series):
             e, v = thin(epochs, values, limit=200)
-            ax.plot(e, v, label="train" if split == "train" else "validation", markevery=max(1, len(e) // 15),
+            ax.plot(e, v, label="train" if split == "train" else "validation", markevery=max(1, len(e) // 6),
                     **style(i))
         if isinstance(best_epoch, (int, float)) and not isinstance(best_epoch, bool):
             ax.axvline(best_epoch, color="black", linestyle=(0, (1, 1)), linewidth=1.2,
