@@ -70,6 +70,20 @@ def cancer_config_path(tmp_path: Path, cancer_csv: Path) -> Path:
     return write_config(tmp_path, cancer_config(cancer_csv))
 
 
+def user_model(folder: Path, name: str, layers: str, forward: str) -> dict[str, Any]:
+    """Write ``<name>.py`` holding an nn.Module ``name`` and return the model section that loads it.
+
+    ``layers`` is the body of ``__init__`` after ``super().__init__()``; ``forward`` the returned expression.
+    """
+    (folder / f"{name.lower()}.py").write_text(
+        f"import torch\nclass {name}(torch.nn.Module):\n"
+        f"    def __init__(self):\n        super().__init__(); {layers}\n"
+        f"    def forward(self, x):\n        return {forward}\n",
+        encoding="utf-8",
+    )
+    return {"kind": "python", "target": f"{name.lower()}.py:{name}"}
+
+
 def read_results(out_dir: Path) -> dict[str, Any]:
     """Load results.json from an output folder."""
     return json.loads((out_dir / "results.json").read_text(encoding="utf-8"))

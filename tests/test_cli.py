@@ -14,7 +14,7 @@ import pytest
 from reportgen import __version__
 from reportgen.cli import main
 
-from conftest import REPO, cancer_config, read_results, write_config
+from conftest import REPO, cancer_config, read_results, user_model, write_config
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -71,16 +71,6 @@ def test_runtime_error_exits_3_with_one_line(tmp_path: Path, cancer_csv: Path):
     assert not (tmp_path / "out").exists()
 
 
-def _wrong_output_model(folder: Path) -> dict:
-    (folder / "wide.py").write_text(
-        "import torch\nclass Wide(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__(); self.body = torch.nn.Linear(30, 8); self.fc = torch.nn.Linear(8, 1000)\n"
-        "    def forward(self, x):\n        return self.fc(torch.relu(self.body(x)))\n",
-        encoding="utf-8",
-    )
-    return {"kind": "python", "target": "wide.py:Wide"}
-
-
 def _foreign_checkpoint(folder: Path) -> str:
     import torch
 
@@ -99,26 +89,16 @@ def _pickled_code_checkpoint(folder: Path) -> str:
     return "evil.pt"
 
 
-def _narrow_input_model(folder: Path) -> dict:
-    (folder / "narrow.py").write_text(
-        "import torch\nclass Narrow(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__(); self.fc = torch.nn.Linear(20, 1)\n"
-        "    def forward(self, x):\n        return self.fc(x)\n",
-        encoding="utf-8",
-    )
-    return {"kind": "python", "target": "narrow.py:Narrow"}
-
-
 BAD_INPUTS = {
     "unsafe_checkpoint": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _pickled_code_checkpoint(folder)}), ["cannot load checkpoint evil.pt safely (weights only)"]),
-    "wrong_input_shape": (lambda folder, csv: cancer_config(csv, model=_narrow_input_model(folder)), ["the model cannot run on inputs of shape (30,)"]),
+    "wrong_input_shape": (lambda folder, csv: cancer_config(csv, model=user_model(folder, "Narrow", "self.fc = torch.nn.Linear(20, 1)", "self.fc(x)")), ["the model cannot run on inputs of shape (30,)"]),
     "checkpoint_does_not_fit": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _foreign_checkpoint(folder)}), ["checkpoint foreign.pt does not fit the model"]),
     "malformed_yaml": (lambda folder, csv: "name: x\ntask: [binary\n", ["malformed YAML at line"]),
     "unknown_key": (lambda folder, csv: cancer_config(csv, trainig={"epochs": 2}), ["unknown key 'trainig' (did you mean 'training'?)"]),
     "missing_file": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "path": "absent.csv"}), ["data.path: file not found", "absent.csv"]),
     "missing_target": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "target": "diagnoses"}), ["column 'diagnoses' is not in cancer.csv", "did you mean 'diagnosis'?"]),
     "label_not_in_classes": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "classes": ["benign", "cancer"], "positive_class": "cancer"}), ["label 'malignant' at data row", "is not one of the classes ['benign', 'cancer']"]),
-    "wrong_output_size": (lambda folder, csv: cancer_config(csv, model=_wrong_output_model(folder)), ["the model outputs 1000 values per sample", "model.head"]),
+    "wrong_output_size": (lambda folder, csv: cancer_config(csv, model=user_model(folder, "Wide", "self.body = torch.nn.Linear(30, 8); self.fc = torch.nn.Linear(8, 1000)", "self.fc(torch.relu(self.body(x)))")), ["the model outputs 1000 values per sample", "model.head"]),
     "empty_split": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "split": {"val": 0.0, "test": 0.0001}}), ["the test split is empty"]),
     "unknown_check": (lambda folder, csv: cancer_config(csv, checks={"overfitting": {"max": 0.2}}), ["unknown check 'checks.overfitting'"]),
 }
@@ -153,13 +133,7 @@ def test_nan_in_features_exits_2(tmp_path: Path, breast_cancer_frame):
 
 
 def test_nan_model_outputs_exit_2(tmp_path: Path, cancer_csv: Path):
-    (tmp_path / "nanny.py").write_text(
-        "import torch\nclass Nanny(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__(); self.fc = torch.nn.Linear(30, 1)\n"
-        "    def forward(self, x):\n        return self.fc(x) * float('nan')\n",
-        encoding="utf-8",
-    )
-    document = cancer_config(cancer_csv, model={"kind": "python", "target": "nanny.py:Nanny"})
+    document = cancer_config(cancer_csv, model=user_model(tmp_path, "Nanny", "self.fc = torch.nn.Linear(30, 1)", "self.fc(x) * float('nan')"))
     del document["training"]
     code, _, err = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 2

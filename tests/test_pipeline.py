@@ -13,7 +13,7 @@ from reportgen.config import load_config
 from reportgen.errors import ModelError
 from reportgen.pipeline import execute, run
 
-from conftest import SAMPLES, cancer_config, read_results, write_config
+from conftest import SAMPLES, cancer_config, read_results, user_model, write_config
 
 CHECK_KEYS = {"id", "title", "family", "status", "severity", "value", "threshold", "higher_is_better", "message", "evidence"}
 CLASSIFICATION_KEYS = {
@@ -124,13 +124,10 @@ def test_npz_data_with_linear_and_torchscript_models_evaluate_only(tmp_path: Pat
 
 
 def test_head_replacement_fits_a_body_to_the_classes(tmp_path: Path, cancer_csv: Path):
-    (tmp_path / "body.py").write_text(
-        "import torch\nclass Pretrained(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__(); self.body = torch.nn.Linear(30, 16); self.fc = torch.nn.Linear(16, 1000)\n"
-        "    def forward(self, x):\n        return self.fc(torch.relu(self.body(x)))\n",
-        encoding="utf-8",
-    )
-    document = cancer_config(cancer_csv, model={"kind": "python", "target": "body.py:Pretrained", "head": {"attribute": "fc", "out_features": 2}})
+    document = cancer_config(cancer_csv, model={
+        **user_model(tmp_path, "Pretrained", "self.body = torch.nn.Linear(30, 16); self.fc = torch.nn.Linear(16, 1000)", "self.fc(torch.relu(self.body(x)))"),
+        "head": {"attribute": "fc", "out_features": 2},
+    })
     results = run_to(tmp_path, document)
     assert results["model"]["outputs"] == 2 and results["model"]["output_kind"] == "softmax"
     assert results["metrics"]["test"]["accuracy"] > 0.9
