@@ -249,6 +249,20 @@ class ClassificationState:
         """Summed loss divided by n; None for no samples."""
         return _float(self.loss_sum / self.n) if self.n else None
 
+    @property
+    def accuracy(self) -> float | None:
+        """Share of samples on the diagonal; None for no samples."""
+        return _ratio(np.trace(self.confusion), self.n) if self.n else None
+
+    @property
+    def balanced_accuracy(self) -> float | None:
+        """Mean recall over the classes present in y_true (scikit-learn's definition)."""
+        support = self.confusion.sum(axis=1)
+        present = support > 0
+        if not present.any():
+            return None
+        return float(np.mean(np.diag(self.confusion)[present] / support[present]))
+
 
 @dataclass
 class RegressionState:
@@ -324,13 +338,13 @@ class RegressionState:
 # --------------------------------------------------------------------------- metric dictionaries
 
 
-def _confusion_of(pred: Predictions, num_classes: int) -> np.ndarray:
-    """Confusion matrix of a whole split, replayed batch by batch through a ClassificationState."""
+def _state_of(pred: Predictions, num_classes: int) -> ClassificationState:
+    """A whole split replayed batch by batch through a ClassificationState."""
     state = ClassificationState(num_classes)
     y_true, y_pred = np.asarray(pred.y_true), np.asarray(pred.y_pred)
     for start in range(0, pred.n, STREAM_BATCH):
         state.update(y_true[start:start + STREAM_BATCH], y_pred[start:start + STREAM_BATCH])
-    return state.confusion
+    return state
 
 
 def _mcc(cm: np.ndarray) -> float:
@@ -396,7 +410,8 @@ def classification_metrics(
     c = len(classes)
     if positive_index is not None and not 0 <= positive_index < c:
         raise ValueError(f"positive_index {positive_index} is not a class index of {classes}")
-    cm = _confusion_of(pred, c)
+    state = _state_of(pred, c)
+    cm = state.confusion
     n = int(cm.sum())
     tp = np.diag(cm)
     support = cm.sum(axis=1)
@@ -410,7 +425,6 @@ def classification_metrics(
         """Mean over the classes present in y_true or y_pred."""
         return float(np.mean([values[i] for i in present])) if present else None
 
-    recall_present = [recall[i] for i in range(c) if support[i]]
     per_class = {}
     for i, name in enumerate(classes):
         ci = wilson_interval(int(tp[i]), int(support[i]))
@@ -424,8 +438,8 @@ def classification_metrics(
     result: dict[str, Any] = {
         "n": n,
         "loss": _float(pred.loss),
-        "accuracy": _ratio(tp.sum(), n) if n else None,
-        "balanced_accuracy": float(np.mean(recall_present)) if recall_present else None,
+        "accuracy": state.accuracy,
+        "balanced_accuracy": state.balanced_accuracy,
         "precision": None,
         "recall": None,
         "f1": None,

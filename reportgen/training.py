@@ -13,6 +13,7 @@ from torch import nn
 
 from reportgen.config import TrainingConfig
 from reportgen.errors import ConfigError, RunError
+from reportgen.metrics import ClassificationState, RegressionState
 from reportgen.types import DataBundle, LayerGradient, SplitData, TrainingResult
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -128,44 +129,28 @@ def _optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimize
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _balanced_accuracy(confusion: np.ndarray) -> float | None:
-    """Mean recall over classes present in the labels."""
-    support = confusion.sum(axis=1)
-    present = support > 0
-    if not present.any():
-        return None
-    return float((np.diag(confusion)[present] / support[present]).mean())
-
-
 class _EpochStats:
-    """Running loss and confusion counts over one pass."""
+    """Running loss and metric state over one pass, in the metrics module's additive states."""
 
     def __init__(self, num_classes: int) -> None:
-        self.loss_sum = 0.0
-        self.n = 0
-        self.sq_err = 0.0
-        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
+        self.state: ClassificationState | RegressionState = (
+            ClassificationState(num_classes) if num_classes else RegressionState()
+        )
 
     def add(self, loss: float, y: torch.Tensor, outputs: torch.Tensor, predicted: torch.Tensor | None) -> None:
-        batch = len(y)
-        self.loss_sum += loss * batch
-        self.n += batch
-        if self.confusion is not None and predicted is not None:
-            k = self.confusion.shape[0]
-            flat = (y.cpu().long() * k + predicted.cpu().long()).numpy()
-            self.confusion += np.bincount(flat, minlength=k * k).reshape(k, k)
-        elif self.confusion is None:
-            diff = outputs.detach().reshape(-1).float().cpu() - y.float().cpu().reshape(-1)
-            self.sq_err += float((diff**2).sum())
+        """Add one batch: its mean loss, labels, and predicted classes (or raw outputs for regression)."""
+        values = predicted if predicted is not None else outputs.detach().reshape(-1).float()
+        self.state.update(y.cpu().numpy(), values.cpu().numpy(), loss_sum=loss * len(y))
 
     def summary(self, prefix: str) -> dict[str, float | None]:
-        out: dict[str, float | None] = {f"{prefix}_loss": self.loss_sum / self.n if self.n else None}
-        if self.confusion is not None:
-            total = self.confusion.sum()
-            out[f"{prefix}_accuracy"] = float(np.trace(self.confusion) / total) if total else None
-            out[f"{prefix}_balanced_accuracy"] = _balanced_accuracy(self.confusion)
+        """Loss and headline metric with the split's prefix (train_/val_)."""
+        state = self.state
+        out: dict[str, float | None] = {f"{prefix}_loss": state.loss_sum / state.n if state.n else None}
+        if isinstance(state, ClassificationState):
+            out[f"{prefix}_accuracy"] = state.accuracy
+            out[f"{prefix}_balanced_accuracy"] = state.balanced_accuracy
         else:
-            out[f"{prefix}_rmse"] = math.sqrt(self.sq_err / self.n) if self.n else None
+            out[f"{prefix}_rmse"] = state.metrics()["rmse"]
         return out
 
 
