@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.training import LossFn, iterate_batches
+from reportgen.training import LossFn, iterate_batches, predicted_classes
 from reportgen.types import Predictions, SplitData
 
 
@@ -37,12 +37,14 @@ def evaluate(
     device: torch.device,
     on_batch: Callable[[int], None] | None = None,
 ) -> Predictions:
-    """Predict every sample of ``split``; non-finite outputs are an input error naming the split."""
+    """Predict every sample of ``split``; non-finite outputs are an input error naming the split.
+
+    ``on_batch`` receives the number of samples done so far.
+    """
     model.eval()
     n = split.n
-    num_classes = None
     probs: np.ndarray | None = None
-    values = np.empty(n, dtype=np.float32) if task == "regression" else None
+    y_pred = np.empty(n, dtype=np.float32 if task == "regression" else np.int64)
     y_true = np.empty(n, dtype=np.float32 if task == "regression" else np.int64)
     loss_sum = 0.0
     start = 0
@@ -63,18 +65,17 @@ def evaluate(
         y_device = y.to(device)
         loss_sum += float(loss_fn(outputs, y_device)) * batch
         if task == "regression":
-            assert values is not None
-            values[start : start + batch] = outputs.reshape(-1).float().cpu().numpy()
+            y_pred[start : start + batch] = outputs.reshape(-1).float().cpu().numpy()
         else:
             batch_probs = probabilities(outputs, output_kind, positive_index).cpu().numpy()
             if probs is None:
-                num_classes = batch_probs.shape[1]
-                probs = np.empty((n, num_classes), dtype=np.float32)
+                probs = np.empty((n, batch_probs.shape[1]), dtype=np.float32)
             probs[start : start + batch] = batch_probs
+            y_pred[start : start + batch] = predicted_classes(outputs, output_kind, positive_index, threshold).cpu().numpy()
         y_true[start : start + batch] = y.reshape(-1).numpy()
         start += batch
         if on_batch is not None:
-            on_batch(batch)
+            on_batch(start)
     if nonfinite:
         where = f" (first at sample {first_bad})" if first_bad is not None else ""
         inputs_bad = split.features is not None and not np.isfinite(split.features).all()
@@ -82,12 +83,7 @@ def evaluate(
         raise ModelError(f"the model produced non-finite outputs for {nonfinite} of {n} samples of the {split.name} split{where}{cause}")
     if start != n:
         raise ModelError(f"the {split.name} split yielded {start} samples but has {n} labels")
-    if task == "regression":
-        assert values is not None
-        return Predictions(split=split.name, y_true=y_true, y_pred=values, probs=None, loss=loss_sum / max(n, 1))
-    assert probs is not None
-    if positive_index is not None:
-        y_pred = np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index).astype(np.int64)
-    else:
-        y_pred = probs.argmax(axis=1).astype(np.int64)
-    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss_sum / max(n, 1))
+    loss = loss_sum / max(n, 1)
+    if task != "regression" and probs is None:
+        raise ModelError(f"the {split.name} split yielded no samples")
+    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -174,12 +175,7 @@ def execute(
     loss_fn = make_loss(loss_name, info.output_kind, data.positive_index, None)
     predictions: dict[str, Predictions] = {}
     for name, split in data.splits.items():
-        done = [0]
-
-        def on_batch(batch: int, name: str = name, total: int = split.n, done: list[int] = done) -> None:
-            done[0] += batch
-            progress.batches(name, done[0], total)
-
+        on_batch = functools.partial(progress.batches, name, total=split.n)
         predictions[name] = evaluate(
             model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
             threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
