@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from reportgen.errors import ReportgenError, RunError
 from reportgen.render import RENDERERS, RenderOptions
@@ -44,15 +44,23 @@ def render_all(report: "Report", formats: Sequence[str], options: RenderOptions)
     return rendered
 
 
-def write_reports(report: "Report", out_dir: Path, formats: list[str], template_dir: Path | str | None = None) -> list[Path]:
-    """Render ``formats`` and write them into ``out_dir`` atomically; return the written paths.
+def write_reports(
+    report: "Report",
+    out_dir: Path,
+    formats: list[str],
+    template_dir: Path | str | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
+) -> list[Path]:
+    """Render ``formats`` and write them, with ``extra_files`` (e.g. model.pt), into ``out_dir`` atomically.
+
+    Returns the written paths.
 
     Raises RunError (one-line message) when a renderer fails or the files cannot be written;
     in both cases ``out_dir`` holds exactly what it held before.
     """
     out_dir = Path(out_dir)
     options = RenderOptions(template_dir=Path(template_dir) if template_dir is not None else None)
-    rendered = render_all(report, formats, options)
+    rendered = render_all(report, formats, options) + list((extra_files or {}).items())
 
     for filename, _ in rendered:
         target = out_dir / filename

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,22 +207,6 @@ def default_out_dir(name: str) -> Path:
     return Path("reports") / safe
 
 
-def write_atomically(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def run(
     loaded: LoadedConfig,
     *,
@@ -245,10 +227,7 @@ def run(
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
     progress.stage(f"writing {', '.join(chosen)} to {target}")
     t0 = time.perf_counter()
-    model_bytes = state_dict_bytes(prepared.model) if cfg.training is not None and cfg.training.save_checkpoint else None
-    written = list(write_reports(report, target, chosen, template_dir=template_dir))
-    if model_bytes is not None:
-        write_atomically(target / "model.pt", model_bytes)
-        written.append(target / "model.pt")
+    extra = {"model.pt": state_dict_bytes(prepared.model)} if cfg.training is not None and cfg.training.save_checkpoint else {}
+    written = write_reports(report, target, chosen, template_dir=template_dir, extra_files=extra)
     progress.stage(f"rendered in {time.perf_counter() - t0:.1f} s")
     return RunOutcome(report=report, out_dir=target, written=tuple(written))
