@@ -293,10 +293,8 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"missing required key {dotted!r}"
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    if kind in ("value_error", "assertion_error") and location == ():
-        return message
-    if kind in ("value_error",) and message.startswith(location[0] if location else "\0"):
-        return message
+    if kind == "value_error" and (not location or message.startswith(str(location[0]))):
+        return message  # our own validators already name the key
     return f"{dotted}: {message}"
 
 

@@ -178,7 +178,7 @@ def _handle_missing(frames: dict[str, pd.DataFrame], columns: list[str], policy:
     return result
 
 
-def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str, missing_policy: str) -> pd.DataFrame:
+def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str) -> pd.DataFrame:
     """Convert feature columns to numbers; text in a numeric column is an error naming the column."""
     frame = frame.copy()
     for column in numeric:
@@ -238,7 +238,7 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
     for name, frame in frames.items():
         _check_columns(frame, features + [cfg.target], "data", sources[name])
 
-    frames = {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing) for name, frame in frames.items()}
+    frames = {name: _numeric_or_error(frame, numeric, sources[name]) for name, frame in frames.items()}
     target_missing = {n: f[f[cfg.target].isna()] for n, f in frames.items()}
     for name, rows in target_missing.items():
         if len(rows):
@@ -315,23 +315,23 @@ def _encode_labels(
                 f"{classes}{' (data.classes)' if cfg.classes else ' (seen in train)'}"
             )
         arrays[name] = np.array([index_of[label] for label in labels], dtype=np.int64)
-    return classes, *_positive(classes, arrays["train"], cfg, task), arrays  # type: ignore[return-value]
+    return classes, _positive(classes, arrays["train"], cfg, task), arrays
 
 
-def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, task: str) -> tuple[int | None]:
+def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, task: str) -> int | None:
     """Index of the positive class: configured, or the minority class of train."""
     if task == "multiclass":
         if len(classes) < 2:
             raise DataError(f"a multiclass task needs at least 2 classes; found {classes}")
-        return (None,)
+        return None
     if len(classes) != 2:
         raise DataError(f"a binary task needs exactly 2 classes; found {len(classes)}: {classes[:10]}")
     if cfg.positive_class is not None:
         if cfg.positive_class not in classes:
             raise DataError(f"data.positive_class {cfg.positive_class!r} is not one of the classes {classes}")
-        return (classes.index(cfg.positive_class),)
+        return classes.index(cfg.positive_class)
     counts = np.bincount(train_labels, minlength=2)
-    return (int(np.argmin(counts)),)
+    return int(np.argmin(counts))
 
 
 # ---------------------------------------------------------------- arrays and datasets (npz, python)
@@ -397,7 +397,7 @@ def _bundle_from_datasets(
         classes = list(cfg.classes) if cfg.classes else [str(i) for i in range(num_classes)]
         for name, y in labels.items():
             _validate_indices(y, len(classes), source, name)
-        (positive_index,) = _positive(classes, labels["train"], cfg, task)
+        positive_index = _positive(classes, labels["train"], cfg, task)
     first_x = datasets["train"][0][0]
     input_shape = tuple(torch.as_tensor(first_x).shape)
     splits = {}
