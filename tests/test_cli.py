@@ -210,6 +210,9 @@ def test_ctrl_c_during_training_leaves_no_output(tmp_path: Path, cancer_csv: Pat
     process = subprocess.Popen(
         [sys.executable, "-m", "reportgen", "run", str(path), "--out", str(out_dir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A job started in the background inherits SIGINT ignored, and Python then keeps ignoring it:
+        # give the child the disposition a terminal user's Ctrl-C meets.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     for line in process.stderr:  # wait until training is under way
