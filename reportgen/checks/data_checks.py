@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from reportgen.checks import fingerprints
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
@@ -214,6 +213,8 @@ class ConflictingLabels(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        import pandas as pd  # imported here: report rendering loads this module for its texts only
+
         splits = [s for s in _splits(ctx) if s.n]
         hashes = np.concatenate([_fingerprints(ctx, s).norm for s in splits])
         labels = np.concatenate([np.asarray(s.labels, dtype=np.int64) for s in splits])

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from reportgen.types import SplitData
 
@@ -197,6 +196,8 @@ def first_match(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
     n_ref = reference.size
     if n_ref == 0 or query.size == 0:
         return np.full(query.size, -1, dtype=np.int64)
+    import pandas as pd  # imported here: report rendering loads the check modules for their texts only
+
     codes, _ = pd.factorize(np.concatenate([reference, query]))
     ref_codes, query_codes = codes[:n_ref], codes[n_ref:]
     # factorize numbers values by first appearance, and the reference comes first: the codes seen
