@@ -109,6 +109,22 @@ def test_plots_are_deterministic_and_escape_text() -> None:
     assert plots.roc_pr({}) is None and plots.reliability({"bins": []}) is None
 
 
+def test_flattening_keeps_every_drawn_element_and_meaningful_group() -> None:
+    raw = ('<svg><g id="figure_1">\n <g id="patch_1"><path d="M 0 0"/></g>\n'
+           ' <g clip-path="url(#p1)"><g><use xlink:href="#m1" x="1"/></g>'
+           '<text x="1" transform="rotate(-0 1 2)">a</text><text transform="rotate(-90 1 2)">b</text></g>\n'
+           ' <g style="fill: red"><path d="M 1 1"/></g></g></svg>')
+    flat = plots._flatten(raw)
+    assert re.findall(r"<g\b[^>]*>", flat) == ['<g clip-path="url(#p1)">', '<g style="fill: red">']
+    assert flat.count("</g>") == 2
+    for element in ("<path", "<use", "<text"):
+        assert flat.count(element) == raw.count(element)
+    assert "rotate(-0 " not in flat and 'transform="rotate(-90 1 2)"' in flat
+    chart = plots.loss_history([{"epoch": 1, "train_loss": 0.7, "val_loss": 0.8},
+                                {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6}], best_epoch=2)
+    assert not re.search(r'<g( id="[^"]*")?>', chart)  # matplotlib's bare wrappers are gone
+
+
 def _png_pixels(path: Path):
     import matplotlib.image
 

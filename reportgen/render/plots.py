@@ -110,6 +110,33 @@ _TAG = re.compile(r"<[^>]+>")
 _ID = re.compile(r'\bid="([^"]+)"')
 _URL = re.compile(r"url\(#([^)]+)\)")
 _HREF = re.compile(r'href="#([^"]+)"')
+_GROUP = re.compile(r"<(/?)g\b([^>]*)>\s*")
+_BARE_GROUP = re.compile(r'\s*(id="[^"]*")?\s*')
+_NO_ROTATION = re.compile(r' transform="rotate\(-?0 [^"]*\)"')
+
+
+def _flatten(svg: str) -> str:
+    """Drop the ``<g>`` wrappers that carry nothing but an id, and zero-angle rotations.
+
+    matplotlib wraps every artist in such a group: about half the elements of a chart. Nothing
+    refers to those ids, so removing them changes no pixel, while every element less is less
+    work for the browser and for WeasyPrint, which styles and paints each one.
+    """
+    pieces: list[str] = []
+    dropped: list[bool] = []
+    position = 0
+    for tag in _GROUP.finditer(svg):
+        if tag.group(1):
+            drop = dropped.pop()
+        else:
+            drop = _BARE_GROUP.fullmatch(tag.group(2)) is not None
+            dropped.append(drop)
+        pieces.append(svg[position:tag.start()])
+        if not drop:
+            pieces.append(tag.group(0))
+        position = tag.end()
+    pieces.append(svg[position:])
+    return _NO_ROTATION.sub("", "".join(pieces))
 
 
 def to_svg(fig: Any, name: str) -> str:
@@ -123,6 +150,7 @@ def to_svg(fig: Any, name: str) -> str:
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = _flatten(svg)
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", name)
 
     def fix(tag: re.Match[str]) -> str:
