@@ -9,10 +9,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from reportgen import __version__
 from reportgen.errors import InputError, ReportgenError
+
+if TYPE_CHECKING:
+    from reportgen.report import Report
 
 EXIT_PASS = 0
 EXIT_GATE_FAILED = 1
@@ -94,7 +97,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
         compare_to=Path(args.compare_to) if args.compare_to else None,
     )
-    report = outcome.report
+    return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
+
+
+def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out: TextIO) -> int:
+    """Print the verdict, the blocking checks and the files written; return the gate's exit code."""
     counts = report.status_counts()
     verdict = "PASS" if report.passed else "FAIL"
     warnings = f"{counts['warn']} warning{'' if counts['warn'] == 1 else 's'}"
@@ -104,8 +111,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     for check in report.blocking_checks():
         out.write(f"  {check.status.upper()} {check.id}: {check.message}\n")
-    out.write(f"report: {outcome.out_dir}{'/' if not str(outcome.out_dir).endswith('/') else ''}"
-              f" ({', '.join(p.name for p in outcome.written)})\n")
+    out.write(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
+              f" ({', '.join(p.name for p in written)})\n")
     return EXIT_PASS if report.passed else EXIT_GATE_FAILED
 
 
@@ -180,8 +187,7 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise InputError(f"{path} is not a reportgen results.json (missing {exc})") from None
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
     written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None)
-    out.write(f"report: {args.out} ({', '.join(p.name for p in written)})\n")
-    return EXIT_PASS if report.passed else EXIT_GATE_FAILED
+    return _write_outcome(report, Path(args.out), written, out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     validate = commands.add_parser("validate", help="check the config, data and model without training")
-    validate.add_argument("config")
-    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    validate.add_argument("config", help="the YAML config")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a config value by dotted path, value parsed as YAML (repeatable)")
     validate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     validate.set_defaults(handler=_cmd_validate)
 
@@ -216,11 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--json", action="store_true", help="machine-readable list")
     checks.set_defaults(handler=_cmd_checks)
 
-    render = commands.add_parser("render", help="re-render report files from a results.json")
-    render.add_argument("results")
-    render.add_argument("--out", required=True)
-    render.add_argument("--format")
-    render.add_argument("--template-dir")
+    render = commands.add_parser("render", help="re-render report files from a results.json",
+                                 description="Re-render report files from a results.json (no data, model or "
+                                             "torch needed). Exits 0 or 1 with the gate verdict recorded there.")
+    render.add_argument("results", help="a results.json written by reportgen run")
+    render.add_argument("--out", required=True, help="output folder")
+    render.add_argument("--format", help=f"comma-separated formats (default: all but json, of {','.join(FORMATS)})")
+    render.add_argument("--template-dir", help="a folder of templates overriding the built-in ones by name")
     render.set_defaults(handler=_cmd_render)
     return parser
 
