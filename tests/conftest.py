@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from reportgen.types import Predictions
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_configs"
 
@@ -87,3 +89,16 @@ def user_model(folder: Path, name: str, layers: str, forward: str) -> dict[str, 
 def read_results(out_dir: Path) -> dict[str, Any]:
     """Load results.json from an output folder."""
     return json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+
+
+def synthetic_predictions(n: int, task: str, seed: int = 0) -> Predictions:
+    """Large synthetic predictions for size bounds (scores carry signal, many distinct values)."""
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        y = rng.normal(size=n).astype(np.float32)
+        return Predictions("test", y, (y + rng.normal(0, 0.5, n)).astype(np.float32), None, 0.25)
+    c = 2 if task == "binary" else 4
+    y = rng.integers(0, c, n)
+    logits = rng.normal(size=(n, c)) + 1.5 * np.eye(c)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return Predictions("test", y, probs.argmax(axis=1), probs.astype(np.float32), 0.5)

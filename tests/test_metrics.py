@@ -28,6 +28,8 @@ from reportgen.metrics import (
 )
 from reportgen.types import Predictions
 
+from conftest import synthetic_predictions
+
 TIGHT = 1e-12
 CLASSIFICATION_KEYS = {
     "n", "loss", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "precision_macro",
@@ -428,19 +430,6 @@ def test_binary_curves_without_downsampling_equal_sklearn(cancer: Predictions) -
     assert curves["threshold_sweep"]["thresholds"] == pytest.approx([0.05 * i for i in range(1, 20)])
     assert curves["calibration"] == calibration_bins(scores, y)
     json_safe(curves)
-
-
-def synthetic_predictions(n: int, task: str, seed: int = 0) -> Predictions:
-    """Large synthetic predictions for size bounds (scores carry signal, many distinct values)."""
-    rng = np.random.default_rng(seed)
-    if task == "regression":
-        y = rng.normal(size=n).astype(np.float32)
-        return Predictions("test", y, (y + rng.normal(0, 0.5, n)).astype(np.float32), None, 0.25)
-    c = 2 if task == "binary" else 4
-    y = rng.integers(0, c, n)
-    logits = rng.normal(size=(n, c)) + 1.5 * np.eye(c)[y]
-    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return Predictions("test", y, probs.argmax(axis=1), probs.astype(np.float32), 0.5)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -9,7 +11,10 @@ from pathlib import Path
 import pytest
 
 import report_fixtures as F
+from reportgen.metrics import plot_curves
 from reportgen.render import RENDERERS, RenderOptions, plots
+
+from conftest import synthetic_predictions
 
 OPTIONS = RenderOptions()
 CHROMIUM = Path("/usr/bin/chromium")
@@ -123,6 +128,24 @@ def test_flattening_keeps_every_drawn_element_and_meaningful_group() -> None:
     chart = plots.loss_history([{"epoch": 1, "train_loss": 0.7, "val_loss": 0.8},
                                 {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6}], best_epoch=2)
     assert not re.search(r'<g( id="[^"]*")?>', chart)  # matplotlib's bare wrappers are gone
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_html_size_does_not_grow_with_the_number_of_samples(task: str) -> None:
+    """Charts come from bounded plot data: two million test samples render about as large as ten thousand."""
+    base = {"binary": F.failing_binary(), "multiclass": F.multiclass(classes=["a", "b", "c", "d"]),
+            "regression": F.regression()}[task]
+    classes = base.data.get("classes") or None
+    positive = 1 if task == "binary" else None
+
+    def page_for(n: int) -> bytes:
+        curves = plot_curves(synthetic_predictions(n, task), task, positive, 0.5, classes=classes)
+        report = dataclasses.replace(base, curves={"test": json.loads(json.dumps(curves))})
+        return RENDERERS["html"].render(report, OPTIONS)
+
+    small, big = page_for(10_000), page_for(2_000_000)
+    assert len(big) < 2_000_000
+    assert abs(len(big) - len(small)) < 0.05 * len(small), (len(small), len(big))
 
 
 def _png_pixels(path: Path):
