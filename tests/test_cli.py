@@ -196,10 +196,10 @@ def test_render_rebuilds_reports_from_results_json(tmp_path: Path, cancer_config
     assert code == 0, err
     assert out.startswith("PASS: ") and "report: " in out
     assert (tmp_path / "again" / "summary.md").is_file() and (tmp_path / "again" / "junit.xml").is_file()
-    # Rendering needs neither torch nor pandas: a fresh process must not pay for importing them.
+    # Rendering needs neither torch, pandas nor pyplot: a fresh process must not pay for importing them.
     probe = ("import sys; from reportgen.cli import main; "
              f"code = main(['render', {str(out_dir / 'results.json')!r}, '--out', {str(tmp_path / 'html')!r}, '--format', 'html']); "
-             "print(code, sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
+             "print(code, sorted(m for m in ('torch', 'pandas', 'matplotlib.pyplot') if m in sys.modules))")
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False)
     assert completed.stdout.splitlines()[-1] == "0 []", completed.stdout + completed.stderr
     code, _, err = run_cli("render", str(tmp_path / "none.json"), "--out", str(tmp_path / "x"))

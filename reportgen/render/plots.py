@@ -1,4 +1,4 @@
-"""Charts as small, deterministic, self-contained SVG strings (matplotlib, Agg backend).
+"""Charts as small, deterministic, self-contained SVG strings (matplotlib, headless, no pyplot).
 
 Every function takes plain report data and returns SVG markup, or None when the data is missing
 or unusable, so a report renders whatever parts of a run exist. Charts use the Okabe–Ito
@@ -15,12 +15,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
 
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 LINESTYLES = ("-", "--", "-.", ":")
@@ -96,14 +93,15 @@ def style(i: int) -> dict[str, Any]:
 
 
 @contextmanager
-def figure(width: float, height: float, ncols: int = 1) -> Iterator[tuple[Any, Any]]:
-    """A figure (inches) under the report's rcParams, always closed afterwards."""
+def figure(width: float, height: float, ncols: int = 1, **subplots: Any) -> Iterator[tuple[Figure, Any]]:
+    """A figure (inches) and its axes, built under the report's rcParams.
+
+    A bare ``Figure``, not pyplot: no global figure registry to close or leak, no GUI backend to
+    import, and the host process's pyplot backend is left alone. ``to_svg`` picks the SVG canvas.
+    """
     with matplotlib.rc_context(RC):
-        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=True, layout="constrained")
-        try:
-            yield fig, axes
-        finally:
-            plt.close(fig)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        yield fig, fig.subplots(subplots.pop("nrows", 1), ncols, squeeze=True, **subplots)
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -339,29 +337,23 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
     if pred is None or frac is None:
         return None
     ok = np.isfinite(pred) & np.isfinite(frac)
-    with matplotlib.rc_context(RC):
-        fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.6, 4.2), sharex=True, layout="constrained",
-                                       gridspec_kw={"height_ratios": [3, 1]})
-    try:
-        with matplotlib.rc_context(RC):
-            ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="perfectly calibrated")
-            ax.plot(pred[ok], frac[ok], color=OKABE_ITO[0], marker="o", label="model")
-            ece = calibration.get("ece")
-            if isinstance(ece, (int, float)):
-                ax.text(0.03, 0.93, f"ECE = {ece:.3f}", transform=ax.transAxes, fontsize=8, va="top")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(-0.01, 1.01)
-            ax.legend(loc="lower right")
-            ax.set_title("Reliability diagram")
-            ax.set_ylabel("observed fraction positive")
-            if lower is not None and upper is not None and count is not None and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
-                hist.bar(lower, np.nan_to_num(count), width=upper - lower, align="edge", color=OKABE_ITO[5],
-                         edgecolor="white", linewidth=0.5)
-            hist.set_ylabel("samples")
-            hist.set_xlabel("mean predicted probability")
-            return to_svg(fig, name)
-    finally:
-        plt.close(fig)
+    with figure(4.6, 4.2, ncols=1, nrows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]}) as (fig, (ax, hist)):
+        ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="perfectly calibrated")
+        ax.plot(pred[ok], frac[ok], color=OKABE_ITO[0], marker="o", label="model")
+        ece = calibration.get("ece")
+        if isinstance(ece, (int, float)):
+            ax.text(0.03, 0.93, f"ECE = {ece:.3f}", transform=ax.transAxes, fontsize=8, va="top")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.01, 1.01)
+        ax.legend(loc="lower right")
+        ax.set_title("Reliability diagram")
+        ax.set_ylabel("observed fraction positive")
+        if lower is not None and upper is not None and count is not None and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
+            hist.bar(lower, np.nan_to_num(count), width=upper - lower, align="edge", color=OKABE_ITO[5],
+                     edgecolor="white", linewidth=0.5)
+        hist.set_ylabel("samples")
+        hist.set_xlabel("mean predicted probability")
+        return to_svg(fig, name)
 
 
 def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: str = "threshold-sweep") -> str | None:
