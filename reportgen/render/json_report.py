@@ -12,8 +12,13 @@ if TYPE_CHECKING:
 
 
 def render_json(report: "Report", options: RenderOptions) -> bytes:
-    """Return ``report.to_dict()`` as indented, key-sorted JSON (NaN and infinity refused)."""
-    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    """Return ``report.to_dict()`` as indented JSON (NaN and infinity refused).
+
+    Keys keep the order the run built them in (deterministic for a config and seed), because the
+    order carries meaning: classes in their configured order, splits as train, val, test, stages
+    as they ran. Sorting would scramble all three.
+    """
+    text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
     return (text + "\n").encode("utf-8")
 
 
