@@ -186,20 +186,24 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
     x = np.arange(len(classes))
     width = 0.8 / len(names)
     hatches = ("", "//", "\\\\", "xx")
-    with figure(max(4.5, min(9.0, 1.0 + 0.45 * len(classes) * len(names))), 2.8) as (fig, ax):
+    top = 0.0
+    with figure(max(4.5, min(7.0, 1.6 + 0.16 * len(classes) * len(names))), 2.8) as (fig, ax):
         for i, split in enumerate(names):
             counts = splits[split]["class_counts"]
             total = sum(v for v in counts.values() if isinstance(v, (int, float))) or 1
             shares = [float(counts.get(c, 0) or 0) / total for c in classes]
+            top = max(top, *shares)
             ax.bar(x + (i - (len(names) - 1) / 2) * width, shares, width, label=text(split),
                    color=OKABE_ITO[i % len(OKABE_ITO)], hatch=hatches[i % len(hatches)], edgecolor="white",
                    linewidth=0.5)
-        ax.set_xticks(x, [short(c, 16) for c in classes], rotation=30 if len(classes) > 6 else 0,
-                      ha="right" if len(classes) > 6 else "center")
-        ax.set_ylim(0, 1)
+        labels = [short(c, 16) for c in classes]
+        crowded = len(labels) * max(len(label) for label in labels) > 40
+        ax.set_xticks(x, labels, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+        # Balanced classes (10 % each) would be flat slivers on a 0-100 % axis: scale to the tallest bar.
+        ax.set_ylim(0, min(1.0, top * 1.15) or 1.0)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         ax.grid(axis="x", visible=False)
-        ax.legend(title="split", ncols=len(names))
+        ax.legend(title="split", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         _finish(ax, "Class distribution per split", "class", "share of split")
         return to_svg(fig, name)
 

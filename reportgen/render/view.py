@@ -270,7 +270,8 @@ def _data_section(report: "Report") -> dict[str, Any]:
         "splits": names, "sizes": size_rows, "classes": classes, "distribution": distribution,
         "more_classes": max(0, len(classes) - MAX_TABLE_ROWS),
         "positive_class": data.get("positive_class"), "features": feature_text,
-        "chart": _svg(plots.class_distribution(splits, classes)) if classes else None,
+        "chart": _svg(plots.class_distribution({s: splits[s] for s in names}, classes)) if classes else None,
+        "chart_size": "narrow" if len(classes) <= 4 else "wide",
     }
 
 
