@@ -168,11 +168,16 @@ def sklearn_predictions(bundle: DataBundle, model, threshold: float = 0.5) -> di
 
 @torch.no_grad()
 def torch_predictions(bundle: DataBundle, model: nn.Module, threshold: float = 0.5) -> dict[str, Predictions]:
-    """Predictions of a torch classifier with softmax outputs on every split."""
+    """Predictions of a torch model on every split: softmax outputs, or one output for regression."""
     model.eval()
     out = {}
     for name, split in bundle.splits.items():
         x = split.dataset.tensors[0]
+        if bundle.task == "regression":
+            pred = model(x)[:, 0].numpy().astype(np.float32)
+            out[name] = Predictions(split=name, y_true=split.labels, y_pred=pred, probs=None,
+                                    loss=float(np.mean((pred - split.labels) ** 2)))
+            continue
         probs = torch.softmax(model(x), dim=1).numpy()
         out[name] = predictions_from_probs(name, split.labels, probs, threshold, bundle.positive_index)
     return out

@@ -200,8 +200,8 @@ def passing_binary() -> Report:
         _check("baseline_comparison", "Beats the majority-class baseline", "performance", "pass", "error",
                _r(test["balanced_accuracy"] - 0.5), 0.05, True,
                f"balanced accuracy {test['balanced_accuracy']:.3f} vs 0.500 for always predicting 'repaid'",
-               {"model_accuracy": test["accuracy"], "baseline_accuracy": 0.7,
-                "model_balanced_accuracy": test["balanced_accuracy"], "baseline_balanced_accuracy": 0.5}),
+               {"split": "test", "model": {"accuracy": test["accuracy"], "balanced_accuracy": test["balanced_accuracy"]},
+                "baseline": {"accuracy": 0.7, "balanced_accuracy": 0.5}}),
         _check("minority_recall", "Minority-class recall", "performance", "pass", "error", pc["default"]["recall"], 0.6, True,
                f"recall of 'default' is {pc['default']['recall']:.3f}",
                {"per_class": [{"class": c, "recall": v["recall"], "support": v["support"], "ci95": v["recall_ci95"]}
@@ -256,8 +256,8 @@ def failing_binary() -> Report:
                _r(test["balanced_accuracy"] - 0.5), 0.05, True,
                f"accuracy {test['accuracy']:.3f} looks good but always predicting 'legit' scores {1 - 0.05:.3f}; "
                f"balanced accuracy {test['balanced_accuracy']:.3f} is barely above chance",
-               {"model_accuracy": test["accuracy"], "baseline_accuracy": 0.95,
-                "model_balanced_accuracy": test["balanced_accuracy"], "baseline_balanced_accuracy": 0.5}),
+               {"split": "test", "model": {"accuracy": test["accuracy"], "balanced_accuracy": test["balanced_accuracy"]},
+                "baseline": {"accuracy": 0.95, "balanced_accuracy": 0.5}}),
         _check("minority_recall", "Minority-class recall", "performance", "fail", "error", pc["fraud"]["recall"], 0.6, True,
                f"the model finds {pc['fraud']['recall']:.1%} of 'fraud' cases (needs ≥ 60%)",
                {"per_class": [{"class": c, "recall": v["recall"], "support": v["support"], "ci95": v["recall_ci95"]}
@@ -362,7 +362,8 @@ def regression() -> Report:
     train = dict(test, n=3200, rmse=_r(rmse * 0.8), mae=_r(test["mae"] * 0.8), r2=_r(test["r2"] + 0.03))
     checks = (
         _check("baseline_comparison", "Beats predicting the mean", "performance", "pass", "error", test["r2"], 0.1, True,
-               f"R² {test['r2']:.3f} against 0 for predicting the training mean", {"baseline_rmse": _r(y_true.std()), "model_rmse": test["rmse"]}),
+               f"R² {test['r2']:.3f} against 0 for predicting the training mean", {"split": "test", "r2": test["r2"], "baseline_r2": 0.0,
+                                                                         "rmse": test["rmse"], "baseline_rmse": _r(y_true.std())}),
         _check("overfitting_gap", "Train/validation gap", "training", "warn", "warning", 0.061, 0.05, False,
                "validation RMSE is 6.1% above training RMSE", {}),
         _check("init_loss", "Initial loss is sane", "training", "pass", "warning", 1.02, None, None,

@@ -181,3 +181,59 @@ def test_chromium_renders_a_non_blank_page_without_console_errors(tmp_path: Path
     assert console == []
     refused = [line for line in result.stderr.splitlines() if "net::ERR" in line]
     assert refused == []
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_evidence_views_read_what_the_real_checks_write(task: str) -> None:
+    """Each special evidence layout must match the evidence the registered check really produces."""
+    from check_helpers import breast_cancer, context, diabetes, mlp, tabular_bundle, torch_predictions, train_model
+    from reportgen.checks.base import run_checks
+    from reportgen.render import view
+
+    bundle, *_ = tabular_bundle(breast_cancer if task == "binary" else diabetes, task, val=0.15)
+    model = mlp(bundle.splits["train"].features.shape[1], 2 if task == "binary" else 1)
+    training = train_model(model, bundle, epochs=3, lr=1e-2)
+    results = run_checks(context(bundle, torch_predictions(bundle, model), training=training), {})
+    special = [r for r in results if r.id in view.EVIDENCE_VIEWS and r.evidence]
+    assert {r.id for r in special} >= {"baseline_comparison", "train_test_overlap", "gradient_flow"}
+    for result in special:
+        assert view.evidence_view(result)["kind"] != "generic", result.id
+    baseline = view.evidence_view(next(r for r in special if r.id == "baseline_comparison"))
+    labels = [row["metric"] for row in baseline["rows"]]
+    assert labels == (["Accuracy", "Balanced accuracy"] if task == "binary" else ["R²", "RMSE"])
+
+
+def test_record_evidence_becomes_a_table() -> None:
+    from reportgen.render import view
+
+    per_class = view._record_table({"No": {"count": 6767, "share": 0.967}, "Yes": {"count": 233, "share": 0.033}})
+    assert per_class["columns"] == ["count", "share"] and per_class["key_column"] == ""
+    assert [r["key"] for r in per_class["rows"]] == ["No", "Yes"]
+    assert per_class["rows"][0]["cells"] == [{"text": "6,767", "numeric": True}, {"text": "0.967", "numeric": True}]
+    features = view._record_table([{"name": "balance", "score": 0.94}, {"name": "income", "score": 0.51}])
+    assert features["key_column"] is None and features["columns"] == ["name", "score"]
+    assert features["rows"][1]["cells"][0] == {"text": "income", "numeric": False}
+    many = view._record_table({str(i): {"x": i} for i in range(view.MAX_TABLE_ROWS + 7)})
+    assert len(many["rows"]) == view.MAX_TABLE_ROWS and many["more"] == 7
+    shares = view._record_table({"No": {"test_share": 0.9, "train_share": 0.8, "val_share": 0.85}})
+    assert shares["columns"] == ["train share", "val share", "test share"]
+    assert [c["text"] for c in shares["rows"][0]["cells"]] == ["0.800", "0.850", "0.900"]
+    assert view._record_table({"a": 1, "b": {"x": 1}}) is None  # not all records
+    assert view._record_table([1, 2]) is None and view._record_table({}) is None
+    assert view._record_table({"a": {f"c{i}": i for i in range(view.MAX_RECORD_COLUMNS + 1)}}) is None
+
+
+def test_tables_follow_class_and_split_order_even_from_key_sorted_json() -> None:
+    """A results.json re-serialised with sorted keys (jq -S, say) still reads in the configured order."""
+    from reportgen.report import Report
+
+    report = F.multiclass(classes=["low", "medium", "high"], name="ordered")
+    scrambled = Report.from_dict(json.loads(json.dumps(report.to_dict(), sort_keys=True)))
+    assert list(scrambled.data["splits"]) == ["test", "train", "val"]
+    page = RENDERERS["html"].render(scrambled, OPTIONS).decode("utf-8")
+    per_class = page[page.index("Per class"):]
+    assert per_class.index(">low<") < per_class.index(">medium<") < per_class.index(">high<")
+    data = page[page.index('id="data"'):page.index('id="metrics"')]
+    assert data.index(">train<") < data.index(">val<") < data.index(">test<")
+    legend = re.findall(r"<text[^>]*>(train|val|test)</text>", data)
+    assert legend == ["train", "val", "test"]  # the class-distribution chart's legend

@@ -7,7 +7,7 @@ is made here, in plain Python that can be tested.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import yaml
 from markupsafe import Markup
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 GENERIC_EVIDENCE_ITEMS = 12
 GENERIC_VALUE_CHARS = 160
 MAX_TABLE_ROWS = 50
+MAX_RECORD_COLUMNS = 8
+SPLIT_WORDS = ("train", "val", "test")
 
 FALLBACK_HOW_TO_READ = {
     True: "The measured value must be at least the threshold. Lower values mean the model or data "
@@ -132,15 +134,28 @@ def _calibration_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _baseline_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
-    keys = ("model_accuracy", "baseline_accuracy", "model_balanced_accuracy", "baseline_balanced_accuracy")
-    if not any(k in evidence for k in keys):
+    """Model against baseline per metric: nested ({model: {m: v}, baseline: {m: v}}) or flat (m, baseline_m)."""
+    model, baseline = evidence.get("model"), evidence.get("baseline")
+    if isinstance(model, Mapping) and isinstance(baseline, Mapping):
+        pairs = [(k, model.get(k), baseline.get(k)) for k in model if k in baseline]
+        used = {"model", "baseline"}
+    else:
+        pairs, used = [], set()
+        for key in evidence:
+            if key.startswith("baseline_"):
+                metric = key[len("baseline_"):]
+                own = "model_" + metric if "model_" + metric in evidence else metric
+                if own in evidence:
+                    pairs.append((metric, evidence[own], evidence[key]))
+                    used |= {own, key}
+    if not pairs:
         return None
-    rows = [{"metric": "Accuracy", "model": fmt.num(evidence.get("model_accuracy")),
-             "baseline": fmt.num(evidence.get("baseline_accuracy"))},
-            {"metric": "Balanced accuracy", "model": fmt.num(evidence.get("model_balanced_accuracy")),
-             "baseline": fmt.num(evidence.get("baseline_balanced_accuracy"))}]
-    rest = {k: v for k, v in evidence.items() if k not in keys}
-    return {"kind": "baseline", "rows": rows, "extra": _generic_items(rest)}
+    regression = any(metric in ("r2", "rmse", "mae", "mse") for metric, _, _ in pairs)
+    rows = [{"metric": fmt.metric_label(metric), "model": fmt.num(ours), "baseline": fmt.num(theirs)}
+            for metric, ours, theirs in pairs]
+    rest = {k: v for k, v in evidence.items() if k not in used}
+    return {"kind": "baseline", "rows": rows, "extra": _generic_items(rest),
+            "baseline_name": "Predicting the training mean" if regression else "Majority-class baseline"}
 
 
 EVIDENCE_VIEWS = {
@@ -165,16 +180,61 @@ def _compact(value: Any, depth: int = 0) -> str:
     return fmt.num(value) if fmt.is_number(value) or isinstance(value, bool) or value is None else str(value)
 
 
-def _generic_items(evidence: Mapping[str, Any]) -> list[dict[str, str]]:
-    items = [{"key": str(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS)}
+def _in_known_order(keys: list[str], known: Sequence[str]) -> list[str]:
+    """``keys`` in the order of ``known`` (e.g. the configured class order) when all are in it, else as given."""
+    position = {k: i for i, k in enumerate(known)}
+    return sorted(keys, key=position.__getitem__) if keys and all(k in position for k in keys) else keys
+
+
+def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] | None:
+    """A table when ``value`` holds records: {key: {field: ...}} or [{field: ...}, ...]; else None.
+
+    Per-class counts, per-split summaries and per-feature scores read far better as rows and
+    columns than as nested braces.
+    """
+    if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+        by_key = {str(k): v for k, v in value.items()}
+        for known in (SPLIT_WORDS, row_order):
+            ordered = _in_known_order(list(by_key), known)
+            if ordered != list(by_key):
+                break
+        records = [(k, by_key[k]) for k in ordered]
+        first_column = ""
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        records = [("", v) for v in value]
+        first_column = None
+    else:
+        return None
+    columns: list[str] = []
+    for _, record in records:
+        columns.extend(str(c) for c in record if str(c) not in columns)
+    if not columns or len(columns) > MAX_RECORD_COLUMNS:
+        return None
+    split_of = [next((i for i, split in enumerate(SPLIT_WORDS) if split in c.split("_")), None) for c in columns]
+    if None not in split_of:  # results.json sorts keys: put train_share, val_share, test_share back in split order
+        columns = [c for _, c in sorted(zip(split_of, columns), key=lambda pair: pair[0])]
+    rows = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
+                                    "numeric": fmt.is_number(record.get(c))} for c in columns]}
+            for key, record in records[:MAX_TABLE_ROWS]]
+    return {"key_column": first_column, "columns": [c.replace("_", " ") for c in columns], "rows": rows,
+            "more": max(0, len(records) - MAX_TABLE_ROWS)}
+
+
+def _generic_items(evidence: Mapping[str, Any], row_order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    items = [{"key": str(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS), "table": _record_table(v, row_order)}
              for k, v in list(evidence.items())[:GENERIC_EVIDENCE_ITEMS]]
     if len(evidence) > GENERIC_EVIDENCE_ITEMS:
-        items.append({"key": "…", "value": f"{len(evidence) - GENERIC_EVIDENCE_ITEMS} more entries in results.json"})
+        items.append({"key": "…", "value": f"{len(evidence) - GENERIC_EVIDENCE_ITEMS} more entries in results.json",
+                      "table": None})
     return items
 
 
-def evidence_view(check: "CheckResult") -> dict[str, Any] | None:
-    """The evidence of one check as a layout kind plus rows, or None when there is none."""
+def evidence_view(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The evidence of one check as a layout kind plus rows, or None when there is none.
+
+    Rows keyed by class or split name follow ``classes`` or train, val, test, whatever the key
+    order of the results.json they were read from.
+    """
     evidence = check.evidence if isinstance(check.evidence, Mapping) else {}
     if not evidence:
         return None
@@ -186,7 +246,7 @@ def evidence_view(check: "CheckResult") -> dict[str, Any] | None:
             view = None
         if view is not None:
             return view
-    return {"kind": "generic", "items": _generic_items(evidence)}
+    return {"kind": "generic", "items": _generic_items(evidence, classes)}
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -197,7 +257,7 @@ def _ci(ci: Any) -> str:
     return "—"
 
 
-def _check_row(check: "CheckResult") -> dict[str, Any]:
+def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, Any]:
     detects, note = how_to_read(check)
     return {
         "id": check.id, "title": check.title, "family": check.family or "—", "status": check.status,
@@ -207,7 +267,7 @@ def _check_row(check: "CheckResult") -> dict[str, Any]:
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 400),
         "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
-        "detects": detects, "how_to_read": note, "evidence": evidence_view(check),
+        "detects": detects, "how_to_read": note, "evidence": evidence_view(check, classes),
         "anchor": "check-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in check.id),
     }
 
@@ -233,8 +293,11 @@ def _per_class(report: "Report", split: str) -> list[dict[str, Any]]:
     per_class = (report.metrics.get(split) or {}).get("per_class")
     if not isinstance(per_class, Mapping):
         return []
+    order = [str(c) for c in (report.metrics.get(split) or {}).get("classes") or report.data.get("classes") or []]
+    names = _in_known_order([str(k) for k in per_class], order)
     rows = []
-    for name, values in list(per_class.items())[:MAX_TABLE_ROWS]:
+    for name in names[:MAX_TABLE_ROWS]:
+        values = per_class.get(name)
         values = values if isinstance(values, Mapping) else {}
         rows.append({"cls": str(name), "support": fmt.num(values.get("support")),
                      "precision": fmt.num(values.get("precision")), "recall": fmt.num(values.get("recall")),
@@ -365,7 +428,8 @@ def build(report: "Report") -> dict[str, Any]:
     """Everything ``report.html.j2`` renders, as plain values (SVG charts as Markup)."""
     env = report.environment
     model = report.model
-    checks = [_check_row(c) for c in report.checks_for_review()]
+    configured_classes = [str(c) for c in (report.data.get("classes") or [])]
+    checks = [_check_row(c, configured_classes) for c in report.checks_for_review()]
     counts = report.status_counts()
     test = report.metrics.get("test") if isinstance(report.metrics.get("test"), Mapping) else {}
     headline_split = "test" if test else next(iter(fmt.split_order(report.metrics)), None)
