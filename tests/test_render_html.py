@@ -207,16 +207,18 @@ def test_record_evidence_becomes_a_table() -> None:
     from reportgen.render import view
 
     per_class = view._record_table({"No": {"count": 6767, "share": 0.967}, "Yes": {"count": 233, "share": 0.033}})
-    assert per_class["columns"] == ["count", "share"] and per_class["key_column"] == ""
+    assert per_class["columns"] == [{"label": "count", "numeric": True}, {"label": "share", "numeric": True}]
+    assert per_class["key_column"] == ""
     assert [r["key"] for r in per_class["rows"]] == ["No", "Yes"]
     assert per_class["rows"][0]["cells"] == [{"text": "6,767", "numeric": True}, {"text": "0.967", "numeric": True}]
     features = view._record_table([{"name": "balance", "score": 0.94}, {"name": "income", "score": 0.51}])
-    assert features["key_column"] is None and features["columns"] == ["name", "score"]
+    assert features["key_column"] is None
+    assert features["columns"] == [{"label": "name", "numeric": False}, {"label": "score", "numeric": True}]
     assert features["rows"][1]["cells"][0] == {"text": "income", "numeric": False}
     many = view._record_table({str(i): {"x": i} for i in range(view.MAX_TABLE_ROWS + 7)})
     assert len(many["rows"]) == view.MAX_TABLE_ROWS and many["more"] == 7
     shares = view._record_table({"No": {"test_share": 0.9, "train_share": 0.8, "val_share": 0.85}})
-    assert shares["columns"] == ["train share", "val share", "test share"]
+    assert [c["label"] for c in shares["columns"]] == ["train share", "val share", "test share"]
     assert [c["text"] for c in shares["rows"][0]["cells"]] == ["0.800", "0.850", "0.900"]
     assert view._record_table({"a": 1, "b": {"x": 1}}) is None  # not all records
     assert view._record_table([1, 2]) is None and view._record_table({}) is None

@@ -216,7 +216,9 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
     rows = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
                                     "numeric": fmt.is_number(record.get(c))} for c in columns]}
             for key, record in records[:MAX_TABLE_ROWS]]
-    return {"key_column": first_column, "columns": [c.replace("_", " ") for c in columns], "rows": rows,
+    numeric = [all(row["cells"][i]["numeric"] or row["cells"][i]["text"] == "—" for row in rows) for i in range(len(columns))]
+    return {"key_column": first_column, "rows": rows,
+            "columns": [{"label": c.replace("_", " "), "numeric": n} for c, n in zip(columns, numeric)],
             "more": max(0, len(records) - MAX_TABLE_ROWS)}
 
 
