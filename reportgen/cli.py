@@ -102,13 +102,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out: TextIO) -> int:
     """Print the verdict, the blocking checks and the files written; return the gate's exit code."""
-    counts = report.status_counts()
     verdict = "PASS" if report.passed else "FAIL"
-    warnings = f"{counts['warn']} warning{'' if counts['warn'] == 1 else 's'}"
-    out.write(
-        f"{verdict}: {report.name}: {counts['fail']} failed, {counts['error']} errored, {warnings}, "
-        f"{counts['pass']} passed, {counts['skip']} skipped\n"
-    )
+    out.write(f"{verdict}: {report.name}: {report.status_summary()}\n")
     for check in report.blocking_checks():
         out.write(f"  {check.status.upper()} {check.id}: {check.message}\n")
     out.write(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"

@@ -63,6 +63,15 @@ class Report:
             counts[check.status] += 1
         return counts
 
+    def status_summary(self, *, always: tuple[str, ...] = ("fail", "error", "warn", "pass", "skip")) -> str:
+        """'1 failed, 0 crashed, 1 warning, 12 passed, 1 skipped': statuses in ``always`` even when zero."""
+        counts = self.status_counts()
+        words = {"fail": "failed", "error": "crashed", "warn": "warning", "pass": "passed", "skip": "skipped"}
+        return ", ".join(
+            f"{n} {words[status]}{'s' if status == 'warn' and n != 1 else ''}"
+            for status, n in counts.items() if n or status in always
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Return the results.json document."""
         return {

@@ -133,3 +133,17 @@ def test_markdown_stays_under_github_limit_with_5000_checks() -> None:
     assert len(md) < 60_000
     assert "Table truncated" in md
     assert "more blocking checks" in md
+
+
+def test_status_summary_counts_in_words_with_singular_warning() -> None:
+    import dataclasses
+
+    report = F.failing_binary()
+    counts = report.status_counts()
+    summary = report.status_summary()
+    assert summary.startswith(f"{counts['fail']} failed, {counts['error']} crashed, ")
+    one_warning = dataclasses.replace(report, checks=tuple(c for c in report.checks if c.status == "warn")[:1])
+    assert one_warning.status_summary() == "0 failed, 0 crashed, 1 warning, 0 passed, 0 skipped"
+    assert one_warning.status_summary(always=("fail", "pass")) == "0 failed, 1 warning, 0 passed"
+    markdown = render("md", one_warning).decode("utf-8")
+    assert "1 warning," in markdown and "1 warnings" not in markdown

@@ -34,16 +34,12 @@ def _status(check: "CheckResult") -> str:
 def render_markdown(report: "Report", options: RenderOptions) -> bytes:
     """Return the Markdown summary, always under 60,000 characters."""
     verdict = "✅ PASS" if report.passed else "❌ FAIL"
-    counts = report.status_counts()
     model = report.model.get("class_name") or report.model.get("kind") or "model"
     parts: list[str] = [
         f"## reportgen: {md_text(report.name, 200)} — {verdict}",
         "",
-        f"**Verdict: {verdict}** · {len(report.checks)} checks: "
-        + ", ".join(f"{counts[s]} {w}" for s, w in (
-            ("fail", "failed"), ("error", "crashed"), ("warn", "warnings"), ("pass", "passed"), ("skip", "skipped")
-        ) if counts[s] or s in ("fail", "pass"))
-        + f" · {md_text(report.task)} · model {md_text(model, 100)}",
+        f"**Verdict: {verdict}** · {len(report.checks)} checks: {report.status_summary(always=('fail', 'pass'))}"
+        f" · {md_text(report.task)} · model {md_text(model, 100)}",
         "",
     ]
 

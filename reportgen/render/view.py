@@ -463,6 +463,7 @@ def build(report: "Report") -> dict[str, Any]:
         "headline_n": fmt.num(headline_metrics.get("n")),
         "counts": counts,
         "n_checks": len(checks),
+        "status_summary": report.status_summary(),
         "checks": checks,
         "blocking": [c for c in checks if c["blocking"]],
         "data": _data_section(report),
