@@ -11,6 +11,7 @@ import io
 import math
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import matplotlib
@@ -249,55 +250,59 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
         return to_svg(fig, name)
 
 
+@dataclass(frozen=True)
+class _CurvePanel:
+    """One panel of the ROC/PR pair: where its data lives and how it is labelled."""
+
+    title: str
+    x_key: str
+    y_key: str
+    x_label: str
+    y_label: str
+    score_name: str
+    missing: str
+
+
+_ROC = _CurvePanel("ROC curve", "fpr", "tpr", "false positive rate", "true positive rate (recall)", "AUC", "no ROC data")
+_PR = _CurvePanel("Precision–recall curve", "recall", "precision", "recall", "precision", "AP", "no precision–recall data")
+
+
+def _curve_panel(ax: Any, panel: _CurvePanel, curve: Any, op: Mapping[str, Any], op_label: str) -> bool:
+    """Draw one curve with its chance line and operating point; False (and a note) when its data is unusable."""
+    x = numbers(curve.get(panel.x_key)) if isinstance(curve, Mapping) else None
+    y = numbers(curve.get(panel.y_key)) if isinstance(curve, Mapping) else None
+    usable = x is not None and y is not None and len(x) == len(y)
+    if usable:
+        x, y = thin(x, y)
+        auc = curve.get("auc")
+        ax.plot(x, y, color=OKABE_ITO[0],
+                label=f"model ({panel.score_name} {auc:.3f})" if isinstance(auc, (int, float)) else "model")
+        chance = {"color": "#777777", "linestyle": "--", "linewidth": 1}
+        if panel is _ROC:
+            ax.plot([0, 1], [0, 1], label="chance", **chance)
+        elif isinstance(curve.get("prevalence"), (int, float)):
+            ax.axhline(curve["prevalence"], label=f"chance (prevalence {curve['prevalence']:.2f})", **chance)
+        if isinstance(op.get(panel.x_key), (int, float)) and isinstance(op.get(panel.y_key), (int, float)):
+            ax.plot([op[panel.x_key]], [op[panel.y_key]], linestyle="none", marker="D", markersize=7,
+                    color=OKABE_ITO[1], markeredgecolor="black", label=op_label)
+        _legend_below(ax, 1)
+    else:
+        ax.text(0.5, 0.5, panel.missing, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    _finish(ax, panel.title, panel.x_label, panel.y_label)
+    return usable
+
+
 def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
     """ROC and precision–recall side by side, with the operating threshold marked."""
-    roc, pr = curves.get("roc"), curves.get("pr")
     op = curves.get("operating_point") if isinstance(curves.get("operating_point"), Mapping) else {}
-    fpr = numbers(roc.get("fpr")) if isinstance(roc, Mapping) else None
-    tpr = numbers(roc.get("tpr")) if isinstance(roc, Mapping) else None
-    rec = numbers(pr.get("recall")) if isinstance(pr, Mapping) else None
-    prec = numbers(pr.get("precision")) if isinstance(pr, Mapping) else None
-    have_roc = fpr is not None and tpr is not None and len(fpr) == len(tpr)
-    have_pr = rec is not None and prec is not None and len(rec) == len(prec)
-    if not (have_roc or have_pr):
-        return None
     threshold = op.get("threshold")
     op_label = f"operating point (threshold {threshold:.2f})" if isinstance(threshold, (int, float)) else "operating point"
     with figure(8.0, 3.4, ncols=2) as (fig, axes):
-        ax = axes[0]
-        if have_roc:
-            f, t = thin(fpr, tpr)
-            auc = roc.get("auc")
-            ax.plot(f, t, color=OKABE_ITO[0], label=f"model (AUC {auc:.3f})" if isinstance(auc, (int, float)) else "model")
-            ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="chance")
-            if isinstance(op.get("fpr"), (int, float)) and isinstance(op.get("tpr"), (int, float)):
-                ax.plot([op["fpr"]], [op["tpr"]], linestyle="none", marker="D", markersize=7, color=OKABE_ITO[1],
-                        markeredgecolor="black", label=op_label)
-            _legend_below(ax, 1)
-        else:
-            ax.text(0.5, 0.5, "no ROC data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        _finish(ax, "ROC curve", "false positive rate", "true positive rate (recall)")
-        ax = axes[1]
-        if have_pr:
-            r, p = thin(rec, prec)
-            auc = pr.get("auc")
-            ax.plot(r, p, color=OKABE_ITO[0], label=f"model (AP {auc:.3f})" if isinstance(auc, (int, float)) else "model")
-            prevalence = pr.get("prevalence")
-            if isinstance(prevalence, (int, float)):
-                ax.axhline(prevalence, color="#777777", linestyle="--", linewidth=1,
-                           label=f"chance (prevalence {prevalence:.2f})")
-            if isinstance(op.get("recall"), (int, float)) and isinstance(op.get("precision"), (int, float)):
-                ax.plot([op["recall"]], [op["precision"]], linestyle="none", marker="D", markersize=7,
-                        color=OKABE_ITO[1], markeredgecolor="black", label=op_label)
-            _legend_below(ax, 1)
-        else:
-            ax.text(0.5, 0.5, "no precision–recall data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        _finish(ax, "Precision–recall curve", "recall", "precision")
-        return to_svg(fig, name)
+        drawn = [_curve_panel(ax, panel, curves.get(key), op, op_label)
+                 for ax, panel, key in ((axes[0], _ROC, "roc"), (axes[1], _PR, "pr"))]
+        return to_svg(fig, name) if any(drawn) else None
 
 
 def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> str | None:
