@@ -111,6 +111,7 @@ def test_plots_are_deterministic_and_escape_text() -> None:
     assert first == plots.confusion([[5, 1], [2, 7]], [F.XSS_CLASS, "$a$"])
     assert "<script>" not in first and "&lt;script&gt;" in first
     assert "<metadata" not in first and "<?xml" not in first
+    assert 'role="img" aria-label="Counts; Row-normalised (recall per class)"' in first  # named for screen readers
     assert plots.roc_pr({}) is None and plots.reliability({"bins": []}) is None
 
 

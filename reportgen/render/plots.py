@@ -7,6 +7,7 @@ colour-blind-safe palette and also differ by line style and marker, so they read
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -159,7 +160,9 @@ def to_svg(fig: Any, name: str) -> str:
         return _HREF.sub(lambda m: f'href="#{prefix}-{m.group(1)}"', t)
 
     svg = _TAG.sub(fix, svg)
-    svg = svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{prefix}" ', 1)
+    titles = [ax.get_title().replace("\\$", "$") for ax in fig.axes if ax.get_title()]
+    label = html.escape("; ".join(titles) or name.replace("-", " "), quote=True)
+    svg = svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{label}" data-chart="{prefix}" ', 1)
     return svg.strip()
 
 
