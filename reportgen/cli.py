@@ -123,7 +123,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     classes = f", {data.num_classes} classes" if data.num_classes else ""
     out.write(
         f"OK: {loaded.config.name}: {loaded.config.task}; {sizes} samples; input {list(data.input_shape)}{classes}; "
-        f"model {info.class_name} with {info.parameters:,} parameters, {info.outputs} output(s) ({info.output_kind})\n"
+        f"model {info.class_name} with {info.parameters:,} parameters, {info.outputs} output{'' if info.outputs == 1 else 's'} ({info.output_kind})\n"
     )
     return EXIT_PASS
 

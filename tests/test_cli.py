@@ -164,7 +164,7 @@ def test_progress_goes_to_stderr_as_plain_lines_when_not_a_tty(tmp_path: Path, c
 def test_validate_checks_config_data_and_model_without_training(tmp_path: Path, cancer_config_path: Path):
     code, out, err = run_cli("validate", str(cancer_config_path))
     assert code == 0, err
-    assert out.startswith("OK: cancer: binary;") and "1 output(s) (sigmoid)" in out
+    assert out.startswith("OK: cancer: binary;") and "1 output (sigmoid)" in out
     code, _, err = run_cli("validate", str(cancer_config_path), "--set", "data.target=nope")
     assert code == 2
     assert_one_line_error(err, "column 'nope' is not in cancer.csv")
