@@ -155,22 +155,46 @@ def _png_pixels(path: Path):
     return matplotlib.image.imread(str(path))
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
-def test_chromium_renders_a_non_blank_page_without_console_errors(tmp_path: Path) -> None:
-    import numpy as np
+def _open_in_chromium(page: Path, folder: Path) -> tuple[Path, str, list[str]]:
+    """Screenshot ``page`` in headless Chromium; return (png, stderr, URLs the page itself requested).
 
-    page = tmp_path / "report.html"
-    page.write_bytes(RENDERERS["html"].render(F.cached("failing_binary"), OPTIONS))
-    shot = tmp_path / "shot.png"
+    Chromium's network log records every request with its initiator: the page's own requests carry
+    the file's origin, the browser's background traffic (update checks) carries none. Host
+    resolution is mapped to nothing, so no request leaves the machine whatever the page asks for.
+    """
+    shot, netlog = folder / f"{page.stem}.png", folder / f"{page.stem}-net.json"
     result = subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
+         "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={netlog}",
+         f"--user-data-dir={folder / (page.stem + '-profile')}", f"--screenshot={shot}", "--window-size=1280,2000",
          "--enable-logging=stderr", "--v=0", page.as_uri()],
         capture_output=True, text=True, timeout=60,
     )
-    assert shot.exists(), result.stderr[-2000:]
+    log = json.loads(netlog.read_text(encoding="utf-8"))
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    requested = [e["params"]["url"] for e in log["events"]
+                 if e["type"] == start_job and e.get("params", {}).get("initiator") not in (None, "not an origin")]
+    return shot, result.stderr, requested
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_chromium_renders_a_non_blank_page_without_console_errors_or_requests(tmp_path: Path) -> None:
+    import numpy as np
+
+    planted = tmp_path / "planted.html"  # proves that both detectors work
+    planted.write_text('<html><body><h1>x</h1><img src="https://fonts.example.invalid/logo.png">'
+                       '<script>console.error("planted")</script></body></html>')
+    _, planted_stderr, planted_requests = _open_in_chromium(planted, tmp_path)
+    assert planted_requests == ["https://fonts.example.invalid/logo.png"]
+    assert any("CONSOLE" in line and "planted" in line for line in planted_stderr.splitlines())
+
+    page = tmp_path / "report.html"
+    page.write_bytes(RENDERERS["html"].render(F.cached("failing_binary"), OPTIONS))
+    shot, stderr, requested = _open_in_chromium(page, tmp_path)
+    assert requested == []
+    assert shot.exists(), stderr[-2000:]
     pixels = _png_pixels(shot)
     assert pixels.shape[0] >= 1900 and pixels.shape[1] >= 1200
     rgb = (pixels[..., :3] * 255).astype(int)
@@ -178,10 +202,8 @@ def test_chromium_renders_a_non_blank_page_without_console_errors(tmp_path: Path
     assert len(colours) > 50  # text, badges, the verdict banner: far from blank
     red = (rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 40)
     assert red.sum() > 5000  # the FAIL banner is painted
-    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    console = [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
-    refused = [line for line in result.stderr.splitlines() if "net::ERR" in line]
-    assert refused == []
 
 
 @pytest.mark.parametrize("task", ["binary", "regression"])
