@@ -238,8 +238,8 @@ def test_record_evidence_becomes_a_table() -> None:
     assert features["key_column"] is None
     assert features["columns"] == [{"label": "name", "numeric": False}, {"label": "score", "numeric": True}]
     assert features["rows"][1]["cells"][0] == {"text": "income", "numeric": False}
-    many = view._record_table({str(i): {"x": i} for i in range(view.MAX_TABLE_ROWS + 7)})
-    assert len(many["rows"]) == view.MAX_TABLE_ROWS and many["more"] == 7
+    many = view._record_table({str(i): {"x": i} for i in range(view.MAX_EVIDENCE_ROWS + 7)})
+    assert len(many["rows"]) == view.MAX_EVIDENCE_ROWS and many["more"] == 7
     shares = view._record_table({"No": {"test_share": 0.9, "train_share": 0.8, "val_share": 0.85}})
     assert [c["label"] for c in shares["columns"]] == ["train share", "val share", "test share"]
     assert [c["text"] for c in shares["rows"][0]["cells"]] == ["0.800", "0.850", "0.900"]
@@ -262,3 +262,14 @@ def test_tables_follow_class_and_split_order_even_from_key_sorted_json() -> None
     assert data.index(">train<") < data.index(">val<") < data.index(">test<")
     legend = re.findall(r"<text[^>]*>(train|val|test)</text>", data)
     assert legend == ["train", "val", "test"]  # the class-distribution chart's legend
+
+
+def test_many_classes_show_the_lowest_recalls_first() -> None:
+    from reportgen.render import view
+
+    per_class = [{"class": f"c{i:03d}", "recall": 1.0 - (i % 37) / 100, "support": 30} for i in range(200)]
+    table = view._per_class_view({"per_class": per_class})
+    assert table["worst_first"] and len(table["rows"]) == view.MAX_EVIDENCE_ROWS and table["more"] == 180
+    assert [r["recall"] for r in table["rows"][:6]] == ["0.640"] * 5 + ["0.650"]  # i % 37 == 36 for five classes
+    few = view._per_class_view({"per_class": per_class[:3]})
+    assert not few["worst_first"] and [r["cls"] for r in few["rows"]] == ["c000", "c001", "c002"]

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 GENERIC_EVIDENCE_ITEMS = 12
 GENERIC_VALUE_CHARS = 160
 MAX_TABLE_ROWS = 50
+MAX_EVIDENCE_ROWS = 20
+"""Evidence tables inside a check's card stay short; the sections below hold the full tables."""
 MAX_RECORD_COLUMNS = 8
 SPLIT_WORDS = ("train", "val", "test")
 
@@ -96,12 +98,16 @@ def _per_class_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     per_class = evidence.get("per_class")
     if not isinstance(per_class, list) or not per_class or not all(isinstance(r, Mapping) for r in per_class):
         return None
+    worst_first = len(per_class) > MAX_EVIDENCE_ROWS
+    if worst_first:  # a reviewer needs the classes the model misses, not the first ones alphabetically
+        per_class = sorted(per_class, key=lambda r: r.get("recall") if fmt.is_number(r.get("recall")) else math.inf)
     rows = []
-    for r in per_class[:MAX_TABLE_ROWS]:
+    for r in per_class[:MAX_EVIDENCE_ROWS]:
         ci = r.get("ci95")
         rows.append({"cls": str(r.get("class", "")), "recall": fmt.num(r.get("recall")),
                      "support": fmt.num(r.get("support")), "ci": _ci(ci)})
-    return {"kind": "per_class", "rows": rows, "more": max(0, len(per_class) - MAX_TABLE_ROWS)}
+    return {"kind": "per_class", "rows": rows, "more": max(0, len(per_class) - MAX_EVIDENCE_ROWS),
+            "worst_first": worst_first}
 
 
 def _gradient_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -215,11 +221,11 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
         columns = [c for _, c in sorted(zip(split_of, columns), key=lambda pair: pair[0])]
     rows = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
                                     "numeric": fmt.is_number(record.get(c))} for c in columns]}
-            for key, record in records[:MAX_TABLE_ROWS]]
+            for key, record in records[:MAX_EVIDENCE_ROWS]]
     numeric = [all(row["cells"][i]["numeric"] or row["cells"][i]["text"] == "—" for row in rows) for i in range(len(columns))]
     return {"key_column": first_column, "rows": rows,
             "columns": [{"label": c.replace("_", " "), "numeric": n} for c, n in zip(columns, numeric)],
-            "more": max(0, len(records) - MAX_TABLE_ROWS)}
+            "more": max(0, len(records) - MAX_EVIDENCE_ROWS)}
 
 
 def _generic_items(evidence: Mapping[str, Any], row_order: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -291,21 +297,23 @@ def _metric_table(report: "Report") -> dict[str, Any] | None:
     return {"splits": splits, "rows": rows}
 
 
-def _per_class(report: "Report", split: str) -> list[dict[str, Any]]:
+def _per_class(report: "Report", split: str) -> dict[str, Any] | None:
+    """Per-class metric rows in class order; beyond MAX_TABLE_ROWS classes, the lowest recalls first."""
     per_class = (report.metrics.get(split) or {}).get("per_class")
-    if not isinstance(per_class, Mapping):
-        return []
+    if not isinstance(per_class, Mapping) or not per_class:
+        return None
     order = [str(c) for c in (report.metrics.get(split) or {}).get("classes") or report.data.get("classes") or []]
     names = _in_known_order([str(k) for k in per_class], order)
-    rows = []
-    for name in names[:MAX_TABLE_ROWS]:
-        values = per_class.get(name)
-        values = values if isinstance(values, Mapping) else {}
-        rows.append({"cls": str(name), "support": fmt.num(values.get("support")),
-                     "precision": fmt.num(values.get("precision")), "recall": fmt.num(values.get("recall")),
-                     "ci": _ci(values.get("recall_ci95")), "f1": fmt.num(values.get("f1")),
-                     "positive": str(name) == str(report.data.get("positive_class"))})
-    return rows
+    values = {name: per_class.get(name) if isinstance(per_class.get(name), Mapping) else {} for name in names}
+    worst_first = len(names) > MAX_TABLE_ROWS
+    if worst_first:
+        names.sort(key=lambda n: values[n].get("recall") if fmt.is_number(values[n].get("recall")) else math.inf)
+    rows = [{"cls": name, "support": fmt.num(values[name].get("support")),
+             "precision": fmt.num(values[name].get("precision")), "recall": fmt.num(values[name].get("recall")),
+             "ci": _ci(values[name].get("recall_ci95")), "f1": fmt.num(values[name].get("f1")),
+             "positive": name == str(report.data.get("positive_class"))}
+            for name in names[:MAX_TABLE_ROWS]]
+    return {"rows": rows, "more": len(names) - len(rows), "worst_first": worst_first}
 
 
 def _data_section(report: "Report") -> dict[str, Any]:
