@@ -273,3 +273,12 @@ def test_many_classes_show_the_lowest_recalls_first() -> None:
     assert [r["recall"] for r in table["rows"][:6]] == ["0.640"] * 5 + ["0.650"]  # i % 37 == 36 for five classes
     few = view._per_class_view({"per_class": per_class[:3]})
     assert not few["worst_first"] and [r["cls"] for r in few["rows"]] == ["c000", "c001", "c002"]
+
+
+def test_roc_per_class_beyond_ten_classes_draws_the_lowest_aucs() -> None:
+    diagonal = {"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}
+    curves = {f"class{i:02d}": dict(diagonal, auc=0.99 - i / 100) for i in range(25)}  # class24 is the worst
+    svg = plots.roc_per_class(curves)
+    assert "ROC per class: the 10 lowest AUCs of 25" in svg
+    drawn = set(re.findall(r"class\d\d", svg))
+    assert drawn == {f"class{i:02d}" for i in range(15, 25)}

@@ -309,7 +309,7 @@ def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
 
 
 def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> str | None:
-    """One-vs-rest ROC curve per class (the first ten classes)."""
+    """One-vs-rest ROC curve per class; beyond ten classes, the ten with the lowest AUC."""
     series = []
     for cls, curve in per_class.items():
         if not isinstance(curve, Mapping):
@@ -319,15 +319,18 @@ def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> 
             series.append((cls, fpr, tpr, curve.get("auc")))
     if not series:
         return None
+    total = len(series)
+    if total > MAX_SERIES:  # the classes the model separates worst are the ones a reviewer must see
+        series = sorted(series, key=lambda s: s[3] if isinstance(s[3], (int, float)) else math.inf)[:MAX_SERIES]
     with figure(5.6, 3.8) as (fig, ax):
-        for i, (cls, fpr, tpr, auc) in enumerate(series[:MAX_SERIES]):
+        for i, (cls, fpr, tpr, auc) in enumerate(series):
             f, t = thin(fpr, tpr, limit=150)
             label = f"{short(cls, 18)} (AUC {auc:.3f})" if isinstance(auc, (int, float)) else short(cls, 18)
             ax.plot(f, t, label=label, markevery=max(1, len(f) // 8), markersize=3, **style(i))
         ax.plot([0, 1], [0, 1], color="#777777", linestyle=":", linewidth=1, label="chance")
         title = "ROC per class (one vs rest)"
-        if len(series) > MAX_SERIES:
-            title += f", first {MAX_SERIES} of {len(series)}"
+        if total > MAX_SERIES:
+            title = f"ROC per class: the {MAX_SERIES} lowest AUCs of {total}"
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)

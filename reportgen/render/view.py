@@ -192,6 +192,12 @@ def _in_known_order(keys: list[str], known: Sequence[str]) -> list[str]:
     return sorted(keys, key=position.__getitem__) if keys and all(k in position for k in keys) else keys
 
 
+def _by_class(per_class: Mapping[str, Any], report: "Report") -> dict[str, Any]:
+    """A mapping keyed by class name, in the configured class order when it names them all."""
+    classes = [str(c) for c in report.data.get("classes") or []]
+    return {k: per_class[k] for k in _in_known_order([str(k) for k in per_class], classes)}
+
+
 def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] | None:
     """A table when ``value`` holds records: {key: {field: ...}} or [{field: ...}, ...]; else None.
 
@@ -354,7 +360,8 @@ def _curves_section(report: "Report") -> dict[str, Any]:
     threshold = op.get("threshold", report.model.get("threshold"))
     charts = {
         "roc_pr": plots.roc_pr(test),
-        "roc_per_class": plots.roc_per_class(test["roc_per_class"]) if isinstance(test.get("roc_per_class"), Mapping) else None,
+        "roc_per_class": plots.roc_per_class(_by_class(test["roc_per_class"], report))
+        if isinstance(test.get("roc_per_class"), Mapping) else None,
         "reliability": plots.reliability(test["calibration"]) if isinstance(test.get("calibration"), Mapping) else None,
         "sweep": plots.threshold_sweep(test["threshold_sweep"], threshold) if isinstance(test.get("threshold_sweep"), Mapping) else None,
         "scatter": plots.predicted_vs_actual(test["scatter"]) if isinstance(test.get("scatter"), Mapping) else None,
