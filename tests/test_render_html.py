@@ -282,3 +282,15 @@ def test_roc_per_class_beyond_ten_classes_draws_the_lowest_aucs() -> None:
     assert "ROC per class: the 10 lowest AUCs of 25" in svg
     drawn = set(re.findall(r"class\d\d", svg))
     assert drawn == {f"class{i:02d}" for i in range(15, 25)}
+
+
+def test_most_frequent_mistakes_are_listed_for_multiclass_only() -> None:
+    from reportgen.render import view
+
+    rows = view._top_confusions([[5, 1, 0], [4, 6, 2], [0, 0, 9]], ["a", "b", "c"])
+    assert [(r["actual"], r["predicted"], r["count"], r["share"]) for r in rows] == [
+        ("b", "a", "4", "33.3%"), ("b", "c", "2", "16.7%"), ("a", "b", "1", "16.7%")]
+    assert view._top_confusions([[5, 1], [4, 6]], ["no", "yes"]) == []
+    assert view._top_confusions([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ["a", "b", "c"]) == []  # no mistakes
+    page = RENDERERS["html"].render(F.cached("multiclass"), OPTIONS).decode("utf-8")
+    assert "Most frequent mistakes (test split)" in page

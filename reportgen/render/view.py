@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import numpy as np
 import yaml
 from markupsafe import Markup
 
@@ -322,6 +323,30 @@ def _per_class(report: "Report", split: str) -> dict[str, Any] | None:
     return {"rows": rows, "more": len(names) - len(rows), "worst_first": worst_first}
 
 
+def _top_confusions(matrix: Any, classes: Sequence[str], limit: int = 10) -> list[dict[str, str]]:
+    """The most frequent mistakes (actual → predicted) of a multiclass confusion matrix, largest first."""
+    try:
+        counts = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError):
+        return []
+    k = counts.shape[0] if counts.ndim == 2 and counts.shape[0] == counts.shape[1] else 0
+    if k < 3:  # a binary matrix is read whole, in the chart
+        return []
+    names = list(classes) if len(classes) == k else [str(i) for i in range(k)]
+    actual_totals = counts.sum(axis=1)
+    mistakes = counts.copy()
+    np.fill_diagonal(mistakes, 0)
+    order = np.argsort(-mistakes, axis=None, kind="stable")[:limit]
+    rows = []
+    for flat in order:
+        i, j = divmod(int(flat), k)
+        if mistakes[i, j] <= 0:
+            break
+        rows.append({"actual": names[i], "predicted": names[j], "count": fmt.num(int(mistakes[i, j])),
+                     "share": fmt.pct(float(mistakes[i, j] / actual_totals[i])) if actual_totals[i] else "—"})
+    return rows
+
+
 def _data_section(report: "Report") -> dict[str, Any]:
     data = report.data
     splits = data.get("splits") if isinstance(data.get("splits"), Mapping) else {}
@@ -485,6 +510,7 @@ def build(report: "Report") -> dict[str, Any]:
         "metric_table": _metric_table(report),
         "per_class": _per_class(report, "test"),
         "confusion": _svg(plots.confusion(test.get("confusion_matrix"), classes)) if test.get("confusion_matrix") else None,
+        "top_confusions": _top_confusions(test.get("confusion_matrix"), classes),
         "curves": _curves_section(report),
         "training": _training_section(report),
         "overlap": overlap,
