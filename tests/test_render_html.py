@@ -79,7 +79,7 @@ def test_sections_and_charts_present(pages: dict[str, str]) -> None:
     page = pages["failing_binary"]
     for section in ("checks", "data", "metrics", "curves", "training", "leakage", "appendix"):
         assert f'id="{section}"' in page
-    for title in ("Class distribution per split", "Counts", "Row-normalised (recall per class)", "ROC curve", "Precision–recall curve",
+    for title in ("Class distribution per split", "Counts", "Row-normalised", "(recall per class)", "ROC curve", "Precision–recall curve",
                   "Reliability diagram", "Precision, recall and F1 vs threshold", "Loss per epoch",
                   "Accuracy per epoch", "Gradient norm per layer (log scale)"):
         assert f">{title}<" in page, title
@@ -294,3 +294,24 @@ def test_most_frequent_mistakes_are_listed_for_multiclass_only() -> None:
     assert view._top_confusions([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ["a", "b", "c"]) == []  # no mistakes
     page = RENDERERS["html"].render(F.cached("multiclass"), OPTIONS).decode("utf-8")
     assert "Most frequent mistakes (test split)" in page
+
+
+@pytest.mark.parametrize("name", sorted(F.ALL))
+def test_no_chart_draws_outside_its_figure(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Titles, tick labels and legends stay inside every chart (nothing is cut off in HTML or PDF)."""
+    from reportgen.render import view
+
+    monkeypatch.setattr(plots, "VERIFY_LAYOUT", True)
+    view.build(F.ALL[name]())  # raises plots.ChartOverflow on the first chart that overflows
+
+
+@pytest.mark.parametrize("classes", [
+    [f"a rather long class name {i}" for i in range(12)],
+    [f"c{i}" for i in range(40)],
+    ["a", "b", "c"],
+])
+def test_no_chart_overflows_with_long_or_many_class_names(classes: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportgen.render import view
+
+    monkeypatch.setattr(plots, "VERIFY_LAYOUT", True)
+    view.build(F.multiclass(classes=classes, name="stress"))

@@ -139,6 +139,29 @@ def _flatten(svg: str) -> str:
     return _NO_ROTATION.sub("", "".join(pieces))
 
 
+VERIFY_LAYOUT = False
+"""When True (the tests set it), ``to_svg`` raises ChartOverflow for a chart that draws outside its
+figure, e.g. a title wider than its panel. Off by default: the check costs a layout pass per chart."""
+
+
+class ChartOverflow(AssertionError):
+    """A chart's text or artists reach outside its figure, so part of it would be cut off."""
+
+
+def _check_fits(fig: Any, name: str, tolerance: float = 0.05) -> None:
+    """Raise ChartOverflow when the tight bounding box of ``fig`` leaves the figure (inches).
+
+    The tolerance (3.6 pt) admits a frameless legend's invisible border padding, which constrained
+    layout lets reach just past the edge; any cut glyph overshoots by more.
+    """
+    with matplotlib.rc_context(RC):
+        box = fig.get_tightbbox()
+    width, height = fig.get_size_inches()
+    if box.x0 < -tolerance or box.y0 < -tolerance or box.x1 > width + tolerance or box.y1 > height + tolerance:
+        raise ChartOverflow(f"chart {name!r} draws outside its {width:.2f} x {height:.2f} in figure: "
+                            f"x {box.x0:.2f}..{box.x1:.2f}, y {box.y0:.2f}..{box.y1:.2f}")
+
+
 def to_svg(fig: Any, name: str) -> str:
     """Serialise ``fig`` as inline SVG: no XML prologue, no metadata, ids prefixed by ``name``.
 
@@ -147,6 +170,8 @@ def to_svg(fig: Any, name: str) -> str:
     buffer = io.StringIO()
     with matplotlib.rc_context(RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    if VERIFY_LAYOUT:
+        _check_fits(fig, name)
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
@@ -160,7 +185,7 @@ def to_svg(fig: Any, name: str) -> str:
         return _HREF.sub(lambda m: f'href="#{prefix}-{m.group(1)}"', t)
 
     svg = _TAG.sub(fix, svg)
-    titles = [ax.get_title().replace("\\$", "$") for ax in fig.axes if ax.get_title()]
+    titles = [" ".join(ax.get_title().replace("\\$", "$").split()) for ax in fig.axes if ax.get_title()]
     label = html.escape("; ".join(titles) or name.replace("-", " "), quote=True)
     svg = svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{label}" data-chart="{prefix}" ', 1)
     return svg.strip()
@@ -228,12 +253,13 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
     labels = [short(c, 14) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    side = min(4.2, 1.6 + 0.32 * k)
+    side = max(3.0, min(4.2, 1.6 + 0.32 * k))
     annotate = k <= MAX_CLASSES_ANNOTATED
     with figure(2 * side + 1.2, side + 0.5, ncols=2) as (fig, axes):
         for ax, values, title, fmt_cell, vmax in (
             (axes[0], counts, "Counts", lambda v: f"{int(v):,}", max(counts.max(), 1)),
-            (axes[1], normalised, "Row-normalised (recall per class)", lambda v: f"{v:.0%}", 1.0),
+            (axes[1], normalised, "Row-normalised (recall per class)" if side >= 3.8 else "Row-normalised\n(recall per class)",
+             lambda v: f"{v:.0%}", 1.0),
         ):
             ax.imshow(values / vmax if vmax else values, cmap=_BLUES, vmin=0, vmax=1, aspect="equal",
                       interpolation="nearest")
