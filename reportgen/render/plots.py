@@ -406,7 +406,7 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
     series = [(k, v) for k, v in series if v is not None and len(v) == len(thresholds)]
     if not series:
         return None
-    with figure(5.6, 3.2) as (fig, ax):
+    with figure(4.6, 3.6) as (fig, ax):  # printed beside the 4.6 in reliability diagram: same scale
         for i, (key, values) in enumerate(series):
             t, v = thin(thresholds, values)
             ax.plot(t, v, label=text("F1" if key == "f1" else key), markevery=max(1, len(t) // 6), **style(i))
@@ -492,7 +492,7 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
     if not series or epochs is None:
         return None
     label = "loss" if metric == "loss" else metric.replace("_", " ")
-    with figure(5.0, 3.0) as (fig, ax):
+    with figure(4.6, 3.2) as (fig, ax):  # printed in pairs, at the scale of the other half-width charts
         for i, (split, values) in enumerate(series):
             e, v = thin(epochs, values, limit=200)
             ax.plot(e, v, label="train" if split == "train" else "validation", markevery=max(1, len(e) // 6),
@@ -505,6 +505,8 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
                        label=f"expected initial loss ({expected_init:.3f})")
         if len(epochs) <= 12:
             ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         _legend_below(ax, 2)
         _finish(ax, f"{label.capitalize()} per epoch", "epoch", text(label))
         return to_svg(fig, name)
