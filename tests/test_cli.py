@@ -202,6 +202,12 @@ def test_render_rebuilds_reports_from_results_json(tmp_path: Path, cancer_config
              "print(code, sorted(m for m in ('torch', 'pandas', 'matplotlib.pyplot') if m in sys.modules))")
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False)
     assert completed.stdout.splitlines()[-1] == "0 []", completed.stdout + completed.stderr
+    # The text formats need no plotting or layout engine either.
+    probe = ("import sys; from reportgen.cli import main; "
+             f"code = main(['render', {str(out_dir / 'results.json')!r}, '--out', {str(tmp_path / 'text')!r}, '--format', 'json,junit,md']); "
+             "print(code, sorted(m for m in ('matplotlib', 'weasyprint', 'torch') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False)
+    assert completed.stdout.splitlines()[-1] == "0 []", completed.stdout + completed.stderr
     code, _, err = run_cli("render", str(tmp_path / "none.json"), "--out", str(tmp_path / "x"))
     assert code == 2
     assert_one_line_error(err, "results file not found")

@@ -11,7 +11,6 @@ import jinja2
 
 import reportgen
 from reportgen.errors import RunError
-from reportgen.render import view
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     cached = _cache.get(key)
     if cached is not None and cached[0] is report:
         return cached[1]
+    from reportgen.render import view  # imported here: it loads matplotlib, which json, junit and md never need
+
     env = environment(options.template_dir)
     try:
         template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
