@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from reportgen import __version__
-from reportgen.errors import InputError, ReportgenError
+from reportgen.errors import InputError, ReportgenError, ResultsError
 
 if TYPE_CHECKING:
     from reportgen.report import Report
@@ -178,8 +178,8 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise InputError(f"{path} is not valid JSON: {exc}") from None
     try:
         report = Report.from_dict(document)
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{path} is not a reportgen results.json (missing {exc})") from None
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
     written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None)
     return _write_outcome(report, Path(args.out), written, out)

@@ -27,5 +27,9 @@ class ModelError(InputError):
     """The model named by the config cannot be built or does not fit the task."""
 
 
+class ResultsError(InputError):
+    """A results.json (to re-render or to compare with) is not one this reportgen can read."""
+
+
 class RunError(ReportgenError):
     """Training, evaluation or rendering failed at run time (exit code 3)."""

@@ -16,7 +16,7 @@ from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
-from reportgen.errors import ConfigError, InputError
+from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
@@ -131,8 +131,10 @@ def load_previous_results(path: Path) -> dict[str, Any]:
         raise InputError(f"compare_to: results file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
         raise InputError(f"compare_to: {path} is not a results.json: {exc.__class__.__name__}") from None
-    if not isinstance(document, dict) or document.get("schema_version") != 1 or "metrics" not in document:
-        raise InputError(f"compare_to: {path} is not a reportgen results.json (schema_version 1)")
+    try:
+        Report.from_dict(document)
+    except ResultsError as exc:
+        raise ResultsError(f"compare_to: {path}: {exc}") from None
     return document
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from reportgen.checks.base import CheckResult, gate_status, ordered_for_review
+from reportgen.checks.base import SEVERITIES, CheckResult, gate_status, ordered_for_review
+from reportgen.errors import ResultsError
 
 SCHEMA_VERSION = 1
 
@@ -91,21 +92,68 @@ class Report:
         }
 
     @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> "Report":
-        """Rebuild a report from a results.json document (e.g. to re-render it)."""
+    def from_dict(cls, document: Any) -> "Report":
+        """Rebuild a report from a results.json document (e.g. to re-render it).
+
+        Raises ResultsError naming the first problem: a gate must never pass on a file that is
+        truncated, hand-edited into contradiction, or written by an incompatible version.
+        """
+        _validate(document)
         checks = tuple(
             CheckResult(
                 id=c["id"], title=c.get("title", c["id"]), family=c.get("family", ""),
                 status=c["status"], severity=c["severity"], value=c.get("value"),
                 threshold=c.get("threshold"), higher_is_better=c.get("higher_is_better"),
-                message=c.get("message", ""), evidence=c.get("evidence", {}),
+                message=c.get("message", ""), evidence=c.get("evidence") or {},
             )
-            for c in document.get("checks", [])
+            for c in document["checks"]
         )
-        return cls(
-            name=document["name"], task=document["task"], environment=document.get("environment", {}),
-            data=document.get("data", {}), model=document.get("model", {}),
-            training=document.get("training"), metrics=document.get("metrics", {}), checks=checks,
-            curves=document.get("curves", {}), config=document.get("config", {}),
-            timing=document.get("timing", {}), schema_version=document.get("schema_version", SCHEMA_VERSION),
+        report = cls(
+            name=document["name"], task=document["task"], environment=document.get("environment") or {},
+            data=document.get("data") or {}, model=document.get("model") or {},
+            training=document.get("training"), metrics=document.get("metrics") or {}, checks=checks,
+            curves=document.get("curves") or {}, config=document.get("config") or {},
+            timing=document.get("timing") or {}, schema_version=document["schema_version"],
         )
+        recorded = document.get("status")
+        if recorded is not None and recorded != report.status:
+            raise ResultsError(f"its status is {recorded!r} but its checks give {report.status!r}: the file was edited or damaged")
+        return report
+
+
+STATUSES = ("pass", "warn", "fail", "error", "skip")
+TASKS = ("binary", "multiclass", "regression")
+OPTIONAL_MAPPINGS = ("environment", "data", "model", "metrics", "curves", "config", "timing")
+
+
+def _validate(document: Any) -> None:
+    """Raise ResultsError unless ``document`` has the shape of a results.json of this schema."""
+    if not isinstance(document, Mapping):
+        raise ResultsError(f"not a reportgen results.json (a JSON {type(document).__name__}, not an object)")
+    version = document.get("schema_version")
+    if version is None:
+        raise ResultsError("not a reportgen results.json (no schema_version)")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(f"schema_version {version!r} is not {SCHEMA_VERSION}, the one this reportgen reads")
+    for key in ("name", "task", "checks"):
+        if key not in document:
+            raise ResultsError(f"no {key!r}: the file is incomplete")
+    if not isinstance(document["name"], str) or document["task"] not in TASKS:
+        raise ResultsError(f"name must be text and task one of {', '.join(TASKS)}, not {document['task']!r}")
+    for key in OPTIONAL_MAPPINGS:
+        if document.get(key) is not None and not isinstance(document[key], Mapping):
+            raise ResultsError(f"{key!r} must be an object")
+    if document.get("training") is not None and not isinstance(document["training"], Mapping):
+        raise ResultsError("'training' must be an object or null")
+    checks = document["checks"]
+    if not isinstance(checks, list):
+        raise ResultsError("'checks' must be a list")
+    for i, check in enumerate(checks):
+        if not isinstance(check, Mapping) or not isinstance(check.get("id"), str):
+            raise ResultsError(f"checks[{i}] is not a check result (an object with an 'id')")
+        if check.get("status") not in STATUSES:
+            raise ResultsError(f"checks[{i}] ({check['id']}) has status {check.get('status')!r}, not one of {', '.join(STATUSES)}")
+        if check.get("severity") not in SEVERITIES:
+            raise ResultsError(f"checks[{i}] ({check['id']}) has severity {check.get('severity')!r}, not one of {', '.join(SEVERITIES)}")
+        if check.get("evidence") is not None and not isinstance(check["evidence"], Mapping):
+            raise ResultsError(f"checks[{i}] ({check['id']}) has evidence that is not an object")

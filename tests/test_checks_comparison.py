@@ -64,7 +64,7 @@ def test_a_better_earlier_release_fails_the_gate(cancer_run, tmp_path: Path):
 def test_a_bad_comparison_file_is_an_input_error(cancer_run, tmp_path: Path):
     path, _ = cancer_run
     (tmp_path / "x.json").write_text("{\"not\": \"results\"}", encoding="utf-8")
-    with pytest.raises(InputError, match="is not a reportgen results.json"):
+    with pytest.raises(InputError, match="x.json: not a reportgen results.json \\(no schema_version\\)"):
         execute(load_config(path), compare_to=tmp_path / "x.json")
     with pytest.raises(InputError, match="results file not found"):
         execute(load_config(path), compare_to=tmp_path / "absent.json")

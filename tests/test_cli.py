@@ -236,3 +236,28 @@ def test_ctrl_c_during_training_leaves_no_output(tmp_path: Path, cancer_csv: Pat
     assert process.returncode == 130
     assert rest.strip().endswith("reportgen: interrupted; no report was written")
     assert not out_dir.exists()
+
+
+RESULTS_DEFECTS = {
+    "not_an_object": (lambda doc: [doc], "not a reportgen results.json (a JSON list"),
+    "newer_schema": (lambda doc: {**doc, "schema_version": 2}, "schema_version 2 is not 1"),
+    "truncated": (lambda doc: {k: v for k, v in doc.items() if k != "checks"}, "no 'checks': the file is incomplete"),
+    "unknown_status": (lambda doc: {**doc, "checks": [{**doc["checks"][0], "status": "great"}] + doc["checks"][1:]},
+                       "has status 'great'"),
+    "edited_verdict": (lambda doc: {**doc, "status": "fail" if doc["status"] == "pass" else "pass"},
+                       "but its checks give"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESULTS_DEFECTS))
+def test_render_refuses_a_damaged_results_json(tmp_path: Path, cancer_config_path: Path, case: str):
+    """A truncated or edited results.json is exit 2 with one line, never a report with a made-up verdict."""
+    run_cli("run", str(cancer_config_path), "--out", str(tmp_path / "run"), "--quiet", "--format", "json")
+    document = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    damage, message = RESULTS_DEFECTS[case]
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps(damage(document)), encoding="utf-8")
+    code, out, err = run_cli("render", str(damaged), "--out", str(tmp_path / "out"))
+    assert code == 2, err
+    assert_one_line_error(err, "damaged.json: ", message)
+    assert not (tmp_path / "out").exists() and out == ""
