@@ -181,6 +181,10 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
+    if args.template_dir:
+        from reportgen.render.html import check_templates
+
+        check_templates(Path(args.template_dir))
     written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None)
     return _write_outcome(report, Path(args.out), written, out)
 

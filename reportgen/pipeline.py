@@ -20,6 +20,7 @@ from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
+from reportgen.render.html import check_templates
 from reportgen.report import Report
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
@@ -90,6 +91,8 @@ def resolve_device(name: str) -> torch.device:
 def prepare(loaded: LoadedConfig) -> Prepared:
     """Load data and build the model; everything an input error can come from happens here."""
     cfg = loaded.config
+    if cfg.report.template_dir:  # a typo here must not cost a training run
+        check_templates(loaded.resolve(cfg.report.template_dir))
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
     data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed)

@@ -89,6 +89,13 @@ def _pickled_code_checkpoint(folder: Path) -> str:
     return "evil.pt"
 
 
+def _broken_templates(folder: Path) -> str:
+    """A template folder whose macros file has a syntax error on line 2."""
+    (folder / "tpl").mkdir()
+    (folder / "tpl" / "macros.html.j2").write_text("{# fine #}\n{% macro badge(c) %}{% if %}{% endmacro %}\n", encoding="utf-8")
+    return str(folder / "tpl")
+
+
 BAD_INPUTS = {
     "unsafe_checkpoint": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _pickled_code_checkpoint(folder)}), ["cannot load checkpoint evil.pt safely (weights only)"]),
     "wrong_input_shape": (lambda folder, csv: cancer_config(csv, model=user_model(folder, "Narrow", "self.fc = torch.nn.Linear(20, 1)", "self.fc(x)")), ["the model cannot run on inputs of shape (30,)"]),
@@ -101,6 +108,10 @@ BAD_INPUTS = {
     "wrong_output_size": (lambda folder, csv: cancer_config(csv, model=user_model(folder, "Wide", "self.body = torch.nn.Linear(30, 8); self.fc = torch.nn.Linear(8, 1000)", "self.fc(torch.relu(self.body(x)))")), ["the model outputs 1000 values per sample", "model.head"]),
     "empty_split": (lambda folder, csv: cancer_config(csv, data={**cancer_config(csv)["data"], "split": {"val": 0.0, "test": 0.0001}}), ["the test split is empty"]),
     "unknown_check": (lambda folder, csv: cancer_config(csv, checks={"overfitting": {"max": 0.2}}), ["unknown check 'checks.overfitting'"]),
+    "missing_template_dir": (lambda folder, csv: cancer_config(csv, report={"template_dir": "no_such_templates"}),
+                             ["template_dir", "no_such_templates is not a folder"]),
+    "broken_user_template": (lambda folder, csv: cancer_config(csv, report={"template_dir": _broken_templates(folder)}),
+                             ["template ", "macros.html.j2:2: "]),
 }
 
 
@@ -261,3 +272,15 @@ def test_render_refuses_a_damaged_results_json(tmp_path: Path, cancer_config_pat
     assert code == 2, err
     assert_one_line_error(err, "damaged.json: ", message)
     assert not (tmp_path / "out").exists() and out == ""
+
+
+def test_render_with_a_broken_template_dir_is_bad_input(tmp_path: Path, cancer_config_path: Path):
+    run_cli("run", str(cancer_config_path), "--out", str(tmp_path / "run"), "--quiet", "--format", "json")
+    results = str(tmp_path / "run" / "results.json")
+    code, _, err = run_cli("render", results, "--out", str(tmp_path / "a"), "--template-dir", str(tmp_path / "absent"))
+    assert code == 2
+    assert_one_line_error(err, "absent is not a folder")
+    code, _, err = run_cli("render", results, "--out", str(tmp_path / "b"), "--template-dir", _broken_templates(tmp_path))
+    assert code == 2
+    assert_one_line_error(err, "macros.html.j2:2: ")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 import reportgen
-from reportgen.errors import RunError
+from reportgen.errors import InputError, RunError
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     if template_dir is not None:
         template_dir = Path(template_dir)
         if not template_dir.is_dir():
-            raise RunError(f"template_dir {template_dir} is not a folder")
+            raise InputError(f"template_dir {template_dir} is not a folder")
         search.append(template_dir)
     search.append(default_template_dir())
     env = jinja2.Environment(
@@ -53,6 +53,22 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     return env
+
+
+def check_templates(template_dir: Path | None) -> None:
+    """Compile the report template and every user template up front (before any training).
+
+    Raises InputError for a missing folder or a template with a syntax error, naming file and line.
+    """
+    env = environment(template_dir)
+    names = [TEMPLATE]
+    if template_dir is not None:
+        names += sorted(p.name for p in Path(template_dir).iterdir() if p.suffix == ".j2" and p.name != TEMPLATE)
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
 
 
 def render_html(report: "Report", options: RenderOptions) -> bytes:
