@@ -166,7 +166,7 @@ def _cmd_checks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen render results.json: re-render the report files from a results.json."""
-    from reportgen.output import write_reports
+    from reportgen.output import check_out_dir, write_reports
     from reportgen.report import Report
 
     path = Path(args.results)
@@ -181,6 +181,7 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
+    check_out_dir(Path(args.out))
     if args.template_dir:
         from reportgen.render.html import check_templates
 

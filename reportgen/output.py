@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from reportgen.errors import ReportgenError, RunError
+from reportgen.errors import InputError, ReportgenError, RunError
 from reportgen.render import RENDERERS, RenderOptions
 
 if TYPE_CHECKING:
@@ -42,6 +42,15 @@ def render_all(report: "Report", formats: Sequence[str], options: RenderOptions)
             raise RunError(f"could not render {renderer.filename}: {exc.__class__.__name__}: {_one_line(exc)}") from exc
         rendered.append((renderer.filename, content))
     return rendered
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Raise InputError when ``out_dir`` cannot be a report folder: it, or a parent, is a file."""
+    for folder in (Path(out_dir), *Path(out_dir).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"output folder {out_dir}: {folder} is a file, not a folder")
+            return
 
 
 def write_reports(

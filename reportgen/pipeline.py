@@ -222,12 +222,13 @@ def run(
     compare_to: Path | None = None,
 ) -> RunOutcome:
     """Run the pipeline and write the report files (and model.pt after training) atomically."""
-    from reportgen.output import write_reports
+    from reportgen.output import check_out_dir, write_reports
 
     progress = progress or SilentProgress()
     cfg = loaded.config
-    report, prepared = execute(loaded, progress=progress, clock=clock, compare_to=compare_to)
     target = out_dir or default_out_dir(cfg.name)
+    check_out_dir(target)  # before training, not after
+    report, prepared = execute(loaded, progress=progress, clock=clock, compare_to=compare_to)
     chosen = formats or list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
     progress.stage(f"writing {', '.join(chosen)} to {target}")

@@ -284,3 +284,14 @@ def test_render_with_a_broken_template_dir_is_bad_input(tmp_path: Path, cancer_c
     assert code == 2
     assert_one_line_error(err, "macros.html.j2:2: ")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_bad_input_before_training(tmp_path: Path, cancer_config_path: Path):
+    blocker = tmp_path / "reports"
+    blocker.write_text("not a folder", encoding="utf-8")
+    for target in (blocker, blocker / "nested"):
+        code, out, err = run_cli("run", str(cancer_config_path), "--out", str(target), "--quiet")
+        assert code == 2 and out == ""
+        assert_one_line_error(err, f"{blocker} is a file, not a folder")
+        assert "epoch" not in err  # refused before any training
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
