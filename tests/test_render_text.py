@@ -147,3 +147,21 @@ def test_status_summary_counts_in_words_with_singular_warning() -> None:
     assert one_warning.status_summary(always=("fail", "pass")) == "0 failed, 1 warning, 0 passed"
     markdown = render("md", one_warning).decode("utf-8")
     assert "1 warning," in markdown and "1 warnings" not in markdown
+
+
+def test_markdown_folds_passed_and_skipped_checks_away() -> None:
+    report = F.failing_binary()
+    md = render("md", report).decode("utf-8")
+    visible, folded = md.split("<details>", 1)
+    for check in report.checks:
+        row = f"<br>{check.id.replace('_', chr(92) + '_')} |"
+        assert row in (visible if check.status in ("fail", "error", "warn") else folded), check.id
+    assert folded.index("</summary>") < folded.index("| Status |") < folded.index("</details>")
+    counts = report.status_counts()
+    assert f"<summary>{counts['pass']} passed" in folded
+    import dataclasses
+
+    clean = F.passing_binary()
+    clean = dataclasses.replace(clean, checks=tuple(c for c in clean.checks if c.status in ("pass", "skip")))
+    passing = render("md", clean).decode("utf-8")
+    assert "Nothing failed, crashed or warned." in passing and "<details><summary>" in passing

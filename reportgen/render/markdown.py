@@ -65,18 +65,24 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
             shown += 1
         parts.append("")
 
-    parts += ["### Checks", "", "| Status | Check | Value | Threshold | Message |", "| --- | --- | ---: | ---: | --- |"]
-    used = sum(len(p) + 1 for p in parts)
+    header = ["| Status | Check | Value | Threshold | Message |", "| --- | --- | ---: | ---: | --- |"]
     ordered = report.checks_for_review()
-    for index, check in enumerate(ordered):
-        row = (f"| {_status(check)} | {md_text(check.title, 80)}<br>{md_text(check.id, 60)} | {md_text(fmt.value_text(check))} "
-               f"| {md_text(fmt.threshold_text(check))} | {md_text(check.message, 200)} |")
-        if used + len(row) + 1 > _BUDGET:
-            parts += ["", f"_Table truncated: {len(ordered) - index} of {len(ordered)} checks not shown "
-                          "to stay under GitHub's size limit; see report.html or results.json._"]
-            break
-        parts.append(row)
-        used += len(row) + 1
+    attention = [c for c in ordered if c.status in ("fail", "error", "warn")]
+    quiet = [c for c in ordered if c not in attention]
+    parts += ["### Checks", ""]
+    if attention:
+        parts += header
+    else:
+        parts.append("Nothing failed, crashed or warned.")
+    used = sum(len(p) + 1 for p in parts)
+    rows_left, used = _table_rows(attention, parts, used, len(ordered))
+    if quiet and rows_left:
+        # Passed and skipped checks fold away, so a pull-request comment shows what needs attention.
+        summary = ", ".join(f"{n} {word}" for n, word in (
+            (sum(c.status == "pass" for c in quiet), "passed"), (sum(c.status == "skip" for c in quiet), "skipped")) if n)
+        parts += ["", f"<details><summary>{summary}</summary>", ""] + header
+        rows_left, used = _table_rows(quiet, parts, used + 80, len(ordered))
+        parts += ["", "</details>"]
     parts += ["", f"<sub>reportgen {md_text(report.environment.get('reportgen_version', ''), 40)} · "
                   f"seed {md_text(report.environment.get('seed', '—'), 40)} · status is shown by word and emoji, "
                   "never by colour alone</sub>", ""]
@@ -84,6 +90,20 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
     if len(text) >= MAX_CHARS:  # defensive: the budget above should make this unreachable
         text = text[: MAX_CHARS - 100] + "\n\n_Summary truncated._\n"
     return text.encode("utf-8")
+
+
+def _table_rows(checks: list["CheckResult"], parts: list[str], used: int, total: int) -> tuple[bool, int]:
+    """Append one table row per check while the size budget lasts; (whether all fitted, size used)."""
+    for index, check in enumerate(checks):
+        row = (f"| {_status(check)} | {md_text(check.title, 80)}<br>{md_text(check.id, 60)} | {md_text(fmt.value_text(check))} "
+               f"| {md_text(fmt.threshold_text(check))} | {md_text(check.message, 200)} |")
+        if used + len(row) + 1 > _BUDGET:
+            parts += ["", f"_Table truncated: {len(checks) - index} more checks not shown (of {total}) "
+                          "to stay under GitHub's size limit; see report.html or results.json._"]
+            return False, used
+        parts.append(row)
+        used += len(row) + 1
+    return True, used
 
 
 RENDERER = Renderer(format="md", filename="summary.md", render=render_markdown)
