@@ -315,3 +315,17 @@ def test_no_chart_overflows_with_long_or_many_class_names(classes: list[str], mo
 
     monkeypatch.setattr(plots, "VERIFY_LAYOUT", True)
     view.build(F.multiclass(classes=classes, name="stress"))
+
+
+def test_parallel_lists_in_evidence_become_one_table() -> None:
+    from reportgen.render import view
+
+    evidence = {"best_f1": 0.5, "precision": [0.2, 0.5, 0.9], "thresholds": [0.25, 0.5, 0.75], "recall": [0.9, 0.5, 0.1],
+                "long": list(range(view.MAX_EVIDENCE_ROWS + 1))}
+    items = view._generic_items(evidence)
+    table = items[0]["table"]
+    assert items[0]["key"] == "thresholds" and table["key_column"] is None
+    assert [c["label"] for c in table["columns"]] == ["thresholds", "precision", "recall"]
+    assert [c["text"] for c in table["rows"][1]["cells"]] == ["0.500", "0.500", "0.500"]
+    assert [i["key"] for i in items[1:]] == ["best_f1", "long"] and items[2]["table"] is None  # too long: a list
+    assert view._parallel_columns({"a": [1, 2], "b": "x"}) == []  # one list alone stays a list

@@ -235,7 +235,30 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
             "more": max(0, len(records) - MAX_EVIDENCE_ROWS)}
 
 
+INDEX_COLUMNS = ("thresholds", "threshold", "epochs", "epoch", "bins", "bin")
+"""Names of parallel lists that index the others: shown as the first column."""
+
+
+def _parallel_columns(evidence: Mapping[str, Any]) -> list[str]:
+    """Keys of two or more equally long, short lists of scalars: columns of one table (e.g. a threshold sweep)."""
+    scalar = (int, float, str, bool, type(None))
+    lengths: dict[int, list[str]] = {}
+    for key, value in evidence.items():
+        if (isinstance(value, list) and 2 <= len(value) <= MAX_EVIDENCE_ROWS
+                and all(isinstance(v, scalar) for v in value)):
+            lengths.setdefault(len(value), []).append(str(key))
+    columns = max(lengths.values(), key=len, default=[])
+    if len(columns) < 2:
+        return []
+    return sorted(columns, key=lambda c: 0 if c in INDEX_COLUMNS else 1)  # stable: evidence order otherwise
+
+
 def _generic_items(evidence: Mapping[str, Any], row_order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Key/value lines for evidence, with records and parallel lists turned into tables."""
+    columns = _parallel_columns(evidence)
+    if columns:
+        rows = [{c: evidence[c][i] for c in columns} for i in range(len(evidence[columns[0]]))]
+        evidence = {columns[0]: rows, **{k: v for k, v in evidence.items() if k not in columns}}
     items = [{"key": str(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS), "table": _record_table(v, row_order)}
              for k, v in list(evidence.items())[:GENERIC_EVIDENCE_ITEMS]]
     if len(evidence) > GENERIC_EVIDENCE_ITEMS:
