@@ -296,13 +296,18 @@ _ROC = _CurvePanel("ROC curve", "fpr", "tpr", "false positive rate", "true posit
 _PR = _CurvePanel("Precision–recall curve", "recall", "precision", "recall", "precision", "AP", "no precision–recall data")
 
 
-def _curve_panel(ax: Any, panel: _CurvePanel, curve: Any, op: Mapping[str, Any], op_label: str) -> bool:
-    """Draw one curve with its chance line and operating point; False (and a note) when its data is unusable."""
+def _curve_points(panel: _CurvePanel, curve: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (x, y) points of one panel's curve, or None when the data is missing or malformed."""
     x = numbers(curve.get(panel.x_key)) if isinstance(curve, Mapping) else None
     y = numbers(curve.get(panel.y_key)) if isinstance(curve, Mapping) else None
-    usable = x is not None and y is not None and len(x) == len(y)
-    if usable:
-        x, y = thin(x, y)
+    return (x, y) if x is not None and y is not None and len(x) == len(y) else None
+
+
+def _curve_panel(ax: Any, panel: _CurvePanel, curve: Any, op: Mapping[str, Any], op_label: str) -> None:
+    """Draw one curve with its chance line and operating point, or a note when its data is unusable."""
+    points = _curve_points(panel, curve)
+    if points is not None:
+        x, y = thin(*points)
         auc = curve.get("auc")
         ax.plot(x, y, color=OKABE_ITO[0],
                 label=f"model ({panel.score_name} {auc:.3f})" if isinstance(auc, (int, float)) else "model")
@@ -320,18 +325,20 @@ def _curve_panel(ax: Any, panel: _CurvePanel, curve: Any, op: Mapping[str, Any],
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     _finish(ax, panel.title, panel.x_label, panel.y_label)
-    return usable
 
 
 def roc_pr(curves: Mapping[str, Any], name: str = "roc-pr") -> str | None:
     """ROC and precision–recall side by side, with the operating threshold marked."""
+    panels = ((_ROC, curves.get("roc")), (_PR, curves.get("pr")))
+    if all(_curve_points(panel, curve) is None for panel, curve in panels):
+        return None  # multiclass and regression reports have neither: draw no figure at all
     op = curves.get("operating_point") if isinstance(curves.get("operating_point"), Mapping) else {}
     threshold = op.get("threshold")
     op_label = f"operating point (threshold {threshold:.2f})" if isinstance(threshold, (int, float)) else "operating point"
     with figure(8.0, 3.4, ncols=2) as (fig, axes):
-        drawn = [_curve_panel(ax, panel, curves.get(key), op, op_label)
-                 for ax, panel, key in ((axes[0], _ROC, "roc"), (axes[1], _PR, "pr"))]
-        return to_svg(fig, name) if any(drawn) else None
+        for ax, (panel, curve) in zip(axes, panels):
+            _curve_panel(ax, panel, curve, op, op_label)
+        return to_svg(fig, name)
 
 
 def roc_per_class(per_class: Mapping[str, Any], name: str = "roc-per-class") -> str | None:
