@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args
 
-from reportgen.checks.base import SEVERITIES, CheckResult, gate_status, ordered_for_review
+from reportgen.checks.base import SEVERITIES, CheckResult, Status, gate_status, ordered_for_review
 from reportgen.errors import ResultsError
 
 SCHEMA_VERSION = 1
@@ -121,7 +121,7 @@ class Report:
         return report
 
 
-STATUSES = ("pass", "warn", "fail", "error", "skip")
+STATUSES: tuple[str, ...] = get_args(Status)
 TASKS = ("binary", "multiclass", "regression")
 OPTIONAL_MAPPINGS = ("environment", "data", "model", "metrics", "curves", "config", "timing")
 
