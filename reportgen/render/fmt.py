@@ -7,6 +7,7 @@ import re
 from typing import Any, Mapping
 
 from reportgen.checks.base import CheckResult
+from reportgen.types import SPLIT_ORDER
 
 STATUS_WORD = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 STATUS_ICON = {"pass": "✔", "warn": "▲", "fail": "✖", "error": "⚠", "skip": "–"}
@@ -141,5 +142,5 @@ def xml_safe(text: Any) -> str:
 def split_order(splits: Any) -> list[str]:
     """train, val, test first, then any other split names in their given order."""
     names = list(splits)
-    known = [s for s in ("train", "val", "test") if s in names]
+    known = [s for s in SPLIT_ORDER if s in names]
     return known + [s for s in names if s not in known]

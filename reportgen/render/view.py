@@ -14,6 +14,7 @@ import yaml
 from markupsafe import Markup
 
 from reportgen.render import fmt, plots
+from reportgen.types import SPLIT_ORDER
 
 if TYPE_CHECKING:
     from reportgen.checks.base import CheckResult
@@ -25,7 +26,6 @@ MAX_TABLE_ROWS = 50
 MAX_EVIDENCE_ROWS = 20
 """Evidence tables inside a check's card stay short; the sections below hold the full tables."""
 MAX_RECORD_COLUMNS = 8
-SPLIT_WORDS = ("train", "val", "test")
 
 FALLBACK_HOW_TO_READ = {
     True: "The measured value must be at least the threshold. Lower values mean the model or data "
@@ -207,7 +207,7 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
     """
     if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
         by_key = {str(k): v for k, v in value.items()}
-        for known in (SPLIT_WORDS, row_order):
+        for known in (SPLIT_ORDER, row_order):
             ordered = _in_known_order(list(by_key), known)
             if ordered != list(by_key):
                 break
@@ -223,7 +223,7 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
         columns.extend(str(c) for c in record if str(c) not in columns)
     if not columns or len(columns) > MAX_RECORD_COLUMNS:
         return None
-    split_of = [next((i for i, split in enumerate(SPLIT_WORDS) if split in c.split("_")), None) for c in columns]
+    split_of = [next((i for i, split in enumerate(SPLIT_ORDER) if split in c.split("_")), None) for c in columns]
     if None not in split_of:  # results.json sorts keys: put train_share, val_share, test_share back in split order
         columns = [c for _, c in sorted(zip(split_of, columns), key=lambda pair: pair[0])]
     rows = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
