@@ -276,6 +276,7 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
             features=x,
             source_rows=frame.index.to_numpy(dtype=np.int64),
             source=sources[name],
+            attributes=frame.drop(columns=[cfg.target]).reset_index(drop=True),
         )
     return DataBundle(
         task=task,

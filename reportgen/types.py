@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-if TYPE_CHECKING:  # torch is only needed to run a model, not to read or render a report
+if TYPE_CHECKING:  # torch and pandas are only needed to run a model, not to read or render a report
+    import pandas as pd
     from torch.utils.data import Dataset
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -26,6 +27,10 @@ class SplitData:
     source_rows: np.ndarray | None = None
     """Row number of each sample in its source file (0-based, header excluded), for evidence."""
     source: str = ""
+    attributes: "pd.DataFrame | None" = None
+    """Per-sample attributes in the values a person recognises (one row per sample, in split order):
+    for tables, every column of the file but the target, before encoding and scaling (ignored columns
+    too, so a sensitive attribute need not be a model input). Used by slice, fairness and drift checks."""
 
     @property
     def n(self) -> int:

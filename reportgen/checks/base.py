@@ -20,20 +20,63 @@ STATUS_ORDER: dict[str, int] = {"error": 0, "fail": 1, "warn": 2, "pass": 3, "sk
 
 @dataclass(frozen=True)
 class Param:
-    """A named, typed setting of a check beyond its threshold."""
+    """A named, typed setting of a check beyond its threshold.
+
+    ``kind`` is the value's type (default: the type of ``default``; ``float`` accepts ints);
+    ``minimum`` and ``maximum`` are inclusive bounds for numbers; ``nullable`` allows null.
+    A value that breaks any of these is a config error (exit 2), never a crashed check.
+    """
 
     name: str
     default: Any
     description: str
     choices: tuple[Any, ...] | None = None
+    kind: type | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+
+    def value_type(self) -> type | None:
+        """The type a value must have: ``kind``, else the default's type (None when unknown)."""
+        if self.kind is not None:
+            return self.kind
+        if self.default is None:
+            return None
+        return float if isinstance(self.default, float) else type(self.default)
 
     def coerce(self, value: Any) -> Any:
-        """Validate ``value`` for this parameter and return it."""
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
-        if self.choices is None and isinstance(self.default, (int, float)) and not isinstance(self.default, bool):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"{self.name} must be a number, not {value!r}")
+        """Validate ``value`` for this parameter and return it; raise ValueError naming the problem."""
+        if value is None:
+            if self.nullable or self.default is None:
+                return None
+            raise ValueError(f"{self.name} must not be null")
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
+            return value
+        wanted = self.value_type()
+        if wanted is not None:
+            if wanted is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{self.name} must be a finite number, not {value!r}")
+                value = float(value)
+            elif wanted is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{self.name} must be a whole number, not {value!r}")
+            elif wanted is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{self.name} must be true or false, not {value!r}")
+            elif wanted in (list, tuple):
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"{self.name} must be a list, not {value!r}")
+                value = list(value)
+            elif not isinstance(value, wanted):
+                raise ValueError(f"{self.name} must be a {wanted.__name__}, not {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                raise ValueError(f"{self.name} must be at least {self.minimum:g}, not {value!r}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueError(f"{self.name} must be at most {self.maximum:g}, not {value!r}")
         return value
 
 

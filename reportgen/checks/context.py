@@ -21,6 +21,12 @@ class CheckContext:
     batch_size: int = 512
     previous: Mapping[str, Any] | None = None
     """The results.json of the run to compare with (e.g. the last release), when given."""
+    model: Any = None
+    """The evaluated ``torch.nn.Module`` (eval mode), for checks that run extra forward passes."""
+    device: Any = None
+    """The ``torch.device`` the model lives on."""
+    output_kind: str | None = None
+    """What the model's raw output means (see reportgen.models.output_kind_for)."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 
