@@ -11,18 +11,19 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from reportgen import __version__
-from reportgen.errors import InputError, ReportgenError, ResultsError
+from reportgen import __version__, metric_registry
+from reportgen.errors import InputError, ReportgenError
+from reportgen.render import FORMATS
+from reportgen.render.fmt import console_line
+from reportgen.vocabulary import TASKS, ExitCode, Verdict
 
 if TYPE_CHECKING:
     from reportgen.report import Report
 
-EXIT_PASS = 0
-EXIT_GATE_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_RUNTIME_ERROR = 3
-EXIT_INTERRUPTED = 130
-FORMATS = ("html", "pdf", "json", "junit", "md")
+
+_EPOCH_KEYS = ("train_loss", "val_loss") + tuple(f"val_{key}" for key in dict.fromkeys(
+    key for task in TASKS for key in metric_registry.per_epoch(task)))
+"""The values of a history record that the progress line shows."""
 
 
 class ConsoleProgress:
@@ -53,7 +54,7 @@ class ConsoleProgress:
     def epoch(self, record: dict[str, float | None], total: int) -> None:
         """Show one epoch's losses."""
         parts = [f"epoch {int(record['epoch'] or 0)}/{total}"]
-        for key in ("train_loss", "val_loss", "val_balanced_accuracy", "val_rmse"):
+        for key in _EPOCH_KEYS:
             value = record.get(key)
             if value is not None:
                 parts.append(f"{key}={value:.4f}")
@@ -102,13 +103,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out: TextIO) -> int:
     """Print the verdict, the blocking checks and the files written; return the gate's exit code."""
-    verdict = "PASS" if report.passed else "FAIL"
-    out.write(f"{verdict}: {report.name}: {report.status_summary()}\n")
+    verdict = Verdict(report.status).value.upper()
+    out.write(console_line(f"{verdict}: {report.name}: {report.status_summary()}") + "\n")
     for check in report.blocking_checks():
-        out.write(f"  {check.status.upper()} {check.id}: {check.message}\n")
-    out.write(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
-              f" ({', '.join(p.name for p in written)})\n")
-    return EXIT_PASS if report.passed else EXIT_GATE_FAILED
+        out.write(console_line(f"  {check.status.upper()} {check.id}: {check.message}") + "\n")
+    out.write(console_line(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
+                           f" ({', '.join(p.name for p in written)})") + "\n")
+    return ExitCode.PASSED if report.passed else ExitCode.GATE_FAILED
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -125,7 +126,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"OK: {loaded.config.name}: {loaded.config.task}; {sizes} samples; input {list(data.input_shape)}{classes}; "
         f"model {info.class_name} with {info.parameters:,} parameters, {info.outputs} output{'' if info.outputs == 1 else 's'} ({info.output_kind})\n"
     )
-    return EXIT_PASS
+    return ExitCode.PASSED
 
 
 def _threshold_text(spec: object) -> str:
@@ -154,33 +155,23 @@ def _cmd_checks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for c in checks
         ]
         out.write(json.dumps(rows, indent=2) + "\n")
-        return EXIT_PASS
+        return ExitCode.PASSED
     width = max(len(c.spec.id) for c in checks)
     out.write(f"{'id':<{width}}  {'family':<11}  {'severity':<8}  {'threshold':<12}  detects\n")
     for c in checks:
         spec = c.spec
         out.write(f"{spec.id:<{width}}  {spec.family:<11}  {spec.default_severity:<8}  {_threshold_text(spec):<12}  {spec.detects}\n")
     out.write("\nOverride any of them in the YAML: checks: {<id>: {min|max: <value>, severity: error|warning|info, enabled: false}}\n")
-    return EXIT_PASS
+    return ExitCode.PASSED
 
 
 def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen render results.json: re-render the report files from a results.json."""
     from reportgen.output import check_out_dir, write_reports
-    from reportgen.report import Report
+    from reportgen.report import load_results
 
-    path = Path(args.results)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
-    try:
-        report = Report.from_dict(document)
-    except ResultsError as exc:
-        raise ResultsError(f"{path}: {exc}") from None
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
+    report = load_results(Path(args.results))
     check_out_dir(Path(args.out))
     if args.template_dir:
         from reportgen.render.html import check_templates
@@ -188,6 +179,14 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         check_templates(Path(args.template_dir))
     written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None)
     return _write_outcome(report, Path(args.out), written, out)
+
+
+def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """reportgen schema: print the JSON Schema of results.json."""
+    from reportgen.results_schema import json_schema_text
+
+    out.write(json_schema_text())
+    return ExitCode.PASSED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,7 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="output folder")
     render.add_argument("--format", help=f"comma-separated formats (default: all but json, of {','.join(FORMATS)})")
     render.add_argument("--template-dir", help="a folder of templates overriding the built-in ones by name")
+    render.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     render.set_defaults(handler=_cmd_render)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of results.json",
+                                 description="Print the JSON Schema (draft 2020-12) of results.json, for "
+                                             "validating a report without Python (docs/results.schema.json).")
+    schema.set_defaults(handler=_cmd_schema)
     return parser
 
 
@@ -248,20 +253,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return int(exc.code or 0)
     if not getattr(args, "handler", None):
         parser.print_help(out)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     try:
         return args.handler(args, out, err)
     except KeyboardInterrupt:
         err.write("\nreportgen: interrupted; no report was written\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except ReportgenError as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"reportgen: error: {exc}\n")
+        err.write(console_line(f"reportgen: error: {exc}") + "\n")
         return exc.exit_code
     except Exception as exc:  # anything unexpected is a runtime error, reported in one line
         if args.debug:
             traceback.print_exc(file=err)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err.write(f"reportgen: runtime error: {exc.__class__.__name__}: {first} (rerun with --debug for the traceback)\n")
-        return EXIT_RUNTIME_ERROR
+        err.write(console_line(f"reportgen: runtime error: {exc.__class__.__name__}: {first} "
+                               "(rerun with --debug for the traceback)") + "\n")
+        return ExitCode.RUNTIME_ERROR

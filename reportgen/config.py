@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reportgen.errors import ConfigError
+from reportgen.render import FORMATS as ALL_FORMATS  # the renderers' registry (loads no matplotlib)
 
 TaskType = Literal["binary", "multiclass", "regression"]
-ALL_FORMATS = ("html", "pdf", "json", "junit", "md")
 
 
 class _Strict(BaseModel):
@@ -150,10 +150,16 @@ class TrainingConfig(_Strict):
 class ReportConfig(_Strict):
     """The report section: which formats, and optional custom templates."""
 
-    formats: list[Literal["html", "pdf", "json", "junit", "md"]] = Field(
-        default_factory=lambda: list(ALL_FORMATS)
-    )
+    formats: list[str] = Field(default_factory=lambda: list(ALL_FORMATS))
     template_dir: str | None = None
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in ALL_FORMATS:
+                raise ValueError(f"unknown format {name!r}{suggest(name, list(ALL_FORMATS))}; choose from {', '.join(ALL_FORMATS)}")
+        return value
 
 
 class Config(_Strict):

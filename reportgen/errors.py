@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from reportgen.vocabulary import ExitCode
+
 
 class ReportgenError(Exception):
     """Base class of every error reportgen raises on purpose."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.RUNTIME_ERROR
 
 
 class InputError(ReportgenError):
     """The config, a named file or the data is unusable (exit code 2)."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class ConfigError(InputError):

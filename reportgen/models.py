@@ -33,14 +33,6 @@ class ModelInfo:
     threshold: float
     checkpoint: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the results.json form."""
-        return {
-            "kind": self.kind, "class_name": self.class_name, "parameters": self.parameters,
-            "trainable_parameters": self.trainable_parameters, "outputs": self.outputs,
-            "output_kind": self.output_kind, "threshold": self.threshold, "checkpoint": self.checkpoint,
-        }
-
 
 def default_outputs(task: str, num_classes: int) -> int:
     """Outputs of the built-in models: one logit for binary and regression, C logits for multiclass."""

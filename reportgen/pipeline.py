@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,13 @@ from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
-from reportgen.errors import ConfigError, InputError, ResultsError
+from reportgen.errors import ConfigError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.render.html import check_templates
-from reportgen.report import Report
+from reportgen.report import Report, load_results
+from reportgen.results_schema import ModelSummary, TrainingSummary, section
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
 from reportgen.types import DataBundle, Predictions, TrainingResult
@@ -127,18 +127,11 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
 
 
 def load_previous_results(path: Path) -> dict[str, Any]:
-    """Read an earlier run's results.json for comparison."""
+    """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"compare_to: results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InputError(f"compare_to: {path} is not a results.json: {exc.__class__.__name__}") from None
-    try:
-        Report.from_dict(document)
+        return load_results(path).document()
     except ResultsError as exc:
-        raise ResultsError(f"compare_to: {path}: {exc}") from None
-    return document
+        raise ResultsError(f"compare_to: {exc}") from None
 
 
 def execute(
@@ -200,8 +193,8 @@ def execute(
 
     environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
     report = Report(
-        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=info.to_dict(),
-        training=training.to_dict() if training else None, metrics=metrics, checks=results, curves=curves,
+        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=section(ModelSummary, info),
+        training=section(TrainingSummary, training) if training else None, metrics=metrics, checks=results, curves=curves,
         config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()},
     )
     return report, prepared

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Callable, Iterator
 
 import numpy as np
@@ -168,7 +167,6 @@ def train(
     on_epoch: Callable[[dict[str, float | None]], None] | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place on the train split and return what happened."""
-    started = time.perf_counter()
     train_split = data.splits["train"]
     val_split = data.splits.get("val")
     num_classes = 0 if task == "regression" else data.num_classes
@@ -260,7 +258,6 @@ def train(
         history=tuple(history),
         gradients=gradients,
         first_nonfinite_loss=first_nonfinite,
-        seconds=time.perf_counter() - started,
     )
 
 

@@ -81,11 +81,6 @@ class Predictions:
         """Number of samples."""
         return int(len(self.y_true))
 
-    def positive_scores(self, positive_index: int) -> np.ndarray:
-        """Probability of the positive class per sample (binary tasks)."""
-        assert self.probs is not None
-        return self.probs[:, positive_index]
-
 
 @dataclass(frozen=True)
 class LayerGradient:
@@ -116,21 +111,3 @@ class TrainingResult:
     gradients: tuple[LayerGradient, ...]
     first_nonfinite_loss: Mapping[str, int] | None = None
     """{"epoch", "step"} of the first non-finite training loss, if any."""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the results.json form."""
-        return {
-            "epochs_run": self.epochs_run,
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "loss": self.loss_name,
-            "init_loss": self.init_loss,
-            "expected_init_loss": self.expected_init_loss,
-            "first_nonfinite_loss": dict(self.first_nonfinite_loss) if self.first_nonfinite_loss else None,
-            "history": [dict(h) for h in self.history],
-            "gradients": [
-                {"name": g.name, "shape": list(g.shape), "received": g.received, "norm": g.norm, "finite": g.finite}
-                for g in self.gradients
-            ],
-        }

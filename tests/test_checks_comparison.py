@@ -28,7 +28,7 @@ def cancer_run(tmp_path_factory, breast_cancer_frame):
     breast_cancer_frame.to_csv(folder / "cancer.csv", index=False)
     path = write_config(folder, cancer_config(folder / "cancer.csv"))
     report, _ = execute(load_config(path))
-    return path, report.to_dict()
+    return path, report.document()
 
 
 def test_metric_drop_is_absolute_for_scores_and_relative_for_errors():

@@ -83,10 +83,11 @@ def test_disabled_check_is_removed_and_threshold_override_applies(leaky_ctx):
 
 
 def test_results_are_json_safe_and_messages_are_one_sentence(leaky_ctx):
+    import dataclasses
     import json
 
     for result in run_checks(leaky_ctx, {}):
-        json.dumps(result.to_dict(), allow_nan=False)
+        json.dumps(dataclasses.asdict(result), allow_nan=False)
         if result.id not in OWN_IDS or result.status == "skip":
             continue  # skip reasons are lower-case fragments, as base.run_check writes them
         assert result.message.endswith("."), result.message

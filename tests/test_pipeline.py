@@ -27,7 +27,7 @@ def run_to(tmp_path: Path, document: dict, formats=("json",)) -> dict:
     path = write_config(tmp_path, document)
     outcome = run(load_config(path), out_dir=tmp_path / "out", formats=list(formats))
     assert (tmp_path / "out" / "results.json").is_file()
-    assert outcome.report.to_dict()["status"] == read_results(tmp_path / "out")["status"]
+    assert outcome.report.document()["status"] == read_results(tmp_path / "out")["status"]
     return read_results(tmp_path / "out")
 
 
@@ -82,9 +82,9 @@ def test_same_seed_gives_identical_results(tmp_path: Path, cancer_csv: Path):
     first, _ = execute(load_config(path))
     second, _ = execute(load_config(path))
     strip = lambda d: {k: v for k, v in d.items() if k not in ("timing",)} | {"environment": {k: v for k, v in d["environment"].items() if k != "created_at"}}
-    assert json.dumps(strip(first.to_dict()), sort_keys=True) == json.dumps(strip(second.to_dict()), sort_keys=True)
+    assert json.dumps(strip(first.document()), sort_keys=True) == json.dumps(strip(second.document()), sort_keys=True)
     third, _ = execute(load_config(path, ["seed=1"]))
-    assert third.to_dict()["metrics"] != first.to_dict()["metrics"]
+    assert third.document()["metrics"] != first.document()["metrics"]
 
 
 def test_python_data_and_model_kinds_on_digits_images(tmp_path: Path):
@@ -139,7 +139,7 @@ def test_head_replacement_fits_a_body_to_the_classes(tmp_path: Path, cancer_csv:
 def test_regression_sample_metrics(tmp_path: Path):
     config = next(SAMPLES.glob("*regression*.yaml"))
     report, _ = execute(load_config(config, ["training.epochs=5"]))
-    metrics = report.to_dict()["metrics"]["test"]
+    metrics = report.document()["metrics"]["test"]
     assert {"mse", "rmse", "mae", "r2"} <= set(metrics)
     assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5)
     assert "scatter" in report.curves["test"]

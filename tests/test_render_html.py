@@ -253,7 +253,7 @@ def test_tables_follow_class_and_split_order_even_from_key_sorted_json() -> None
     from reportgen.report import Report
 
     report = F.multiclass(classes=["low", "medium", "high"], name="ordered")
-    scrambled = Report.from_dict(json.loads(json.dumps(report.to_dict(), sort_keys=True)))
+    scrambled = Report.from_document(json.loads(json.dumps(report.document(), sort_keys=True)))
     assert list(scrambled.data["splits"]) == ["test", "train", "val"]
     page = RENDERERS["html"].render(scrambled, OPTIONS).decode("utf-8")
     per_class = page[page.index("Per class"):]

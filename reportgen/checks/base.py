@@ -8,14 +8,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping
 
+from reportgen.vocabulary import SEVERITIES as SEVERITIES
+from reportgen.vocabulary import Status as StatusKind
+from reportgen.vocabulary import Verdict
+
 if TYPE_CHECKING:
     from reportgen.checks.context import CheckContext
 
-Status = Literal["pass", "warn", "fail", "error", "skip"]
-Severity = Literal["error", "warning", "info"]
+Status = Literal["pass", "warn", "fail", "error", "skip"]  # the values of reportgen.vocabulary.Status
+Severity = Literal["error", "warning", "info"]  # the values of reportgen.vocabulary.Severity
 Outcome = Literal["ok", "violation", "concern", "skip"]
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-STATUS_ORDER: dict[str, int] = {"error": 0, "fail": 1, "warn": 2, "pass": 3, "skip": 4}
+STATUS_ORDER: dict[str, int] = {s.value: s.review_rank for s in StatusKind}
 
 
 @dataclass(frozen=True)
@@ -174,21 +177,6 @@ class CheckResult:
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the results.json form of this result."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "family": self.family,
-            "status": self.status,
-            "severity": self.severity,
-            "value": self.value,
-            "threshold": self.threshold,
-            "higher_is_better": self.higher_is_better,
-            "message": self.message,
-            "evidence": dict(self.evidence),
-        }
-
 
 class Check(ABC):
     """A registered check: a spec and a ``run`` that turns the context into a finding."""
@@ -260,13 +248,13 @@ def status_for(outcome: Outcome, severity: Severity) -> Status:
 
 def gate_status(results: Iterable[CheckResult]) -> Literal["pass", "fail"]:
     """The gate fails when any error-severity check failed or crashed."""
-    blocking = any(r.severity == "error" and r.status in ("fail", "error") for r in results)
-    return "fail" if blocking else "pass"
+    blocking = any(StatusKind(r.status).blocks_gate(r.severity) for r in results)
+    return Verdict.FAIL.value if blocking else Verdict.PASS.value
 
 
 def ordered_for_review(results: Iterable[CheckResult]) -> list[CheckResult]:
     """Failing and crashed checks first, then warnings, passes and skips; stable otherwise."""
-    return sorted(results, key=lambda r: STATUS_ORDER[r.status])
+    return sorted(results, key=lambda r: StatusKind(r.status).review_rank)
 
 
 def _json_safe(value: Any) -> Any:

@@ -107,25 +107,19 @@ def _scaled(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _rounded(scaled: np.ndarray, shift: np.ndarray, finite: np.ndarray, x: np.ndarray, shifted: bool) -> np.ndarray:
+    """Each value rounded on a grid of 2**-GRID_BITS of the power of two above its row's largest magnitude.
+
+    That is about 6 significant digits of the sample's largest value, the same absolute grid for
+    every value of the sample: after standardisation a formatting difference is an absolute error,
+    so a grid relative to each value would split values near zero. Returns float64, (n, d); -0.0
+    becomes 0.0 and NaN is canonical. ``shifted`` moves the cell edges by half a cell.
+    """
     codes = np.floor(scaled) if shifted else np.floor(scaled + 0.5)
     rounded = np.ldexp(codes, -shift) + 0.0  # + 0.0 turns -0.0 into 0.0
     if not finite.all():
         x = np.asarray(x, dtype=np.float64)
         rounded = np.where(finite, rounded, np.where(np.isnan(x), np.nan, x))
     return rounded
-
-
-def quantise(rows: np.ndarray, shifted: bool = False) -> np.ndarray:
-    """Each value rounded on a grid of 2**-GRID_BITS of the power of two above its row's largest magnitude.
-
-    That is about 6 significant digits of the sample's largest value, the same absolute grid for
-    every value of the sample: after standardisation a formatting difference is an absolute error,
-    so a grid relative to each value would split values near zero. Returns the rounded values as
-    float64, (n, d); -0.0 becomes 0.0 and NaN is canonical. ``shifted`` moves the cell edges by half
-    a cell.
-    """
-    scaled, shift, finite = _scaled(rows)
-    return _rounded(scaled, shift, finite, rows, shifted)
 
 
 def _blocks(split: SplitData, batch_size: int) -> Iterator[np.ndarray]:

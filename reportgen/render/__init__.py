@@ -14,5 +14,7 @@ RENDERERS: dict[str, Renderer] = {
     for r in (html.RENDERER, pdf.RENDERER, json_report.RENDERER, junit.RENDERER, markdown.RENDERER)
 }
 """Renderers by format name: html, pdf, json, junit, md."""
+FORMATS: tuple[str, ...] = tuple(RENDERERS)
+"""Every output format, in the order a run writes them; config and CLI take the list from here."""
 
-__all__ = ["RENDERERS", "Renderer", "RenderOptions"]
+__all__ = ["FORMATS", "RENDERERS", "Renderer", "RenderOptions"]

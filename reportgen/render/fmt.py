@@ -6,44 +6,22 @@ import math
 import re
 from typing import Any, Mapping
 
+from reportgen import metric_registry
 from reportgen.checks.base import CheckResult
-from reportgen.types import SPLIT_ORDER
+from reportgen.vocabulary import SPLIT_ORDER, Status
 
-STATUS_WORD = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
-STATUS_ICON = {"pass": "✔", "warn": "▲", "fail": "✖", "error": "⚠", "skip": "–"}
+STATUS_WORD = {s.value: s.value.upper() for s in Status}
+STATUS_ICON = {Status.PASS.value: "✔", Status.WARN.value: "▲", Status.FAIL.value: "✖", Status.ERROR.value: "⚠",
+               Status.SKIP.value: "–"}
 
-METRIC_LABELS = {
-    "n": "Samples",
-    "loss": "Loss",
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "precision": "Precision",
-    "recall": "Recall",
-    "f1": "F1",
-    "precision_macro": "Precision (macro)",
-    "recall_macro": "Recall (macro)",
-    "f1_macro": "F1 (macro)",
-    "f1_weighted": "F1 (weighted)",
-    "mcc": "Matthews corr. (MCC)",
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "log_loss": "Log loss",
-    "brier": "Brier score",
-    "mse": "MSE",
-    "rmse": "RMSE",
-    "mae": "MAE",
-    "r2": "R²",
-    "target_mean": "Target mean",
-    "target_std": "Target std",
-}
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Everything outside the Char production of XML 1.0 (section 2.2): control characters, lone
+surrogates, U+FFFE and U+FFFF."""
 
-HEADLINE_METRICS = {
-    "binary": ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc"),
-    "multiclass": ("accuracy", "balanced_accuracy", "f1_macro", "mcc", "log_loss"),
-    "regression": ("rmse", "mae", "r2", "target_std"),
-}
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CONSOLE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                             "\ud800-\udfff\ufeff]")
+"""Control characters (C0, DEL, C1: escape sequences, newlines, carriage returns), bidirectional
+controls, line and paragraph separators, lone surrogates and the byte-order mark."""
 
 
 def is_number(value: Any) -> bool:
@@ -110,17 +88,17 @@ def comparison_text(check: CheckResult) -> str:
 
 
 def metric_label(key: str) -> str:
-    """Human name of a metric key."""
-    return METRIC_LABELS.get(key, key.replace("_", " "))
+    """Human name of a metric key (reportgen.metric_registry)."""
+    return metric_registry.label(key)
 
 
 def headline_metrics(task: str, metrics: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
-    """(key, label, value) of the headline metrics of one split, skipping missing ones."""
+    """(key, label, value) of the task's headline metrics in one split, skipping missing ones."""
     rows = []
-    for key in HEADLINE_METRICS.get(task, ()):
+    for key in metric_registry.headline(task):
         value = metrics.get(key)
         if is_number(value):
-            rows.append((key, metric_label(key), value))
+            rows.append((key, metric_registry.label(key), value))
     return rows
 
 
@@ -135,8 +113,38 @@ def clip(text: str, limit: int) -> str:
 
 
 def xml_safe(text: Any) -> str:
-    """Drop the characters XML 1.0 cannot carry (control characters)."""
+    """Replace the characters XML 1.0 cannot carry (outside its Char production) with U+FFFD."""
     return _XML_ILLEGAL.sub("\ufffd", str(text))
+
+
+def console_safe(text: Any) -> str:
+    """``text`` made safe to print as one terminal line, e.g. a name or message from a results.json.
+
+    Control characters (escape sequences that could repaint FAIL as PASS, carriage returns,
+    newlines), bidirectional controls and lone surrogates are shown as visible escapes (``\\x1b``,
+    ``\\n``, ``\\u202e``), so what is printed is what the file says.
+    """
+    return _CONSOLE_UNSAFE.sub(_escape_char, str(text))
+
+
+def console_line(text: Any) -> str:
+    """One printable console line: ``console_safe``, and never the start of a CI command.
+
+    A line starting with ``::`` is a GitHub Actions workflow command (``::error file=...::``) and one
+    starting with ``##`` an Azure Pipelines one; such a line gets a leading ``> `` so CI shows it as text.
+    """
+    line = console_safe(text)
+    if line.lstrip().startswith(("::", "##")):
+        line = "> " + line
+    return line
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+    if code in named:
+        return named[code]
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def split_order(splits: Any) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 from markupsafe import Markup
 
+from reportgen import metric_registry
 from reportgen.render import fmt, plots
 from reportgen.types import SPLIT_ORDER
 
@@ -320,7 +321,7 @@ def _metric_table(report: "Report") -> dict[str, Any] | None:
         for key, value in report.metrics[split].items():
             if key not in skip and key not in keys and (fmt.is_number(value) or value is None):
                 keys.append(key)
-    order = list(fmt.METRIC_LABELS)
+    order = [m.key for m in metric_registry.METRICS]
     keys.sort(key=lambda k: order.index(k) if k in order else len(order))
     rows = [{"key": k, "label": fmt.metric_label(k), "values": [fmt.num(report.metrics[s].get(k)) for s in splits]}
             for k in keys]
@@ -459,10 +460,30 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
     return {
         "summary": summary,
         "loss_chart": _svg(plots.loss_history(history, best, training.get("expected_init_loss"))),
+        "loss_caption": loss_caption(training, report.config),
         "metric_charts": [c for c in metric_charts if c],
         "gradient_chart": _svg(plots.gradient_norms(gradients)),
         "layers": len(gradients),
     }
+
+
+def loss_caption(training: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """The loss chart's caption: which weights the dotted line marks, and whether they were kept.
+
+    Training restores the best epoch's weights when early stopping is configured or the loss became
+    non-finite (reportgen.training.train); otherwise the last epoch's weights are kept.
+    """
+    text = ("Training and validation loss per epoch. Validation loss rising while training loss falls "
+            "is overfitting; the dotted line marks the best epoch")
+    best, last = training.get("best_epoch"), training.get("epochs_run")
+    section = config.get("training") if isinstance(config, Mapping) else None
+    restored = bool(training.get("stopped_early") or training.get("first_nonfinite_loss")
+                    or (isinstance(section, Mapping) and section.get("early_stopping")))
+    if not fmt.is_number(best):
+        return text + "."
+    if restored or best == last:
+        return text + f" ({fmt.num(best)}), whose weights were kept."
+    return text + f" ({fmt.num(best)}); without early stopping the last epoch's ({fmt.num(last)}) weights were kept."
 
 
 def _kv_rows(mapping: Any, limit: int = 40) -> list[tuple[str, str]]:

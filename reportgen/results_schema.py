@@ -1,0 +1,433 @@
+"""The results.json schema: pydantic models of the whole document, and its one way in and one way out.
+
+Every results.json passes through this module: ``to_document`` turns a run's values into the JSON
+document (the NaN policy lives there and only there: a non-finite number becomes ``null``, always),
+``dumps`` writes it, and ``read_document`` is the only reader of a results.json on disk (bounded,
+regular files only, strict JSON, validated against the models below). ``reportgen schema`` prints
+the JSON Schema generated from these models (docs/results.schema.json is the same text).
+
+The models validate; they do not rebuild. A validated document stays the plain ``dict`` it was,
+so renderers keep dict access and every key keeps the order the run wrote it in (classes in their
+configured order, splits as train, val, test): re-rendering a saved results.json gives the same
+bytes as the run. Free-form parts (``checks[].evidence``, ``curves``, ``config``, the data
+fingerprint) accept any JSON; every other section refuses keys it does not know.
+
+Adding a field or section: add it to the model here (optional, so older files stay valid), then
+write it where the run builds the report. Adding a metric needs nothing here: a split's metrics
+accept any number-valued key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from reportgen.errors import ResultsError
+
+# Version history of the results.json format (``schema_version``):
+#
+# 1: reportgen 0.1. Sections: name, task, status, environment, data, model, training (history,
+#    gradients), metrics per split, checks, curves, config, timing. Non-finite numbers are null.
+#    0.2 keeps version 1: its sections are validated by the models below, which accept every
+#    file 0.1 wrote; new optional fields may be added without a new version.
+#
+# A change that removes or retypes a field, or changes a field's meaning, needs a new version.
+SCHEMA_VERSION = 1
+
+MAX_BYTES = 64 * 1024 * 1024
+"""Largest results.json read (64 MiB): a run's is well under 2 MB (curves are thinned)."""
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted; a run writes at most about 10 levels."""
+
+Number = Union[StrictInt, StrictFloat]
+"""A JSON number: ints stay ints (counts), floats stay floats; booleans are not numbers."""
+OptionalNumber = Optional[Number]
+TaskName = Literal["binary", "multiclass", "regression"]  # reportgen.vocabulary.TASKS; a test ties them
+StatusName = Literal["error", "fail", "warn", "pass", "skip"]  # reportgen.vocabulary.STATUSES
+SeverityName = Literal["error", "warning", "info"]  # reportgen.vocabulary.SEVERITIES
+VerdictName = Literal["pass", "fail"]  # reportgen.vocabulary.Verdict
+
+
+class _Section(BaseModel):
+    """A section with a fixed set of keys: an unknown key is an error (a typo or a damaged file)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class _OpenNumbers(BaseModel):
+    """A section whose further keys are numbers (metrics, per-epoch values) or null."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+    __pydantic_extra__: dict[str, OptionalNumber]
+
+
+class Environment(_Section):
+    """Where and how the run happened (from reportgen.runinfo and the config file)."""
+
+    reportgen_version: Optional[StrictStr] = None
+    torch_version: Optional[StrictStr] = None
+    python: Optional[StrictStr] = None
+    device: Optional[StrictStr] = None
+    seed: Optional[StrictInt] = None
+    config_sha256: Optional[StrictStr] = None
+    config_file: Optional[StrictStr] = None
+    created_at: Optional[StrictStr] = None
+    """UTC time, ISO 8601, whole seconds."""
+
+
+class SplitSummary(_Section):
+    """One split's size, class counts (classification) and where its rows came from."""
+
+    n: StrictInt
+    class_counts: dict[str, StrictInt] = {}
+    source: Optional[StrictStr] = None
+
+
+class DataSummary(_Section):
+    """The data as the model saw it."""
+
+    features: Optional[list[StrictStr]] = None
+    input_shape: Optional[list[StrictInt]] = None
+    classes: list[StrictStr] = []
+    positive_class: Optional[StrictStr] = None
+    splits: dict[str, SplitSummary] = {}
+    fingerprint: dict[str, JsonValue] = {}
+    """Free-form: hashes of the inputs and the fitted preprocessing."""
+
+
+class ModelSummary(_Section):
+    """The evaluated model."""
+
+    kind: Optional[StrictStr] = None
+    class_name: Optional[StrictStr] = None
+    parameters: Optional[StrictInt] = None
+    trainable_parameters: Optional[StrictInt] = None
+    outputs: Optional[StrictInt] = None
+    output_kind: Optional[StrictStr] = None
+    threshold: OptionalNumber = None
+    checkpoint: Optional[StrictStr] = None
+
+
+class EpochRecord(_OpenNumbers):
+    """One epoch of the training history: ``epoch``, then train_loss, val_loss, train_<metric>, ..."""
+
+    epoch: StrictInt
+
+
+class GradientRecord(_Section):
+    """Gradient facts of one parameter after the first backward pass."""
+
+    name: StrictStr
+    shape: list[StrictInt]
+    received: StrictBool
+    norm: OptionalNumber = None
+    finite: StrictBool
+
+
+class NonFiniteLoss(_Section):
+    """Where the training loss first became NaN or infinite."""
+
+    epoch: StrictInt
+    step: StrictInt
+
+
+class TrainingSummary(_Section):
+    """What happened while training; the whole section is null when the model was only evaluated."""
+
+    epochs_run: StrictInt
+    best_epoch: Optional[StrictInt] = None
+    stopped_early: StrictBool = False
+    loss: Optional[StrictStr] = Field(None, validation_alias=AliasChoices("loss", "loss_name"))
+    """The loss function's name (bce, cross_entropy, mse, l1); ``TrainingResult.loss_name``."""
+    init_loss: OptionalNumber = None
+    expected_init_loss: OptionalNumber = None
+    first_nonfinite_loss: Optional[NonFiniteLoss] = None
+    history: list[EpochRecord] = []
+    gradients: list[GradientRecord] = []
+
+
+class PerClassMetrics(_OpenNumbers):
+    """One class's precision, recall, f1, support and Wilson interval of its recall."""
+
+    support: Optional[StrictInt] = None
+    recall_ci95: Optional[list[Number]] = None
+
+
+class SplitMetrics(_OpenNumbers):
+    """One split's metrics: every key of reportgen.metric_registry is a number or null."""
+
+    n: StrictInt
+    classes: Optional[list[StrictStr]] = None
+    confusion_matrix: Optional[list[list[StrictInt]]] = None
+    """Rows actual, columns predicted, in the order of ``classes``."""
+    per_class: Optional[dict[str, PerClassMetrics]] = None
+    positive_class: Optional[StrictStr] = None
+    """Binary: the class that precision, recall and f1 are about."""
+
+
+class CheckRecord(_Section):
+    """One check's result: the unit of the gate table."""
+
+    id: StrictStr
+    title: StrictStr
+    family: StrictStr
+    status: StatusName
+    severity: SeverityName
+    value: OptionalNumber = None
+    threshold: OptionalNumber = None
+    higher_is_better: Optional[StrictBool] = None
+    message: StrictStr = ""
+    evidence: dict[str, JsonValue] = {}
+    """Free-form: whatever the check found (rows, per-class values, ...)."""
+
+
+class ResultsDocument(_Section):
+    """A whole results.json."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
+                              title="reportgen results.json", json_schema_extra={
+                                  "$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+    schema_version: Literal[1]
+    name: StrictStr
+    task: TaskName
+    status: VerdictName
+    """``fail`` when any check with severity error failed or crashed; must agree with ``checks``."""
+    environment: Environment = Environment()
+    data: DataSummary = DataSummary()
+    model: ModelSummary = ModelSummary()
+    training: Optional[TrainingSummary] = None
+    metrics: dict[str, SplitMetrics] = {}
+    checks: list[CheckRecord]
+    curves: dict[str, JsonValue] = {}
+    """Free-form, bounded plot data per split (ROC, PR, calibration, threshold sweep, scatter)."""
+    config: dict[str, JsonValue] = {}
+    """Free-form: the config as run."""
+    timing: dict[str, OptionalNumber] = {}
+    """Seconds per stage."""
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of results.json, generated from ``ResultsDocument``."""
+    return ResultsDocument.model_json_schema()
+
+
+def json_schema_text() -> str:
+    """The JSON Schema as the text ``reportgen schema`` prints and docs/results.schema.json holds."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_jsonable(value: Any) -> Any:
+    """The NaN policy and JSON conversion, for every value that goes into a results.json.
+
+    Non-finite floats become None; numpy scalars and arrays become Python numbers and lists;
+    tuples become lists; mapping keys become strings; dataclasses become objects in field order;
+    anything else that is not JSON becomes its ``str``. Iterative, so depth costs no recursion.
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, parent, key = stack.pop()
+        if isinstance(item, bool) or item is None or isinstance(item, (int, str)):
+            parent[key] = item if type(item) in (bool, int, str) or item is None else _plain_scalar(item)
+        elif isinstance(item, float):
+            parent[key] = float(item) if math.isfinite(item) else None
+        elif isinstance(item, Mapping) or (is_dataclass(item) and not isinstance(item, type)):
+            pairs = item.items() if isinstance(item, Mapping) else ((f.name, getattr(item, f.name)) for f in fields(item))
+            out: dict[str, Any] = {}
+            parent[key] = out
+            for k, v in pairs:
+                out[str(k)] = None
+                stack.append((v, out, str(k)))
+        elif isinstance(item, (list, tuple)):
+            items: list[Any] = [None] * len(item)
+            parent[key] = items
+            stack.extend((v, items, i) for i, v in enumerate(item))
+        elif hasattr(item, "tolist") and not isinstance(item, (str, bytes)):
+            stack.append((item.tolist(), parent, key))
+        else:
+            parent[key] = str(item)
+    return root[0]
+
+
+def section(model: type[BaseModel], value: Any) -> dict[str, Any]:
+    """A run's object (a dataclass such as ModelInfo or TrainingResult) as its results.json section.
+
+    The section's model decides the keys and their order; attributes it does not declare are left
+    out. Raises ResultsError when a value does not fit the model.
+    """
+    data = to_jsonable(value)
+    if isinstance(data, dict):
+        known = {name for name, f in model.model_fields.items()} | {
+            choice for f in model.model_fields.values() if isinstance(f.validation_alias, AliasChoices)
+            for choice in f.validation_alias.choices if isinstance(choice, str)}
+        data = {k: v for k, v in data.items() if k in known}
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ResultsError(f"{model.__name__}: {_first_problem(exc)}") from None
+
+
+def _plain_scalar(item: Any) -> Any:
+    """A subclass of int or str (an IntEnum, a str enum) as the plain value it stands for."""
+    if isinstance(item, str):
+        return str(item.value) if hasattr(item, "value") else str.__str__(item)
+    return int(item)
+
+
+def validate_document(document: Any) -> dict[str, Any]:
+    """Check ``document`` against the schema and return it unchanged.
+
+    Raises ResultsError with one line naming the first problem (its path, e.g. ``checks[3].status``).
+    """
+    if not isinstance(document, dict):
+        raise ResultsError(f"not a reportgen results.json (a JSON {_json_type(document)}, not an object)")
+    version = document.get("schema_version")
+    if "schema_version" not in document:
+        raise ResultsError("not a reportgen results.json (no schema_version)")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ResultsError(f"schema_version {_clip(repr(version))} is not {SCHEMA_VERSION}, the one this reportgen reads")
+    try:
+        ResultsDocument.model_validate(document)
+    except ValidationError as exc:
+        raise ResultsError(_first_problem(exc)) from None
+    except RecursionError:
+        raise ResultsError(f"nested more than {MAX_DEPTH} levels deep") from None
+    return document
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """'checks[3].status: Input should be 'error', 'fail', ... (and 2 more problems)'."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = _location(first["loc"])
+    places = {_location(e["loc"]) for e in errors}
+    if first["type"] == "missing":
+        text = f"no {where!r}: the file is incomplete" if "." not in where and "[" not in where else f"{where}: missing"
+    elif first["type"] == "extra_forbidden":
+        text = f"{where}: unknown key"
+    else:
+        text = f"{where}: {first['msg']}, not {_clip(repr(first.get('input')))}"
+    more = len(places) - 1
+    return text + (f" (and {more} more problem{'s' if more != 1 else ''})" if more else "")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """('checks', 3, 'status') -> 'checks[3].status'; pydantic's union branch names are dropped."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and (part.startswith(("function-", "lax-", "strict-")) or part in (
+                "int", "float", "str", "bool", "list", "dict", "none", "is-instance")):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return _clip(text, 120) or "the document"
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def dumps(document: Mapping[str, Any]) -> bytes:
+    """The bytes of results.json: indented, strict JSON (no NaN), keys in the order given."""
+    return (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ResultsError(f"contains {name}, which is not JSON (reportgen writes null for undefined values)")
+
+
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before parsing (a linear scan; no recursion)."""
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ResultsError(f"nested more than {MAX_DEPTH} levels deep")
+        elif token in "]}":
+            depth -= 1
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """Read and validate the results.json at ``path``; the only reader of results files.
+
+    Only a regular file of at most MAX_BYTES is opened (a directory, FIFO, device or socket is
+    refused before any read; the file is opened non-blocking, so a FIFO swapped in cannot hang).
+    Raises ResultsError (exit 2) with one line naming the problem (without the path; callers add it).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ResultsError("file not found") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot be read: {exc.strerror or exc.__class__.__name__}") from None
+    _require_regular(info)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ResultsError(f"cannot be read: {exc.strerror or exc.__class__.__name__}") from None
+    try:
+        _require_regular(os.fstat(fd))
+        chunks = []
+        size = 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ResultsError(f"cannot be read: {exc.strerror or exc.__class__.__name__}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        raise ResultsError(f"larger than {MAX_BYTES // (1024 * 1024)} MiB, the most a results.json may be")
+    return parse_document(b"".join(chunks))
+
+
+def _require_regular(info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise ResultsError("is a directory, not a results.json file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ResultsError("is not a regular file (a pipe, device or socket); reportgen reads results.json from a file")
+    if info.st_size > MAX_BYTES:
+        raise ResultsError(f"larger than {MAX_BYTES // (1024 * 1024)} MiB, the most a results.json may be")
+
+
+def parse_document(data: bytes) -> dict[str, Any]:
+    """Parse results.json bytes (UTF-8, strict JSON, bounded depth) and validate them."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"is not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise ResultsError("is empty")
+    _check_depth(text)
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ResultsError(f"nested more than {MAX_DEPTH} levels deep") from None
+    return validate_document(document)
