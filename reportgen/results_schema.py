@@ -379,7 +379,7 @@ def read_document(path: Path) -> dict[str, Any]:
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise ResultsError("file not found") from None
+        raise ResultsError("results file not found") from None
     except OSError as exc:
         raise ResultsError(f"cannot be read: {exc.strerror or exc.__class__.__name__}") from None
     _require_regular(info)

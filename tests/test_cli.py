@@ -250,11 +250,11 @@ def test_ctrl_c_during_training_leaves_no_output(tmp_path: Path, cancer_csv: Pat
 
 
 RESULTS_DEFECTS = {
-    "not_an_object": (lambda doc: [doc], "not a reportgen results.json (a JSON list"),
+    "not_an_object": (lambda doc: [doc], "not a reportgen results.json (a JSON array"),
     "newer_schema": (lambda doc: {**doc, "schema_version": 2}, "schema_version 2 is not 1"),
     "truncated": (lambda doc: {k: v for k, v in doc.items() if k != "checks"}, "no 'checks': the file is incomplete"),
     "unknown_status": (lambda doc: {**doc, "checks": [{**doc["checks"][0], "status": "great"}] + doc["checks"][1:]},
-                       "has status 'great'"),
+                       "checks[0].status: Input should be 'error', 'fail', 'warn', 'pass' or 'skip', not 'great'"),
     "edited_verdict": (lambda doc: {**doc, "status": "fail" if doc["status"] == "pass" else "pass"},
                        "but its checks give"),
 }
