@@ -36,6 +36,8 @@ def render_all(report: "Report", formats: Sequence[str], options: RenderOptions)
         renderer = RENDERERS[fmt]
         try:
             content = renderer.render(report, options)
+        except InputError as exc:  # a user template the sandbox refused: bad input, exit 2
+            raise type(exc)(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
         except ReportgenError as exc:
             raise RunError(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
         except Exception as exc:

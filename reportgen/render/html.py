@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.resources
+import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import reportgen
 from reportgen.errors import InputError, RunError
@@ -35,8 +38,42 @@ def default_template_dir() -> Path:
     return Path(reportgen.__file__).resolve().parent.parent / "templates"
 
 
+_BIDI_AND_SURROGATES = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""Bidirectional controls (they could reorder the text around a name, e.g. show FAIL as LIAF or
+move a verdict) and lone surrogates (not encodable): replaced by U+FFFD anywhere in the page, chart
+labels included. Names are further isolated by <bdi> and ``unicode-bidi: isolate`` in the templates."""
+
+
+class ConfinedLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader whose templates must resolve inside the folder they were found in.
+
+    A symlink (or a path through one) that leads outside its template folder is refused, so a
+    template folder cannot pull other files of the machine into report.html.
+    """
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if filename is not None:
+            _require_inside(Path(filename), [Path(p) for p in self.searchpath])
+        return source, filename, uptodate
+
+
+def _require_inside(path: Path, roots: list[Path]) -> None:
+    """Raise InputError unless ``path`` resolves inside the root it lies in."""
+    for root in roots:
+        if path.is_relative_to(root) or path.absolute().is_relative_to(root.absolute()):
+            if not path.resolve().is_relative_to(root.resolve()):
+                raise InputError(f"template {path}: resolves outside its template folder {root} (a symlink?); refused")
+            return
+
+
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
-    """A Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name."""
+    """A sandboxed Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name.
+
+    Jinja's ImmutableSandboxedEnvironment: templates read the report and format it, but cannot
+    reach Python internals (``__globals__``, ``__subclasses__``, ...) or modify data; such an
+    attempt is an InputError naming the template. Templates resolve only inside their folder.
+    """
     search: list[Path] = []
     if template_dir is not None:
         template_dir = Path(template_dir)
@@ -44,8 +81,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
             raise InputError(f"template_dir {template_dir} is not a folder")
         search.append(template_dir)
     search.append(default_template_dir())
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+    env = ImmutableSandboxedEnvironment(
+        loader=ConfinedLoader([str(p) for p in search]),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -53,6 +90,18 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     return env
+
+
+def _failing_template(exc: BaseException) -> str:
+    """The template file (name) whose code raised ``exc``: the innermost .j2 frame of its traceback."""
+    tb = exc.__traceback__
+    name = TEMPLATE
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".j2", ".css")):
+            name = Path(filename).name
+        tb = tb.tb_next
+    return name
 
 
 def check_templates(template_dir: Path | None) -> None:
@@ -63,7 +112,10 @@ def check_templates(template_dir: Path | None) -> None:
     env = environment(template_dir)
     names = [TEMPLATE]
     if template_dir is not None:
-        names += sorted(p.name for p in Path(template_dir).iterdir() if p.suffix == ".j2" and p.name != TEMPLATE)
+        folder = Path(template_dir)
+        for path in sorted(folder.rglob("*")):
+            _require_inside(path, [folder])
+        names += sorted(p.name for p in folder.iterdir() if p.suffix == ".j2" and p.name != TEMPLATE)
     for name in names:
         try:
             env.get_template(name)
@@ -85,9 +137,12 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
         text = template.render(r=view.build(report))
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except SecurityError as exc:
+        raise InputError(f"template {_failing_template(exc)}: refused by the template sandbox: "
+                         f"{' '.join(str(exc).split())}") from exc
     except jinja2.TemplateError as exc:
         raise RunError(f"template {TEMPLATE}: {exc.__class__.__name__}: {' '.join(str(exc).split())}") from exc
-    html = text.encode("utf-8")
+    html = _BIDI_AND_SURROGATES.sub("\ufffd", text).encode("utf-8")
     _cache[key] = (report, html)
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from reportgen.render import fmt
@@ -18,13 +19,23 @@ _BUDGET = MAX_CHARS - 2_000
 
 EMOJI = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️"}
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]~|#"})
+WORD_JOINER = "\u2060"
+"""Invisible and zero-width: put inside would-be autolinks, it keeps GitHub from linking them."""
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)(?=\w)|(?<=#)(?=\w)", re.IGNORECASE)
+"""Where GitHub would start a link: a scheme's ``://``, ``www.``, an @mention or e-mail, a #reference."""
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def md_text(text: object, limit: int = 300) -> str:
-    """Escape text for a GFM table cell or list item: one line, no markup, no raw HTML."""
-    line = fmt.one_line(fmt.xml_safe(text), limit)
+    """Escape text for a GFM table cell or list item: one line, no markup, no raw HTML, no live links.
+
+    Control characters and newlines go (``fmt.one_line`` and XML's Char production), bidirectional
+    controls become U+FFFD, and URLs, e-mail addresses, @mentions and #references in names get a
+    WORD JOINER (U+2060) where GitHub would start a link, so they read the same but link nowhere.
+    """
+    line = fmt.one_line(_BIDI.sub("\ufffd", fmt.xml_safe(text)), limit)
     line = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return line.translate(_MD_SPECIAL)
+    return _AUTOLINK.sub(WORD_JOINER, line).translate(_MD_SPECIAL)
 
 
 def _status(check: "CheckResult") -> str:
