@@ -50,7 +50,7 @@ def make_loss(
 ) -> LossFn:
     """Return ``loss(outputs, targets) -> mean loss`` for raw model outputs."""
     if name == "cross_entropy":
-        criterion = nn.CrossEntropyLoss(weight=weights)
+        criterion: nn.Module = nn.CrossEntropyLoss(weight=weights)
         return lambda out, y: criterion(out, y)
     if name == "bce":
         pos_weight = None
@@ -222,11 +222,11 @@ def train(
                 predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
                 stats.add(loss_value, y, outputs, predicted)
         if first_nonfinite is not None:
-            record = {"epoch": epoch, **stats.summary("train")}
+            record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
             record["train_loss"] = float("nan")
             history.append(record)
             break
-        record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
+        record = {"epoch": epoch, **stats.summary("train")}
         if val_split is not None:
             record.update(_evaluate_pass(model, val_split, plain_loss_fn, task, output_kind, data, num_classes, batch_size, threshold, device))
         history.append(record)

@@ -81,7 +81,10 @@ def test_same_seed_gives_identical_results(tmp_path: Path, cancer_csv: Path):
     path = write_config(tmp_path, cancer_config(cancer_csv))
     first, _ = execute(load_config(path))
     second, _ = execute(load_config(path))
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("timing",)} | {"environment": {k: v for k, v in d["environment"].items() if k != "created_at"}}
+    def strip(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k != "timing"} | {
+            "environment": {k: v for k, v in d["environment"].items() if k != "created_at"}}
+
     assert json.dumps(strip(first.document()), sort_keys=True) == json.dumps(strip(second.document()), sort_keys=True)
     third, _ = execute(load_config(path, ["seed=1"]))
     assert third.document()["metrics"] != first.document()["metrics"]

@@ -237,7 +237,7 @@ class ConflictingLabels(Check):
             within_train = int(((per_group["nunique"] == 1) & (per_group["min"] == train_id)).sum())
             evidence.update(within_train=within_train, across_splits=across,
                             within_other_split=int(conflicting.size) - across - within_train, samples=int(member.sum()))
-            for group, rows in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
+            for _group, rows in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
                 samples = []
                 for split_index, label, pos in rows[["split", "label", "position"]].head(6).itertuples(index=False):
                     split = splits[split_index]

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from reportgen import metrics as M
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.types import Predictions
 
@@ -65,7 +65,7 @@ class BaselineComparison(Check):
             if r2 is None:
                 return Finding.skip(f"R² is undefined: the {split} target is constant")
             evidence = {"split": split, "r2": r2, "baseline_r2": 0.0, "rmse": m.get("rmse"), "baseline_rmse": m.get("target_std")}
-            verdict = "ok" if meets_threshold(r2, settings.threshold, True) else "violation"
+            verdict: Outcome = "ok" if meets_threshold(r2, settings.threshold, True) else "violation"
             tail = ("barely beats" if r2 >= 0 else "is worse than") if verdict == "violation" else "beats"
             return Finding(verdict, r2, f"R² on {split} is {r2:.3f} (the mean predictor scores 0, minimum {settings.threshold:g}): "
                            f"the model {tail} predicting the mean.", evidence)

@@ -492,7 +492,7 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
         return None
     epochs = numbers([h.get("epoch", i + 1) for i, h in enumerate(rows)])
     series = []
-    for i, split in enumerate(("train", "val")):
+    for split in ("train", "val"):
         values = numbers([h.get(f"{split}_{metric}") for h in rows])
         if values is not None and np.isfinite(values).any():
             series.append((split, values))

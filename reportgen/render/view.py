@@ -227,7 +227,7 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
     split_of = [next((i for i, split in enumerate(SPLIT_ORDER) if split in c.split("_")), None) for c in columns]
     if None not in split_of:  # results.json sorts keys: put train_share, val_share, test_share back in split order
         columns = [c for _, c in sorted(zip(split_of, columns), key=lambda pair: pair[0])]
-    rows = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
+    rows: list[dict[str, Any]] = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
                                     "numeric": fmt.is_number(record.get(c))} for c in columns]}
             for key, record in records[:MAX_EVIDENCE_ROWS]]
     numeric = [all(row["cells"][i]["numeric"] or row["cells"][i]["text"] == "—" for row in rows) for i in range(len(columns))]
