@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from reportgen.render import fmt
 from reportgen.render.base import Renderer, RenderOptions
+from reportgen.vocabulary import Status
 
 if TYPE_CHECKING:
     from reportgen.checks.base import CheckResult
@@ -78,7 +79,7 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
 
     header = ["| Status | Check | Value | Threshold | Message |", "| --- | --- | ---: | ---: | --- |"]
     ordered = report.checks_for_review()
-    attention = [c for c in ordered if c.status in ("fail", "error", "warn")]
+    attention = [c for c in ordered if Status(c.status).is_problem]
     quiet = [c for c in ordered if c not in attention]
     parts += ["### Checks", ""]
     if attention:

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from reportgen import metric_registry
 from reportgen.render import fmt, plots
-from reportgen.types import SPLIT_ORDER
+from reportgen.vocabulary import SPLIT_ORDER, Status, Task
 
 if TYPE_CHECKING:
     from reportgen.checks.base import CheckResult
@@ -158,12 +158,17 @@ def _baseline_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
                     used |= {own, key}
     if not pairs:
         return None
-    regression = any(metric in ("r2", "rmse", "mae", "mse") for metric, _, _ in pairs)
+    regression = any(_is_regression_metric(metric) for metric, _, _ in pairs)
     rows = [{"metric": fmt.metric_label(metric), "model": fmt.num(ours), "baseline": fmt.num(theirs)}
             for metric, ours, theirs in pairs]
     rest = {k: v for k, v in evidence.items() if k not in used}
     return {"kind": "baseline", "rows": rows, "extra": _generic_items(rest),
             "baseline_name": "Predicting the training mean" if regression else "Majority-class baseline"}
+
+
+def _is_regression_metric(key: str) -> bool:
+    spec = metric_registry.metric(key)
+    return spec is not None and spec.tasks == {Task.REGRESSION.value}
 
 
 EVIDENCE_VIEWS = {
@@ -302,7 +307,7 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "id": check.id, "title": check.title, "family": check.family or "—", "status": check.status,
         "status_word": fmt.STATUS_WORD.get(check.status, check.status.upper()),
         "icon": fmt.STATUS_ICON.get(check.status, "?"), "severity": check.severity,
-        "blocking": check.severity == "error" and check.status in ("fail", "error"),
+        "blocking": Status(check.status).blocks_gate(check.severity),
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 400),
         "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
