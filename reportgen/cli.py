@@ -85,18 +85,23 @@ def _parse_formats(text: str | None) -> list[str] | None:
     return chosen
 
 
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    """Command-line flags as config keys; they override the YAML and --set (docs/configuration.md)."""
+    compare_to = getattr(args, "compare_to", None)
+    return {
+        "report.formats": _parse_formats(getattr(args, "format", None)),
+        "compare_to": str(Path(compare_to).resolve()) if compare_to else None,
+    }
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
     from reportgen.config import load_config
     from reportgen.pipeline import run
 
-    formats = _parse_formats(args.format)
-    loaded = load_config(args.config, args.set)
+    loaded = load_config(args.config, args.set, _flags(args))
     progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-    outcome = run(
-        loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
-        compare_to=Path(args.compare_to) if args.compare_to else None,
-    )
+    outcome = run(loaded, out_dir=Path(args.out) if args.out else None, progress=progress)
     return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
 
 
@@ -116,7 +121,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.config import load_config
     from reportgen.pipeline import prepare
 
-    loaded = load_config(args.config, args.set)
+    from reportgen.pipeline import check_before_run
+
+    loaded = load_config(args.config, args.set, _flags(args))
+    check_before_run(loaded, Path(args.out) if args.out else None)
     prepared = prepare(loaded)
     data, info = prepared.data, prepared.model_info
     sizes = ", ".join(f"{split.n:,} {name}" for name, split in data.splits.items())
@@ -216,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("config", help="the YAML config")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config value by dotted path, value parsed as YAML (repeatable)")
+    validate.add_argument("--out", help="also check that this output folder can be written")
+    validate.add_argument("--format", help="comma-separated formats, checked as run would")
+    validate.add_argument("--compare-to", metavar="RESULTS_JSON", help="also check this earlier results.json")
     validate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     validate.set_defaults(handler=_cmd_validate)
 
