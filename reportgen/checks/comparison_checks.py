@@ -6,6 +6,7 @@ from typing import Any
 
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
+from reportgen.metric_registry import METRICS
 
 # Headline test metrics per task, each with whether higher is better.
 DEFAULT_METRICS: dict[str, dict[str, bool]] = {
@@ -38,7 +39,8 @@ class ReleaseComparison(Check):
         default_severity="error",
         threshold_key="max",
         default_threshold=0.02,
-        params=(Param("metrics", None, "test metrics to compare (default: the task's headline metrics)"),),
+        params=(Param("metrics", None, "test metrics to compare (default: the task's headline metrics)",
+                      kind=list, nullable=True, choices=tuple(m.key for m in METRICS if m.higher_is_better is not None)),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
