@@ -136,38 +136,27 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_PASS
 
 
-def _threshold_text(spec: object) -> str:
-    """'≥ 0.5' / '≤ 0' / '-' for a check spec."""
-    key = getattr(spec, "threshold_key", None)
-    value = getattr(spec, "default_threshold", None)
-    if key is None or value is None:
-        return "-"
-    return f"{key} {value:g}"
-
-
 def _cmd_checks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """reportgen checks: list every check with its default threshold and severity."""
-    from reportgen.checks import registry
+    """reportgen checks: list every check (built-in and installed plug-ins) with its threshold and severity."""
+    from reportgen.checks import catalog, registry
 
     checks = registry.all()
-    if args.json:
-        rows = [
-            {
-                "id": c.spec.id, "title": c.spec.title, "family": c.spec.family, "detects": c.spec.detects,
-                "severity": c.spec.default_severity, "threshold_key": c.spec.threshold_key,
-                "default_threshold": c.spec.default_threshold, "higher_is_better": c.spec.higher_is_better,
-                "tasks": sorted(c.spec.tasks), "needs_training": c.spec.needs_training,
-                "params": {p.name: p.default for p in c.spec.params},
-            }
-            for c in checks
-        ]
+    chosen = "json" if args.json else (args.format or "text")
+    if chosen == "json":
+        rows = [catalog.as_record(c, registry.origin(c.spec.id)) for c in checks]
         out.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_PASS
+    if chosen == "md":
+        out.write(catalog.markdown_table(checks))
         return EXIT_PASS
     width = max(len(c.spec.id) for c in checks)
     out.write(f"{'id':<{width}}  {'family':<11}  {'severity':<8}  {'threshold':<12}  detects\n")
     for c in checks:
         spec = c.spec
-        out.write(f"{spec.id:<{width}}  {spec.family:<11}  {spec.default_severity:<8}  {_threshold_text(spec):<12}  {spec.detects}\n")
+        threshold = catalog.threshold_text(spec).replace("none", "-")
+        origin = registry.origin(spec.id)
+        source = "" if origin == "built-in" else f" [{origin}]"
+        out.write(f"{spec.id:<{width}}  {spec.family:<11}  {spec.default_severity:<8}  {threshold:<12}  {spec.detects}{source}\n")
     out.write("\nOverride any of them in the YAML: checks: {<id>: {min|max: <value>, severity: error|warning|info, enabled: false}}\n")
     return EXIT_PASS
 
@@ -231,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_cmd_validate)
 
     checks = commands.add_parser("checks", help="list every check, its default threshold and severity")
-    checks.add_argument("--json", action="store_true", help="machine-readable list")
+    checks.add_argument("--json", action="store_true", help="machine-readable list (same as --format json)")
+    checks.add_argument("--format", choices=("text", "json", "md"), help="text (default), json, or md (the docs/checks.md table)")
     checks.set_defaults(handler=_cmd_checks)
 
     render = commands.add_parser("render", help="re-render report files from a results.json",

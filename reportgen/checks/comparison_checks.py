@@ -30,6 +30,7 @@ class ReleaseComparison(Check):
 
     spec = CheckSpec(
         id="release_comparison",
+        measures="largest headline-metric drop against --compare-to",
         title="Comparison with the previous release",
         family="performance",
         detects="A model that scores worse on test than the run it is compared with (e.g. the last release).",

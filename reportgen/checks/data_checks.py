@@ -50,6 +50,7 @@ def _join(parts: list[str]) -> str:
 class DataIntegrity(Check):
     spec = CheckSpec(
         id="data_integrity",
+        measures="number of problems",
         title="Data integrity",
         family="data",
         detects="Broken inputs: non-finite feature values, labels outside the known classes, empty splits, "
@@ -150,6 +151,8 @@ def _pair_evidence(ctx: CheckContext, query: SplitData, reference: SplitData) ->
 class TrainTestOverlap(Check):
     spec = CheckSpec(
         id="train_test_overlap",
+        measures="share of test samples also in train",
+        threshold_range=(0.0, 1.0),
         title="Train/test overlap",
         family="data",
         detects="Test (and validation) samples whose inputs also occur in the training data, which inflates "
@@ -193,6 +196,8 @@ class TrainTestOverlap(Check):
 class ConflictingLabels(Check):
     spec = CheckSpec(
         id="conflicting_labels",
+        measures="groups of identical inputs with different labels",
+        threshold_range=(0.0, None),
         title="Conflicting labels",
         family="data",
         detects="Identical inputs that carry different labels, within train or across splits.",
@@ -285,6 +290,8 @@ def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | 
 class TargetLeakage(Check):
     spec = CheckSpec(
         id="target_leakage",
+        measures="best single-feature score on train (tabular data)",
+        threshold_range=(0.0, 1.0),
         title="Target leakage",
         family="data",
         detects="A single input feature that on its own predicts the label almost perfectly, which usually "
@@ -309,10 +316,11 @@ class TargetLeakage(Check):
         if n_total < 2:
             return Finding.skip("the train split has fewer than 2 samples")
         rows = np.arange(n_total)
-        classes_compared = ctx.data.num_classes
+        classes_compared, limited = ctx.data.num_classes, False
         if n_total > LEAKAGE_MAX_ROWS:
             rows = np.sort(np.random.default_rng(0).choice(n_total, LEAKAGE_MAX_ROWS, replace=False))
             X, y = X[rows], y[rows]
+        rows_used = int(X.shape[0])
         if ctx.task == "regression":
             kind = "abs_pearson_r"
             scores = self._correlations(X, y)
@@ -325,6 +333,7 @@ class TargetLeakage(Check):
             compared = np.argsort(-present, kind="stable")[:LEAKAGE_MAX_CLASSES]
             compared = compared[present[compared] > 0]
             if compared.size < int((present > 0).sum()):
+                limited = True
                 keep = np.isin(y, compared)
                 relabel = np.full(ctx.data.num_classes, -1, dtype=np.int64)
                 relabel[compared] = np.arange(compared.size)
@@ -335,18 +344,20 @@ class TargetLeakage(Check):
         evidence = {
             "score": kind,
             "features": [{"name": name, "score": score} for score, name in ranked[:5]],
-            "rows_used": int(X.shape[0]),
+            "rows_used": rows_used,
             "rows_total": int(n_total),
-            "subsampled": bool(X.shape[0] < n_total),
+            "subsampled": bool(rows_used < n_total),
         }
-        if ctx.task != "regression" and classes_compared < ctx.data.num_classes:
+        if limited:
             evidence["classes_compared"] = classes_compared
         if not ranked:
             return Finding.skip("no feature varies enough to be scored")
         best, best_name = ranked[0]
         label = {"abs_pearson_r": "|r| with the target", "roc_auc": "ROC AUC",
                  "mean_one_vs_one_auc": "mean one-vs-one AUC"}[kind]
-        sample = f" on a {X.shape[0]}-row sample of train" if evidence["subsampled"] else " on train"
+        sample = f" on a {rows_used}-row sample of train" if evidence["subsampled"] else " on train"
+        if "classes_compared" in evidence:
+            sample += f" (the {classes_compared} most frequent classes)"
         over = sum(1 for score, _ in ranked if settings.threshold is not None and score > settings.threshold)
         return Measurement(
             best, f"the strongest single feature, {best_name!r}, reaches {label} {best:.4f}{sample} "
@@ -372,6 +383,8 @@ class TargetLeakage(Check):
 class ClassImbalance(Check):
     spec = CheckSpec(
         id="class_imbalance",
+        measures="rarest class share ÷ balanced share (1/C)",
+        threshold_range=(0.0, None),
         title="Class imbalance",
         family="data",
         detects="A class so rare in the training data that accuracy says little about how it is handled.",
@@ -420,6 +433,8 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> float:
 class LabelShift(Check):
     spec = CheckSpec(
         id="label_shift",
+        measures="total variation distance, train vs test classes",
+        threshold_range=(0.0, 1.0),
         title="Label shift",
         family="data",
         detects="Class proportions that differ between the training and test data.",

@@ -44,6 +44,8 @@ def _prediction(ctx: CheckContext, split: str) -> Predictions | None:
 class BaselineComparison(Check):
     spec = CheckSpec(
         id="baseline_comparison",
+        measures="balanced-accuracy gain over majority baseline (regression: R²)",
+        threshold_range=(None, 1.0),
         title="Baseline comparison",
         family="performance",
         detects="A model that is no better than always predicting the most common class (the accuracy paradox), "
@@ -108,6 +110,8 @@ class BaselineComparison(Check):
 class MinorityRecall(Check):
     spec = CheckSpec(
         id="minority_recall",
+        measures="positive-class recall (multiclass: worst minority recall)",
+        threshold_range=(0.0, 1.0),
         title="Minority-class recall",
         family="performance",
         detects="A model that misses most cases of the rare (or positive) class.",
@@ -161,6 +165,7 @@ class MinorityRecall(Check):
 class OverfitGap(Check):
     spec = CheckSpec(
         id="overfit_gap",
+        measures="train − held-out metric (regression: relative RMSE increase)",
         title="Overfitting gap",
         family="performance",
         detects="A model that scores much better on its training data than on held-out data (memorisation).",
@@ -208,6 +213,8 @@ class OverfitGap(Check):
 class Calibration(Check):
     spec = CheckSpec(
         id="calibration",
+        measures="expected calibration error, 15 bins",
+        threshold_range=(0.0, 1.0),
         title="Calibration",
         family="performance",
         detects="Predicted probabilities that do not match how often the predictions come true.",
@@ -253,6 +260,7 @@ class Calibration(Check):
 class ThresholdTradeoff(Check):
     spec = CheckSpec(
         id="threshold_tradeoff",
+        measures="best-F1 threshold",
         title="Decision threshold trade-off",
         family="performance",
         detects="How precision and recall trade off as the decision threshold moves, and whether a required "

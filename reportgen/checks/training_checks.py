@@ -17,6 +17,8 @@ def _finite(value: Any) -> bool:
 class LossCurve(Check):
     spec = CheckSpec(
         id="loss_curve",
+        measures="final ÷ starting training loss",
+        threshold_range=(0.0, None),
         title="Loss curve",
         family="training",
         detects="Training that diverged (the loss became NaN or infinite), a model that is not learning, and "
@@ -87,6 +89,8 @@ class LossCurve(Check):
 class InitLoss(Check):
     spec = CheckSpec(
         id="init_loss",
+        measures="initial loss ÷ ln(C)",
+        threshold_range=(0.0, None),
         title="Initial loss",
         family="training",
         detects="A model that starts training far more wrong than a neutral guess, a sign of a broken "
@@ -127,6 +131,7 @@ def _count(shape: tuple[int, ...]) -> int:
 class GradientFlow(Check):
     spec = CheckSpec(
         id="gradient_flow",
+        measures="weakest ÷ largest gradient norm (0 when a parameter got none)",
         title="Gradient flow",
         family="training",
         detects="Trainable parameters that receive no gradient (a layer built but never used), non-finite "
