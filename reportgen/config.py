@@ -359,7 +359,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: the key is empty")
     try:
         value = parse_yaml(value_text) if value_text.strip() else None
-    except (yaml.YAMLError, YamlLimitError, RecursionError) as exc:
+    except YamlLimitError as exc:
+        raise ConfigError(f"--set {text!r}: {exc}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.__class__.__name__})") from None
     return keys, value
 
