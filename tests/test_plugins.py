@@ -161,9 +161,10 @@ def test_installed_example_package_is_a_check_in_every_format_and_the_gate(tmp_p
                           capture_output=True, text=True, check=True).stdout.strip()
     (Path(site) / "_reportgen_test_deps.pth").write_text(
         f"{REPO}\n{sysconfig.get_paths()['purelib']}\n", encoding="utf-8")
-    install = subprocess.run(
+    package = shutil.copytree(EXAMPLE, tmp_path / "example", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    install = subprocess.run(  # from a copy: setuptools writes build/ and *.egg-info next to the sources
         [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--disable-pip-version-check", str(EXAMPLE)],
+         "--disable-pip-version-check", str(package)],
         capture_output=True, text=True, cwd=tmp_path, env=clean_env(), timeout=120, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
     where = subprocess.run([python, "-c", "import reportgen, reportgen_example_check as m; print(reportgen.__file__); print(m.__file__)"],

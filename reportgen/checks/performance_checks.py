@@ -199,6 +199,10 @@ class OverfitGap(Check):
             numbers = f"RMSE {train_rmse:.4g} on train vs {hold_rmse:.4g} on {holdout} ({value:+.1%})"
         else:
             metric = settings.params["metric"]
+            present = np.unique(np.asarray(ctx.predictions[holdout].y_true)).size
+            if present < 2 and metric != "accuracy":
+                return Finding.skip(f"the {holdout} split holds a single class, so its {metric} does not measure the "
+                                    f"same thing as train's (use metric: accuracy to compare anyway)")
             train_v, hold_v = train_m.get(metric), hold_m.get(metric)
             if train_v is None or hold_v is None:
                 return Finding.skip(f"{metric} is undefined on train or {holdout}")
