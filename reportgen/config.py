@@ -494,11 +494,11 @@ def validate(raw: Any, resolve: Callable[[str], Path] | None = None) -> Config:
         errors = exc.errors()
         extra = "" if len(errors) == 1 else f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise ConfigError(_describe(errors[0]) + extra) from None
-    if config.plugins:
-        from reportgen.checks import registry
+    from reportgen.checks import registry
 
-        for reference in config.plugins:
-            registry.load_reference(reference, resolve)
+    registry.ids()  # loads installed plug-ins: a broken one is exit 2 now, not after training
+    for reference in config.plugins:
+        registry.load_reference(reference, resolve)
     _validate_checks(config)
     return config
 

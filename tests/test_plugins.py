@@ -147,6 +147,36 @@ def test_a_broken_plugin_is_exit_2_with_one_line(tmp_path: Path, cancer_csv: Pat
     assert len(lines) == 1 and lines[0].startswith("reportgen: error: ") and expected in lines[0], lines
 
 
+def fake_installed(site: Path, name: str, entry_points: str) -> None:
+    """Make ``site`` hold the metadata of an installed distribution (what pip writes as .dist-info)."""
+    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[reportgen.checks]\n{entry_points}\n", encoding="utf-8")
+
+
+def test_entry_point_plugins_are_loaded_and_a_broken_one_is_exit_2(tmp_path: Path, cancer_csv: Path):
+    site = tmp_path / "site"
+    fake_installed(site, "example-check", "positive_rate = reportgen_example_check:PositiveRate")
+    shutil.copy(EXAMPLE_MODULE, site / EXAMPLE_MODULE.name)
+    env = {**clean_env(), "PYTHONPATH": str(site)}
+    listed = subprocess.run([sys.executable, "-m", "reportgen", "checks", "--format", "json"], capture_output=True,
+                            text=True, cwd=REPO, env=env, check=False)
+    assert listed.returncode == 0, listed.stderr
+    record = json.loads(listed.stdout)[-1]
+    assert record["id"] == "positive_rate" and "entry point 'positive_rate' of example-check" in record["origin"]
+
+    fake_installed(site, "broken-check", "broken = no_such_module:Thing")
+    path = write_config(tmp_path, cancer_config(cancer_csv))
+    for argv in (["checks"], ["validate", str(path)]):
+        completed = subprocess.run([sys.executable, "-m", "reportgen", *argv], capture_output=True, text=True, cwd=REPO,
+                                   env=env, check=False)
+        assert completed.returncode == 2, completed.stdout + completed.stderr
+        assert completed.stderr.strip() == (
+            "reportgen: error: plug-in 'no_such_module:Thing' (entry point 'broken' of broken-check) cannot be "
+            "imported: ModuleNotFoundError: No module named 'no_such_module'")
+
+
 @pytest.mark.slow
 def test_installed_example_package_is_a_check_in_every_format_and_the_gate(tmp_path: Path, cancer_csv: Path):
     """A fresh venv (no system site-packages) gets reportgen from this worktree and the example package
