@@ -510,7 +510,8 @@ def _validate_checks(config: Config) -> None:
     for check_id, settings in config.checks.items():
         check = registry.get(check_id)
         if check is None:
-            raise ConfigError(f"unknown check 'checks.{check_id}'{suggest(check_id, registry.ids())}")
+            hint = suggest(check_id, registry.ids()) or " (a plug-in check needs its package installed or a 'plugins:' entry)"
+            raise ConfigError(f"unknown check 'checks.{check_id}'{hint}")
         allowed = check.spec.setting_names()
         for key in settings:
             if key not in allowed:

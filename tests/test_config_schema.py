@@ -257,3 +257,28 @@ def test_the_documentation_states_the_order_and_the_limits():
     text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     for fact in ("defaults < YAML < `--set` < flags", "1 MiB", "100,000", "2**64 - 1", "duplicate key"):
         assert fact in text, fact
+
+
+def test_alias_bomb_is_refused_under_a_memory_limit(tmp_path: Path):
+    """The same bomb loaded in a child process limited to 1 GiB of address space above its start:
+    reportgen 0.1 expanded it past 2.5 GB while hashing and validating."""
+    import subprocess
+    import sys
+
+    lines = ["    l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("name: bomb\ntask: binary\ndata: {kind: csv, path: d.csv, target: y}\n"
+                    "model:\n  kind: python\n  target: m.py:M\n  kwargs:\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    probe = (
+        "import resource, sys\n"
+        "from reportgen.config import load_config\n"
+        "from reportgen.errors import ConfigError\n"
+        "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, used + 2**30))\n"
+        "try:\n    load_config(sys.argv[1])\nexcept ConfigError as exc:\n    print(exc)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, cwd=REPO,
+                               timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "expands to more than 100,000 values" in completed.stdout

@@ -237,3 +237,14 @@ def test_installed_example_package_is_a_check_in_every_format_and_the_gate(tmp_p
     assert rendered.returncode == 1, rendered.stderr
     for name in ("report.html", "summary.md", "junit.xml"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_settings_for_a_check_that_is_not_loaded_point_at_plugins():
+    from reportgen.config import validate
+    from reportgen.errors import ConfigError
+
+    document = {"name": "m", "task": "binary", "data": {"kind": "csv", "path": "d.csv", "target": "y"},
+                "model": {"kind": "mlp"}, "checks": {"positive_rate_xyz": {"min": 0.8}}}
+    with pytest.raises(ConfigError, match=r"unknown check 'checks.positive_rate_xyz' \(a plug-in check needs its package "
+                                          r"installed or a 'plugins:' entry\)"):
+        validate(document)
