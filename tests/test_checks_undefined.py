@@ -109,3 +109,12 @@ def test_many_classes_are_bounded_and_an_encoded_label_is_still_found():
     assert result.evidence["classes_compared"] == LEAKAGE_MAX_CLASSES
     assert f"the {LEAKAGE_MAX_CLASSES} most frequent classes" in result.message
     assert result.evidence["rows_used"] == n and result.evidence["subsampled"] is False
+
+
+def test_target_leakage_skips_a_constant_regression_target():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    bundle = make_bundle("regression", {"train": (x, np.full(60, 2.5), None), "test": (x[:10], rng.normal(size=10), None)},
+                         (), ("f0", "f1", "f2"))
+    result = run("target_leakage", context(bundle))
+    assert result.status == "skip" and "target is constant" in result.message

@@ -322,6 +322,9 @@ class TargetLeakage(Check):
             X, y = X[rows], y[rows]
         rows_used = int(X.shape[0])
         if ctx.task == "regression":
+            finite_y = y[np.isfinite(y.astype(np.float64))]
+            if finite_y.size < 2 or np.ptp(finite_y) == 0:
+                return Finding.skip("the train target is constant, so no feature can correlate with it")
             kind = "abs_pearson_r"
             scores = self._correlations(X, y)
         else:
