@@ -267,6 +267,44 @@ def git_head() -> str:
 # ------------------------------------------------------------------ main
 
 
+def many_classes(args: argparse.Namespace) -> int:
+    """--battery-many-classes: the check battery on 400 classes x 400 features x 4,000 train rows.
+
+    Evaluate-only (a linear model with seeded random weights, npz data), json only, so the run is
+    dominated by the checks; prints wall time and results.json `timing`.
+    """
+    classes, features, rows = args.classes, args.mc_features, args.mc_rows
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-mc-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        rng = np.random.default_rng(SEED)
+        centres = rng.normal(size=(classes, features)).astype(np.float32)
+        arrays = {}
+        for split, n in (("train", rows), ("test", rows // 4)):
+            y = np.arange(n) % classes
+            rng.shuffle(y)
+            arrays[f"X_{split}"] = (centres[y] + 2.0 * rng.standard_normal((n, features), dtype=np.float32))
+            arrays[f"y_{split}"] = y.astype(np.int64)
+        np.savez(root / "data.npz", **arrays)
+        (root / "config.yaml").write_text(
+            "name: bench-many-classes\ntask: multiclass\nseed: 0\ndevice: cpu\n"
+            "data: {kind: npz, path: data.npz, batch_size: 4096}\nmodel: {kind: linear}\nreport: {formats: [json]}\n",
+            encoding="utf-8",
+        )
+        m = measure("many classes", [args.python, "-m", "reportgen", "run", "config.yaml", "--quiet", "--out", "out"],
+                    root, root / "logs", (0, 1))
+        timing = read_timing(root / "out" / "results.json") if m.ok else {}
+        print(f"## check battery, {classes} classes x {features} features x {rows:,} train + {rows // 4:,} test rows\n")
+        print(f"wall {fmt(m.wall)} s, peak RSS {fmt(m.rss_mb, 0)} MB, rc {m.rc}; results.json timing: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in timing.items()))
+        if not m.ok:
+            print(tail(m.stderr, 8))
+        return 0 if m.ok else 1
+    finally:
+        if not (args.keep or args.workdir):
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per split (train and test)")
@@ -285,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where to put the generated inputs and outputs (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--json-out", help="also write the measurements to this JSON file")
+    parser.add_argument("--battery-many-classes", action="store_true",
+                        help="only time the check battery on many classes (see --classes, --mc-features, --mc-rows)")
+    parser.add_argument("--classes", type=int, default=400)
+    parser.add_argument("--mc-features", type=int, default=400)
+    parser.add_argument("--mc-rows", type=int, default=4000, help="train rows of --battery-many-classes (test: a quarter)")
     args = parser.parse_args(argv)
+    if args.battery_many_classes:
+        return many_classes(args)
     rows = 100_000 if args.quick else args.rows
     if args.threads > 0:  # children inherit it through measure()'s copy of os.environ
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)

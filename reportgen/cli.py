@@ -86,18 +86,23 @@ def _parse_formats(text: str | None) -> list[str] | None:
     return chosen
 
 
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    """Command-line flags as config keys; they override the YAML and --set (docs/configuration.md)."""
+    compare_to = getattr(args, "compare_to", None)
+    return {
+        "report.formats": _parse_formats(getattr(args, "format", None)),
+        "compare_to": str(Path(compare_to).resolve()) if compare_to else None,
+    }
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
     from reportgen.config import load_config
     from reportgen.pipeline import run
 
-    formats = _parse_formats(args.format)
-    loaded = load_config(args.config, args.set)
+    loaded = load_config(args.config, args.set, _flags(args))
     progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-    outcome = run(
-        loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
-        compare_to=Path(args.compare_to) if args.compare_to else None,
-    )
+    outcome = run(loaded, out_dir=Path(args.out) if args.out else None, progress=progress)
     return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
 
 
@@ -117,7 +122,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.config import load_config
     from reportgen.pipeline import prepare
 
-    loaded = load_config(args.config, args.set)
+    from reportgen.pipeline import check_before_run
+
+    loaded = load_config(args.config, args.set, _flags(args))
+    check_before_run(loaded, Path(args.out) if args.out else None)
     prepared = prepare(loaded)
     data, info = prepared.data, prepared.model_info
     sizes = ", ".join(f"{split.n:,} {name}" for name, split in data.splits.items())
@@ -129,38 +137,27 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.PASSED
 
 
-def _threshold_text(spec: object) -> str:
-    """'≥ 0.5' / '≤ 0' / '-' for a check spec."""
-    key = getattr(spec, "threshold_key", None)
-    value = getattr(spec, "default_threshold", None)
-    if key is None or value is None:
-        return "-"
-    return f"{key} {value:g}"
-
-
 def _cmd_checks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """reportgen checks: list every check with its default threshold and severity."""
-    from reportgen.checks import registry
+    """reportgen checks: list every check (built-in and installed plug-ins) with its threshold and severity."""
+    from reportgen.checks import catalog, registry
 
     checks = registry.all()
-    if args.json:
-        rows = [
-            {
-                "id": c.spec.id, "title": c.spec.title, "family": c.spec.family, "detects": c.spec.detects,
-                "severity": c.spec.default_severity, "threshold_key": c.spec.threshold_key,
-                "default_threshold": c.spec.default_threshold, "higher_is_better": c.spec.higher_is_better,
-                "tasks": sorted(c.spec.tasks), "needs_training": c.spec.needs_training,
-                "params": {p.name: p.default for p in c.spec.params},
-            }
-            for c in checks
-        ]
+    chosen = "json" if args.json else (args.format or "text")
+    if chosen == "json":
+        rows = [catalog.as_record(c, registry.origin(c.spec.id)) for c in checks]
         out.write(json.dumps(rows, indent=2) + "\n")
+        return ExitCode.PASSED
+    if chosen == "md":
+        out.write(catalog.markdown_table(checks))
         return ExitCode.PASSED
     width = max(len(c.spec.id) for c in checks)
     out.write(f"{'id':<{width}}  {'family':<11}  {'severity':<8}  {'threshold':<12}  detects\n")
     for c in checks:
         spec = c.spec
-        out.write(f"{spec.id:<{width}}  {spec.family:<11}  {spec.default_severity:<8}  {_threshold_text(spec):<12}  {spec.detects}\n")
+        threshold = catalog.threshold_text(spec).replace("none", "-")
+        origin = registry.origin(spec.id)
+        source = "" if origin == "built-in" else f" [{origin}]"
+        out.write(f"{spec.id:<{width}}  {spec.family:<11}  {spec.default_severity:<8}  {threshold:<12}  {spec.detects}{source}\n")
     out.write("\nOverride any of them in the YAML: checks: {<id>: {min|max: <value>, severity: error|warning|info, enabled: false}}\n")
     return ExitCode.PASSED
 
@@ -215,11 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("config", help="the YAML config")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config value by dotted path, value parsed as YAML (repeatable)")
+    validate.add_argument("--out", help="also check that this output folder can be written")
+    validate.add_argument("--format", help="comma-separated formats, checked as run would")
+    validate.add_argument("--compare-to", metavar="RESULTS_JSON", help="also check this earlier results.json")
     validate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     validate.set_defaults(handler=_cmd_validate)
 
     checks = commands.add_parser("checks", help="list every check, its default threshold and severity")
-    checks.add_argument("--json", action="store_true", help="machine-readable list")
+    checks.add_argument("--json", action="store_true", help="machine-readable list (same as --format json)")
+    checks.add_argument("--format", choices=("text", "json", "md"), help="text (default), json, or md (the docs/checks.md table)")
     checks.set_defaults(handler=_cmd_checks)
 
     render = commands.add_parser("render", help="re-render report files from a results.json",

@@ -6,9 +6,10 @@ import copy
 import difflib
 import hashlib
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +18,12 @@ from reportgen.errors import ConfigError
 from reportgen.render import FORMATS as ALL_FORMATS  # the renderers' registry (loads no matplotlib)
 
 TaskType = Literal["binary", "multiclass", "regression"]
+MAX_SEED = 2**64 - 1
+"""torch.manual_seed accepts 0..2**64-1; NumPy gets ``seed % 2**32``."""
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this (1 MiB) is refused before it is parsed."""
+MAX_YAML_NODES = 100_000
+"""Most YAML nodes a config may hold once its aliases are expanded (an alias bomb stops here)."""
 
 
 class _Strict(BaseModel):
@@ -39,26 +46,12 @@ class SplitSpec(_Strict):
         return self
 
 
-class DataConfig(_Strict):
-    """The data section: where the rows come from and how they are prepared."""
+class _DataCommon(_Strict):
+    """Keys every data kind accepts."""
 
-    kind: Literal["csv", "parquet", "npz", "python"]
-    path: str | None = None
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    split: SplitSpec | None = None
-    target: str | None = None
-    features: list[str] | None = None
-    ignore: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list)
     classes: list[str] | None = None
     positive_class: str | None = None
-    standardize: bool = True
-    missing: Literal["error", "drop", "mean"] = "error"
     batch_size: int = Field(512, ge=1)
-    factory: str | None = None
-    kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -70,17 +63,26 @@ class DataConfig(_Strict):
     def _positive_as_string(cls, value: Any) -> Any:
         return None if value is None else str(value)
 
+
+class TableData(_DataCommon):
+    """``kind: csv`` or ``parquet``: a table split by reportgen (``path``) or given as split files."""
+
+    kind: Literal["csv", "parquet"]
+    path: str | None = None
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    split: SplitSpec | None = None
+    target: str | None = None
+    features: list[str] | None = None
+    ignore: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    standardize: bool = True
+    missing: Literal["error", "drop", "mean"] = "error"
+
     @model_validator(mode="after")
-    def _sources_are_consistent(self) -> "DataConfig":
+    def _sources_are_consistent(self) -> "TableData":
         per_split = self.train is not None or self.test is not None or self.val is not None
-        if self.kind == "python":
-            if not self.factory:
-                raise ValueError("data.factory is required when data.kind is python")
-            return self
-        if self.kind == "npz":
-            if not self.path:
-                raise ValueError("data.path is required when data.kind is npz")
-            return self
         if self.path and per_split:
             raise ValueError("data: give either data.path (split by reportgen) or data.train/data.test, not both")
         if not self.path and not per_split:
@@ -92,6 +94,25 @@ class DataConfig(_Strict):
         return self
 
 
+class NpzData(_DataCommon):
+    """``kind: npz``: one .npz file with ``X_<split>`` and ``y_<split>`` arrays."""
+
+    kind: Literal["npz"]
+    path: str = Field(min_length=1)
+
+
+class PythonData(_DataCommon):
+    """``kind: python``: a factory ``file.py:name`` or ``package.module:name`` returning per-split datasets."""
+
+    kind: Literal["python"]
+    factory: str = Field(min_length=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+DataConfig = Annotated[Union[TableData, NpzData, PythonData], Field(discriminator="kind")]
+"""The data section: one model per ``data.kind``; a key of another kind is an unknown key."""
+
+
 class HeadSpec(_Strict):
     """Replace a final nn.Linear of the model, e.g. when fine-tuning a body."""
 
@@ -99,26 +120,47 @@ class HeadSpec(_Strict):
     out_features: int = Field(ge=1)
 
 
-class ModelConfig(_Strict):
-    """The model section: which network, and optional weights."""
+class _ModelCommon(_Strict):
+    """Keys every model kind accepts: optional weights, a head to replace, the decision threshold."""
 
-    kind: Literal["linear", "mlp", "python", "torchscript"]
-    hidden: list[int] = Field(default_factory=lambda: [64, 32])
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target: str | None = None
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    path: str | None = None
     checkpoint: str | None = None
     head: HeadSpec | None = None
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
 
-    @model_validator(mode="after")
-    def _kind_has_its_keys(self) -> "ModelConfig":
-        if self.kind == "python" and not self.target:
-            raise ValueError("model.target is required when model.kind is python")
-        if self.kind == "torchscript" and not self.path:
-            raise ValueError("model.path is required when model.kind is torchscript")
-        return self
+
+class LinearModel(_ModelCommon):
+    """``kind: linear``: one nn.Linear over the flattened input."""
+
+    kind: Literal["linear"]
+
+
+class MlpModel(_ModelCommon):
+    """``kind: mlp``: Linear-ReLU(-Dropout) layers of the ``hidden`` widths, then a Linear head."""
+
+    kind: Literal["mlp"]
+    hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class PythonModel(_ModelCommon):
+    """``kind: python``: ``target`` names an nn.Module class or factory, called with ``kwargs``."""
+
+    kind: Literal["python"]
+    target: str = Field(min_length=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TorchScriptModel(_ModelCommon):
+    """``kind: torchscript``: a TorchScript file at ``path``."""
+
+    kind: Literal["torchscript"]
+    path: str = Field(min_length=1)
+
+
+ModelConfig = Annotated[
+    Union[LinearModel, MlpModel, PythonModel, TorchScriptModel], Field(discriminator="kind")
+]
+"""The model section: one model per ``model.kind``; a key of another kind is an unknown key."""
 
 
 class EarlyStopping(_Strict):
@@ -167,15 +209,26 @@ class Config(_Strict):
 
     name: str = Field(min_length=1)
     task: TaskType
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    """Seeds Python, NumPy and torch: a whole number from 0 to 2**64 - 1 (torch's range)."""
     device: str = "auto"
     data: DataConfig
     model: ModelConfig
     training: TrainingConfig | None = None
+    plugins: list[str] = Field(default_factory=list)
+    """Checks to add by import path: ``package.module:CheckClass``, ``package.module`` (every check
+    it defines) or ``file.py:CheckClass`` relative to the YAML (docs/plugins.md)."""
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     compare_to: str | None = None
     """An earlier run's results.json (e.g. the last release) for the release_comparison check."""
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_is_a_whole_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, not {value!r}")
+        return value
 
     @field_validator("device")
     @classmethod
@@ -225,6 +278,83 @@ class LoadedConfig:
         return candidate if candidate.is_absolute() else (self.base_dir / candidate)
 
 
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlLimitError(Exception):
+    """A YAML document breaks one of the loader's bounds (duplicate key, too many nodes, too deep)."""
+
+
+class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """PyYAML's safe loader (the C one when built), with duplicate keys refused and aliases bounded.
+
+    Only plain YAML types are built (no tags that run code). A mapping that repeats a key is an
+    error naming both lines (YAML 1.2 forbids it; PyYAML would silently keep the last). Before a
+    document is built, its size with every alias expanded is counted on the node graph (each
+    node once, so counting cannot explode): over ``MAX_YAML_NODES`` it is refused, which stops a
+    "billion laughs" document of a few hundred bytes before anything expands it.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        expanded = _expanded_size(node)
+        if expanded > MAX_YAML_NODES:
+            raise YamlLimitError(
+                f"the YAML expands to more than {MAX_YAML_NODES:,} values through its aliases (&/*); write the values out"
+            )
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key; PyYAML reports it below
+                    continue
+                if first is not None:
+                    raise YamlLimitError(f"duplicate key {key!r} at lines {first} and {line}")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Number of nodes of the document with aliases expanded, computed without expanding them."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = (
+            [child for pair in node.value for child in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
+        )
+        if children_done:
+            total = 1
+            for child in children:
+                total += sizes.get(id(child), 1)
+            sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document with :class:`StrictLoader`; raise yaml.YAMLError or YamlLimitError."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=VALUE`` into its dotted path and its YAML-parsed value."""
     if "=" not in text:
@@ -234,8 +364,10 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not keys:
         raise ConfigError(f"--set {text!r}: the key is empty")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
-    except yaml.YAMLError as exc:
+        value = parse_yaml(value_text) if value_text.strip() else None
+    except YamlLimitError as exc:
+        raise ConfigError(f"--set {text!r}: {exc}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.__class__.__name__})") from None
     return keys, value
 
@@ -258,28 +390,65 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
-def _known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
-    """Return the valid keys of the config section at ``location``."""
-    current: Any = model
-    for part in location[:-1]:
-        if isinstance(part, int) or current is None:
-            return []
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        current = _model_in_annotation(field.annotation)
-    return list(current.model_fields) if current is not None else []
-
-
-def _model_in_annotation(annotation: Any) -> type[BaseModel] | None:
-    """Find the pydantic model inside an annotation such as ``X | None``."""
+def _union_members(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation such as ``X | None`` or ``Annotated[A | B, ...]``."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in_annotation(arg)
-        if found is not None:
-            return found
-    return None
+        found.extend(_union_members(arg))
+    return found
+
+
+def _kind_of(model: type[BaseModel]) -> tuple[str, ...]:
+    """The ``kind`` tags a member of a discriminated union answers to."""
+    field = model.model_fields.get("kind")
+    return tuple(getattr(field.annotation, "__args__", ())) if field is not None else ()
+
+
+def _walk(location: tuple[Any, ...]) -> tuple[list[str], list[type[BaseModel]]]:
+    """Follow a pydantic error location through the schema.
+
+    Returns the location as the user wrote it (the union tags pydantic inserts, such as
+    ``data.csv.factory``, removed) and the models that could hold its last key.
+    """
+    clean: list[str] = []
+    candidates: list[type[BaseModel]] = [Config]
+    parts = list(location)
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        clean.append(str(part))
+        if index == len(parts) - 1:
+            break
+        field = next((m.model_fields[part] for m in candidates if isinstance(part, str) and part in m.model_fields), None)
+        members = _union_members(field.annotation) if field is not None else []
+        if len(members) > 1 and index + 1 < len(parts):
+            tag = parts[index + 1]
+            chosen = [m for m in members if tag in _kind_of(m)]
+            if chosen:
+                members = chosen
+                index += 1  # skip the tag pydantic adds to the location
+        candidates = members
+        index += 1
+    return clean, candidates
+
+
+def _known_keys(location: tuple[Any, ...]) -> list[str]:
+    """Return the valid keys of the config section holding the last key of ``location``."""
+    _, models = _walk(location)
+    if not models or len(models) > 1:
+        return []
+    return list(models[0].model_fields)
+
+
+def _other_kinds_with(location: tuple[Any, ...]) -> list[str]:
+    """For an unknown key under data or model: the kinds of that section that do accept it."""
+    clean, _ = _walk(location)
+    if len(clean) != 2 or clean[0] not in ("data", "model"):
+        return []
+    members = _union_members(Config.model_fields[clean[0]].annotation)
+    return [tag for m in members if clean[1] in m.model_fields for tag in _kind_of(m)]
 
 
 def suggest(name: str, candidates: list[str]) -> str:
@@ -291,21 +460,38 @@ def suggest(name: str, candidates: list[str]) -> str:
 def _describe(error: Mapping[str, Any]) -> str:
     """Turn one pydantic error into one readable sentence."""
     location = tuple(error.get("loc", ()))
-    dotted = ".".join(str(part) for part in location) or "config"
+    clean, _ = _walk(location) if location else ([], [])
+    dotted = ".".join(clean) or "config"
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         key = str(location[-1])
-        return f"unknown key {dotted!r}{suggest(key, _known_keys(Config, location))}"
+        kinds = _other_kinds_with(location)
+        if kinds:
+            section, current = clean[0], location[1]
+            return (f"unknown key {dotted!r} for {section}.kind {current}{suggest(key, _known_keys(location))}; "
+                    f"it applies to {section}.kind {' or '.join(kinds)}")
+        return f"unknown key {dotted!r}{suggest(key, _known_keys(location))}"
     if kind == "missing":
         return f"missing required key {dotted!r}"
+    if kind == "union_tag_not_found":
+        return f"missing required key '{dotted}.kind'"
+    if kind == "union_tag_invalid":
+        context = error.get("ctx") or {}
+        tags = [t.strip(" '") for t in str(context.get("expected_tags", "")).split(",") if t.strip()]
+        tag = str(context.get("tag", ""))
+        return f"{dotted}.kind must be one of {', '.join(tags)}, not {tag!r}{suggest(tag, tags)}"
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "value_error" and (not location or message.startswith(str(location[0]))):
         return message  # our own validators already name the key
     return f"{dotted}: {message}"
 
 
-def validate(raw: Any) -> Config:
-    """Validate a parsed YAML document against schema v1."""
+def validate(raw: Any, resolve: Callable[[str], Path] | None = None) -> Config:
+    """Validate a parsed YAML document against schema v1.
+
+    Loads the ``plugins`` it names (``file.py`` references resolve through ``resolve``) so that
+    their ``checks.<id>`` settings are validated like a built-in check's.
+    """
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a YAML mapping with keys such as name, task, data, model")
     try:
@@ -314,6 +500,11 @@ def validate(raw: Any) -> Config:
         errors = exc.errors()
         extra = "" if len(errors) == 1 else f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise ConfigError(_describe(errors[0]) + extra) from None
+    from reportgen.checks import registry
+
+    registry.ids()  # loads installed plug-ins: a broken one is exit 2 now, not after training
+    for reference in config.plugins:
+        registry.load_reference(reference, resolve)
     _validate_checks(config)
     return config
 
@@ -325,7 +516,8 @@ def _validate_checks(config: Config) -> None:
     for check_id, settings in config.checks.items():
         check = registry.get(check_id)
         if check is None:
-            raise ConfigError(f"unknown check 'checks.{check_id}'{suggest(check_id, registry.ids())}")
+            hint = suggest(check_id, registry.ids()) or " (a plug-in check needs its package installed or a 'plugins:' entry)"
+            raise ConfigError(f"unknown check 'checks.{check_id}'{hint}")
         allowed = check.spec.setting_names()
         for key in settings:
             if key not in allowed:
@@ -339,28 +531,80 @@ def _validate_checks(config: Config) -> None:
             raise ConfigError(f"checks.{check_id}: {exc}") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> LoadedConfig:
-    """Read, override and validate the YAML config at ``path``."""
-    config_path = Path(path)
+def _read_config_text(config_path: Path) -> str:
+    """The config file's text: a regular file of at most ``MAX_CONFIG_BYTES``, in UTF-8."""
     try:
-        text = config_path.read_text(encoding="utf-8")
+        info = config_path.stat()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {config_path}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config {config_path}: {exc.__class__.__name__}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"cannot read config {config_path}: not a regular file")
     try:
-        raw = yaml.safe_load(text)
+        with config_path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path}: {exc.__class__.__name__}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{config_path}: the config is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config {config_path}: it is not UTF-8 text") from None
+
+
+def apply_flags(raw: dict[str, Any], flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Write command-line flags into the config, by dotted key (``report.formats``, ``compare_to``).
+
+    Flags come last: defaults < YAML < ``--set`` < flags. A flag given as None is not set.
+    """
+    result = copy.deepcopy(raw)
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        keys = dotted.split(".")
+        node = result
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, flags: Mapping[str, Any] | None = None
+) -> LoadedConfig:
+    """Read, override and validate the YAML config at ``path``.
+
+    Precedence, lowest first: the schema's defaults, the YAML, each ``--set KEY=VALUE`` in order,
+    then command-line ``flags`` (e.g. ``{"report.formats": [...], "compare_to": "/abs/results.json"}``).
+    ``raw`` and ``sha256`` describe the merged config, i.e. what runs.
+    Raises ConfigError (exit 2) on any problem, including a file over 1 MiB, duplicate keys and
+    YAML aliases that expand past ``MAX_YAML_NODES`` values.
+    """
+    config_path = Path(path)
+    text = _read_config_text(config_path)
+    try:
+        raw = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{config_path}: malformed YAML{where}: {problem}") from None
+    except YamlLimitError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{config_path}: the YAML is nested too deeply") from None
     if raw is None:
         raise ConfigError(f"{config_path}: the config is empty")
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: the config must be a YAML mapping, not a {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides or [])
-    config = validate(raw)
+    raw = apply_flags(apply_overrides(raw, overrides or []), flags)
+    base_dir = config_path.resolve().parent
+    config = validate(raw, lambda relative: base_dir / Path(relative).expanduser())
     canonical = json.dumps(raw, sort_keys=True, default=str).encode("utf-8")
     return LoadedConfig(
         config=config,

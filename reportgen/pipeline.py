@@ -134,6 +134,22 @@ def load_previous_results(path: Path) -> dict[str, Any]:
         raise ResultsError(f"compare_to: {exc}") from None
 
 
+def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
+    """Everything ``run`` checks before loading data: the output folder, ``compare_to``, templates.
+
+    ``reportgen validate`` calls this too, so it approves only what ``run`` would start.
+    """
+    from reportgen.output import check_out_dir
+
+    cfg = loaded.config
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    if cfg.compare_to:
+        load_previous_results(loaded.resolve(cfg.compare_to))
+    if cfg.report.template_dir:
+        check_templates(loaded.resolve(cfg.report.template_dir))
+
+
 def execute(
     loaded: LoadedConfig,
     *,

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 from check_helpers import breast_cancer, context, run, sklearn_predictions, split_rows, standardiser, make_bundle, tabular_bundle
 from reportgen.checks import registry, run_checks
-from reportgen.checks.base import gate_status
+from reportgen.checks.base import Check, CheckRegistry, CheckSpec, gate_status
 
 OWN_IDS = [
     "data_integrity", "train_test_overlap", "conflicting_labels", "target_leakage", "class_imbalance", "label_shift",
@@ -52,10 +52,21 @@ def test_every_check_explains_itself(check_id):
         assert param.description
 
 
+class _Crashing(Check):
+    spec = CheckSpec(id="crashing", title="Crashing", family="data", detects="Nothing.", how_to_read="It raises.",
+                     default_severity="warning")
+
+    def run(self, ctx, settings):
+        raise ValueError("target_recall went missing")
+
+
 def test_a_crashing_check_becomes_error_while_the_others_run(leaky_ctx):
-    overrides = {"threshold_tradeoff": {"target_recall": 7}}  # not a recall: the check raises
-    results = {r.id: r for r in run_checks(leaky_ctx, overrides)}
-    crashed = results["threshold_tradeoff"]
+    checks = CheckRegistry(builtin_modules=(), entry_point_group=None)
+    for check in registry.all():
+        checks.add(type(check), "built-in")
+    checks.add(_Crashing, "test")
+    results = {r.id: r for r in run_checks(leaky_ctx, {}, checks)}
+    crashed = results["crashing"]
     assert crashed.status == "error"
     assert "ValueError" in crashed.message and "target_recall" in crashed.message
     assert results["train_test_overlap"].status == "fail"

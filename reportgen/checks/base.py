@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import traceback
+import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
+
+from reportgen.errors import ConfigError
 
 from reportgen.vocabulary import SEVERITIES as SEVERITIES
 from reportgen.vocabulary import Status as StatusKind
@@ -27,6 +32,7 @@ class Param:
 
     ``kind`` is the value's type (default: the type of ``default``; ``float`` accepts ints);
     ``minimum`` and ``maximum`` are inclusive bounds for numbers; ``nullable`` allows null.
+    ``choices`` lists the allowed values; for ``kind=list`` it lists the allowed items.
     A value that breaks any of these is a config error (exit 2), never a crashed check.
     """
 
@@ -53,7 +59,7 @@ class Param:
             if self.nullable or self.default is None:
                 return None
             raise ValueError(f"{self.name} must not be null")
-        if self.choices is not None:
+        if self.choices is not None and self.value_type() not in (list, tuple):
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
             return value
@@ -73,6 +79,9 @@ class Param:
                 if not isinstance(value, (list, tuple)):
                     raise ValueError(f"{self.name} must be a list, not {value!r}")
                 value = list(value)
+                for item in value:
+                    if self.choices is not None and item not in self.choices:
+                        raise ValueError(f"{self.name}: {item!r} is not one of {', '.join(map(str, self.choices))}")
             elif not isinstance(value, wanted):
                 raise ValueError(f"{self.name} must be a {wanted.__name__}, not {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -89,7 +98,8 @@ class CheckSpec:
 
     id: str
     title: str
-    family: Literal["data", "performance", "training"]
+    family: str
+    """``data``, ``performance`` or ``training`` for the built-in checks; a plug-in may name its own."""
     detects: str
     how_to_read: str
     default_severity: Severity
@@ -98,6 +108,10 @@ class CheckSpec:
     tasks: frozenset[str] = frozenset({"binary", "multiclass", "regression"})
     needs_training: bool = False
     params: tuple[Param, ...] = ()
+    threshold_range: tuple[float | None, float | None] = (None, None)
+    """Inclusive bounds a user's ``min``/``max`` must respect (e.g. (0, 1) for a share)."""
+    measures: str = ""
+    """What the value is, in a few words (the 'value' column of docs/checks.md)."""
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -128,6 +142,11 @@ class CheckSpec:
             if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
                 raise ValueError(f"{self.threshold_key} must be a finite number, not {threshold!r}")
             threshold = float(threshold)
+            low, high = self.threshold_range
+            if (low is not None and threshold < low) or (high is not None and threshold > high):
+                span = f"from {low:g} to {high:g}" if low is not None and high is not None else (
+                    f"at least {low:g}" if low is not None else f"at most {high:g}")
+                raise ValueError(f"{self.threshold_key} must be {span}, not {threshold!r}")
         params = {p.name: p.default for p in self.params}
         for p in self.params:
             if p.name in overrides:
@@ -163,6 +182,57 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """What a check measured; the base judges it against the check's ``min``/``max``.
+
+    ``summary`` states the measurement without a verdict ("the recall of 'Yes' on test is 0.43
+    (...)"); the base appends the verdict clause ("below the 0.5 minimum"). ``violation`` and
+    ``ok`` are optional lead-ins for each verdict ("The model overfits"), ``advice`` a clause
+    after a violation ("check it is not derived from the label"). ``concern``, when set, turns a
+    result within the threshold into a warning with that sentence appended.
+    """
+
+    value: float | int
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    violation: str = ""
+    ok: str = ""
+    advice: str = ""
+    concern: str | None = None
+
+
+def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Finding:
+    """Apply the threshold to a measurement and write the verdict clause (a pure function).
+
+    Direction comes from the spec (``min``: the value must be at or above; ``max``: at or below).
+    A check without a threshold passes (or raises its concern).
+    """
+    threshold = settings.threshold
+
+    def sentence(lead: str, body: str) -> str:
+        text = f"{lead}: {body}" if lead else body[:1].upper() + body[1:]
+        return text if text.endswith(".") else text + "."
+
+    if threshold is None or spec.higher_is_better is None:
+        if measured.concern:
+            return Finding("concern", measured.value, sentence("", f"{measured.concern}; {measured.summary}"), measured.evidence)
+        return Finding("ok", measured.value, sentence(measured.ok, measured.summary), measured.evidence)
+    higher = spec.higher_is_better
+    bound = "minimum" if higher else "limit"
+    if not meets_threshold(measured.value, threshold, higher):
+        side = "below" if higher else "above"
+        advice = f": {measured.advice}" if measured.advice else ""
+        return Finding("violation", measured.value,
+                       sentence(measured.violation, f"{measured.summary}, {side} the {threshold:g} {bound}{advice}"),
+                       measured.evidence)
+    verb = "meeting" if higher else "within"
+    body = f"{measured.summary}, {verb} the {threshold:g} {bound}"
+    if measured.concern:  # the concern leads: it is why the result is a warning
+        return Finding("concern", measured.value, sentence("", f"{measured.concern}; {body}"), measured.evidence)
+    return Finding("ok", measured.value, sentence(measured.ok, body), measured.evidence)
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """One check's verdict, JSON-safe: the unit of the gate table and of results.json."""
 
@@ -184,37 +254,145 @@ class Check(ABC):
     spec: ClassVar[CheckSpec]
 
     @abstractmethod
-    def run(self, ctx: "CheckContext", settings: CheckSettings) -> Finding:
-        """Inspect the run and return a finding; may raise, which becomes status ``error``."""
+    def run(self, ctx: "CheckContext", settings: CheckSettings) -> "Finding | Measurement":
+        """Inspect the run; may raise, which becomes status ``error``.
+
+        Return a :class:`Measurement` and the base judges it against ``min``/``max``; return a
+        :class:`Finding` with an explicit outcome when the check decides itself (or skips).
+        """
+
+
+ENTRY_POINT_GROUP = "reportgen.checks"
+"""Installed packages add checks through entry points in this group (docs/plugins.md)."""
+BUILTIN_MODULES = (
+    "reportgen.checks.data_checks",
+    "reportgen.checks.performance_checks",
+    "reportgen.checks.training_checks",
+    "reportgen.checks.comparison_checks",
+)
+
+
+class PluginError(ConfigError):
+    """A check plug-in cannot be imported or is not a valid check (exit code 2)."""
 
 
 class CheckRegistry:
-    """Checks by id, in registration order."""
+    """The checks of a run by id, in order: the built-in families, then installed plug-ins
+    (entry-point group ``reportgen.checks``), then checks the config names by import path.
 
-    def __init__(self) -> None:
+    The built-in modules and the entry points are loaded on first use, once. ``register`` is the
+    class decorator a check module uses; ``add`` takes a check class from anywhere.
+    """
+
+    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_MODULES, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
         self._checks: dict[str, Check] = {}
+        self._origins: dict[str, str] = {}
+        self._builtin_modules = builtin_modules
+        self._entry_point_group = entry_point_group
+        self._loading = False
+        self._loaded = False
 
     def register(self, cls: type[Check]) -> type[Check]:
         """Class decorator: add a check to the registry."""
-        check_id = cls.spec.id
-        if check_id in self._checks:
-            raise ValueError(f"check id {check_id!r} registered twice")
-        self._checks[check_id] = cls()
+        self.add(cls, origin="built-in" if cls.__module__ in self._builtin_modules else f"module {cls.__module__}")
         return cls
+
+    def add(self, cls: Any, origin: str) -> Check:
+        """Add a Check subclass (idempotent for the same class); raise PluginError when it is not one."""
+        if not (isinstance(cls, type) and issubclass(cls, Check)):
+            raise PluginError(f"{origin}: {cls!r} is not a subclass of reportgen.Check")
+        spec = getattr(cls, "spec", None)
+        if not isinstance(spec, CheckSpec):
+            raise PluginError(f"{origin}: {cls.__name__}.spec must be a reportgen.CheckSpec")
+        existing = self._checks.get(spec.id)
+        if existing is not None:
+            if type(existing) is cls:
+                return existing
+            raise PluginError(f"{origin}: check id {spec.id!r} is already taken by {self._origins[spec.id]}")
+        try:
+            instance = cls()
+        except Exception as exc:
+            raise PluginError(f"{origin}: {cls.__name__}() failed: {exc.__class__.__name__}: {exc}") from None
+        self._checks[spec.id] = instance
+        self._origins[spec.id] = origin
+        return instance
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+            self._loaded = True
+            if self._entry_point_group:
+                self._load_entry_points(self._entry_point_group)
+        finally:
+            self._loading = False
+
+    def _load_entry_points(self, group: str) -> None:
+        from importlib.metadata import entry_points
+
+        for point in sorted(entry_points(group=group), key=lambda p: p.name):
+            dist = getattr(getattr(point, "dist", None), "name", None)
+            origin = f"plug-in {point.value!r} (entry point {point.name!r}{f' of {dist}' if dist else ''})"
+            try:
+                loaded = point.load()
+            except Exception as exc:
+                raise PluginError(f"{origin} cannot be imported: {exc.__class__.__name__}: {exc}") from None
+            self._add_loaded(loaded, origin)
+
+    def _add_loaded(self, loaded: Any, origin: str) -> list[Check]:
+        """A check class, or a module / list of check classes, as a plug-in reference names it."""
+        if isinstance(loaded, types.ModuleType):
+            classes = [v for v in vars(loaded).values()
+                       if isinstance(v, type) and issubclass(v, Check) and v.__module__ == loaded.__name__
+                       and isinstance(getattr(v, "spec", None), CheckSpec)]
+            if not classes:
+                raise PluginError(f"{origin}: module {loaded.__name__} defines no Check subclass with a spec")
+            return [self.add(c, origin) for c in classes]
+        if isinstance(loaded, (list, tuple)):
+            return [self.add(c, origin) for c in loaded]
+        return [self.add(loaded, origin)]
+
+    def load_reference(self, reference: str, resolve: Callable[[str], Path] | None = None) -> list[Check]:
+        """Add the check(s) an import path names: ``package.module:Class``, ``package.module`` (all
+        its checks) or ``file.py:Class`` (relative to the config). Raise PluginError on any problem."""
+        self._ensure_loaded()
+        origin = f"plug-in {reference!r}"
+        from reportgen.plugins import load_object
+
+        try:
+            if ":" in reference:
+                loaded = load_object(reference, resolve or Path, "plugins")
+            else:
+                loaded = importlib.import_module(reference)
+        except PluginError:
+            raise
+        except ConfigError as exc:
+            raise PluginError(f"{origin}: {exc}") from None
+        except Exception as exc:
+            raise PluginError(f"{origin} cannot be imported: {exc.__class__.__name__}: {exc}") from None
+        return self._add_loaded(loaded, origin)
+
+    def origin(self, check_id: str) -> str | None:
+        """Where a check comes from: 'built-in' or the plug-in that added it."""
+        self._ensure_loaded()
+        return self._origins.get(check_id)
 
     def get(self, check_id: str) -> Check | None:
         """Return the check with this id, or None."""
-        _load_builtin_checks()
+        self._ensure_loaded()
         return self._checks.get(check_id)
 
     def ids(self) -> list[str]:
         """Return every registered check id."""
-        _load_builtin_checks()
+        self._ensure_loaded()
         return list(self._checks)
 
     def all(self) -> list[Check]:
         """Return every registered check."""
-        _load_builtin_checks()
+        self._ensure_loaded()
         return list(self._checks.values())
 
 
@@ -223,11 +401,8 @@ register = registry.register
 
 
 def _load_builtin_checks() -> None:
-    """Import the modules that register the built-in checks (once)."""
-    import reportgen.checks.data_checks  # noqa: F401
-    import reportgen.checks.performance_checks  # noqa: F401
-    import reportgen.checks.training_checks  # noqa: F401
-    import reportgen.checks.comparison_checks  # noqa: F401
+    """Load the built-in checks and installed plug-ins (kept for callers of the 0.1 API)."""
+    registry._ensure_loaded()
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:
@@ -284,7 +459,10 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
         finding = Finding.skip("the config has no training section, so there is no training run to inspect")
     else:
         try:
-            finding = check.run(ctx, settings)
+            returned = check.run(ctx, settings)
+            finding = judge(spec, settings, returned) if isinstance(returned, Measurement) else returned
+            if not isinstance(finding, Finding):
+                raise TypeError(f"run() returned a {type(finding).__name__}, not a Finding or Measurement")
         except Exception as exc:  # a crashing check must not take the report down
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return CheckResult(
@@ -305,7 +483,9 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
     )
 
 
-def run_checks(ctx: "CheckContext", overrides: Mapping[str, Mapping[str, Any]]) -> tuple[CheckResult, ...]:
-    """Run every enabled check in registration order."""
-    results = (run_check(check, ctx, overrides.get(check.spec.id)) for check in registry.all())
+def run_checks(
+    ctx: "CheckContext", overrides: Mapping[str, Mapping[str, Any]], checks: "CheckRegistry | None" = None
+) -> tuple[CheckResult, ...]:
+    """Run every enabled check of ``checks`` (default: the global registry) in registration order."""
+    results = (run_check(check, ctx, overrides.get(check.spec.id)) for check in (checks or registry).all())
     return tuple(r for r in results if r is not None)

@@ -6,6 +6,7 @@ from typing import Any
 
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
+from reportgen.metric_registry import METRICS
 
 # Headline test metrics per task, each with whether higher is better.
 DEFAULT_METRICS: dict[str, dict[str, bool]] = {
@@ -29,6 +30,7 @@ class ReleaseComparison(Check):
 
     spec = CheckSpec(
         id="release_comparison",
+        measures="largest headline-metric drop against --compare-to",
         title="Comparison with the previous release",
         family="performance",
         detects="A model that scores worse on test than the run it is compared with (e.g. the last release).",
@@ -38,7 +40,8 @@ class ReleaseComparison(Check):
         default_severity="error",
         threshold_key="max",
         default_threshold=0.02,
-        params=(Param("metrics", None, "test metrics to compare (default: the task's headline metrics)"),),
+        params=(Param("metrics", None, "test metrics to compare (default: the task's headline metrics)",
+                      kind=list, nullable=True, choices=tuple(m.key for m in METRICS if m.higher_is_better is not None)),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:

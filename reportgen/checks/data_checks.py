@@ -7,13 +7,15 @@ from typing import Any
 import numpy as np
 
 from reportgen.checks import fingerprints
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.types import SPLIT_ORDER, SplitData
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 MAX_EXAMPLES = 10
 LEAKAGE_MAX_ROWS = 200_000
+LEAKAGE_MAX_CLASSES = 100
+"""target_leakage compares at most this many classes (the most frequent in train) pairwise: K² pairs per feature."""
 
 
 def _pct(share: float) -> str:
@@ -48,6 +50,7 @@ def _join(parts: list[str]) -> str:
 class DataIntegrity(Check):
     spec = CheckSpec(
         id="data_integrity",
+        measures="number of problems",
         title="Data integrity",
         family="data",
         detects="Broken inputs: non-finite feature values, labels outside the known classes, empty splits, "
@@ -58,7 +61,8 @@ class DataIntegrity(Check):
         "means little, so that is reported as a warning.",
         default_severity="error",
         params=(
-            Param("min_class_support", 10, "A test class (or split) with fewer samples than this is too small to measure."),
+            Param("min_class_support", 10, "A test class (or split) with fewer samples than this is too small to measure.",
+                  kind=int, minimum=1),
         ),
     )
 
@@ -147,6 +151,8 @@ def _pair_evidence(ctx: CheckContext, query: SplitData, reference: SplitData) ->
 class TrainTestOverlap(Check):
     spec = CheckSpec(
         id="train_test_overlap",
+        measures="share of test samples also in train",
+        threshold_range=(0.0, 1.0),
         title="Train/test overlap",
         family="data",
         detects="Test (and validation) samples whose inputs also occur in the training data, which inflates "
@@ -176,30 +182,22 @@ class TrainTestOverlap(Check):
             "rows": "source file rows" if test.source_rows is not None else "positions within each split",
         }
         how = f"{main['exact']} identical, {main['normalised']} equal after rounding"
-        if not meets_threshold(value, settings.threshold, False):
-            first = main["examples"][0] if main["examples"] else {}
-            example = f" (e.g. test row {first.get('test_row')} = train row {first.get('train_row')})" if first else ""
-            return Finding(
-                "violation", value,
-                f"{main['count']} of {main['n']} test samples ({_pct(value)}) also occur in train ({how}){example}, "
-                f"above the {_pct(settings.threshold)} limit.",
-                evidence,
-            )
+        first = main["examples"][0] if main["examples"] else {}
+        example = f" (e.g. test row {first.get('test_row')} = train row {first.get('train_row')})" if first else ""
         others = [(name, p) for name, p in pairs.items() if name != "test_in_train" and p["count"]]
-        if others:
-            listed = ", ".join(f"{p['count']} of {p['n']} {name.replace('_in_', ' samples in ')}" for name, p in others)
-            return Finding(
-                "concern", value,
-                f"Test and train share {main['count']} samples, but {listed}, which biases model selection.",
-                evidence,
-            )
-        return Finding("ok", value, f"None of the {main['n']} test samples occurs in train ({how}).", evidence)
+        listed = ", ".join(f"{p['count']} of {p['n']} {name.replace('_in_', ' samples in ')}" for name, p in others)
+        return Measurement(
+            value, f"{main['count']} of {main['n']} test samples ({_pct(value)}) also occur in train ({how}){example}",
+            evidence, concern=f"{listed}, which biases model selection" if others else None,
+        )
 
 
 @register
 class ConflictingLabels(Check):
     spec = CheckSpec(
         id="conflicting_labels",
+        measures="groups of identical inputs with different labels",
+        threshold_range=(0.0, None),
         title="Conflicting labels",
         family="data",
         detects="Identical inputs that carry different labels, within train or across splits.",
@@ -245,45 +243,55 @@ class ConflictingLabels(Check):
                                     "label": ctx.classes[label] if 0 <= label < len(ctx.classes) else str(label)})
                 evidence["examples"].append({"size": int(len(rows)), "samples": samples})
         value = int(conflicting.size)
-        if not meets_threshold(value, settings.threshold, False):
-            return Finding(
-                "violation", value,
-                f"{value} groups of identical inputs carry different labels ({evidence['within_train']} within train, "
-                f"{evidence['across_splits']} across splits, {evidence['samples']} samples in all).",
-                evidence,
-            )
-        return Finding("ok", value, f"No identical inputs carry different labels across {len(labels)} samples.", evidence)
+        return Measurement(
+            value, f"{value} groups of identical inputs carry different labels ({evidence['within_train']} within train, "
+            f"{evidence['across_splits']} across splits, {evidence['samples']} samples in all, of {len(labels)})",
+            evidence,
+        )
 
 
 def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | None:
     """Separation of the classes by one feature: ROC AUC (binary) or mean one-vs-one AUC (multiclass).
 
-    Each AUC is folded to max(AUC, 1 - AUC), so the direction does not matter. The one-vs-one mean is
-    1.0 exactly when sorting by the feature puts the classes into disjoint intervals, in any order.
-    Ties count one half. One sort per feature: O(n log n).
+    ``x``: (n,) feature values; ``y``: (n,) class indices in ``0..num_classes-1``. Each AUC is folded
+    to max(AUC, 1 - AUC), so the direction does not matter. The one-vs-one mean is 1.0 exactly when
+    sorting by the feature puts the classes into disjoint intervals, in any order. Ties count one
+    half (the Mann-Whitney U statistic). Cost: one sort, O(n log n), plus O((n + V) * K + K²) for
+    V distinct values and K classes, all in numpy: ``wins[i, j]`` (pairs a in i, b in j with
+    x_a > x_b) sums, over the samples of class i, the count of class j below each sample's value.
+    None when fewer than two classes are present.
     """
     finite = np.isfinite(x)
     if not finite.all():
         x, y = x[finite], y[finite]
+    if x.size < 2:
+        return None
     values, inverse = np.unique(x, return_inverse=True)
-    counts = np.bincount(inverse * num_classes + y, minlength=values.size * num_classes).reshape(values.size, num_classes)
-    counts = counts.astype(np.float64)
-    below = np.cumsum(counts, axis=0) - counts
-    wins = counts.T @ (below + 0.5 * counts)  # wins[i, j]: pairs (a in i, b in j) with x_a > x_b
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse * num_classes + y, minlength=values.size * num_classes)
+    counts = counts.reshape(values.size, num_classes).astype(np.float64)
+    below = np.cumsum(counts, axis=0) - 0.5 * counts  # class-j samples under each value, ties halved
+    order = np.argsort(y, kind="stable")
+    sorted_y = y[order]
+    starts = np.flatnonzero(np.r_[True, sorted_y[1:] != sorted_y[:-1]])
+    if starts.size < 2:
+        return None
+    wins = np.zeros((num_classes, num_classes))
+    wins[sorted_y[starts]] = np.add.reduceat(below[inverse[order]], starts, axis=0)
     sizes = counts.sum(axis=0)
-    scores = []
-    for i in range(num_classes):
-        for j in range(i + 1, num_classes):
-            if sizes[i] and sizes[j]:
-                auc = wins[i, j] / (sizes[i] * sizes[j])
-                scores.append(max(auc, 1.0 - auc))
-    return float(np.mean(scores)) if scores else None
+    first, second = np.triu_indices(num_classes, 1)
+    both = (sizes[first] > 0) & (sizes[second] > 0)
+    first, second = first[both], second[both]
+    auc = wins[first, second] / (sizes[first] * sizes[second])
+    return float(np.maximum(auc, 1.0 - auc).mean())
 
 
 @register
 class TargetLeakage(Check):
     spec = CheckSpec(
         id="target_leakage",
+        measures="best single-feature score on train (tabular data)",
+        threshold_range=(0.0, 1.0),
         title="Target leakage",
         family="data",
         detects="A single input feature that on its own predicts the label almost perfectly, which usually "
@@ -308,40 +316,57 @@ class TargetLeakage(Check):
         if n_total < 2:
             return Finding.skip("the train split has fewer than 2 samples")
         rows = np.arange(n_total)
+        classes_compared, limited = ctx.data.num_classes, False
         if n_total > LEAKAGE_MAX_ROWS:
             rows = np.sort(np.random.default_rng(0).choice(n_total, LEAKAGE_MAX_ROWS, replace=False))
             X, y = X[rows], y[rows]
+        rows_used = int(X.shape[0])
         if ctx.task == "regression":
+            finite_y = y[np.isfinite(y.astype(np.float64))]
+            if finite_y.size < 2 or np.ptp(finite_y) == 0:
+                return Finding.skip("the train target is constant, so no feature can correlate with it")
             kind = "abs_pearson_r"
             scores = self._correlations(X, y)
         else:
             kind = "roc_auc" if ctx.task == "binary" else "mean_one_vs_one_auc"
             y = y.astype(np.int64)
-            scores = [_rank_auc_scores(X[:, j].astype(np.float64), y, ctx.data.num_classes) for j in range(X.shape[1])]
+            present = np.bincount(y, minlength=ctx.data.num_classes)
+            if int((present > 0).sum()) < 2:
+                return Finding.skip("the train split holds a single class, so no feature can separate classes")
+            compared = np.argsort(-present, kind="stable")[:LEAKAGE_MAX_CLASSES]
+            compared = compared[present[compared] > 0]
+            if compared.size < int((present > 0).sum()):
+                limited = True
+                keep = np.isin(y, compared)
+                relabel = np.full(ctx.data.num_classes, -1, dtype=np.int64)
+                relabel[compared] = np.arange(compared.size)
+                X, y = X[keep], relabel[y[keep]]
+            classes_compared = int(compared.size)
+            scores = [_rank_auc_scores(X[:, j].astype(np.float64), y, classes_compared) for j in range(X.shape[1])]
         ranked = sorted(((s, names[j]) for j, s in enumerate(scores) if s is not None), key=lambda t: -t[0])
         evidence = {
             "score": kind,
             "features": [{"name": name, "score": score} for score, name in ranked[:5]],
-            "rows_used": int(X.shape[0]),
+            "rows_used": rows_used,
             "rows_total": int(n_total),
-            "subsampled": bool(X.shape[0] < n_total),
+            "subsampled": bool(rows_used < n_total),
         }
+        if limited:
+            evidence["classes_compared"] = classes_compared
         if not ranked:
             return Finding.skip("no feature varies enough to be scored")
         best, best_name = ranked[0]
         label = {"abs_pearson_r": "|r| with the target", "roc_auc": "ROC AUC",
                  "mean_one_vs_one_auc": "mean one-vs-one AUC"}[kind]
-        sample = f" on a {X.shape[0]}-row sample of train" if evidence["subsampled"] else " on train"
-        if not meets_threshold(best, settings.threshold, False):
-            flagged = [name for score, name in ranked if score > settings.threshold]
-            return Finding(
-                "violation", best,
-                f"Feature {best_name!r} alone reaches {label} {best:.4f}{sample}, above the {settings.threshold:g} "
-                f"limit ({len(flagged)} feature{'s' if len(flagged) != 1 else ''} over it): check it is not derived from the label.",
-                evidence,
-            )
-        return Finding("ok", best, f"The strongest single feature, {best_name!r}, reaches {label} {best:.4f}{sample}, "
-                       f"within the {settings.threshold:g} limit.", evidence)
+        sample = f" on a {rows_used}-row sample of train" if evidence["subsampled"] else " on train"
+        if "classes_compared" in evidence:
+            sample += f" (the {classes_compared} most frequent classes)"
+        over = sum(1 for score, _ in ranked if settings.threshold is not None and score > settings.threshold)
+        return Measurement(
+            best, f"the strongest single feature, {best_name!r}, reaches {label} {best:.4f}{sample} "
+            f"({over} feature{'s' if over != 1 else ''} over the limit)", evidence,
+            violation=f"Feature {best_name!r} alone predicts the label", advice="check it is not derived from the label",
+        )
 
     @staticmethod
     def _correlations(X: np.ndarray, y: np.ndarray) -> list[float | None]:
@@ -361,6 +386,8 @@ class TargetLeakage(Check):
 class ClassImbalance(Check):
     spec = CheckSpec(
         id="class_imbalance",
+        measures="rarest class share ÷ balanced share (1/C)",
+        threshold_range=(0.0, None),
         title="Class imbalance",
         family="data",
         detects="A class so rare in the training data that accuracy says little about how it is handled.",
@@ -394,16 +421,11 @@ class ClassImbalance(Check):
             "balanced_share": 1.0 / c,
         }
         ratio_text = f"{ratio:.1f}:1" if ratio is not None else "no samples"
-        if not meets_threshold(value, settings.threshold, True):
-            return Finding(
-                "violation", value,
-                f"Class {minority!r} is {_pct(shares[minority])} of train ({counts[minority]} samples, majority/minority "
-                f"ratio {ratio_text}), {value:.2f} of a balanced share: accuracy will mislead, read balanced accuracy "
-                f"and per-class recall.",
-                evidence,
-            )
-        return Finding("ok", value, f"The rarest class {minority!r} is {_pct(shares[minority])} of train "
-                       f"({value:.2f} of a balanced share; majority/minority ratio {ratio_text}).", evidence)
+        return Measurement(
+            value, f"the rarest class {minority!r} is {_pct(shares[minority])} of train ({counts[minority]} samples, "
+            f"majority/minority ratio {ratio_text}), {value:.2f} of a balanced share", evidence,
+            advice="accuracy will mislead, read balanced accuracy and per-class recall",
+        )
 
 
 def _tvd(p: np.ndarray, q: np.ndarray) -> float:
@@ -414,6 +436,8 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> float:
 class LabelShift(Check):
     spec = CheckSpec(
         id="label_shift",
+        measures="total variation distance, train vs test classes",
+        threshold_range=(0.0, 1.0),
         title="Label shift",
         family="data",
         detects="Class proportions that differ between the training and test data.",
@@ -445,8 +469,5 @@ class LabelShift(Check):
         moved = int(np.argmax(np.abs(shares["train"] - shares["test"])))
         detail = (f"class {ctx.classes[moved]!r} is {_pct(shares['train'][moved])} of train and "
                   f"{_pct(shares['test'][moved])} of test")
-        if not meets_threshold(value, settings.threshold, False):
-            return Finding("violation", value, f"The class mix shifts by {value:.3f} (total variation) between train "
-                           f"and test, above {settings.threshold:g}: {detail}.", evidence)
-        return Finding("ok", value, f"Train and test class mixes differ by {value:.3f} (total variation), within "
-                       f"{settings.threshold:g}; the largest difference: {detail}.", evidence)
+        return Measurement(value, f"the class mix differs by {value:.3f} (total variation) between train and test "
+                           f"({detail})", evidence)

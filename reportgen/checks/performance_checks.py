@@ -7,11 +7,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from reportgen import metrics as M
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.types import Predictions
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
+OVERFIT_METRICS = ("balanced_accuracy", "accuracy", "f1", "f1_macro", "roc_auc")
+"""Scores where a train-minus-holdout difference is a gap in points (higher is better, in [0, 1])."""
 SMALL_SUPPORT = 30
 """Below this many test samples a class's recall interval is too wide to trust a single number."""
 
@@ -42,6 +44,8 @@ def _prediction(ctx: CheckContext, split: str) -> Predictions | None:
 class BaselineComparison(Check):
     spec = CheckSpec(
         id="baseline_comparison",
+        measures="balanced-accuracy gain over majority baseline (regression: R²)",
+        threshold_range=(None, 1.0),
         title="Baseline comparison",
         family="performance",
         detects="A model that is no better than always predicting the most common class (the accuracy paradox), "
@@ -65,10 +69,11 @@ class BaselineComparison(Check):
             if r2 is None:
                 return Finding.skip(f"R² is undefined: the {split} target is constant")
             evidence = {"split": split, "r2": r2, "baseline_r2": 0.0, "rmse": m.get("rmse"), "baseline_rmse": m.get("target_std")}
-            verdict: Outcome = "ok" if meets_threshold(r2, settings.threshold, True) else "violation"
-            tail = ("barely beats" if r2 >= 0 else "is worse than") if verdict == "violation" else "beats"
-            return Finding(verdict, r2, f"R² on {split} is {r2:.3f} (the mean predictor scores 0, minimum {settings.threshold:g}): "
-                           f"the model {tail} predicting the mean.", evidence)
+            return Measurement(
+                r2, f"R² on {split} is {r2:.3f} (the mean predictor scores 0)", evidence,
+                violation=f"The model {'barely beats' if r2 >= 0 else 'is worse than'} predicting the mean",
+                ok="The model beats predicting the mean",
+            )
         train_counts = np.array(list(ctx.data.class_counts("train").values()))
         majority = int(np.argmax(train_counts))
         y = np.asarray(ctx.predictions[split].y_true, dtype=np.int64)
@@ -79,6 +84,10 @@ class BaselineComparison(Check):
         accuracy, balanced = m["accuracy"], m["balanced_accuracy"]
         if accuracy is None or balanced is None:
             return Finding.skip(f"the {split} split is empty")
+        if int(present.sum()) < 2:
+            only = ctx.classes[int(np.flatnonzero(present)[0])]
+            return Finding.skip(f"the {split} split holds a single class ({only!r}), so a gain over the majority-class "
+                                f"baseline in balanced accuracy is undefined")
         gain = balanced - baseline_balanced
         evidence = {
             "split": split,
@@ -89,21 +98,20 @@ class BaselineComparison(Check):
         }
         numbers = (f"accuracy {_pct(accuracy)} vs {_pct(baseline_accuracy)} for always predicting "
                    f"{ctx.classes[majority]!r}, balanced accuracy {balanced:.3f} vs {baseline_balanced:.3f}")
-        if not meets_threshold(gain, settings.threshold, True):
-            if accuracy >= 0.9 or accuracy >= baseline_accuracy:
-                message = (f"The accuracy paradox: {numbers}, so the model gains only {gain:.3f} in balanced accuracy "
-                           f"over the majority-class baseline (minimum {settings.threshold:g}).")
-            else:
-                message = (f"The model barely beats always predicting the majority class: {numbers} "
-                           f"(gain {gain:.3f}, minimum {settings.threshold:g}).")
-            return Finding("violation", gain, message, evidence)
-        return Finding("ok", gain, f"The model beats the majority-class baseline by {gain:.3f} balanced accuracy ({numbers}).", evidence)
+        paradox = accuracy >= 0.9 or accuracy >= baseline_accuracy
+        return Measurement(
+            gain, f"{numbers}, a gain of {gain:.3f} in balanced accuracy over the majority-class baseline", evidence,
+            violation="The accuracy paradox" if paradox else "The model barely beats always predicting the majority class",
+            ok="The model beats the majority-class baseline",
+        )
 
 
 @register
 class MinorityRecall(Check):
     spec = CheckSpec(
         id="minority_recall",
+        measures="positive-class recall (multiclass: worst minority recall)",
+        threshold_range=(0.0, 1.0),
         title="Minority-class recall",
         family="performance",
         detects="A model that misses most cases of the rare (or positive) class.",
@@ -150,15 +158,14 @@ class MinorityRecall(Check):
         text = (f"recall of the {role} {row['class']!r} on {split} is {recall:.3f} ({found} of {support} found, "
                 f"95% CI {ci[0]:.2f}-{ci[1]:.2f}")
         text += f"; wide because only {support} test cases)" if support < SMALL_SUPPORT else ")"
-        if not meets_threshold(recall, settings.threshold, True):
-            return Finding("violation", recall, f"The {text}, below the {settings.threshold:g} minimum.", evidence)
-        return Finding("ok", recall, f"The {text}, meeting the {settings.threshold:g} minimum.", evidence)
+        return Measurement(recall, f"the {text}", evidence)
 
 
 @register
 class OverfitGap(Check):
     spec = CheckSpec(
         id="overfit_gap",
+        measures="train − held-out metric (regression: relative RMSE increase)",
         title="Overfitting gap",
         family="performance",
         detects="A model that scores much better on its training data than on held-out data (memorisation).",
@@ -171,7 +178,7 @@ class OverfitGap(Check):
         default_threshold=0.1,
         params=(
             Param("metric", "balanced_accuracy", "Classification metric compared between train and held-out data.",
-                  choices=("balanced_accuracy", "accuracy", "f1", "f1_macro", "roc_auc")),
+                  choices=OVERFIT_METRICS, kind=str),
         ),
     )
 
@@ -192,6 +199,10 @@ class OverfitGap(Check):
             numbers = f"RMSE {train_rmse:.4g} on train vs {hold_rmse:.4g} on {holdout} ({value:+.1%})"
         else:
             metric = settings.params["metric"]
+            present = np.unique(np.asarray(ctx.predictions[holdout].y_true)).size
+            if present < 2 and metric != "accuracy":
+                return Finding.skip(f"the {holdout} split holds a single class, so its {metric} does not measure the "
+                                    f"same thing as train's (use metric: accuracy to compare anyway)")
             train_v, hold_v = train_m.get(metric), hold_m.get(metric)
             if train_v is None or hold_v is None:
                 return Finding.skip(f"{metric} is undefined on train or {holdout}")
@@ -199,15 +210,15 @@ class OverfitGap(Check):
             evidence = {"metric": metric, "train_split": "train", "holdout_split": holdout,
                         "train": train_v, "holdout": hold_v, "gap": value}
             numbers = f"{metric} {train_v:.3f} on train vs {hold_v:.3f} on {holdout} (gap {value:.3f})"
-        if not meets_threshold(value, settings.threshold, False):
-            return Finding("violation", value, f"The model overfits: {numbers}, above the {settings.threshold:g} limit.", evidence)
-        return Finding("ok", value, f"No worrying overfitting: {numbers}, within the {settings.threshold:g} limit.", evidence)
+        return Measurement(value, numbers, evidence, violation="The model overfits", ok="No worrying overfitting")
 
 
 @register
 class Calibration(Check):
     spec = CheckSpec(
         id="calibration",
+        measures="expected calibration error, 15 bins",
+        threshold_range=(0.0, 1.0),
         title="Calibration",
         family="performance",
         detects="Predicted probabilities that do not match how often the predictions come true.",
@@ -219,7 +230,7 @@ class Calibration(Check):
         threshold_key="max",
         default_threshold=0.1,
         tasks=CLASSIFICATION,
-        params=(Param("bins", 15, "Number of equal-width probability bins."),),
+        params=(Param("bins", 15, "Number of equal-width probability bins.", kind=int, minimum=2, maximum=1000),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
@@ -245,16 +256,15 @@ class Calibration(Check):
         worst = max((b for b in result["bins"] if b["count"]), key=lambda b: abs(b["fraction_positive"] - b["mean_predicted"]))
         detail = (f"worst bin {worst['lower']:.2f}-{worst['upper']:.2f}: predicted {worst['mean_predicted']:.2f}, "
                   f"observed {worst['fraction_positive']:.2f} over {worst['count']} samples")
-        if not meets_threshold(ece, settings.threshold, False):
-            return Finding("violation", ece, f"Probabilities are miscalibrated on {split}: expected calibration error "
-                           f"{ece:.3f} above {settings.threshold:g} ({detail}).", evidence)
-        return Finding("ok", ece, f"Expected calibration error on {split} is {ece:.3f}, within {settings.threshold:g} ({detail}).", evidence)
+        return Measurement(ece, f"expected calibration error on {split} is {ece:.3f} ({detail})", evidence,
+                           violation=f"Probabilities are miscalibrated on {split}")
 
 
 @register
 class ThresholdTradeoff(Check):
     spec = CheckSpec(
         id="threshold_tradeoff",
+        measures="best-F1 threshold",
         title="Decision threshold trade-off",
         family="performance",
         detects="How precision and recall trade off as the decision threshold moves, and whether a required "
@@ -264,7 +274,8 @@ class ThresholdTradeoff(Check):
         "value is the threshold with the best balance of the two (F1); compare it with the threshold in use.",
         default_severity="info",
         tasks=frozenset({"binary"}),
-        params=(Param("target_recall", None, "A recall the operating threshold must reach (0-1), or null."),),
+        params=(Param("target_recall", None, "A recall the operating threshold must reach (0-1), or null.",
+                      kind=float, minimum=0.0, maximum=1.0, nullable=True),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
@@ -276,6 +287,11 @@ class ThresholdTradeoff(Check):
         if not np.isfinite(scores).all():
             return Finding.skip(f"some {split} scores are not finite")
         y = np.asarray(pred.y_true) == ctx.positive_index
+        positives = int(y.sum())
+        if positives == 0 or positives == y.size:
+            which = "only" if positives else "no"
+            return Finding.skip(f"the {split} split holds {which} samples of the positive class "
+                                f"{ctx.classes[ctx.positive_index]!r}, so precision and recall cannot trade off")
         sweep = M.threshold_sweep(y, scores, M.SWEEP_THRESHOLDS)
         f1 = np.asarray(sweep["f1"])
         best = int(np.argmax(f1))
@@ -292,18 +308,15 @@ class ThresholdTradeoff(Check):
                    f"{op['precision']:.3f}, recall {op['recall']:.3f}")
         target = settings.params.get("target_recall")
         if target is None:
-            return Finding("ok", best_t, message + ".", evidence)
-        target = float(target)
-        if not 0.0 < target <= 1.0:
-            raise ValueError(f"target_recall must lie in (0, 1], not {target!r}")
+            return Measurement(best_t, message, evidence)
         recalls = np.asarray(sweep["recall"])
         reaching = np.flatnonzero(recalls >= target)
         if not reaching.size:
             evidence["target"] = {"recall": target, "threshold": None, "precision": None}
-            return Finding("concern", best_t, message + f"; no threshold from 0.05 to 0.95 reaches the target recall "
-                           f"{target:g} (best {recalls.max():.3f}).", evidence)
+            return Measurement(best_t, message, evidence, concern=f"no threshold from 0.05 to 0.95 reaches the target "
+                               f"recall {target:g} (best {recalls.max():.3f})")
         at = int(reaching.max())
         evidence["target"] = {"recall": target, "threshold": sweep["thresholds"][at],
                               "precision": sweep["precision"][at], "achieved_recall": sweep["recall"][at]}
-        return Finding("ok", best_t, message + f"; the target recall {target:g} holds up to threshold "
-                       f"{sweep['thresholds'][at]:.2f}, with precision {sweep['precision'][at]:.3f} there.", evidence)
+        return Measurement(best_t, message + f"; the target recall {target:g} holds up to threshold "
+                           f"{sweep['thresholds'][at]:.2f}, with precision {sweep['precision'][at]:.3f} there", evidence)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 
 
@@ -17,6 +17,8 @@ def _finite(value: Any) -> bool:
 class LossCurve(Check):
     spec = CheckSpec(
         id="loss_curve",
+        measures="final ÷ starting training loss",
+        threshold_range=(0.0, None),
         title="Loss curve",
         family="training",
         detects="Training that diverged (the loss became NaN or infinite), a model that is not learning, and "
@@ -29,7 +31,8 @@ class LossCurve(Check):
         threshold_key="max",
         default_threshold=0.9,
         needs_training=True,
-        params=(Param("patience", 3, "Epochs of rising validation loss after its best that count as overfitting."),),
+        params=(Param("patience", 3, "Epochs of rising validation loss after its best that count as overfitting.",
+                      kind=int, minimum=1),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
@@ -64,12 +67,9 @@ class LossCurve(Check):
             return Finding.skip("one epoch and no initial loss: nothing to compare the final loss with")
         ratio = final / start if start > 0 else (1.0 if final <= 0 else math.inf)
         evidence.update(start_loss=start, final_loss=final, ratio=ratio)
-        if not meets_threshold(ratio, settings.threshold, False):
-            return Finding("violation", ratio, f"The model is not learning: the training loss went from {start:.4g} to "
-                           f"{final:.4g} by epoch {last_epoch} (ratio {ratio:.2f}, needs at most {settings.threshold:g}).",
-                           evidence)
-        summary = f"training loss fell from {start:.4g} to {final:.4g} (ratio {ratio:.2f})"
+        summary = f"the training loss went from {start:.4g} to {final:.4g} by epoch {last_epoch} (ratio {ratio:.2f})"
         val = [(e, h.get("val_loss")) for e, h in zip(epochs, history) if _finite(h.get("val_loss"))]
+        concern = None
         if len(val) > patience:
             best_epoch, best = min(val, key=lambda t: t[1])
             after = [v for e, v in val if e > best_epoch]
@@ -77,17 +77,20 @@ class LossCurve(Check):
             if len(after) >= patience and after[-1] > best:
                 if training.stopped_early:
                     evidence["restored_best_epoch"] = training.best_epoch
-                    return Finding("ok", ratio, f"The {summary}; validation loss was lowest at epoch {best_epoch} and early "
-                                   f"stopping kept that epoch's weights.", evidence)
-                return Finding("concern", ratio, f"Overfitting from epoch {best_epoch}: validation loss rose from {best:.4g} "
-                               f"to {after[-1]:.4g} over the next {len(after)} epochs while the {summary}.", evidence)
-        return Finding("ok", ratio, f"The {summary} and validation loss shows no sustained rise.", evidence)
+                    summary += (f"; validation loss was lowest at epoch {best_epoch} and early stopping kept that "
+                                f"epoch's weights")
+                else:
+                    concern = (f"overfitting from epoch {best_epoch}: validation loss rose from {best:.4g} to "
+                               f"{after[-1]:.4g} over the next {len(after)} epochs")
+        return Measurement(ratio, summary, evidence, violation="The model is not learning", concern=concern)
 
 
 @register
 class InitLoss(Check):
     spec = CheckSpec(
         id="init_loss",
+        measures="initial loss ÷ ln(C)",
+        threshold_range=(0.0, None),
         title="Initial loss",
         family="training",
         detects="A model that starts training far more wrong than a neutral guess, a sign of a broken "
@@ -116,11 +119,8 @@ class InitLoss(Check):
                            f"value is {expected:.3f}.", evidence)
         ratio = init / expected
         evidence["ratio"] = ratio
-        if not meets_threshold(ratio, settings.threshold, False):
-            return Finding("violation", ratio, f"The initial loss {init:.3f} is {ratio:.1f} times the {expected:.3f} of a "
-                           f"neutral start (limit {settings.threshold:g}): the model starts confidently wrong.", evidence)
-        return Finding("ok", ratio, f"The initial loss {init:.3f} is {ratio:.2f} times the {expected:.3f} of a neutral "
-                       f"start (limit {settings.threshold:g}).", evidence)
+        return Measurement(ratio, f"the initial loss {init:.3f} is {ratio:.2f} times the {expected:.3f} of a neutral start",
+                           evidence, advice="the model starts confidently wrong")
 
 
 def _count(shape: tuple[int, ...]) -> int:
@@ -131,6 +131,7 @@ def _count(shape: tuple[int, ...]) -> int:
 class GradientFlow(Check):
     spec = CheckSpec(
         id="gradient_flow",
+        measures="weakest ÷ largest gradient norm (0 when a parameter got none)",
         title="Gradient flow",
         family="training",
         detects="Trainable parameters that receive no gradient (a layer built but never used), non-finite "
@@ -142,7 +143,8 @@ class GradientFlow(Check):
         "expect.",
         default_severity="error",
         needs_training=True,
-        params=(Param("min_ratio", 1e-5, "A gradient norm below this fraction of the largest one counts as vanishing."),),
+        params=(Param("min_ratio", 1e-5, "A gradient norm below this fraction of the largest one counts as vanishing.",
+                      kind=float, minimum=0.0, maximum=1.0),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
