@@ -233,7 +233,7 @@ def test_run_records_the_flags_in_the_config_as_run(tmp_path: Path, cancer_csv: 
 def test_validate_checks_compare_to_templates_and_out_like_run(tmp_path: Path, cancer_csv: Path):
     path = write_config(tmp_path, cancer_config(cancer_csv, compare_to="missing/results.json"))
     code, _, err = run_cli("validate", str(path))
-    assert code == 2 and "compare_to: results file not found" in err and err.count("\n") == 1
+    assert code == 2 and "compare_to:" in err and "results file not found" in err and err.count("\n") == 1
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
     code, _, err = run_cli("validate", str(write_config(tmp_path, cancer_config(cancer_csv))), "--compare-to", str(broken))

@@ -324,11 +324,20 @@ class CheckRegistry:
         try:
             for module in self._builtin_modules:
                 importlib.import_module(module)
+            self._order_builtins()
             self._loaded = True
             if self._entry_point_group:
                 self._load_entry_points(self._entry_point_group)
         finally:
             self._loading = False
+
+    def _order_builtins(self) -> None:
+        """Keep built-in checks in family-module order, whichever module a caller imported first."""
+        position = {module: i for i, module in enumerate(self._builtin_modules)}
+        items = list(self._checks.items())
+        rank = {check_id: (position.get(type(check).__module__, len(position)), i)
+                for i, (check_id, check) in enumerate(items)}
+        self._checks = dict(sorted(items, key=lambda item: rank[item[0]]))
 
     def _load_entry_points(self, group: str) -> None:
         from importlib.metadata import entry_points

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.metric_registry import METRICS
 
@@ -44,7 +44,7 @@ class ReleaseComparison(Check):
                       kind=list, nullable=True, choices=tuple(m.key for m in METRICS if m.higher_is_better is not None)),),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         """Find the largest drop of a headline metric against the previous run."""
         previous = ctx.previous
         if previous is None:
