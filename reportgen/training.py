@@ -185,13 +185,15 @@ def train(
     init_loss = float("nan")
     gradients: tuple[LayerGradient, ...] = ()
     history: list[dict[str, float | None]] = []
-    first_nonfinite: dict[str, int] | None = None
+    diverged: dict[str, int] | None = None
     monitor = config.early_stopping.monitor if config.early_stopping else ("val_loss" if val_split else "train_loss")
     if monitor == "val_loss" and val_split is None:
         monitor = "train_loss"
     best_value = math.inf
     best_epoch = 0
+    # Only finite weights are ever kept: the initial ones, then those of an epoch that ended finite.
     best_state = copy.deepcopy(model.state_dict())
+    last_finite_epoch = 0
     epochs_since_best = 0
     stopped_early = False
     step = 0
@@ -199,8 +201,10 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         stats = _EpochStats(num_classes)
+        epoch_step = 0
         for x, y in iterate_batches(train_split, batch_size, shuffle=True, generator=generator):
             x, y = x.to(device), y.to(device)
+            epoch_step += 1
             outputs = model(x)
             loss = loss_fn(outputs, y)
             optimizer.zero_grad(set_to_none=True)
@@ -213,7 +217,7 @@ def train(
             if step == 0:
                 init_loss = loss_value
             if not math.isfinite(loss_value) or not bool(torch.isfinite(loss.detach())):
-                first_nonfinite = {"epoch": epoch, "step": step}
+                diverged = {"epoch": epoch, "step": epoch_step, "global_step": step + 1}
                 break
             loss.backward()
             if step == 0:
@@ -223,19 +227,23 @@ def train(
             with torch.no_grad():
                 predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
                 stats.add(loss_value, y, outputs, predicted)
-        if first_nonfinite is not None:
-            record = {"epoch": epoch, **stats.summary("train")}
-            record["train_loss"] = float("nan")
-            history.append(record)
-            break
+        if diverged is None and not weights_are_finite(model):
+            # The last step of the epoch made the weights non-finite; its loss was still finite.
+            diverged = {"epoch": epoch, "step": epoch_step, "global_step": step}
         record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
+        if diverged is not None:
+            record["train_loss"] = None
+            history.append(finite_or_none(record))
+            break
         if val_split is not None:
             record.update(_evaluate_pass(model, val_split, plain_loss_fn, task, output_kind, data, num_classes, batch_size, threshold, device))
+        record = finite_or_none(record)
         history.append(record)
+        last_finite_epoch = epoch
         if on_epoch is not None:
             on_epoch(record)
         current = record.get(monitor)
-        if current is not None and math.isfinite(current) and current < best_value:
+        if current is not None and current < best_value:
             best_value, best_epoch, epochs_since_best = current, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
@@ -244,12 +252,18 @@ def train(
             stopped_early = True
             break
 
-    if first_nonfinite is not None or config.early_stopping is not None:
-        model.load_state_dict(best_state)
-    elif history:
-        best_epoch = best_epoch or len(history)
-    if step == 0 and first_nonfinite is None:
+    if step == 0 and diverged is None:
         raise RunError("training ran no step: the train split yielded no batch")
+    if diverged is not None:
+        model.load_state_dict(best_state)
+        kept = f"epoch {best_epoch}" if best_epoch else "the initial weights (epoch 0)"
+        evaluated = f"{kept}: training diverged at epoch {diverged['epoch']}, so the best finite weights are evaluated"
+    elif config.early_stopping is not None:
+        model.load_state_dict(best_state)
+        evaluated = f"epoch {best_epoch} (early stopping keeps the best epoch's weights)"
+    else:
+        best_epoch = best_epoch or len(history)
+        evaluated = f"epoch {last_finite_epoch} (the last epoch's weights)"
     return TrainingResult(
         epochs_run=len(history),
         best_epoch=best_epoch,
@@ -259,9 +273,21 @@ def train(
         expected_init_loss=expected_init,
         history=tuple(history),
         gradients=gradients,
-        first_nonfinite_loss=first_nonfinite,
+        first_nonfinite_loss=diverged,
         seconds=time.perf_counter() - started,
+        evaluated_weights=evaluated,
     )
+
+
+def weights_are_finite(model: nn.Module) -> bool:
+    """True when every floating-point parameter and buffer of ``model`` is finite."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+def finite_or_none(record: dict[str, float | None]) -> dict[str, float | None]:
+    """A history record with every non-finite number replaced by None (null in results.json)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
 @torch.no_grad()

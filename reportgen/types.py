@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -115,8 +116,11 @@ class TrainingResult:
     """Per epoch: epoch, train_loss, val_loss and train_/val_ metrics."""
     gradients: tuple[LayerGradient, ...]
     first_nonfinite_loss: Mapping[str, int] | None = None
-    """{"epoch", "step"} of the first non-finite training loss, if any."""
+    """Where training diverged, if it did: {"epoch", "step" (1-based within the epoch), "global_step"} of the
+    first step whose loss was non-finite or after which the weights were."""
     seconds: float = 0.0
+    evaluated_weights: str = ""
+    """Which weights the model was left with and evaluated on, in words (e.g. "epoch 4 (the last epoch's weights)")."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the results.json form."""
@@ -125,10 +129,11 @@ class TrainingResult:
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "loss": self.loss_name,
-            "init_loss": self.init_loss,
+            "init_loss": self.init_loss if math.isfinite(self.init_loss) else None,
             "expected_init_loss": self.expected_init_loss,
             "first_nonfinite_loss": dict(self.first_nonfinite_loss) if self.first_nonfinite_loss else None,
             "history": [dict(h) for h in self.history],
+            "evaluated_weights": self.evaluated_weights,
             "gradients": [
                 {"name": g.name, "shape": list(g.shape), "received": g.received, "norm": g.norm, "finite": g.finite}
                 for g in self.gradients
