@@ -39,6 +39,17 @@ class SplitSpec(_Strict):
         return self
 
 
+class CsvOptions(_Strict):
+    """How a CSV file is written: separator, decimal mark, thousands separator, text encoding (pandas.read_csv)."""
+
+    sep: str = Field(",", min_length=1)
+    decimal: str = Field(".", min_length=1, max_length=1)
+    thousands: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    na_values: list[str] = Field(default_factory=list)
+    """Extra spellings of an empty cell (e.g. "?", "unknown"); data.missing then decides what happens to them."""
+
+
 class DataConfig(_Strict):
     """The data section: where the rows come from and how they are prepared."""
 
@@ -59,6 +70,9 @@ class DataConfig(_Strict):
     batch_size: int = Field(512, ge=1)
     factory: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    input_key: str | None = None
+    label_key: str | None = None
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -139,7 +139,7 @@ def test_nan_in_features_exits_2(tmp_path: Path, breast_cancer_frame):
     path = write_config(tmp_path, cancer_config(tmp_path / "cancer.csv"))
     code, _, err = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 2
-    assert_one_line_error(err, "cancer.csv: 1 empty or non-numeric cell, first in column 'mean_radius' at data row 18", "data.missing")
+    assert_one_line_error(err, "cancer.csv: 1 empty cell, first in column 'mean_radius' at data row 18", "data.missing")
     assert not (tmp_path / "out").exists()
 
 
