@@ -459,12 +459,13 @@ def _encode_labels(
     if task == "regression":
         arrays = {}
         for name, column in columns.items():
-            values = pd.to_numeric(column, errors="coerce")
-            if values.isna().any():
-                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has non-numeric values (e.g. {column[values.isna()].iloc[0]!r})")
-            arrays[name] = values.to_numpy(dtype=np.float32)
-            if not np.isfinite(arrays[name]).all():
-                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has non-finite values")
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            frame = column.to_frame()
+            bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+            if bad.any():
+                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has {int(bad.sum())} cell(s) that are "
+                                f"not finite float32 numbers ({_cells(frame, cfg.target, bad)})")
+            arrays[name] = values.astype(np.float32)
         return [], None, arrays
     texts = {name: _label_strings(column) for name, column in columns.items()}
     classes = list(cfg.classes) if cfg.classes else _sorted_classes(texts["train"])

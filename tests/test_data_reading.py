@@ -248,3 +248,13 @@ def test_two_dimensional_regression_targets_are_exit_2_naming_the_shape(tmp_path
            "    return {'train': items, 'test': items}\n")
     with pytest.raises(DataError, match=r"the labels have shape \(20, 2\) \(a multi-output regression target\)"):
         load(tmp_path, task="regression", kind="python", factory="pairs.py:make")
+
+
+def test_regression_target_cells_are_named_by_row(tmp_path: Path):
+    """Train file: target 'price' holds 'unknown' at data row 3 and 'inf' at data row 6."""
+    prices = [str(float(i)) for i in range(30)]
+    prices[2], prices[5] = "unknown", "inf"
+    _write(tmp_path / "d.csv", "x,price\n" + "".join(f"{i},{p}\n" for i, p in enumerate(prices)))
+    _write(tmp_path / "t.csv", "x,price\n1,1.0\n2,2.0\n")
+    with pytest.raises(DataError, match=r"d.csv: the regression target 'price' has 2 cell\(s\) that are not finite float32 numbers \(data row 3: 'unknown'; data row 6: 'inf'\)"):
+        load(tmp_path, task="regression", kind="csv", train="d.csv", test="t.csv", target="price")
