@@ -8,19 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.errors import ModelError
-from reportgen.training import LossFn, iterate_batches, predicted_classes
+from reportgen.outputs import LossFn, predicted_classes, probabilities
 from reportgen.types import Predictions, SplitData
-
-
-def probabilities(outputs: torch.Tensor, output_kind: str, positive_index: int | None) -> torch.Tensor:
-    """(batch, C) class probabilities; a single sigmoid logit is the positive class's."""
-    if output_kind == "sigmoid":
-        p = torch.sigmoid(outputs.reshape(-1).float())
-        assert positive_index is not None
-        columns = [1 - p, p] if positive_index == 1 else [p, 1 - p]
-        return torch.stack(columns, dim=1)
-    return torch.softmax(outputs.float(), dim=1)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import nn
 
 from reportgen.config import ModelConfig, suggest
 from reportgen.errors import ModelError
+from reportgen.outputs import output_kind_for
 from reportgen.plugins import call_user_object
 
 Resolver = Callable[[str], Path]
@@ -335,15 +336,6 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], task: str, num_c
             state = upgrade_mlp_state(state, cfg.hidden)
         _load_weights(model, state, Path(cfg.checkpoint or "").name)
     return model
-
-
-def output_kind_for(task: str, outputs: int, num_classes: int) -> str | None:
-    """The output convention a width implies for a task, or None when it does not fit."""
-    if task == "regression":
-        return "regression" if outputs == 1 else None
-    if task == "binary":
-        return {1: "sigmoid", 2: "softmax"}.get(outputs)
-    return "softmax" if outputs == num_classes else None
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
@@ -19,11 +20,18 @@ from reportgen.data import load_data
 from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
-from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
+from reportgen.models import (
+    ModelInfo,
+    build_model,
+    describe_model,
+    probe_outputs,
+    state_dict_bytes,
+)
+from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
 from reportgen.report import Report
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
-from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
+from reportgen.training import train
 from reportgen.types import DataBundle, Predictions, TrainingResult
 
 

@@ -5,97 +5,23 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.config import TrainingConfig
 from reportgen.errors import ConfigError, RunError
 from reportgen.metrics import ClassificationState, RegressionState
+from reportgen.outputs import (
+    LossFn,
+    class_weights_for,
+    make_loss,
+    predicted_classes,
+    resolve_loss_name,
+)
 from reportgen.types import DataBundle, LayerGradient, SplitData, TrainingResult
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-_LOSS_FOR_OUTPUT = {"softmax": "cross_entropy", "sigmoid": "bce", "regression": "mse"}
-_OUTPUTS_FOR_LOSS = {
-    "cross_entropy": ("softmax",),
-    "bce": ("sigmoid",),
-    "mse": ("regression",),
-    "l1": ("regression",),
-}
-
-
-def resolve_loss_name(requested: str, output_kind: str) -> str:
-    """Pick the loss for ``auto`` and check that an explicit loss fits the model's output."""
-    if requested == "auto":
-        return _LOSS_FOR_OUTPUT[output_kind]
-    if output_kind not in _OUTPUTS_FOR_LOSS[requested]:
-        fitting = _LOSS_FOR_OUTPUT[output_kind]
-        raise ConfigError(
-            f"training.loss {requested!r} does not fit a model with {output_kind} outputs; use auto or {fitting!r}"
-        )
-    return requested
-
-
-def class_weights_for(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Balanced class weights n / (C * count_c); absent classes get weight 0."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def make_loss(
-    name: str, output_kind: str, positive_index: int | None, weights: torch.Tensor | None
-) -> LossFn:
-    """Return ``loss(outputs, targets) -> mean loss`` for raw model outputs."""
-    if name == "cross_entropy":
-        criterion = nn.CrossEntropyLoss(weight=weights)
-        return lambda out, y: criterion(out, y)
-    if name == "bce":
-        pos_weight = None
-        if weights is not None and positive_index is not None:
-            negative_index = 1 - positive_index
-            pos_weight = (weights[positive_index] / weights[negative_index].clamp_min(1e-12)).reshape(1)
-        criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        return lambda out, y: criterion(out.reshape(-1), (y == positive_index).to(out.dtype))
-    criterion = nn.MSELoss() if name == "mse" else nn.L1Loss()
-    return lambda out, y: criterion(out.reshape(-1), y.to(out.dtype).reshape(-1))
-
-
-def iterate_batches(
-    split: SplitData, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x, y) batches; tensor datasets are sliced directly, others go through a DataLoader."""
-    dataset = split.dataset
-    tensors = getattr(dataset, "tensors", None)
-    if tensors is not None and len(tensors) == 2:
-        x_all, y_all = tensors
-        n = len(y_all)
-        order = torch.randperm(n, generator=generator) if shuffle else None
-        for start in range(0, n, batch_size):
-            if order is None:
-                yield x_all[start : start + batch_size], y_all[start : start + batch_size]
-            else:
-                index = order[start : start + batch_size]
-                yield x_all[index], y_all[index]
-        return
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-    for x, y in loader:
-        yield x, torch.as_tensor(y)
-
-
-def predicted_classes(outputs: torch.Tensor, output_kind: str, positive_index: int | None, threshold: float) -> torch.Tensor:
-    """Class indices from raw outputs, using the decision threshold for binary tasks."""
-    if output_kind == "sigmoid":
-        positive = torch.sigmoid(outputs.reshape(-1)) >= threshold
-        assert positive_index is not None
-        return torch.where(positive, positive_index, 1 - positive_index)
-    if positive_index is not None:
-        positive = torch.softmax(outputs, dim=1)[:, positive_index] >= threshold
-        return torch.where(positive, positive_index, 1 - positive_index)
-    return outputs.argmax(dim=1)
 
 
 def probe_gradients(model: nn.Module) -> tuple[LayerGradient, ...]:
