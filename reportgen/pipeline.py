@@ -20,13 +20,7 @@ from reportgen.data import load_data
 from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
-from reportgen.models import (
-    ModelInfo,
-    build_model,
-    describe_model,
-    probe_outputs,
-    state_dict_bytes,
-)
+from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
 from reportgen.report import Report
