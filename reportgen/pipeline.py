@@ -184,7 +184,7 @@ def execute(
         predictions[name] = evaluate(
             model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
             threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
-            device=prepared.device, on_batch=on_batch,
+            device=prepared.device, num_classes=data.num_classes, on_batch=on_batch,
         )
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}

@@ -13,6 +13,7 @@ from torch import nn
 from reportgen.batching import iterate_batches
 from reportgen.config import TrainingConfig
 from reportgen.errors import ConfigError, RunError
+from reportgen.evaluation import model_outputs
 from reportgen.metrics import ClassificationState, RegressionState
 from reportgen.outputs import (
     LossFn,
@@ -216,17 +217,14 @@ def finite_or_none(record: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
-@torch.no_grad()
 def _evaluate_pass(
     model: nn.Module, split: SplitData, loss_fn: LossFn, task: str, output_kind: str,
     data: DataBundle, num_classes: int, batch_size: int, threshold: float, device: torch.device,
 ) -> dict[str, float | None]:
-    """Loss and headline metric of ``split`` for the epoch history."""
-    model.eval()
+    """Loss and headline metric of ``split`` for the epoch history, through the one evaluation loop."""
     stats = _EpochStats(num_classes)
-    for x, y in iterate_batches(split, batch_size):
-        x, y = x.to(device), y.to(device)
-        outputs = model(x)
+    for outputs, y in model_outputs(model, split, batch_size, device):
+        y = y.to(device)
         predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
         stats.add(float(loss_fn(outputs, y)), y, outputs, predicted)
     return stats.summary(split.name)

@@ -76,6 +76,9 @@ class Predictions:
     probs: np.ndarray | None
     """(n, C) float32 class probabilities for classification; None for regression."""
     loss: float
+    state: Any = field(default=None, compare=False, repr=False)
+    """The additive metric state (reportgen.metrics ClassificationState or RegressionState) fed while the
+    batches were evaluated; None when the predictions were built otherwise (the metrics then replay them)."""
 
     @property
     def n(self) -> int:
