@@ -66,3 +66,21 @@ def test_config_and_checks_do_not_import_training():
              "print(sorted(m for m in ('reportgen.training', 'reportgen.data', 'torch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_early_stopping_keeps_the_best_epochs_weights():
+    """Monitored val_loss 3.0, 2.0, 2.5, 2.6 with patience 2: stop after epoch 4 and restore epoch 2's weights."""
+    from reportgen.training import EarlyStopping
+
+    model = torch.nn.Linear(2, 1)
+    stopper = EarlyStopping(model, "val_loss", patience=2)
+    stops = []
+    for epoch, value in enumerate([3.0, 2.0, 2.5, 2.6], start=1):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        stops.append(stopper.update(epoch, {"epoch": epoch, "val_loss": value}, model))
+    assert stops == [False, False, False, True] and stopper.best_epoch == 2
+    stopper.restore(model)
+    assert torch.equal(model.weight, torch.full((1, 2), 2.0))
+    never = EarlyStopping(model, "val_loss", patience=None)
+    assert not any(never.update(e, {"val_loss": 1.0}, model) for e in range(1, 20))
