@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -61,13 +60,13 @@ _PLAIN_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
 
 
 def _header(path: Path, options: CsvOptions) -> list[str]:
-    """The header row of a CSV file as written (pandas would rename a repeated name 'id' to 'id.1')."""
+    """The header row of a CSV file as written, read by the same parser as the data (so quoting, a byte-order
+    mark and leading spaces are treated alike) but without pandas renaming a repeated name 'id' to 'id.1'."""
     try:
-        with path.open(encoding=options.encoding, newline="") as handle:
-            if len(options.sep) == 1:
-                row = next(csv.reader(handle, delimiter=options.sep, skipinitialspace=True), [])
-            else:
-                row = handle.readline().rstrip("\r\n").split(options.sep)
+        row = pd.read_csv(
+            path, sep=options.sep, encoding=options.encoding, header=None, nrows=1, dtype=str, keep_default_na=False,
+            skipinitialspace=True, engine="c" if len(options.sep) == 1 else "python",
+        )
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path.name}: cannot decode the file as {options.encoding} (byte {exc.start}); set data.csv: {{encoding: ...}}, "
@@ -75,7 +74,9 @@ def _header(path: Path, options: CsvOptions) -> list[str]:
         ) from None
     except LookupError:
         raise DataError(f"data.csv.encoding: unknown encoding {options.encoding!r}") from None
-    return [name.strip() for name in row]
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    return [str(name) for name in row.iloc[0].tolist()] if len(row) else []
 
 
 def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:

@@ -124,7 +124,8 @@ def test_duplicated_header_names_are_refused_with_positions(tmp_path: Path):
 
 
 def test_label_codes_keep_their_text(tmp_path: Path):
-    """Labels written "001", "010", "100" (three classes); then labels 2 and 10 (plain numbers sort as numbers)."""
+    """Labels written "001", "010", "100" (three classes), also first in a file with a UTF-8 byte-order mark;
+    labels 2, 10, NA (text order, 'NA' a class); labels 2, 10, 1 (plain numbers sort as numbers)."""
     codes = ["001", "010", "100"] * 20
     _write(tmp_path / "d.csv", "x,code\n" + "".join(f"{i},{c}\n" for i, c in enumerate(codes)))
     bundle = load(tmp_path, task="multiclass", kind="csv", path="d.csv", target="code")
@@ -136,6 +137,9 @@ def test_label_codes_keep_their_text(tmp_path: Path):
     assert numbers.classes == ("10", "2", "NA")  # 'NA' is a label here, not a missing value; mixed -> text order
     _write(tmp_path / "m.csv", "x,k\n" + "".join(f"{i},{k}\n" for i, k in enumerate(["2", "10", "1"] * 20)))
     assert load(tmp_path, task="multiclass", kind="csv", path="m.csv", target="k").classes == ("1", "2", "10")
+    # A spreadsheet export with a byte-order mark and the label as first column: still text.
+    _write(tmp_path / "b.csv", "code,x\n" + "".join(f"{c},{i}\n" for i, c in enumerate(codes)), encoding="utf-8-sig")
+    assert load(tmp_path, task="multiclass", kind="csv", path="b.csv", target="code").classes == ("001", "010", "100")
 
 
 # ----------------------------------------------------------------------------- CSV dialects
