@@ -53,17 +53,18 @@ def test_float32_mlp_with_sgd_at_lr_1e30_diverges_into_a_failing_report(tmp_path
 @pytest.mark.parametrize("batch_size", [1000, 64])
 @pytest.mark.parametrize("monitor", ["train_loss", "val_loss"])
 def test_float16_model_with_adam_never_restores_nan_weights(tmp_path: Path, cancer_csv: Path, batch_size: int, monitor: str):
-    """A python model held in float16 (inputs cast to half in forward) trained with Adam at lr 10.
+    """A python model held in float16 (inputs cast to half in forward) trained with Adam at its default lr 0.001.
 
-    Adam's updates in half precision overflow, so the weights leave the finite range during training; with early
-    stopping on train_loss the first epoch's loss is finite, yet its (non-finite) weights must not be kept as best.
+    Adam's eps (1e-8) underflows to 0 in half precision, so the first update divides by zero and the weights
+    become NaN after step 1 while that step's loss was finite; with one batch per epoch and early stopping on
+    train_loss, epoch 1 has a finite loss, yet its (NaN) weights must not be kept as best.
     """
     model = user_model(
         tmp_path, "HalfNet", "self.net = torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).half()",
         "self.net(x.half()).float()",
     )
     document = cancer_config(cancer_csv, model=model, training={
-        "epochs": 5, "optimizer": "adam", "lr": 10.0, "early_stopping": {"patience": 5, "monitor": monitor},
+        "epochs": 5, "optimizer": "adam", "lr": 0.001, "early_stopping": {"patience": 5, "monitor": monitor},
     })
     document["data"]["batch_size"] = batch_size
     code, err, results = _run(tmp_path, document)
