@@ -135,6 +135,9 @@ def _read_table(path: Path, cfg: DataConfig, task: str) -> pd.DataFrame:
 
 def _as_text(values: pd.Series) -> pd.Series:
     """A column as text, missing cells kept missing; integral floats lose their '.0' (a Parquet float label 1.0 is '1')."""
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return values.astype(object).where(values.notna(), np.nan)  # read as text already: no per-cell work
+
     def as_text(value: Any) -> Any:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return np.nan
