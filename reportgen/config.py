@@ -46,6 +46,17 @@ class SplitSpec(_Strict):
         return self
 
 
+class CsvOptions(_Strict):
+    """How a CSV file is written: separator, decimal mark, thousands separator, text encoding (pandas.read_csv)."""
+
+    sep: str = Field(",", min_length=1)
+    decimal: str = Field(".", min_length=1, max_length=1)
+    thousands: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    na_values: list[str] = Field(default_factory=list)
+    """Extra spellings of an empty cell (e.g. "?", "unknown"); data.missing then decides what happens to them."""
+
+
 class _DataCommon(_Strict):
     """Keys every data kind accepts."""
 
@@ -79,9 +90,12 @@ class TableData(_DataCommon):
     categorical: list[str] = Field(default_factory=list)
     standardize: bool = True
     missing: Literal["error", "drop", "mean"] = "error"
+    csv: CsvOptions = Field(default_factory=CsvOptions)
 
     @model_validator(mode="after")
     def _sources_are_consistent(self) -> "TableData":
+        if self.kind == "parquet" and "csv" in self.model_fields_set:
+            raise ValueError("data.csv applies to kind: csv only (Parquet files carry their own types)")
         per_split = self.train is not None or self.test is not None or self.val is not None
         if self.path and per_split:
             raise ValueError("data: give either data.path (split by reportgen) or data.train/data.test, not both")
@@ -107,6 +121,10 @@ class PythonData(_DataCommon):
     kind: Literal["python"]
     factory: str = Field(min_length=1)
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    input_key: str | None = None
+    """For datasets whose items are mappings: the key holding the model input (default: tried in order)."""
+    label_key: str | None = None
+    """For datasets whose items are mappings: the key holding the label or target."""
 
 
 DataConfig = Annotated[Union[TableData, NpzData, PythonData], Field(discriminator="kind")]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -12,7 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from reportgen.config import DataConfig, SplitSpec, suggest
+from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
 from reportgen.errors import DataError
 from reportgen.plugins import call_user_object
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
@@ -39,16 +40,90 @@ def _existing(resolve: Resolver, relative: str, key: str) -> Path:
 
 # ---------------------------------------------------------------- tables (csv, parquet)
 
+PANDAS_NA_SPELLINGS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+)
+"""Cells that count as empty in a numeric column: pandas.read_csv's default na_values. In text columns (the
+label of a classification task, categorical features) only an empty cell is empty: "NA" or "None" may be a class."""
 
-def _read_table(path: Path, kind: str) -> pd.DataFrame:
-    """Read one CSV or Parquet file into a DataFrame."""
+MAX_CATEGORIES = 1000
+"""A categorical column may have at most this many train categories, and at most one per two train rows
+(when it has more than 50): beyond that it is an identifier, not a category, and its one-hot block would
+be as wide as the data is long."""
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_SEPARATORS = (";", "\t", "|")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
+_PLAIN_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+
+
+def _header(path: Path, options: CsvOptions) -> list[str]:
+    """The header row of a CSV file as written, read by the same parser as the data (so quoting, a byte-order
+    mark and leading spaces are treated alike) but without pandas renaming a repeated name 'id' to 'id.1'."""
     try:
-        if kind == "csv":
-            frame = pd.read_csv(path, skipinitialspace=True)
+        row = pd.read_csv(
+            path, sep=options.sep, encoding=options.encoding, header=None, nrows=1, dtype=str, keep_default_na=False,
+            skipinitialspace=True, engine="c" if len(options.sep) == 1 else "python",
+        )
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path.name}: cannot decode the file as {options.encoding} (byte {exc.start}); set data.csv: {{encoding: ...}}, "
+            "e.g. latin-1 or cp1252"
+        ) from None
+    except LookupError:
+        raise DataError(f"data.csv.encoding: unknown encoding {options.encoding!r}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    return [str(name) for name in row.iloc[0].tolist()] if len(row) else []
+
+
+def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:
+    """Stop on a repeated column name and on a header that reads as one column because of the separator."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        positions.setdefault(name, []).append(position)
+    for name, where in positions.items():
+        if len(where) > 1:
+            listed = ", ".join(str(p) for p in where)
+            raise DataError(f"{path.name}: the header names column {name!r} {len(where)} times (columns {listed}); "
+                            "give each column its own name")
+    if len(header) == 1:
+        for sep in _SEPARATORS:
+            if sep != options.sep and sep in header[0]:
+                shown = "\\t" if sep == "\t" else sep
+                raise DataError(
+                    f"{path.name}: the header reads as one column {header[0][:60]!r} with separator {options.sep!r}; "
+                    f"the file looks separated by {shown!r}: set data.csv: {{sep: \"{shown}\"}}"
+                )
+
+
+def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
+    """Read one CSV or Parquet file; the label (classification) and categorical columns are read as text."""
+    options = cfg.csv
+    text_columns = set(cfg.categorical) | ({cfg.target} if task != "regression" and cfg.target else set())
+    try:
+        if cfg.kind == "csv":
+            header = _header(path, options)
+            _check_header(path, header, options)
+            extra_na = list(options.na_values)
+            na_values = {
+                name: ([""] + extra_na) if name in text_columns else list(PANDAS_NA_SPELLINGS) + extra_na for name in header
+            }
+            frame = pd.read_csv(
+                path, sep=options.sep, decimal=options.decimal, thousands=options.thousands, encoding=options.encoding,
+                skipinitialspace=True, keep_default_na=False, na_values=na_values,
+                dtype={name: str for name in header if name in text_columns}, engine="c" if len(options.sep) == 1 else "python",
+            )
         else:
             frame = pd.read_parquet(path)
+            for column in text_columns & set(frame.columns):
+                frame[column] = _as_text(frame[column])
     except ImportError as exc:
         raise DataError(f"reading {path.name} needs an optional package: {exc}; install reportgen[parquet]") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path.name}: cannot decode the file as {options.encoding} (byte {exc.start}); set data.csv: {{encoding: ...}}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise DataError(f"cannot read {path}: {first_line}") from None
@@ -58,23 +133,44 @@ def _read_table(path: Path, kind: str) -> pd.DataFrame:
     return frame
 
 
-def _label_strings(values: pd.Series) -> np.ndarray:
-    """Label values as strings; integral floats lose their '.0'."""
-    def as_text(value: Any) -> str:
+def _as_text(values: pd.Series) -> pd.Series:
+    """A column as text, missing cells kept missing; integral floats lose their '.0' (a Parquet float label 1.0 is '1')."""
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return values.astype(object).where(values.notna(), np.nan)  # read as text already: no per-cell work
+
+    def as_text(value: Any) -> Any:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return np.nan
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             return str(int(value))
         return str(value)
 
-    return np.array([as_text(v) for v in values.tolist()], dtype=object)
+    return pd.Series([as_text(v) for v in values.tolist()], index=values.index, dtype=object)
+
+
+def _label_strings(values: pd.Series) -> np.ndarray:
+    """Label values as strings: the text of the file's cells."""
+    return np.array(_as_text(values).tolist(), dtype=object)
 
 
 def _sorted_classes(labels: np.ndarray) -> list[str]:
-    """Sorted unique labels, numerically when every label is a number."""
+    """Sorted unique labels; numerically only when every label is a plain number without leading zeros
+    ("2" < "10"), else as text, so codes such as "001", "010", "100" keep their order and spelling."""
     unique = sorted(set(labels.tolist()))
-    try:
+    if all(_PLAIN_NUMBER.match(label) for label in unique):
         return sorted(unique, key=float)
-    except ValueError:
-        return unique
+    return unique
+
+
+def is_constant_feature(count: int, mean: float, var: float) -> bool:
+    """True when a column's variance is within the rounding error of computing it: its values are all equal.
+
+    The bound is scikit-learn's ``sklearn.preprocessing._data._is_constant_feature`` (used by StandardScaler):
+    ``var <= n * eps * var + (n * mean * eps) ** 2`` with eps the float64 machine epsilon. A column equal to
+    14.62 in every row has a computed std of about 4e-15, not 0; dividing by it would blow test values up.
+    """
+    eps = float(np.finfo(np.float64).eps)
+    return var <= count * eps * var + (count * mean * eps) ** 2
 
 
 @dataclass(frozen=True)
@@ -86,6 +182,10 @@ class TablePreprocessor:
     means: Mapping[str, float]
     stds: Mapping[str, float]
     standardize: bool
+    constant: tuple[str, ...] = ()
+    """Numeric columns with a single value in train (they get scale 1)."""
+    modes: Mapping[str, str] = field(default_factory=dict)
+    """Most frequent train category per categorical column: the value an empty cell takes under missing: mean."""
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -96,34 +196,65 @@ class TablePreprocessor:
         return tuple(names)
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], standardize: bool) -> "TablePreprocessor":
-        """Learn categories, means and standard deviations from the train rows only."""
-        means, stds = {}, {}
+    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], standardize: bool, source: str = "train") -> "TablePreprocessor":
+        """Learn categories, means and standard deviations from the train rows only.
+
+        Raises DataError when a categorical column has more categories than MAX_CATEGORIES allows.
+        """
+        means, stds, constant = {}, {}, []
         for column in numeric:
             values = train[column].to_numpy(dtype=np.float64)
-            means[column] = float(np.nanmean(values)) if len(values) else 0.0
-            std = float(np.nanstd(values)) if len(values) else 1.0
-            stds[column] = std if std > 0 and np.isfinite(std) else 1.0
-        categories = {
-            column: tuple(sorted({str(v) for v in train[column].dropna().tolist()})) for column in categorical
-        }
-        return cls(tuple(numeric), categories, means, stds, standardize)
+            values = values[~np.isnan(values)]
+            if not len(values):
+                means[column], stds[column] = 0.0, 1.0
+                continue
+            means[column] = float(values.mean())
+            var = float(values.var())
+            if is_constant_feature(len(values), means[column], var):
+                constant.append(column)
+                stds[column] = 1.0
+            else:
+                stds[column] = float(np.sqrt(var))
+        categories, modes = {}, {}
+        limit = min(MAX_CATEGORIES, max(50, len(train) // 2))
+        for column in categorical:
+            counts = train[column].dropna().astype(str).value_counts()
+            if len(counts) > limit:
+                raise DataError(
+                    f"{source}: the categorical column {column!r} has {len(counts)} distinct values in {len(train)} train rows "
+                    f"(at most {limit}): it looks like an identifier; list it under data.ignore"
+                )
+            categories[column] = tuple(sorted(counts.index.tolist()))
+            if len(counts):
+                modes[column] = str(counts.sort_index().idxmax())
+        return cls(tuple(numeric), categories, means, stds, standardize, tuple(constant), modes)
 
     def transform(self, frame: pd.DataFrame, impute: bool) -> np.ndarray:
-        """Turn rows into a float32 matrix; unseen categories become all-zero one-hot blocks."""
-        blocks = []
-        for column in self.numeric:
+        """Turn rows into an (n, features) float32 matrix; unseen categories become all-zero one-hot blocks.
+
+        The matrix is allocated once in float32 and one-hot blocks are filled from category codes, so no
+        (n, K) float64 or boolean intermediate exists.
+        """
+        n = len(frame)
+        matrix = np.zeros((n, len(self.feature_names)), dtype=np.float32)
+        for position, column in enumerate(self.numeric):
             values = frame[column].to_numpy(dtype=np.float64)
             if impute:
                 values = np.where(np.isnan(values), self.means[column], values)
             if self.standardize:
                 values = (values - self.means[column]) / self.stds[column]
-            blocks.append(values[:, None])
+            matrix[:, position] = values
+        offset = len(self.numeric)
+        rows = np.arange(n)
         for column, categories in self.categorical.items():
-            text = frame[column].astype(str).to_numpy()
-            blocks.append(np.stack([text == c for c in categories], axis=1).astype(np.float64) if categories else np.zeros((len(frame), 0)))
-        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return matrix.astype(np.float32)
+            text = frame[column]
+            if impute and column in self.modes:
+                text = text.fillna(self.modes[column])
+            codes = pd.Index(list(categories), dtype=object).get_indexer(text.to_numpy(dtype=object))
+            known = codes >= 0
+            matrix[rows[known], offset + codes[known]] = 1.0
+            offset += len(categories)
+        return matrix
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe summary for the report's data fingerprint."""
@@ -132,6 +263,7 @@ class TablePreprocessor:
             "standardize": self.standardize,
             "numeric": {c: {"mean": self.means[c], "std": self.stds[c]} for c in self.numeric},
             "categorical": {c: list(v) for c, v in self.categorical.items()},
+            "constant_features": list(self.constant),
         }
 
 
@@ -159,51 +291,86 @@ def _check_columns(frame: pd.DataFrame, wanted: list[str], key: str, source: str
 
 
 def _handle_missing(frames: dict[str, pd.DataFrame], columns: list[str], policy: str, sources: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Apply data.missing: error names the first empty cell, drop removes rows, mean is left for transform."""
+    """Apply data.missing to feature cells (numeric and categorical): error names the first empty cell,
+    drop removes its rows, mean is left for transform (train mean, or the most frequent train category)."""
     result = {}
     for name, frame in frames.items():
-        missing = frame[columns].isna()
-        if not missing.to_numpy().any():
+        missing = frame[columns].isna().to_numpy()
+        if not missing.any():
             result[name] = frame
             continue
         if policy == "error":
-            rows, cols = np.nonzero(missing.to_numpy())
-            count = int(missing.to_numpy().sum())
+            rows, cols = np.nonzero(missing)
+            count = int(missing.sum())
             row_label = frame.index[rows[0]]
             raise DataError(
-                f"{sources[name]}: {count} empty or non-numeric cell{'s' if count > 1 else ''}, first in column "
+                f"{sources[name]}: {count} empty cell{'s' if count > 1 else ''}, first in column "
                 f"{columns[cols[0]]!r} at data row {int(row_label) + 1}; set data.missing: drop or mean"
             )
         result[name] = frame[~missing.any(axis=1)] if policy == "drop" else frame
     return result
 
 
-def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str) -> pd.DataFrame:
-    """Convert feature columns to numbers; text in a numeric column is an error naming the column."""
+def _cells(frame: pd.DataFrame, column: str, mask: np.ndarray, limit: int = 3) -> str:
+    """'data row 5: '1,234'; data row 9: 'abc'' for the first cells of ``mask``."""
+    positions = np.flatnonzero(mask)[:limit]
+    return "; ".join(f"data row {int(frame.index[p]) + 1}: {str(frame[column].iloc[p])[:40]!r}" for p in positions)
+
+
+def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str, missing: str) -> pd.DataFrame:
+    """Convert feature columns to float64, or stop naming the cells that are not numbers.
+
+    Infinite cells are empty cells when data.missing is drop or mean, an error otherwise; a number beyond
+    float32's range (the model's input type) is always an error.
+    """
     frame = frame.copy()
     for column in numeric:
         if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            frame[column] = frame[column].astype(np.float64)
-            continue
-        converted = pd.to_numeric(frame[column], errors="coerce")
-        bad = converted.isna() & frame[column].notna()
-        if bad.any():
-            example = frame[column][bad].iloc[0]
+            values = frame[column].astype(np.float64)
+        else:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = (values.isna() & frame[column].notna()).to_numpy()
+            if bad.any():
+                count, filled = int(bad.sum()), int(frame[column].notna().sum())
+                example = str(frame[column][bad].iloc[0])
+                if _THOUSANDS.match(example):
+                    hint = "numbers with a thousands separator: set data.csv: {thousands: ...}"
+                elif _DECIMAL_COMMA.match(example):
+                    hint = "numbers with a decimal comma: set data.csv: {decimal: \",\"} (and a separator other than ',')"
+                elif count * 2 > filled:
+                    hint = "it holds text: list it under data.categorical if its values are categories, or under data.ignore"
+                else:
+                    hint = ("if these cells mean 'no value', list their spelling in data.csv.na_values and data.missing "
+                            "decides what happens to them")
+                raise DataError(
+                    f"{source}: column {column!r} is numeric but {count} of its cells are not numbers ({_cells(frame, column, bad)}); {hint}"
+                )
+        array = values.to_numpy(dtype=np.float64)
+        infinite = np.isinf(array)
+        if infinite.any():
+            if missing == "error":
+                raise DataError(
+                    f"{source}: column {column!r} has {int(infinite.sum())} infinite cell(s) ({_cells(frame, column, infinite)}); "
+                    "set data.missing: drop or mean to treat them as empty"
+                )
+            array = np.where(infinite, np.nan, array)
+        too_large = np.abs(np.nan_to_num(array)) > FLOAT32_MAX
+        if too_large.any():
             raise DataError(
-                f"{source}: column {column!r} is not numeric (e.g. {str(example)[:40]!r}); "
-                "list it under data.categorical or data.ignore"
+                f"{source}: column {column!r} has {int(too_large.sum())} number(s) beyond float32's range ±{FLOAT32_MAX:.3g} "
+                f"({_cells(frame, column, too_large)}); rescale the column (e.g. to thousands or a logarithm)"
             )
-        frame[column] = converted
+        frame[column] = array
     return frame
 
 
-def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> DataBundle:
+def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> DataBundle:
     """Load CSV or Parquet data, split it if needed, and preprocess it."""
     sources: dict[str, str] = {}
     hashes: dict[str, str] = {}
     if cfg.path:
         path = _existing(resolve, cfg.path, "data.path")
-        whole = _read_table(path, cfg.kind)
+        whole = _read_table(path, cfg, task)
         sources = {"all": path.name}
         hashes[path.name] = file_sha256(path)
         frames = {"all": whole}
@@ -214,7 +381,7 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
             if relative is None:
                 continue
             path = _existing(resolve, relative, f"data.{name}")
-            frames[name] = _read_table(path, cfg.kind)
+            frames[name] = _read_table(path, cfg, task)
             sources[name] = path.name
             hashes[path.name] = file_sha256(path)
 
@@ -238,12 +405,12 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
     for name, frame in frames.items():
         _check_columns(frame, features + [cfg.target], "data", sources[name])
 
-    frames = {name: _numeric_or_error(frame, numeric, sources[name]) for name, frame in frames.items()}
+    frames = {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing) for name, frame in frames.items()}
     target_missing = {n: f[f[cfg.target].isna()] for n, f in frames.items()}
     for name, rows in target_missing.items():
         if len(rows):
             raise DataError(f"{sources[name]}: {len(rows)} rows have no value in the target column {cfg.target!r} (first at data row {int(rows.index[0]) + 1})")
-    frames = _handle_missing(frames, numeric, cfg.missing, sources)
+    frames = _handle_missing(frames, numeric + categorical, cfg.missing, sources)
 
     if cfg.path:
         whole = frames["all"]
@@ -258,7 +425,7 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
     if "val" in frames and len(frames["val"]) == 0:
         raise DataError(f"the val split is empty ({sources['val']}); raise data.split.val or set it to 0")
 
-    preprocessor = TablePreprocessor.fit(frames["train"], numeric, categorical, cfg.standardize)
+    preprocessor = TablePreprocessor.fit(frames["train"], numeric, categorical, cfg.standardize, sources["train"])
     classes, positive_index, label_arrays = _encode_labels(
         {name: frame[cfg.target] for name, frame in frames.items()}, cfg, task, sources
     )
@@ -290,18 +457,19 @@ def _load_tables(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> Da
 
 
 def _encode_labels(
-    columns: Mapping[str, pd.Series], cfg: DataConfig, task: str, sources: Mapping[str, str]
+    columns: Mapping[str, pd.Series], cfg: TableData, task: str, sources: Mapping[str, str]
 ) -> tuple[list[str], int | None, dict[str, np.ndarray]]:
     """Turn label columns into class indices (or float targets) with classes learned from train."""
     if task == "regression":
         arrays = {}
         for name, column in columns.items():
-            values = pd.to_numeric(column, errors="coerce")
-            if values.isna().any():
-                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has non-numeric values (e.g. {column[values.isna()].iloc[0]!r})")
-            arrays[name] = values.to_numpy(dtype=np.float32)
-            if not np.isfinite(arrays[name]).all():
-                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has non-finite values")
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            frame = column.to_frame()
+            bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+            if bad.any():
+                raise DataError(f"{sources[name]}: the regression target {cfg.target!r} has {int(bad.sum())} cell(s) that are "
+                                f"not finite float32 numbers ({_cells(frame, cfg.target, bad)})")
+            arrays[name] = values.astype(np.float32)
         return [], None, arrays
     texts = {name: _label_strings(column) for name, column in columns.items()}
     classes = list(cfg.classes) if cfg.classes else _sorted_classes(texts["train"])
@@ -338,6 +506,60 @@ def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, tas
 # ---------------------------------------------------------------- arrays and datasets (npz, python)
 
 
+INPUT_KEYS = ("input_ids", "pixel_values", "features", "x", "input", "inputs")
+"""Keys tried, in order, for the input of a mapping item when data.input_key is not set."""
+LABEL_KEYS = ("label", "labels", "y", "target")
+"""Keys tried, in order, for the label of a mapping item when data.label_key is not set."""
+
+
+class MappingItems(Dataset):
+    """A dataset whose items are mappings ({"features": x, "label": y}, Hugging Face style), seen as (x, y) pairs."""
+
+    def __init__(self, dataset: Dataset, input_key: str, label_key: str) -> None:
+        self.dataset, self.input_key, self.label_key = dataset, input_key, label_key
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        item = self.dataset[index]
+        return item[self.input_key], item[self.label_key]
+
+
+def _pick_key(keys: list[str], configured: str | None, defaults: tuple[str, ...], what: str, setting: str, source: str) -> str:
+    """The configured key when present, else the first default present; DataError naming the keys found."""
+    if configured is not None:
+        if configured not in keys:
+            raise DataError(f"{source}: items are mappings without the key {configured!r} ({setting}); keys found: {keys[:10]}")
+        return configured
+    for key in defaults:
+        if key in keys:
+            return key
+    raise DataError(f"{source}: items are mappings with keys {keys[:10]}; none is a known {what} key "
+                    f"({', '.join(defaults)}): set {setting}")
+
+
+def _as_pairs(dataset: Dataset, cfg: PythonData | NpzData, source: str) -> Dataset:
+    """Wrap a dataset of mapping items so that its items are (x, y); check that other items are pairs."""
+    if getattr(dataset, "tensors", None) is not None:
+        return dataset
+    try:
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            return dataset
+        first = dataset[0]
+    except Exception as exc:  # user code: any failure to index the dataset is an input problem
+        raise DataError(f"{source}: cannot read item 0 of the dataset: {exc.__class__.__name__}: {str(exc)[:120]}") from None
+    if isinstance(first, Mapping):
+        keys = [str(k) for k in first]
+        input_key = _pick_key(keys, getattr(cfg, "input_key", None), INPUT_KEYS, "input", "data.input_key", source)
+        label_key = _pick_key(keys, getattr(cfg, "label_key", None), LABEL_KEYS, "label", "data.label_key", source)
+        return MappingItems(dataset, input_key, label_key)
+    if not isinstance(first, (tuple, list)) or len(first) != 2:
+        shown = f"a {type(first).__name__}" + (f" of length {len(first)}" if isinstance(first, (tuple, list)) else "")
+        raise DataError(f"{source}: each item must be a pair (x, y) or a mapping with input and label keys, not {shown}")
+    return dataset
+
+
 def _labels_of(dataset: Dataset, task: str, source: str) -> np.ndarray:
     """Read all labels of a dataset (tensor datasets without iterating)."""
     tensors = getattr(dataset, "tensors", None)
@@ -345,14 +567,18 @@ def _labels_of(dataset: Dataset, task: str, source: str) -> np.ndarray:
         y = tensors[1]
     else:
         try:
-            y = torch.as_tensor([float(item[1]) if task == "regression" else int(item[1]) for item in _iterate(dataset)])
-        except (TypeError, ValueError, IndexError) as exc:
-            raise DataError(f"{source}: each item must be (x, y) with y a {'number' if task == 'regression' else 'class index'} ({exc})") from None
+            y = torch.stack([torch.as_tensor(item[1]) for item in _iterate(dataset)])
+        except (TypeError, ValueError, IndexError, KeyError, RuntimeError) as exc:
+            kind = "number" if task == "regression" else "class index"
+            raise DataError(f"{source}: each item must be (x, y) with y a {kind} ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    if y.dim() > 1 and not (y.dim() == 2 and y.shape[1] == 1):
+        kind = "a multi-output regression target" if task == "regression" else "a label that is not one class index"
+        raise DataError(f"{source}: the labels have shape {tuple(y.shape)} ({kind}); reportgen needs one "
+                        f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)")
     if task == "regression":
         return y.reshape(-1).to(torch.float32).numpy()
-    if y.is_floating_point():
-        if not torch.equal(y, y.round()):
-            raise DataError(f"{source}: labels must be class indices 0..C-1, found fractional values")
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        raise DataError(f"{source}: labels must be class indices 0..C-1, found fractional values")
     return y.reshape(-1).to(torch.int64).numpy()
 
 
@@ -373,7 +599,7 @@ def _validate_indices(labels: np.ndarray, num_classes: int, source: str, split: 
 
 
 def _bundle_from_datasets(
-    datasets: Mapping[str, Dataset], cfg: DataConfig, task: str, source: str, fingerprint: dict[str, Any]
+    datasets: Mapping[str, Dataset], cfg: NpzData | PythonData, task: str, source: str, fingerprint: dict[str, Any]
 ) -> DataBundle:
     """Build a DataBundle from per-split datasets whose labels are class indices or targets."""
     for name in ("train", "test"):
@@ -382,6 +608,7 @@ def _bundle_from_datasets(
     unknown = [k for k in datasets if k not in SPLIT_ORDER]
     if unknown:
         raise DataError(f"{source}: unknown split {unknown[0]!r}{suggest(unknown[0], list(SPLIT_ORDER))}")
+    datasets = {name: _as_pairs(ds, cfg, f"{source} [{name}]") for name, ds in datasets.items()}
     labels = {name: _labels_of(ds, task, f"{source} [{name}]") for name, ds in datasets.items()}
     for name, y in labels.items():
         if len(y) == 0:
@@ -421,7 +648,7 @@ def _bundle_from_datasets(
     )
 
 
-def _load_npz(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
+def _load_npz(cfg: NpzData, task: str, resolve: Resolver) -> DataBundle:
     """Load X_<split>, y_<split> arrays from one .npz file."""
     assert cfg.path is not None
     path = _existing(resolve, cfg.path, "data.path")
@@ -439,12 +666,16 @@ def _load_npz(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
             raise DataError(f"{path.name}: found {'y' if x is None else 'X'}_{name} without {'X' if x is None else 'y'}_{name}")
         if len(x) != len(y):
             raise DataError(f"{path.name}: X_{name} has {len(x)} rows but y_{name} has {len(y)}")
+        if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+            raise DataError(f"{path.name}: y_{name} has shape {y.shape}; reportgen needs one "
+                            f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)"
+                            f"{' (multi-output regression is not supported)' if task == 'regression' else ''}")
         y_tensor = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "regression" else np.int64).reshape(-1))
         datasets[name] = TensorDataset(torch.from_numpy(np.asarray(x, dtype=np.float32)), y_tensor)
     return _bundle_from_datasets(datasets, cfg, task, path.name, {"kind": "npz", "files": {path.name: file_sha256(path)}})
 
 
-def _load_python(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
+def _load_python(cfg: PythonData, task: str, resolve: Resolver) -> DataBundle:
     """Call the user's factory, which returns {"train": Dataset, "val": Dataset?, "test": Dataset}."""
     assert cfg.factory is not None
     datasets = call_user_object(cfg.factory, cfg.kwargs, resolve, "data.factory", DataError)
@@ -455,10 +686,8 @@ def _load_python(cfg: DataConfig, task: str, resolve: Resolver) -> DataBundle:
 
 def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> DataBundle:
     """Load and preprocess the data the config names."""
-    loaders = {
-        "csv": lambda: _load_tables(cfg, task, resolve, seed),
-        "parquet": lambda: _load_tables(cfg, task, resolve, seed),
-        "npz": lambda: _load_npz(cfg, task, resolve),
-        "python": lambda: _load_python(cfg, task, resolve),
-    }
-    return loaders[cfg.kind]()
+    if isinstance(cfg, TableData):
+        return _load_tables(cfg, task, resolve, seed)
+    if isinstance(cfg, NpzData):
+        return _load_npz(cfg, task, resolve)
+    return _load_python(cfg, task, resolve)

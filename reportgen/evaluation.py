@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.errors import ModelError
-from reportgen.training import LossFn, iterate_batches, predicted_classes
+from reportgen.metrics import ClassificationState, RegressionState
+from reportgen.outputs import LossFn, predicted_classes, probabilities
 from reportgen.types import Predictions, SplitData
 
 
-def probabilities(outputs: torch.Tensor, output_kind: str, positive_index: int | None) -> torch.Tensor:
-    """(batch, C) class probabilities; a single sigmoid logit is the positive class's."""
-    if output_kind == "sigmoid":
-        p = torch.sigmoid(outputs.reshape(-1).float())
-        assert positive_index is not None
-        columns = [1 - p, p] if positive_index == 1 else [p, 1 - p]
-        return torch.stack(columns, dim=1)
-    return torch.softmax(outputs.float(), dim=1)
+def model_outputs(
+    model: nn.Module, split: SplitData, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The one evaluation loop: (raw outputs (batch, outputs), labels (batch,)) per batch, in eval mode
+    without gradients. Used by evaluate() and by training's validation pass."""
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in iterate_batches(split, batch_size):
+            with torch.no_grad():  # not around the yield: the caller's code must not run with gradients off
+                outputs = model(x.to(device, non_blocking=True))
+            if outputs.dim() == 1:
+                outputs = outputs.unsqueeze(1)
+            yield outputs, y
+    finally:
+        model.train(was_training)
 
 
-@torch.no_grad()
+def metric_state(task: str, num_classes: int) -> ClassificationState | RegressionState:
+    """An empty additive metric state for the task."""
+    return RegressionState() if task == "regression" else ClassificationState(num_classes)
+
+
 def evaluate(
     model: nn.Module,
     split: SplitData,
@@ -35,14 +49,18 @@ def evaluate(
     loss_fn: LossFn,
     batch_size: int,
     device: torch.device,
+    num_classes: int = 0,
     on_batch: Callable[[int], None] | None = None,
 ) -> Predictions:
     """Predict every sample of ``split``; non-finite outputs are an input error naming the split.
 
+    The metric state (confusion counts, or regression error sums) is fed as the batches arrive and
+    returned as ``Predictions.state``; ``num_classes`` sizes it (0 for regression).
+
     ``on_batch`` receives the number of samples done so far.
     """
-    model.eval()
     n = split.n
+    state = metric_state(task, num_classes)
     probs: np.ndarray | None = None
     y_pred = np.empty(n, dtype=np.float32 if task == "regression" else np.int64)
     y_true = np.empty(n, dtype=np.float32 if task == "regression" else np.int64)
@@ -50,10 +68,7 @@ def evaluate(
     start = 0
     nonfinite = 0
     first_bad: int | None = None
-    for x, y in iterate_batches(split, batch_size):
-        outputs = model(x.to(device, non_blocking=True))
-        if outputs.dim() == 1:
-            outputs = outputs.unsqueeze(1)
+    for outputs, y in model_outputs(model, split, batch_size, device):
         batch = outputs.shape[0]
         bad_rows = ~torch.isfinite(outputs).all(dim=1)
         if bool(bad_rows.any()):
@@ -63,7 +78,8 @@ def evaluate(
             start += batch
             continue
         y_device = y.to(device)
-        loss_sum += float(loss_fn(outputs, y_device)) * batch
+        batch_loss = float(loss_fn(outputs, y_device)) * batch
+        loss_sum += batch_loss
         if task == "regression":
             y_pred[start : start + batch] = outputs.reshape(-1).float().cpu().numpy()
         else:
@@ -73,6 +89,7 @@ def evaluate(
             probs[start : start + batch] = batch_probs
             y_pred[start : start + batch] = predicted_classes(outputs, output_kind, positive_index, threshold).cpu().numpy()
         y_true[start : start + batch] = y.reshape(-1).numpy()
+        state.update(y_true[start : start + batch], y_pred[start : start + batch], loss_sum=batch_loss)
         start += batch
         if on_batch is not None:
             on_batch(start)
@@ -86,4 +103,4 @@ def evaluate(
     loss = loss_sum / max(n, 1)
     if task != "regression" and probs is None:
         raise ModelError(f"the {split.name} split yielded no samples")
-    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)
+    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss, state=state)

@@ -339,7 +339,9 @@ class RegressionState:
 
 
 def _state_of(pred: Predictions, num_classes: int) -> ClassificationState:
-    """A whole split replayed batch by batch through a ClassificationState."""
+    """The state fed during evaluation, or the whole split replayed batch by batch through a new one."""
+    if isinstance(pred.state, ClassificationState) and pred.state.num_classes == num_classes and pred.state.n == pred.n:
+        return pred.state
     state = ClassificationState(num_classes)
     y_true, y_pred = np.asarray(pred.y_true), np.asarray(pred.y_pred)
     for start in range(0, pred.n, STREAM_BATCH):
@@ -467,10 +469,13 @@ def classification_metrics(
 
 def regression_metrics(pred: Predictions) -> dict[str, Any]:
     """The results.json metric dictionary of a regression split: n, loss, mse, rmse, mae, r2, target stats."""
-    state = RegressionState()
-    y_true, y_pred = np.asarray(pred.y_true), np.asarray(pred.y_pred)
-    for start in range(0, pred.n, STREAM_BATCH):
-        state.update(y_true[start:start + STREAM_BATCH], y_pred[start:start + STREAM_BATCH])
+    if isinstance(pred.state, RegressionState) and pred.state.n == pred.n:
+        state = pred.state
+    else:
+        state = RegressionState()
+        y_true, y_pred = np.asarray(pred.y_true), np.asarray(pred.y_pred)
+        for start in range(0, pred.n, STREAM_BATCH):
+            state.update(y_true[start:start + STREAM_BATCH], y_pred[start:start + STREAM_BATCH])
     return {"n": state.n, "loss": _float(pred.loss), **state.metrics()}
 
 

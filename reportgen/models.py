@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +17,7 @@ from torch import nn
 
 from reportgen.config import ModelConfig, suggest
 from reportgen.errors import ModelError
+from reportgen.outputs import output_kind_for
 from reportgen.plugins import call_user_object
 
 Resolver = Callable[[str], Path]
@@ -51,17 +55,46 @@ def build_linear(input_shape: tuple[int, ...], outputs: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(_flat_size(input_shape), outputs))
 
 
+class ReLUDropout(nn.Module):
+    """ReLU followed by dropout with probability ``p``, as one parameter-free module.
+
+    Keeping both in one module makes the built-in mlp's state_dict keys independent of ``dropout``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(x), then dropout in training mode."""
+        return nn.functional.dropout(torch.relu(x), self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def build_mlp(input_shape: tuple[int, ...], outputs: int, hidden: list[int], dropout: float) -> nn.Module:
-    """A multi-layer perceptron with ReLU activations."""
+    """A multi-layer perceptron: Flatten, then (Linear, ReLUDropout) per hidden width, then the output Linear.
+
+    state_dict layout (docs/models.md): the Linear layers sit at positions 1, 3, 5, ... of an nn.Sequential,
+    so the keys are ``1.weight`` (hidden[0] x inputs), ``1.bias``, ``3.weight``, ... whatever ``dropout`` is.
+    """
     layers: list[nn.Module] = [nn.Flatten()]
     width = _flat_size(input_shape)
     for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(width, size), ReLUDropout(dropout)]
         width = size
     layers.append(nn.Linear(width, outputs))
     return nn.Sequential(*layers)
+
+
+def upgrade_mlp_state(state: dict[str, torch.Tensor], hidden: list[int]) -> dict[str, torch.Tensor]:
+    """Rename a checkpoint written by reportgen 0.1's mlp with dropout > 0 (Linear layers at 1, 4, 7, ...)
+    to the current layout (1, 3, 5, ...); any other state_dict is returned as it is."""
+    old = {f"{3 * i + 1}.{p}": f"{2 * i + 1}.{p}" for i in range(len(hidden) + 1) for p in ("weight", "bias")}
+    if set(state) != set(old):
+        return state
+    return {old[key]: value for key, value in state.items()}
 
 
 def _construct(cfg: ModelConfig, input_shape: tuple[int, ...], outputs: int, resolve: Resolver) -> nn.Module:
@@ -75,10 +108,18 @@ def _construct(cfg: ModelConfig, input_shape: tuple[int, ...], outputs: int, res
         path = resolve(cfg.path)
         if not path.is_file():
             raise ModelError(f"model.path: file not found: {path}")
+        facts = inspect_archive(path, "model.path")
+        if facts is None or facts.kind == "other":
+            raise ModelError(f"model.path: {path.name} is not a TorchScript file (torch.jit.save writes a zip archive with "
+                             "a code/ folder); save one with torch.jit.save(torch.jit.script(model), path)")
+        if facts.kind == "checkpoint":
+            raise ModelError(f"model.path: {path.name} is a checkpoint (torch.save), not a TorchScript file; give a "
+                             "state_dict as model.checkpoint with model.kind linear, mlp or python, or save the model "
+                             "with torch.jit.save(torch.jit.script(model), path)")
         try:
             return torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
+            raise ModelError(f"model.path: cannot load TorchScript model {path.name}: {plain_message(str(exc))}") from None
     assert cfg.target is not None
     model = call_user_object(cfg.target, cfg.kwargs, resolve, "model.target", ModelError)
     if not isinstance(model, nn.Module):
@@ -86,22 +127,151 @@ def _construct(cfg: ModelConfig, input_shape: tuple[int, ...], outputs: int, res
     return model
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+MAX_CODE_INFLATION = 100
+"""A compressed TorchScript source record may inflate to at most this many times its stored size (text
+compresses 3-10x; a zip bomb 1000x), and all of them together to at most MAX_CODE_BYTES."""
+MAX_CODE_BYTES = 256 << 20
+
+
+def plain_message(text: str) -> str:
+    """The first line of a library's message without terminal escape codes or control characters."""
+    first = _ANSI.sub("", text).strip().splitlines()
+    return first[0].strip() if first else ""
+
+
+@dataclass(frozen=True)
+class ArchiveFacts:
+    """What a PyTorch zip archive holds, read from its central directory (nothing is inflated)."""
+
+    kind: str
+    """"checkpoint" (torch.save: data.pkl and data/), "torchscript" (also code/ and constants.pkl) or "other"."""
+    pickle_name: str | None
+
+
+def inspect_archive(path: Path, setting: str) -> ArchiveFacts | None:
+    """Refuse an archive that would inflate beyond its size; None when ``path`` is not a zip archive.
+
+    torch.save and torch.jit.save write tensor records *stored* (uncompressed), so a stored record's size is
+    bounded by the file's size. Refused (ModelError, exit 2): a compressed record outside TorchScript's code/
+    folder, a stored record whose declared size differs from its stored size, records that together are larger
+    than the file, and compressed code records beyond MAX_CODE_INFLATION or MAX_CODE_BYTES.
+    """
+    if not zipfile.is_zipfile(path):
+        return None
+    archive_size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(f"{setting}: {path.name} is a damaged zip archive ({plain_message(str(exc))})") from None
+    stored_total, code_total = 0, 0
+    for info in infos:
+        in_code = "/code/" in f"/{info.filename}"
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise ModelError(f"{setting}: {path.name} is refused: record {info.filename!r} declares {info.file_size} bytes "
+                                 f"but stores {info.compress_size}")
+            stored_total += info.file_size
+        elif in_code and info.file_size <= MAX_CODE_INFLATION * max(info.compress_size, 1):
+            code_total += info.file_size
+        else:
+            raise ModelError(
+                f"{setting}: {path.name} is refused: record {info.filename!r} is compressed ({info.compress_size} bytes "
+                f"inflating to {info.file_size}); torch.save writes its records uncompressed, so this is not a file torch wrote"
+            )
+    if stored_total > archive_size or code_total > MAX_CODE_BYTES:
+        raise ModelError(f"{setting}: {path.name} is refused: its records declare {stored_total + code_total} bytes, "
+                         f"more than the file's {archive_size}")
+    names = [info.filename for info in infos]
+    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    if any("/code/" in f"/{n}" for n in names) or any(n.endswith("/constants.pkl") for n in names):
+        return ArchiveFacts("torchscript", pickles[0] if pickles else None)
+    return ArchiveFacts("checkpoint" if pickles else "other", pickles[0] if pickles else None)
+
+
+MAX_PICKLE_SCAN = 16 << 20
+"""At most this many bytes of a checkpoint's pickle are scanned to explain a refusal."""
+
+
+def pickled_classes(path: Path, pickle_name: str | None) -> list[str]:
+    """'module.Name' of every global a checkpoint's pickle refers to, read with pickletools (nothing runs).
+
+    ``pickle_name`` is the data.pkl record of a zip checkpoint; None reads the file itself as one pickle.
+    """
+    try:
+        if pickle_name is None:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_PICKLE_SCAN)
+        else:
+            with zipfile.ZipFile(path) as archive, archive.open(pickle_name) as handle:
+                data = handle.read(MAX_PICKLE_SCAN)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                module, _, name = arg.partition(" ")
+                found.append(f"{module}.{name}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except (ValueError, pickle.UnpicklingError, EOFError):
+        pass
+    return found
+
+
+_TENSOR_GLOBALS = ("collections.OrderedDict", "builtins.set", "__builtin__.set")
+
+
+def _is_tensor_global(name: str) -> bool:
+    """Globals a plain state_dict refers to: torch's tensor rebuilders and storages, OrderedDict."""
+    return name in _TENSOR_GLOBALS or (name.startswith("torch.") and ".nn.modules." not in name)
+
+
+def _explain_refused(path: Path, facts: ArchiveFacts | None, detail: str) -> str:
+    """One line saying what a checkpoint that torch.load(weights_only=True) refused holds, and what to do."""
+    odd = [c for c in pickled_classes(path, facts.pickle_name if facts else None) if not _is_tensor_global(c)]
+    if odd:
+        module, _, name = odd[0].rpartition(".")
+        what = "a pickled model object" if ".nn.modules." in odd[0] else "a pickled Python object"
+        return (f"model.checkpoint: {path.name} holds {what} ({name} from {module}), not a state_dict; "
+                "save model.state_dict() with torch.save and point model.checkpoint at that file")
+    if facts is None:
+        return (f"model.checkpoint: {path.name} is not a PyTorch checkpoint (torch.save writes a zip archive) and cannot "
+                f"be read as weights: {detail}")
+    return f"model.checkpoint: {path.name} cannot be read as weights: {detail}; save model.state_dict() with torch.save"
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Load a state_dict with weights_only=True (a checkpoint is data, never code)."""
+    """Load a state_dict with weights_only=True (a checkpoint is data, never code), after inspect_archive."""
     if not path.is_file():
         raise ModelError(f"model.checkpoint: file not found: {path}")
+    facts = inspect_archive(path, "model.checkpoint")
+    if facts is not None and facts.kind == "torchscript":
+        raise ModelError(f"model.checkpoint: {path.name} is a TorchScript file (a whole compiled model), not a state_dict; "
+                         f"use model.kind: torchscript with model.path: {path.name}")
+    if facts is not None and facts.kind == "other":
+        raise ModelError(f"model.checkpoint: {path.name} is a zip archive but not a PyTorch checkpoint (no data.pkl inside); "
+                         "save the weights with torch.save(model.state_dict(), path)")
     try:
         with warnings.catch_warnings():  # torch warns about unusual pickles; the error below says enough
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelError(f"cannot load checkpoint {path.name} safely (weights only): {first}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as exc:
+        detail = plain_message(str(exc).split("WeightsUnpickler error:")[-1]) or exc.__class__.__name__
+        if "weights_only" in detail or "two options" in detail:
+            detail = "it refers to objects other than tensors"
+        raise ModelError(_explain_refused(path, facts, detail)) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"checkpoint {path.name} is not a state_dict (a mapping of parameter names to tensors)")
+        raise ModelError(f"model.checkpoint: {path.name} is not a state_dict (a mapping of parameter names to tensors)")
     return state
 
 
@@ -154,17 +324,10 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], task: str, num_c
     if cfg.head is not None:
         _replace_head(model, cfg.head.attribute, cfg.head.out_features)
     if state is not None:
+        if cfg.kind == "mlp":
+            state = upgrade_mlp_state(state, cfg.hidden)
         _load_weights(model, state, Path(cfg.checkpoint or "").name)
     return model
-
-
-def output_kind_for(task: str, outputs: int, num_classes: int) -> str | None:
-    """The output convention a width implies for a task, or None when it does not fit."""
-    if task == "regression":
-        return "regression" if outputs == 1 else None
-    if task == "binary":
-        return {1: "sigmoid", 2: "softmax"}.get(outputs)
-    return "softmax" if outputs == num_classes else None
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
@@ -19,11 +20,12 @@ from reportgen.errors import ConfigError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
+from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
 from reportgen.report import Report, load_results
 from reportgen.results_schema import ModelSummary, TrainingSummary, section
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
-from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
+from reportgen.training import train
 from reportgen.types import DataBundle, Predictions, TrainingResult
 
 
@@ -191,7 +193,7 @@ def execute(
         predictions[name] = evaluate(
             model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
             threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
-            device=prepared.device, on_batch=on_batch,
+            device=prepared.device, num_classes=data.num_classes, on_batch=on_batch,
         )
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}

@@ -137,6 +137,7 @@ class NonFiniteLoss(_Section):
 
     epoch: StrictInt
     step: StrictInt
+    global_step: Optional[StrictInt] = None
 
 
 class TrainingSummary(_Section):
@@ -151,6 +152,7 @@ class TrainingSummary(_Section):
     expected_init_loss: OptionalNumber = None
     first_nonfinite_loss: Optional[NonFiniteLoss] = None
     history: list[EpochRecord] = []
+    evaluated_weights: Optional[StrictStr] = None
     gradients: list[GradientRecord] = []
 
 

@@ -4,97 +4,25 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
+from reportgen.batching import iterate_batches
 from reportgen.config import TrainingConfig
 from reportgen.errors import ConfigError, RunError
+from reportgen.evaluation import model_outputs
 from reportgen.metrics import ClassificationState, RegressionState
+from reportgen.outputs import (
+    LossFn,
+    class_weights_for,
+    make_loss,
+    predicted_classes,
+    resolve_loss_name,
+)
 from reportgen.types import DataBundle, LayerGradient, SplitData, TrainingResult
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-_LOSS_FOR_OUTPUT = {"softmax": "cross_entropy", "sigmoid": "bce", "regression": "mse"}
-_OUTPUTS_FOR_LOSS = {
-    "cross_entropy": ("softmax",),
-    "bce": ("sigmoid",),
-    "mse": ("regression",),
-    "l1": ("regression",),
-}
-
-
-def resolve_loss_name(requested: str, output_kind: str) -> str:
-    """Pick the loss for ``auto`` and check that an explicit loss fits the model's output."""
-    if requested == "auto":
-        return _LOSS_FOR_OUTPUT[output_kind]
-    if output_kind not in _OUTPUTS_FOR_LOSS[requested]:
-        fitting = _LOSS_FOR_OUTPUT[output_kind]
-        raise ConfigError(
-            f"training.loss {requested!r} does not fit a model with {output_kind} outputs; use auto or {fitting!r}"
-        )
-    return requested
-
-
-def class_weights_for(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Balanced class weights n / (C * count_c); absent classes get weight 0."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def make_loss(
-    name: str, output_kind: str, positive_index: int | None, weights: torch.Tensor | None
-) -> LossFn:
-    """Return ``loss(outputs, targets) -> mean loss`` for raw model outputs."""
-    if name == "cross_entropy":
-        criterion: nn.Module = nn.CrossEntropyLoss(weight=weights)
-        return lambda out, y: criterion(out, y)
-    if name == "bce":
-        pos_weight = None
-        if weights is not None and positive_index is not None:
-            negative_index = 1 - positive_index
-            pos_weight = (weights[positive_index] / weights[negative_index].clamp_min(1e-12)).reshape(1)
-        criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        return lambda out, y: criterion(out.reshape(-1), (y == positive_index).to(out.dtype))
-    criterion = nn.MSELoss() if name == "mse" else nn.L1Loss()
-    return lambda out, y: criterion(out.reshape(-1), y.to(out.dtype).reshape(-1))
-
-
-def iterate_batches(
-    split: SplitData, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x, y) batches; tensor datasets are sliced directly, others go through a DataLoader."""
-    dataset = split.dataset
-    tensors = getattr(dataset, "tensors", None)
-    if tensors is not None and len(tensors) == 2:
-        x_all, y_all = tensors
-        n = len(y_all)
-        order = torch.randperm(n, generator=generator) if shuffle else None
-        for start in range(0, n, batch_size):
-            if order is None:
-                yield x_all[start : start + batch_size], y_all[start : start + batch_size]
-            else:
-                index = order[start : start + batch_size]
-                yield x_all[index], y_all[index]
-        return
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-    for x, y in loader:
-        yield x, torch.as_tensor(y)
-
-
-def predicted_classes(outputs: torch.Tensor, output_kind: str, positive_index: int | None, threshold: float) -> torch.Tensor:
-    """Class indices from raw outputs, using the decision threshold for binary tasks."""
-    if output_kind == "sigmoid":
-        positive = torch.sigmoid(outputs.reshape(-1)) >= threshold
-        assert positive_index is not None
-        return torch.where(positive, positive_index, 1 - positive_index)
-    if positive_index is not None:
-        positive = torch.softmax(outputs, dim=1)[:, positive_index] >= threshold
-        return torch.where(positive, positive_index, 1 - positive_index)
-    return outputs.argmax(dim=1)
 
 
 def probe_gradients(model: nn.Module) -> tuple[LayerGradient, ...]:
@@ -153,6 +81,112 @@ class _EpochStats:
         return out
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What every epoch needs: the data, the losses and the decision rule."""
+
+    train_split: SplitData
+    val_split: SplitData | None
+    task: str
+    output_kind: str
+    positive_index: int | None
+    num_classes: int
+    batch_size: int
+    threshold: float
+    device: torch.device
+    generator: torch.Generator
+    loss_fn: LossFn
+    """The training loss (class-weighted when asked)."""
+    plain_loss_fn: LossFn
+    """The unweighted loss, recorded in the history so that train_loss, val_loss and init_loss share one unit."""
+    weighted: bool
+
+
+@dataclass
+class _Diagnostics:
+    """Facts gathered across epochs: steps taken, the first batch's loss and gradients, divergence."""
+
+    step: int = 0
+    init_loss: float = float("nan")
+    gradients: tuple[LayerGradient, ...] = ()
+    diverged: dict[str, int] | None = None
+
+
+class EarlyStopping:
+    """Keeps the weights of the best epoch by ``monitor`` (finite weights only) and says when to stop.
+
+    ``patience`` None never stops (the best epoch is still tracked, for divergence).
+    """
+
+    def __init__(self, model: nn.Module, monitor: str, patience: int | None) -> None:
+        self.monitor, self.patience = monitor, patience
+        self.best_value = math.inf
+        self.best_epoch = 0
+        self.best_state = copy.deepcopy(model.state_dict())  # the initial weights: finite, epoch 0
+        self.epochs_since_best = 0
+
+    def update(self, epoch: int, record: dict[str, float | None], model: nn.Module) -> bool:
+        """Record an epoch that ended with finite weights; True when training should stop."""
+        current = record.get(self.monitor)
+        if current is not None and current < self.best_value:
+            self.best_value, self.best_epoch, self.epochs_since_best = current, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.epochs_since_best += 1
+        return self.patience is not None and self.epochs_since_best >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the kept weights into ``model``."""
+        model.load_state_dict(self.best_state)
+
+
+def _train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, setup: _Setup, epoch: int, facts: _Diagnostics
+) -> dict[str, float | None]:
+    """One pass over the train split, then the end-of-epoch weight check and the validation pass.
+
+    Returns the epoch's history record (non-finite values as None); sets ``facts.diverged`` and returns
+    early when a loss or, after the epoch, the weights are not finite.
+    """
+    model.train()
+    stats = _EpochStats(setup.num_classes)
+    epoch_step = 0
+    for x, y in iterate_batches(setup.train_split, setup.batch_size, shuffle=True, generator=setup.generator):
+        x, y = x.to(setup.device), y.to(setup.device)
+        epoch_step += 1
+        outputs = model(x)
+        loss = setup.loss_fn(outputs, y)
+        optimizer.zero_grad(set_to_none=True)
+        if setup.weighted:
+            with torch.no_grad():
+                loss_value = float(setup.plain_loss_fn(outputs, y))
+        else:
+            loss_value = float(loss.detach())
+        if facts.step == 0:
+            facts.init_loss = loss_value
+        if not math.isfinite(loss_value) or not bool(torch.isfinite(loss.detach())):
+            facts.diverged = {"epoch": epoch, "step": epoch_step, "global_step": facts.step + 1}
+            break
+        loss.backward()
+        if facts.step == 0:
+            facts.gradients = probe_gradients(model)
+        optimizer.step()
+        facts.step += 1
+        with torch.no_grad():
+            predicted = None if setup.task == "regression" else predicted_classes(
+                outputs, setup.output_kind, setup.positive_index, setup.threshold)
+            stats.add(loss_value, y, outputs, predicted)
+    if facts.diverged is None and not weights_are_finite(model):
+        # The epoch's last step made the weights non-finite; its loss was still finite.
+        facts.diverged = {"epoch": epoch, "step": epoch_step, "global_step": facts.step}
+    record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
+    if facts.diverged is not None:
+        record["train_loss"] = None
+    elif setup.val_split is not None:
+        record.update(_evaluate_pass(model, setup.val_split, setup))
+    return finite_or_none(record)
+
+
 def train(
     model: nn.Module,
     data: DataBundle,
@@ -166,112 +200,86 @@ def train(
     threshold: float = 0.5,
     on_epoch: Callable[[dict[str, float | None]], None] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` in place on the train split and return what happened."""
-    train_split = data.splits["train"]
-    val_split = data.splits.get("val")
+    """Train ``model`` in place on the train split and return what happened.
+
+    Raises ConfigError for a loss that does not fit the outputs or a model without trainable parameters,
+    RunError when the train split yields no batch.
+    """
+    train_split, val_split = data.splits["train"], data.splits.get("val")
     num_classes = 0 if task == "regression" else data.num_classes
     loss_name = resolve_loss_name(config.loss, output_kind)
     weights = None
     if config.class_weights == "balanced" and task != "regression":
         weights = class_weights_for(train_split.labels, num_classes).to(device)
-    loss_fn = make_loss(loss_name, output_kind, data.positive_index, weights)
-    plain_loss_fn = make_loss(loss_name, output_kind, data.positive_index, None)
+    setup = _Setup(
+        train_split, val_split, task, output_kind, data.positive_index, num_classes, batch_size, threshold, device,
+        generator, make_loss(loss_name, output_kind, data.positive_index, weights),
+        make_loss(loss_name, output_kind, data.positive_index, None), weights is not None,
+    )
     optimizer = _optimizer(model, config)
     model.to(device)
-
-    expected_init = None if task == "regression" else math.log(num_classes)
-    init_loss = float("nan")
-    gradients: tuple[LayerGradient, ...] = ()
-    history: list[dict[str, float | None]] = []
-    first_nonfinite: dict[str, int] | None = None
-    monitor = config.early_stopping.monitor if config.early_stopping else ("val_loss" if val_split else "train_loss")
+    monitor = config.early_stopping.monitor if config.early_stopping else "val_loss"
     if monitor == "val_loss" and val_split is None:
         monitor = "train_loss"
-    best_value = math.inf
-    best_epoch = 0
-    best_state = copy.deepcopy(model.state_dict())
-    epochs_since_best = 0
+    stopper = EarlyStopping(model, monitor, config.early_stopping.patience if config.early_stopping else None)
+    facts = _Diagnostics()
+    history: list[dict[str, float | None]] = []
     stopped_early = False
-    step = 0
-
     for epoch in range(1, config.epochs + 1):
-        model.train()
-        stats = _EpochStats(num_classes)
-        for x, y in iterate_batches(train_split, batch_size, shuffle=True, generator=generator):
-            x, y = x.to(device), y.to(device)
-            outputs = model(x)
-            loss = loss_fn(outputs, y)
-            optimizer.zero_grad(set_to_none=True)
-            # History records the unweighted loss, so train_loss, val_loss and init_loss share one unit.
-            if weights is None:
-                loss_value = float(loss.detach())
-            else:
-                with torch.no_grad():
-                    loss_value = float(plain_loss_fn(outputs, y))
-            if step == 0:
-                init_loss = loss_value
-            if not math.isfinite(loss_value) or not bool(torch.isfinite(loss.detach())):
-                first_nonfinite = {"epoch": epoch, "step": step}
-                break
-            loss.backward()
-            if step == 0:
-                gradients = probe_gradients(model)
-            optimizer.step()
-            step += 1
-            with torch.no_grad():
-                predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
-                stats.add(loss_value, y, outputs, predicted)
-        if first_nonfinite is not None:
-            record: dict[str, float | None] = {"epoch": epoch, **stats.summary("train")}
-            record["train_loss"] = float("nan")
-            history.append(record)
-            break
-        record = {"epoch": epoch, **stats.summary("train")}
-        if val_split is not None:
-            record.update(_evaluate_pass(model, val_split, plain_loss_fn, task, output_kind, data, num_classes, batch_size, threshold, device))
+        record = _train_epoch(model, optimizer, setup, epoch, facts)
         history.append(record)
+        if facts.diverged is not None:
+            break
         if on_epoch is not None:
             on_epoch(record)
-        current = record.get(monitor)
-        if current is not None and math.isfinite(current) and current < best_value:
-            best_value, best_epoch, epochs_since_best = current, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            epochs_since_best += 1
-        if config.early_stopping and epochs_since_best >= config.early_stopping.patience:
+        if stopper.update(epoch, record, model):
             stopped_early = True
             break
 
-    if first_nonfinite is not None or config.early_stopping is not None:
-        model.load_state_dict(best_state)
-    elif history:
-        best_epoch = best_epoch or len(history)
-    if step == 0 and first_nonfinite is None:
+    if facts.step == 0 and facts.diverged is None:
         raise RunError("training ran no step: the train split yielded no batch")
+    best_epoch = stopper.best_epoch
+    if facts.diverged is not None:
+        stopper.restore(model)
+        kept = f"epoch {best_epoch}" if best_epoch else "the initial weights (epoch 0)"
+        evaluated = f"{kept}: training diverged at epoch {facts.diverged['epoch']}, so the best finite weights are evaluated"
+    elif config.early_stopping is not None:
+        stopper.restore(model)
+        evaluated = f"epoch {best_epoch} (early stopping keeps the best epoch's weights)"
+    else:
+        best_epoch = best_epoch or len(history)
+        evaluated = f"epoch {len(history)} (the last epoch's weights)"
     return TrainingResult(
         epochs_run=len(history),
         best_epoch=best_epoch,
         stopped_early=stopped_early,
         loss_name=loss_name,
-        init_loss=init_loss,
-        expected_init_loss=expected_init,
+        init_loss=facts.init_loss,
+        expected_init_loss=None if task == "regression" else math.log(num_classes),
         history=tuple(history),
-        gradients=gradients,
-        first_nonfinite_loss=first_nonfinite,
+        gradients=facts.gradients,
+        first_nonfinite_loss=facts.diverged,
+        evaluated_weights=evaluated,
     )
 
 
-@torch.no_grad()
-def _evaluate_pass(
-    model: nn.Module, split: SplitData, loss_fn: LossFn, task: str, output_kind: str,
-    data: DataBundle, num_classes: int, batch_size: int, threshold: float, device: torch.device,
-) -> dict[str, float | None]:
-    """Loss and headline metric of ``split`` for the epoch history."""
-    model.eval()
-    stats = _EpochStats(num_classes)
-    for x, y in iterate_batches(split, batch_size):
-        x, y = x.to(device), y.to(device)
-        outputs = model(x)
-        predicted = None if task == "regression" else predicted_classes(outputs, output_kind, data.positive_index, threshold)
-        stats.add(float(loss_fn(outputs, y)), y, outputs, predicted)
+def weights_are_finite(model: nn.Module) -> bool:
+    """True when every floating-point parameter and buffer of ``model`` is finite."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+def finite_or_none(record: dict[str, float | None]) -> dict[str, float | None]:
+    """A history record with every non-finite number replaced by None (null in results.json)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+def _evaluate_pass(model: nn.Module, split: SplitData, setup: _Setup) -> dict[str, float | None]:
+    """Loss and headline metric of ``split`` for the epoch history, through the one evaluation loop."""
+    stats = _EpochStats(setup.num_classes)
+    for outputs, y in model_outputs(model, split, setup.batch_size, setup.device):
+        y = y.to(setup.device)
+        predicted = None if setup.task == "regression" else predicted_classes(
+            outputs, setup.output_kind, setup.positive_index, setup.threshold)
+        stats.add(float(setup.plain_loss_fn(outputs, y)), y, outputs, predicted)
     return stats.summary(split.name)

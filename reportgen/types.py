@@ -75,6 +75,9 @@ class Predictions:
     probs: np.ndarray | None
     """(n, C) float32 class probabilities for classification; None for regression."""
     loss: float
+    state: Any = field(default=None, compare=False, repr=False)
+    """The additive metric state (reportgen.metrics ClassificationState or RegressionState) fed while the
+    batches were evaluated; None when the predictions were built otherwise (the metrics then replay them)."""
 
     @property
     def n(self) -> int:
@@ -110,4 +113,7 @@ class TrainingResult:
     """Per epoch: epoch, train_loss, val_loss and train_/val_ metrics."""
     gradients: tuple[LayerGradient, ...]
     first_nonfinite_loss: Mapping[str, int] | None = None
-    """{"epoch", "step"} of the first non-finite training loss, if any."""
+    """Where training diverged, if it did: {"epoch", "step" (1-based within the epoch), "global_step"} of the
+    first step whose loss was non-finite or after which the weights were."""
+    evaluated_weights: str = ""
+    """Which weights the model was left with and evaluated on, in words (e.g. "epoch 4 (the last epoch's weights)")."""

@@ -100,7 +100,7 @@ def test_overlap_finds_fifty_copied_test_rows_with_their_row_numbers():
     assert len(pair["examples"]) == 10
     for example in pair["examples"]:
         assert example["train_row"] == example["test_row"] + 100_000
-        assert example["test_row"] in set(copied.tolist())
+        assert example["test_row"] - 1 in set(copied.tolist())  # 1-based data rows
     assert f"50 of {n_test} test samples" in result.message
 
 
@@ -146,8 +146,8 @@ def test_overlap_of_image_tensors_without_a_feature_table():
         "multiclass", {k: (X[r], y[r], r) for k, r in rows.items()}, classes, None, image_shape=(1, 8, 8))))
     assert pair["count"] == clean.evidence["pairs"]["test_in_train"]["count"] + 30
     assert result.status == "fail"
-    found_rows = {e["test_row"] for e in pair["examples"]}
-    assert found_rows <= set(copied.tolist()) | set(r["test_row"] for r in clean.evidence["pairs"]["test_in_train"]["examples"])
+    found_rows = {e["test_row"] - 1 for e in pair["examples"]}  # 1-based positions
+    assert found_rows <= set(copied.tolist()) | set(r["test_row"] - 1 for r in clean.evidence["pairs"]["test_in_train"]["examples"])
 
 
 # ----------------------------------------------------------------------------- conflicting_labels

@@ -97,7 +97,7 @@ def _broken_templates(folder: Path) -> str:
 
 
 BAD_INPUTS = {
-    "unsafe_checkpoint": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _pickled_code_checkpoint(folder)}), ["cannot load checkpoint evil.pt safely (weights only)"]),
+    "unsafe_checkpoint": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _pickled_code_checkpoint(folder)}), ["evil.pt holds a pickled Python object (print from builtins), not a state_dict; save model.state_dict()"]),
     "wrong_input_shape": (lambda folder, csv: cancer_config(csv, model=user_model(folder, "Narrow", "self.fc = torch.nn.Linear(20, 1)", "self.fc(x)")), ["the model cannot run on inputs of shape (30,)"]),
     "checkpoint_does_not_fit": (lambda folder, csv: cancer_config(csv, model={"kind": "mlp", "hidden": [16], "checkpoint": _foreign_checkpoint(folder)}), ["checkpoint foreign.pt does not fit the model"]),
     "malformed_yaml": (lambda folder, csv: "name: x\ntask: [binary\n", ["malformed YAML at line"]),
@@ -139,7 +139,7 @@ def test_nan_in_features_exits_2(tmp_path: Path, breast_cancer_frame):
     path = write_config(tmp_path, cancer_config(tmp_path / "cancer.csv"))
     code, _, err = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 2
-    assert_one_line_error(err, "cancer.csv: 1 empty or non-numeric cell, first in column 'mean_radius' at data row 18", "data.missing")
+    assert_one_line_error(err, "cancer.csv: 1 empty cell, first in column 'mean_radius' at data row 18", "data.missing")
     assert not (tmp_path / "out").exists()
 
 

@@ -57,7 +57,7 @@ def test_categories_come_from_train_and_unseen_ones_encode_as_zeros(tmp_path: Pa
 def test_missing_values_policies(tmp_path: Path):
     frame = pd.DataFrame({"x": [1.0, None, 3.0, 5.0, 7.0, 9.0] * 5, "y": ["a", "b"] * 15})
     frame.to_csv(tmp_path / "d.csv", index=False)
-    with pytest.raises(DataError, match=r"d.csv: 5 empty or non-numeric cells, first in column 'x' at data row 2; set data.missing"):
+    with pytest.raises(DataError, match=r"d.csv: 5 empty cells, first in column 'x' at data row 2; set data.missing"):
         load(tmp_path, kind="csv", path="d.csv", target="y")
     dropped = load(tmp_path, kind="csv", path="d.csv", target="y", missing="drop", standardize=False)
     assert sum(s.n for s in dropped.splits.values()) == 25
@@ -99,7 +99,7 @@ def test_python_factory_kind(tmp_path: Path):
     [
         (pd.DataFrame({"x": [1, 2, 3, 4], "label": ["a", "b", "a", "b"]}), {"target": "labl"}, r"data.target: column 'labl' is not in d.csv \(did you mean 'label'\?\)"),
         (pd.DataFrame({"x": [1, 2, 3, 4], "label": ["a", "b", "c", "b"]}), {"target": "label", "classes": ["a", "b"], "split": {"val": 0.0, "test": 0.5, "stratify": False}}, r"label 'c' at data row 3 is not one of the classes \['a', 'b'\]"),
-        (pd.DataFrame({"x": ["1", "two", "3", "4"], "label": ["a", "b", "a", "b"]}), {"target": "label"}, r"column 'x' is not numeric \(e.g. 'two'\); list it under data.categorical"),
+        (pd.DataFrame({"x": ["1", "two", "3", "4"], "label": ["a", "b", "a", "b"]}), {"target": "label"}, r"column 'x' is numeric but 1 of its cells are not numbers \(data row 2: 'two'\); if these cells mean 'no value', list their spelling in data.csv.na_values"),
         (pd.DataFrame({"x": [1, 2, 3, 4], "label": ["a", "a", "a", "a"]}), {"target": "label", "split": {"val": 0.0, "test": 0.25}}, r"a binary task needs exactly 2 classes; found 1"),
         (pd.DataFrame({"x": [1, 2], "label": ["a", "b"]}), {"target": "label", "split": {"val": 0.0, "test": 0.2}}, r"the test split is empty"),
     ],

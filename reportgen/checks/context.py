@@ -26,7 +26,7 @@ class CheckContext:
     device: Any = None
     """The ``torch.device`` the model lives on."""
     output_kind: str | None = None
-    """What the model's raw output means (see reportgen.models.output_kind_for)."""
+    """What the model's raw output means (see reportgen.outputs)."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 

@@ -27,10 +27,11 @@ def _pct(share: float) -> str:
 
 
 def _row_ids(split: SplitData, index: np.ndarray) -> list[int]:
-    """Row numbers for evidence: the source file's rows when known, else positions in the split."""
+    """1-based row numbers for evidence, as every input error counts them: the source file's data rows
+    (header excluded) when known, else positions in the split."""
     if split.source_rows is not None:
-        return [int(r) for r in np.asarray(split.source_rows)[index]]
-    return [int(i) for i in index]
+        return [int(r) + 1 for r in np.asarray(split.source_rows)[index]]
+    return [int(i) + 1 for i in index]
 
 
 def _splits(ctx: CheckContext) -> list[SplitData]:
@@ -179,7 +180,8 @@ class TrainTestOverlap(Check):
         value = main["share"]
         evidence = {
             "pairs": pairs,
-            "rows": "source file rows" if test.source_rows is not None else "positions within each split",
+            "rows": "data rows of the source file (1-based, header excluded)" if test.source_rows is not None
+            else "positions within each split (1-based)",
         }
         how = f"{main['exact']} identical, {main['normalised']} equal after rounding"
         first = main["examples"][0] if main["examples"] else {}
@@ -471,3 +473,65 @@ class LabelShift(Check):
                   f"{_pct(shares['test'][moved])} of test")
         return Measurement(value, f"the class mix differs by {value:.3f} (total variation) between train and test "
                            f"({detail})", evidence)
+
+
+@register
+class UnseenCategories(Check):
+    spec = CheckSpec(
+        id="unseen_categories",
+        title="Unseen categories",
+        family="data",
+        detects="Validation or test values of a categorical feature that never occur in train: the model "
+        "receives an all-zero one-hot block for them and has learned nothing about them.",
+        how_to_read="Categories are learned from the train rows only. The value is the largest share, over "
+        "the val and test splits, of samples holding at least one category never seen in train; the evidence "
+        "lists, per split and column, how many samples and which values (the most frequent first).",
+        default_severity="warning",
+        threshold_key="max",
+        default_threshold=0.0,
+    )
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
+        preprocessing = ctx.data.fingerprint.get("preprocessing") or {}
+        known = preprocessing.get("categorical") or {}
+        if not known:
+            return Finding.skip("the data has no categorical feature columns")
+        splits = [s for s in _splits(ctx) if s.name != "train"]
+        if not splits or any(s.attributes is None for s in splits):
+            return Finding.skip("the per-sample attributes (original category values) are not available")
+        per_split: dict[str, Any] = {}
+        worst_share, worst_split = 0.0, ""
+        for split in splits:
+            frame = split.attributes
+            assert frame is not None
+            unseen_any = np.zeros(split.n, dtype=bool)
+            columns: dict[str, Any] = {}
+            for column, categories in known.items():
+                values = frame[column]
+                unseen = (values.notna() & ~values.astype(str).isin(set(categories))).to_numpy()
+                if unseen.any():
+                    counts = values[unseen].astype(str).value_counts()
+                    columns[column] = {
+                        "samples": int(unseen.sum()),
+                        "distinct": int(len(counts)),
+                        "examples": {str(k): int(v) for k, v in counts.head(MAX_EXAMPLES).items()},
+                    }
+                    unseen_any |= unseen
+            share = float(unseen_any.mean()) if split.n else 0.0
+            per_split[split.name] = {"samples": int(unseen_any.sum()), "n": split.n, "share": share, "columns": columns}
+            if share > worst_share:
+                worst_share, worst_split = share, split.name
+        evidence = {"splits": per_split, "train_categories": {c: len(v) for c, v in known.items()}}
+        if worst_share == 0:
+            return Measurement(0.0, "every val and test category also occurs in train", evidence)
+        info = per_split[worst_split]
+        listed = "; ".join(
+            f"{column}: {', '.join(repr(k) for k in list(c['examples'])[:3])}" for column, c in info["columns"].items()
+        )
+        return Measurement(
+            worst_share,
+            f"{info['samples']} of {info['n']} {worst_split} samples ({_pct(worst_share)}) hold a category never seen "
+            f"in train ({listed})",
+            evidence,
+            advice="the model encodes them as all zeros",
+        )

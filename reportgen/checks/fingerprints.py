@@ -129,7 +129,8 @@ def _blocks(split: SplitData, batch_size: int) -> Iterator[np.ndarray]:
         for start in range(0, len(features), _FEATURE_CHUNK):
             yield np.asarray(features[start:start + _FEATURE_CHUNK])
         return
-    from reportgen.training import iterate_batches
+    # Imported here so that listing checks and validating a config (which load this module) need no torch.
+    from reportgen.batching import iterate_batches
 
     for x, _ in iterate_batches(split, batch_size):
         array = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)

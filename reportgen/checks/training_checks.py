@@ -55,8 +55,9 @@ class LossCurve(Check):
             step = f", step {where['step']}" if "step" in where else ""
             last_good = [v for v in train_losses if _finite(v)]
             before = f" (last finite epoch loss {last_good[-1]:.4g})" if last_good else ""
-            return Finding("violation", None, f"Training diverged: the loss became non-finite at epoch {where.get('epoch')}"
-                           f"{step}{before}; lower the learning rate or check the inputs.", evidence)
+            kept = f" Evaluated: {training.evaluated_weights}." if training.evaluated_weights else ""
+            return Finding("violation", None, f"Training diverged: the loss or the weights became non-finite at epoch "
+                           f"{where.get('epoch')}{step}{before}; lower the learning rate or check the inputs.{kept}", evidence)
         finite = [(e, v) for e, v in zip(epochs, train_losses) if _finite(v)]
         if not finite:
             return Finding.skip("the training history holds no training loss")
