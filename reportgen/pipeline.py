@@ -21,7 +21,7 @@ from reportgen.metrics import classification_metrics, plot_curves, regression_me
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.render.html import check_templates
 from reportgen.report import Report, load_results
-from reportgen.results_schema import ModelSummary, TrainingSummary, section
+from reportgen.results_schema import Environment, ModelSummary, TrainingSummary, section, to_jsonable
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
 from reportgen.types import DataBundle, Predictions, TrainingResult
@@ -191,7 +191,8 @@ def execute(
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0
 
-    environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
+    environment = section(Environment, {**to_jsonable(run_info), "config_sha256": loaded.sha256,
+                                        "config_file": loaded.path.name})
     try:
         report = Report(
             name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data),
