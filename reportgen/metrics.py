@@ -130,16 +130,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def roc_auc(y_binary: Any, scores: Any) -> float | None:
-    """ROC AUC by ranks, ties counted one half like sklearn; None unless both classes occur."""
-    return _auc_from_curve(_binary_curve(*_binary_inputs(y_binary, scores)))
-
-
-def average_precision(y_binary: Any, scores: Any) -> float | None:
-    """Average precision as sklearn defines it (step-wise, no interpolation); None without positives."""
-    return _ap_from_curve(_binary_curve(*_binary_inputs(y_binary, scores)))
-
-
 def threshold_sweep(y_binary: Any, scores: Any, thresholds: Sequence[float]) -> dict[str, list]:
     """Precision, recall, F1 and predicted-positive count at each threshold (positive: score >= t)."""
     y, s = _binary_inputs(y_binary, scores)
@@ -243,11 +233,6 @@ class ClassificationState:
         self.loss_sum += other.loss_sum
         self.n += other.n
         return self
-
-    @property
-    def mean_loss(self) -> float | None:
-        """Summed loss divided by n; None for no samples."""
-        return _float(self.loss_sum / self.n) if self.n else None
 
     @property
     def accuracy(self) -> float | None:

@@ -16,14 +16,14 @@ from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
-from reportgen.errors import ConfigError, ResultsError
+from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
 from reportgen.report import Report, load_results
-from reportgen.results_schema import ModelSummary, TrainingSummary, section
+from reportgen.results_schema import Environment, ModelSummary, TrainingSummary, section, to_jsonable
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import train
 from reportgen.types import DataBundle, Predictions, TrainingResult
@@ -209,12 +209,17 @@ def execute(
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0
 
-    environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
-    report = Report(
-        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=section(ModelSummary, info),
-        training=section(TrainingSummary, training) if training else None, metrics=metrics, checks=results, curves=curves,
-        config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()},
-    )
+    environment = section(Environment, {**to_jsonable(run_info), "config_sha256": loaded.sha256,
+                                        "config_file": loaded.path.name})
+    try:
+        report = Report(
+            name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data),
+            model=section(ModelSummary, info), training=section(TrainingSummary, training) if training else None,
+            metrics=metrics, checks=results, curves=curves, config=loaded.raw,
+            timing={k: round(v, 3) for k, v in timing.items()},
+        )
+    except ResultsError as exc:  # the run itself built a document the schema refuses: a bug, not bad input
+        raise RunError(f"the run's results do not fit the results.json schema: {exc}") from exc
     return report, prepared
 
 

@@ -25,17 +25,6 @@ class RunInfo:
     seed: int
     device: str
 
-    def as_dict(self) -> dict[str, object]:
-        """Return the environment block of results.json (without the config hash)."""
-        return {
-            "reportgen_version": self.reportgen_version,
-            "torch_version": self.torch_version,
-            "python": self.python,
-            "device": self.device,
-            "seed": self.seed,
-            "created_at": self.created_at,
-        }
-
 
 def utc_now() -> _dt.datetime:
     """Return the current UTC time, truncated to seconds."""

@@ -241,3 +241,15 @@ def test_hostile_files_stay_bounded_under_a_memory_limit(tmp_path: Path) -> None
         result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("reportgen: error: "), result.stderr
+
+
+@pytest.mark.slow
+def test_render_of_a_runs_results_json_is_byte_identical_to_the_run(tmp_path: Path, cancer_config_path: Path) -> None:
+    formats = "html,pdf,json,junit,md"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", str(cancer_config_path), "--out", str(tmp_path / "run"), "--quiet", "--format", formats],
+                out=out, err=err) in (0, 1), err.getvalue()
+    assert main(["render", str(tmp_path / "run" / "results.json"), "--out", str(tmp_path / "again"), "--format", formats],
+                out=io.StringIO(), err=err) in (0, 1), err.getvalue()
+    for name in ("report.html", "report.pdf", "results.json", "junit.xml", "summary.md"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name

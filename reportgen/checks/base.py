@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 Status = Literal["pass", "warn", "fail", "error", "skip"]  # the values of reportgen.vocabulary.Status
 Severity = Literal["error", "warning", "info"]  # the values of reportgen.vocabulary.Severity
 Outcome = Literal["ok", "violation", "concern", "skip"]
-STATUS_ORDER: dict[str, int] = {s.value: s.review_rank for s in StatusKind}
 
 
 @dataclass(frozen=True)

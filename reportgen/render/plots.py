@@ -7,13 +7,16 @@ colour-blind-safe palette and also differ by line style and marker, so they read
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
 import re
+import unicodedata
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -32,10 +35,58 @@ MAX_CLASSES_ANNOTATED = 15
 MAX_CLASSES_MATRIX = 40
 MAX_LAYERS = 40
 
+BASE_FONT = "DejaVu Sans"
+"""The font the README's install command provides (Debian's fonts-dejavu-core)."""
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR",
+                  "WenQuanYi Zen Hei", "Droid Sans Fallback", "Noto Color Emoji", "Noto Emoji")
+"""Fonts used, when installed (e.g. Debian's fonts-noto-cjk), for glyphs DejaVu Sans lacks."""
+
+
+@functools.lru_cache(maxsize=1)
+def chart_fonts() -> tuple[str, ...]:
+    """DejaVu Sans, then the installed fallback fonts, in the order matplotlib tries them."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return (BASE_FONT, *(name for name in FALLBACK_FONTS if name in installed))
+
+
+@functools.lru_cache(maxsize=1)
+def _covered_codepoints() -> frozenset[int]:
+    """Every code point some chart font has a glyph for."""
+    from matplotlib import font_manager, ft2font
+
+    covered: set[int] = set()
+    for name in chart_fonts():
+        try:
+            path = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
+            covered.update(ft2font.FT2Font(path).get_charmap())
+        except (ValueError, RuntimeError, OSError):  # a font that cannot be opened covers nothing
+            continue
+    return frozenset(covered)
+
+
+def missing_glyphs(texts: Iterable[Any], limit: int = 40) -> list[str]:
+    """The characters of ``texts`` that no installed chart font can draw (at most ``limit``, in order).
+
+    Those show as boxes in the charts and, with the same fonts, in the PDF. Whitespace and
+    control characters are not counted. Cost: linear in the total text length.
+    """
+    covered = _covered_codepoints()
+    missing: dict[str, None] = {}
+    for value in texts:
+        for char in str(value):
+            if ord(char) not in covered and not char.isspace() and unicodedata.category(char)[0] not in "CZ":
+                missing[char] = None
+                if len(missing) >= limit:
+                    return list(missing)
+    return list(missing)
+
+
 RC = {
     "svg.hashsalt": "reportgen",
     "svg.fonttype": "none",
-    "font.family": "DejaVu Sans",
+    "font.family": list(chart_fonts()),
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.titleweight": "bold",
@@ -101,9 +152,17 @@ def figure(width: float, height: float, ncols: int = 1, **subplots: Any) -> Iter
     A bare ``Figure``, not pyplot: no global figure registry to close or leak, no GUI backend to
     import, and the host process's pyplot backend is left alone. ``to_svg`` picks the SVG canvas.
     """
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC), _quiet_missing_glyphs():
         fig = Figure(figsize=(width, height), layout="constrained")
         yield fig, fig.subplots(subplots.pop("nrows", 1), ncols, squeeze=True, **subplots)
+
+
+@contextmanager
+def _quiet_missing_glyphs() -> Iterator[None]:
+    """Silence matplotlib's one-warning-per-missing-glyph: the report lists them once (view.build)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
+        yield
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -154,7 +213,7 @@ def _check_fits(fig: Any, name: str, tolerance: float = 0.05) -> None:
     The tolerance (3.6 pt) admits a frameless legend's invisible border padding, which constrained
     layout lets reach just past the edge; any cut glyph overshoots by more.
     """
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC), _quiet_missing_glyphs():
         box = fig.get_tightbbox()
     width, height = fig.get_size_inches()
     if box.x0 < -tolerance or box.y0 < -tolerance or box.x1 > width + tolerance or box.y1 > height + tolerance:
@@ -168,7 +227,7 @@ def to_svg(fig: Any, name: str) -> str:
     Prefixing keeps the ids of several inline SVGs in one HTML page unique.
     """
     buffer = io.StringIO()
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC), _quiet_missing_glyphs():
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     if VERIFY_LAYOUT:
         _check_fits(fig, name)

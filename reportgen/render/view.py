@@ -7,7 +7,7 @@ is made here, in plain Python that can be tested.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -568,4 +568,15 @@ def build(report: "Report") -> dict[str, Any]:
         "environment": environment_rows,
         "timing": [(k, f"{v:.2f} s" if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
         "total_time": f"{sum(v for v in report.timing.values() if fmt.is_number(v)):.2f} s" if report.timing else None,
+        "missing_glyphs": " ".join(plots.missing_glyphs(_names(report))),
     }
+
+
+def _names(report: "Report") -> Iterator[str]:
+    """The names a chart or the PDF may draw: the report's, classes, features, check ids and titles."""
+    yield report.name
+    yield from (str(c) for c in report.data.get("classes") or [])
+    yield from (str(f) for f in (report.data.get("features") or [])[:MAX_TABLE_ROWS * 20])
+    for check in report.checks:
+        yield check.id
+        yield check.title
