@@ -397,15 +397,27 @@ class CheckRegistry:
         self._ensure_loaded()
         return self._checks.get(check_id)
 
+    def _ordered(self) -> list[Check]:
+        """Built-in families in ``builtin_modules`` order (whatever imported them first), then plug-ins as added."""
+        modules = self._builtin_modules
+        rank = {check_id: position for position, check_id in enumerate(self._checks)}
+
+        def key(check: Check) -> tuple[int, int]:
+            module = type(check).__module__
+            family = modules.index(module) if module in modules else len(modules)
+            return family, rank[check.spec.id]
+
+        return sorted(self._checks.values(), key=key)
+
     def ids(self) -> list[str]:
-        """Return every registered check id."""
+        """Return every registered check id, in report order."""
         self._ensure_loaded()
-        return list(self._checks)
+        return [check.spec.id for check in self._ordered()]
 
     def all(self) -> list[Check]:
-        """Return every registered check."""
+        """Return every registered check, in report order."""
         self._ensure_loaded()
-        return list(self._checks.values())
+        return self._ordered()
 
 
 registry = CheckRegistry()
