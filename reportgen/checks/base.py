@@ -296,17 +296,24 @@ class CheckRegistry:
     class decorator a check module uses; ``add`` takes a check class from anywhere.
     """
 
-    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_MODULES, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+    def __init__(
+        self,
+        builtin_modules: tuple[str, ...] = BUILTIN_MODULES,
+        entry_point_group: str | None = ENTRY_POINT_GROUP,
+        builtin_loader: Callable[[], None] | None = None,
+    ) -> None:
         self._checks: dict[str, Check] = {}
         self._origins: dict[str, str] = {}
         self._builtin_modules = builtin_modules
+        self._builtin_loader = builtin_loader
         self._entry_point_group = entry_point_group
         self._loading = False
         self._loaded = False
 
     def register(self, cls: type[Check]) -> type[Check]:
         """Class decorator: add a check to the registry."""
-        self.add(cls, origin="built-in" if cls.__module__ in self._builtin_modules else f"module {cls.__module__}")
+        built_in = cls.__module__ in self._builtin_modules or cls.__module__.startswith("reportgen.checks.")
+        self.add(cls, origin="built-in" if built_in else f"module {cls.__module__}")
         return cls
 
     def add(self, cls: Any, origin: str) -> Check:
@@ -336,6 +343,8 @@ class CheckRegistry:
         try:
             for module in self._builtin_modules:
                 importlib.import_module(module)
+            if self._builtin_loader is not None:
+                self._builtin_loader()
             self._loaded = True
             if self._entry_point_group:
                 self._load_entry_points(self._entry_point_group)
@@ -420,13 +429,19 @@ class CheckRegistry:
         return self._ordered()
 
 
-registry = CheckRegistry()
+registry = CheckRegistry(builtin_loader=lambda: _load_builtin_checks())
 register = registry.register
 
 
 def _load_builtin_checks() -> None:
-    """Load the built-in checks and installed plug-ins (kept for callers of the 0.1 API)."""
-    registry._ensure_loaded()
+    """Import the modules that register the built-in checks (once).
+
+    A new family module is imported here and listed in ``BUILTIN_MODULES`` (its place in the report).
+    """
+    import reportgen.checks.data_checks  # noqa: F401
+    import reportgen.checks.performance_checks  # noqa: F401
+    import reportgen.checks.training_checks  # noqa: F401
+    import reportgen.checks.comparison_checks  # noqa: F401
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:
