@@ -66,7 +66,7 @@ class DataIntegrity(Check):
         ),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         min_support = int(settings.params["min_class_support"])
         classification = ctx.task in CLASSIFICATION
         num_classes = ctx.data.num_classes
@@ -166,7 +166,7 @@ class TrainTestOverlap(Check):
         default_threshold=0.0,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         splits = ctx.data.splits
         train, test, val = splits["train"], splits.get("test"), splits.get("val")
         if test is None:
@@ -210,7 +210,7 @@ class ConflictingLabels(Check):
         tasks=CLASSIFICATION,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         import pandas as pd  # imported here: report rendering loads this module for its texts only
 
         splits = [s for s in _splits(ctx) if s.n]
@@ -305,7 +305,7 @@ class TargetLeakage(Check):
         default_threshold=0.99,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         train = ctx.data.splits["train"]
         names = ctx.data.feature_names
         if train.features is None or names is None:
@@ -401,7 +401,7 @@ class ClassImbalance(Check):
         tasks=CLASSIFICATION,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         counts = ctx.data.class_counts("train")
         total = sum(counts.values())
         if total == 0:
@@ -450,7 +450,7 @@ class LabelShift(Check):
         tasks=CLASSIFICATION,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split_names = [s for s in ("train", "val", "test") if s in ctx.data.splits]
         if "test" not in split_names or not ctx.data.splits["train"].n or not ctx.data.splits["test"].n:
             return Finding.skip("train and test are both needed to compare class mixes")

@@ -59,7 +59,7 @@ class BaselineComparison(Check):
         default_threshold=0.1,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         if split not in ctx.predictions:
             return Finding.skip(f"there are no predictions on the {split} split")
@@ -125,7 +125,7 @@ class MinorityRecall(Check):
         tasks=CLASSIFICATION,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         if split not in ctx.predictions:
             return Finding.skip(f"there are no predictions on the {split} split")
@@ -182,7 +182,7 @@ class OverfitGap(Check):
         ),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         holdout = ctx.holdout_split()
         missing = [s for s in ("train", holdout) if s not in ctx.predictions]
         if missing:
@@ -233,7 +233,7 @@ class Calibration(Check):
         params=(Param("bins", 15, "Number of equal-width probability bins.", kind=int, minimum=2, maximum=1000),),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         pred = _prediction(ctx, split)
         if pred is None or pred.probs is None:
@@ -278,7 +278,7 @@ class ThresholdTradeoff(Check):
                       kind=float, minimum=0.0, maximum=1.0, nullable=True),),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         pred = _prediction(ctx, split)
         if pred is None or pred.probs is None:

@@ -35,7 +35,7 @@ class LossCurve(Check):
                       kind=int, minimum=1),),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         training = ctx.training
         assert training is not None
         history = list(training.history)
@@ -106,7 +106,7 @@ class InitLoss(Check):
         needs_training=True,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         training = ctx.training
         assert training is not None
         expected = training.expected_init_loss
@@ -147,7 +147,7 @@ class GradientFlow(Check):
                       kind=float, minimum=0.0, maximum=1.0),),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         training = ctx.training
         assert training is not None
         grads = list(training.gradients)
