@@ -165,6 +165,9 @@ def test_entry_point_plugins_are_loaded_and_a_broken_one_is_exit_2(tmp_path: Pat
     assert listed.returncode == 0, listed.stderr
     record = json.loads(listed.stdout)[-1]
     assert record["id"] == "positive_rate" and "entry point 'positive_rate' of example-check" in record["origin"]
+    assert record["settings"] == [{"name": "split", "default": "test", "kind": "str", "minimum": None, "maximum": None,
+                                   "nullable": False, "choices": ["test", "val"], "description": "Split to measure."}]
+    assert record["threshold_range"] == [0.0, None]
 
     fake_installed(site, "broken-check", "broken = no_such_module:Thing")
     path = write_config(tmp_path, cancer_config(cancer_csv))
