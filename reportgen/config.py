@@ -290,6 +290,14 @@ class LoadedConfig:
     raw: dict[str, Any]
     sha256: str
 
+    def with_flags(self, flags: Mapping[str, Any]) -> "LoadedConfig":
+        """This config with command-line style flags written in (see :func:`apply_flags`), re-validated and re-hashed."""
+        if all(value is None for value in flags.values()):
+            return self
+        raw = apply_flags(self.raw, flags)
+        config = validate(raw, self.resolve)
+        return LoadedConfig(config=config, path=self.path, base_dir=self.base_dir, raw=raw, sha256=_config_sha256(raw))
+
     def resolve(self, relative: str) -> Path:
         """Resolve a path from the config relative to the YAML file's folder."""
         candidate = Path(relative).expanduser()
@@ -623,11 +631,15 @@ def load_config(
     raw = apply_flags(apply_overrides(raw, overrides or []), flags)
     base_dir = config_path.resolve().parent
     config = validate(raw, lambda relative: base_dir / Path(relative).expanduser())
-    canonical = json.dumps(raw, sort_keys=True, default=str).encode("utf-8")
     return LoadedConfig(
         config=config,
         path=config_path.resolve(),
         base_dir=config_path.resolve().parent,
         raw=raw,
-        sha256=hashlib.sha256(canonical).hexdigest(),
+        sha256=_config_sha256(raw),
     )
+
+
+def _config_sha256(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of the merged config as canonical JSON (sorted keys): results.json ``config_sha256``."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -161,8 +161,10 @@ def execute(
 ) -> tuple[Report, Prepared]:
     """Run the whole pipeline in memory and return the report (nothing is written)."""
     progress = progress or SilentProgress()
+    if compare_to is not None:
+        loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
     cfg = loaded.config
-    previous_path = compare_to or (loaded.resolve(cfg.compare_to) if cfg.compare_to else None)
+    previous_path = loaded.resolve(cfg.compare_to) if cfg.compare_to else None
     previous = load_previous_results(previous_path) if previous_path else None
     timing: dict[str, float] = {}
     started = time.perf_counter()
@@ -242,11 +244,14 @@ def run(
     from reportgen.output import check_out_dir, write_reports
 
     progress = progress or SilentProgress()
+    # Flags become part of the config as run (defaults < YAML < --set < flags), so results.json says what ran.
+    loaded = loaded.with_flags({"report.formats": formats,
+                                "compare_to": str(Path(compare_to).resolve()) if compare_to else None})
     cfg = loaded.config
     target = out_dir or default_out_dir(cfg.name)
     check_out_dir(target)  # before training, not after
-    report, prepared = execute(loaded, progress=progress, clock=clock, compare_to=compare_to)
-    chosen = formats or list(cfg.report.formats)
+    report, prepared = execute(loaded, progress=progress, clock=clock)
+    chosen = list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
     progress.stage(f"writing {', '.join(chosen)} to {target}")
     t0 = time.perf_counter()

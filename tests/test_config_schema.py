@@ -282,3 +282,14 @@ def test_alias_bomb_is_refused_under_a_memory_limit(tmp_path: Path):
                                timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr
     assert "expands to more than 100,000 values" in completed.stdout
+
+
+def test_library_flags_are_written_into_the_config_too(tmp_path: Path):
+    path = write_config(tmp_path, MINIMAL)
+    loaded = load_config(path)
+    flagged = loaded.with_flags({"report.formats": ["md"], "compare_to": "/abs/r.json"})
+    assert flagged.config.report.formats == ["md"] and flagged.raw["compare_to"] == "/abs/r.json"
+    assert flagged.sha256 == load_config(path, [], {"report.formats": ["md"], "compare_to": "/abs/r.json"}).sha256
+    assert loaded.with_flags({"report.formats": None}) is loaded
+    with pytest.raises(ConfigError, match="report.formats"):
+        loaded.with_flags({"report.formats": ["docx"]})

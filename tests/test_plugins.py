@@ -165,6 +165,9 @@ def test_entry_point_plugins_are_loaded_and_a_broken_one_is_exit_2(tmp_path: Pat
     assert listed.returncode == 0, listed.stderr
     record = json.loads(listed.stdout)[-1]
     assert record["id"] == "positive_rate" and "entry point 'positive_rate' of example-check" in record["origin"]
+    assert record["settings"] == [{"name": "split", "default": "test", "kind": "str", "minimum": None, "maximum": None,
+                                   "nullable": False, "choices": ["test", "val"], "description": "Split to measure."}]
+    assert record["threshold_range"] == [0.0, None]
 
     fake_installed(site, "broken-check", "broken = no_such_module:Thing")
     path = write_config(tmp_path, cancer_config(cancer_csv))
@@ -248,3 +251,14 @@ def test_settings_for_a_check_that_is_not_loaded_point_at_plugins():
     with pytest.raises(ConfigError, match=r"unknown check 'checks.positive_rate_xyz' \(a plug-in check needs its package "
                                           r"installed or a 'plugins:' entry\)"):
         validate(document)
+
+
+def test_report_order_does_not_depend_on_import_order():
+    probe = ("import reportgen.checks.comparison_checks, reportgen.checks.training_checks\n"
+             "from reportgen.checks import registry\nprint(' '.join(registry.ids()))\n")
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=clean_env(), check=True)
+    plain = subprocess.run([sys.executable, "-c", "from reportgen.checks import registry\nprint(' '.join(registry.ids()))"],
+                           capture_output=True, text=True, cwd=REPO, env=clean_env(), check=True)
+    assert first.stdout == plain.stdout
+    ids = plain.stdout.split()
+    assert ids[0] == "data_integrity" and ids.index("gradient_flow") < ids.index("release_comparison")

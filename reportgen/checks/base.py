@@ -283,17 +283,24 @@ class CheckRegistry:
     class decorator a check module uses; ``add`` takes a check class from anywhere.
     """
 
-    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_MODULES, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+    def __init__(
+        self,
+        builtin_modules: tuple[str, ...] = BUILTIN_MODULES,
+        entry_point_group: str | None = ENTRY_POINT_GROUP,
+        builtin_loader: Callable[[], None] | None = None,
+    ) -> None:
         self._checks: dict[str, Check] = {}
         self._origins: dict[str, str] = {}
         self._builtin_modules = builtin_modules
+        self._builtin_loader = builtin_loader
         self._entry_point_group = entry_point_group
         self._loading = False
         self._loaded = False
 
     def register(self, cls: type[Check]) -> type[Check]:
         """Class decorator: add a check to the registry."""
-        self.add(cls, origin="built-in" if cls.__module__ in self._builtin_modules else f"module {cls.__module__}")
+        built_in = cls.__module__ in self._builtin_modules or cls.__module__.startswith("reportgen.checks.")
+        self.add(cls, origin="built-in" if built_in else f"module {cls.__module__}")
         return cls
 
     def add(self, cls: Any, origin: str) -> Check:
@@ -323,20 +330,13 @@ class CheckRegistry:
         try:
             for module in self._builtin_modules:
                 importlib.import_module(module)
-            self._order_builtins()
+            if self._builtin_loader is not None:
+                self._builtin_loader()
             self._loaded = True
             if self._entry_point_group:
                 self._load_entry_points(self._entry_point_group)
         finally:
             self._loading = False
-
-    def _order_builtins(self) -> None:
-        """Keep built-in checks in family-module order, whichever module a caller imported first."""
-        position = {module: i for i, module in enumerate(self._builtin_modules)}
-        items = list(self._checks.items())
-        rank = {check_id: (position.get(type(check).__module__, len(position)), i)
-                for i, (check_id, check) in enumerate(items)}
-        self._checks = dict(sorted(items, key=lambda item: rank[item[0]]))
 
     def _load_entry_points(self, group: str) -> None:
         from importlib.metadata import entry_points
@@ -393,24 +393,42 @@ class CheckRegistry:
         self._ensure_loaded()
         return self._checks.get(check_id)
 
+    def _ordered(self) -> list[Check]:
+        """Built-in families in ``builtin_modules`` order (whatever imported them first), then plug-ins as added."""
+        modules = self._builtin_modules
+        rank = {check_id: position for position, check_id in enumerate(self._checks)}
+
+        def key(check: Check) -> tuple[int, int]:
+            module = type(check).__module__
+            family = modules.index(module) if module in modules else len(modules)
+            return family, rank[check.spec.id]
+
+        return sorted(self._checks.values(), key=key)
+
     def ids(self) -> list[str]:
-        """Return every registered check id."""
+        """Return every registered check id, in report order."""
         self._ensure_loaded()
-        return list(self._checks)
+        return [check.spec.id for check in self._ordered()]
 
     def all(self) -> list[Check]:
-        """Return every registered check."""
+        """Return every registered check, in report order."""
         self._ensure_loaded()
-        return list(self._checks.values())
+        return self._ordered()
 
 
-registry = CheckRegistry()
+registry = CheckRegistry(builtin_loader=lambda: _load_builtin_checks())
 register = registry.register
 
 
 def _load_builtin_checks() -> None:
-    """Load the built-in checks and installed plug-ins (kept for callers of the 0.1 API)."""
-    registry._ensure_loaded()
+    """Import the modules that register the built-in checks (once).
+
+    A new family module is imported here and listed in ``BUILTIN_MODULES`` (its place in the report).
+    """
+    import reportgen.checks.data_checks  # noqa: F401
+    import reportgen.checks.performance_checks  # noqa: F401
+    import reportgen.checks.training_checks  # noqa: F401
+    import reportgen.checks.comparison_checks  # noqa: F401
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:

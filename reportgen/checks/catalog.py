@@ -42,6 +42,13 @@ def as_record(check: Check, origin: str | None = None) -> dict[str, Any]:
         "default_threshold": spec.default_threshold, "higher_is_better": spec.higher_is_better,
         "tasks": sorted(spec.tasks), "needs_training": spec.needs_training,
         "params": {p.name: p.default for p in spec.params},
+        "threshold_range": list(spec.threshold_range),
+        "settings": [
+            {"name": p.name, "default": p.default, "kind": getattr(p.value_type(), "__name__", None),
+             "minimum": p.minimum, "maximum": p.maximum, "nullable": p.nullable,
+             "choices": list(p.choices) if p.choices is not None else None, "description": p.description}
+            for p in spec.params
+        ],
     }
     if origin is not None:
         record["origin"] = origin
