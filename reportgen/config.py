@@ -59,6 +59,8 @@ class DataConfig(_Strict):
     batch_size: int = Field(512, ge=1)
     factory: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    reference: str | None = None
+    """A table (same kind and columns as the data) that feature_drift compares test with instead of train."""
 
     @field_validator("classes", mode="before")
     @classmethod

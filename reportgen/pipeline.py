@@ -14,6 +14,7 @@ from torch import nn
 
 from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
+from reportgen.checks.drift_checks import load_reference
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
 from reportgen.errors import ConfigError, InputError, ResultsError
@@ -157,6 +158,7 @@ def execute(
     started = time.perf_counter()
     progress.stage("loading data and model")
     prepared = prepare(loaded)
+    reference = load_reference(cfg.data, loaded.resolve)
     data, model, info = prepared.data, prepared.model, prepared.model_info
     run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock)
     timing["load"] = time.perf_counter() - started
@@ -193,7 +195,7 @@ def execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind,
+        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=reference,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0

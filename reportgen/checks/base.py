@@ -240,6 +240,7 @@ def _load_builtin_checks() -> None:
     import reportgen.checks.performance_checks  # noqa: F401
     import reportgen.checks.training_checks  # noqa: F401
     import reportgen.checks.comparison_checks  # noqa: F401
+    import reportgen.checks.drift_checks  # noqa: F401
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:
