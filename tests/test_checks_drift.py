@@ -280,3 +280,74 @@ def test_prediction_drift_regression_uses_predicted_values():
     assert result.status == "pass", result.message
     assert result.evidence["score"] == "predicted value"
     assert sum(result.evidence["histograms"]["train"]) == bundle.splits["train"].n
+
+
+# ----------------------------------------------------------------------------- data.reference end to end
+
+
+def _evaluate_only_config(tmp_path: Path, reference: str) -> Path:
+    import yaml
+
+    frame = pd.read_csv(DEFAULT_CSV)
+    frame.to_csv(tmp_path / "today.csv", index=False)
+    last_year = frame.copy()
+    last_year["balance"] = last_year["balance"] * 0.6
+    last_year.to_csv(tmp_path / "last_year.csv", index=False)
+    document = {
+        "name": "credit-nightly", "task": "binary",
+        "data": {"kind": "csv", "path": "today.csv", "reference": reference, "target": "default", "ignore": ["rownames"],
+                 "categorical": ["student"], "classes": ["No", "Yes"], "positive_class": "Yes"},
+        "model": {"kind": "linear"},
+        "checks": {"feature_drift": {"severity": "error"}},
+        "report": {"formats": ["json"]},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def test_an_evaluate_only_run_compares_test_with_data_reference(tmp_path):
+    import io
+    import json
+
+    from reportgen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", str(_evaluate_only_config(tmp_path, "last_year.csv")), "--out", str(tmp_path / "out"), "--quiet"],
+                out=out, err=err)
+    assert code == 1, err.getvalue()
+    assert "FAIL feature_drift: 1 of 3 features drifted between data.reference and test ('balance')" in out.getvalue()
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    check = next(c for c in results["checks"] if c["id"] == "feature_drift")
+    assert check["evidence"]["reference"] == "data.reference" and check["evidence"]["n_reference"] == 10_000
+    assert results["config"]["data"]["reference"] == "last_year.csv"
+
+
+def test_a_missing_reference_file_is_bad_input(tmp_path):
+    import io
+
+    from reportgen.cli import main
+
+    err = io.StringIO()
+    code = main(["run", str(_evaluate_only_config(tmp_path, "nope.csv")), "--out", str(tmp_path / "out"), "--quiet"],
+                out=io.StringIO(), err=err)
+    assert code == 2
+    assert "data.reference: file not found" in err.getvalue() and err.getvalue().count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_report_shows_the_most_shifted_features_as_a_table_and_a_chart():
+    from reportgen.render import view
+
+    X, y, classes, names = breast_cancer()
+    rows = split_rows(y, len(y))
+    X = X.copy()
+    X[rows["test"], 0] += X[rows["train"], 0].std()
+    bundle = make_bundle("binary", {n: (X[r].astype(np.float32), y[r], r) for n, r in rows.items()}, classes, names)
+    result = run("feature_drift", context(bundle))
+    shown = view.evidence_view(result)
+    assert shown["kind"] == "drift"
+    assert shown["rows"][0]["feature"] == names[0] and shown["rows"][0]["drifted"] == "yes"
+    assert shown["rows"][0]["moved"].startswith("median ")
+    assert "Most shifted features" in shown["chart"] and shown["chart"].startswith("<svg")
+    assert shown["more"] == len(names) - view.MAX_EVIDENCE_ROWS
