@@ -11,8 +11,9 @@ The statistics are written out here, with their sources, so that a run needs no 
   of categories), the effect size of categorical features;
 - Benjamini–Hochberg adjusted p-values (Benjamini & Hochberg 1995), ``benjamini_hochberg``.
 
-Time is linear in the rows (one pass of ``searchsorted`` against a grid of at most ``GRID_POINTS``
-points per feature and split, i.e. O(n log G)); extra memory is bounded by ``CHUNK_ROWS`` plus the grid.
+Cost per feature: one sort of each sample (O(n log n), numpy's vectorised sort: about 7 ms per million
+values) plus O(G log n) to read both CDFs at G points, or O(n) counting for categories; extra memory is one
+column of each split at a time, whatever the number of features. The number of features tested is capped.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ if TYPE_CHECKING:
     from reportgen.config import DataConfig
 
 EXACT_MAX_ROWS = 200_000
-"""Up to this many rows (reference + current) the grid is every distinct value: D is exact."""
+"""Up to this many rows (reference + current) D is computed at every observed value: exact."""
 GRID_POINTS = 4096
-"""Grid size beyond EXACT_MAX_ROWS: half reference quantiles, half current quantiles."""
+"""Beyond EXACT_MAX_ROWS, D is read at this many points: half reference quantiles, half current quantiles."""
 GRID_SAMPLE_ROWS = 1 << 16
-"""Rows (evenly strided) per split from which the grid's quantiles are taken."""
+"""Rows (evenly strided) of train predictions from which regression score-histogram edges are taken."""
 CHUNK_ROWS = 1 << 18
-"""Rows binned at a time: bounds the temporary memory whatever the number of rows."""
+"""Rows binned at a time into the score histograms: bounds their temporary memory."""
 MAX_CATEGORIES = 30
 """Categories kept per categorical feature (the most frequent); the rest are pooled as '(other)'."""
 MAX_FEATURES_SHOWN = 50
@@ -163,60 +164,57 @@ class TwoSampleResult:
 
 
 def _strided_sample(values: np.ndarray, limit: int) -> np.ndarray:
-    """At most ``limit`` evenly strided values (deterministic; no copy of the whole array)."""
+    """At most ``limit`` evenly strided values (deterministic; a view, not a copy)."""
     step = max(1, math.ceil(len(values) / limit))
     return values[::step]
 
 
 def _grid(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, str]:
-    """The points at which both CDFs are evaluated, and the method name for the evidence."""
+    """The points where both CDFs are compared (both arrays sorted), and the method for the evidence.
+
+    Every observed value up to EXACT_MAX_ROWS rows in all (D exact); beyond, GRID_POINTS / 2 quantiles of
+    each sample plus both extremes. Between two neighbouring grid points each sample holds at most
+    2 / GRID_POINTS of its mass (barring ties, which sit on grid points), so the grid D undershoots the
+    exact D by at most 2 / GRID_POINTS (about 0.0005).
+    """
     if len(reference) + len(current) <= EXACT_MAX_ROWS:
         return np.unique(np.concatenate([reference, current])), "exact"
-    levels = np.linspace(0.0, 1.0, GRID_POINTS // 2)
-    parts = [np.quantile(_strided_sample(v, GRID_SAMPLE_ROWS), levels) for v in (reference, current) if len(v)]
-    extremes = [np.array([v.min(), v.max()]) for v in (reference, current) if len(v)]
-    return np.unique(np.concatenate(parts + extremes)), f"grid of {GRID_POINTS} quantiles"
+    half = GRID_POINTS // 2
+    parts = [values[np.linspace(0, len(values) - 1, half).round().astype(np.int64)] for values in (reference, current)]
+    return np.unique(np.concatenate(parts)), f"grid of {GRID_POINTS} quantiles"
 
 
-def cdf_counts(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Number of ``values`` <= each grid point, binned ``CHUNK_ROWS`` at a time: (len(grid),) int64."""
-    counts = np.zeros(len(grid) + 1, dtype=np.int64)
-    for start in range(0, len(values), CHUNK_ROWS):
-        index = np.searchsorted(grid, values[start:start + CHUNK_ROWS], side="right")
-        counts += np.bincount(index, minlength=len(grid) + 1)
-    return np.cumsum(counts)[1:]
+def cdf_counts(sorted_values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Number of values <= each grid point, from the sorted values: (len(grid),) int64."""
+    return np.searchsorted(sorted_values, grid, side="right").astype(np.int64)
 
 
-def _quantiles_from_cdf(grid: np.ndarray, cumulative: np.ndarray, n: int) -> dict[str, float]:
-    """Lower quantiles read off the CDF on the grid (exact when the grid holds every value)."""
-    out: dict[str, float] = {}
-    for q in QUANTILES:
-        position = int(np.searchsorted(cumulative, q * n, side="left")) if n else 0
-        out[f"p{round(q * 100)}"] = float(grid[min(position, len(grid) - 1)]) if len(grid) else float("nan")
-    return out
+def _quantiles(sorted_values: np.ndarray) -> dict[str, float]:
+    """Lower quantiles (numpy's 'inverted_cdf': the smallest value whose CDF reaches q) of a sorted array."""
+    n = len(sorted_values)
+    return {f"p{round(q * 100)}": float(sorted_values[max(0, math.ceil(q * n) - 1)]) for q in QUANTILES}
 
 
 def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> TwoSampleResult:
     """Two-sample KS test of two float arrays (NaNs dropped).
 
-    D is exact when the two samples hold at most EXACT_MAX_ROWS values together; beyond that it is read
-    on a grid of reference and current quantiles and undershoots the exact D by at most the smaller of the
-    two samples' shares between neighbouring grid points (about 1/2048 for continuous data).
+    Cost: each sample is sorted once (O(n log n) with numpy's vectorised sort) and the two CDFs are
+    compared at the points of ``_grid``: every value (exact D) up to EXACT_MAX_ROWS rows, else a grid of
+    quantiles (D within 2 / GRID_POINTS of the exact one). Extra memory: one sorted float64 copy of each
+    sample, i.e. one column at a time whatever the number of features.
     """
     reference = np.asarray(reference, dtype=np.float64)
     current = np.asarray(current, dtype=np.float64)
-    reference = reference[~np.isnan(reference)]
-    current = current[~np.isnan(current)]
+    reference = np.sort(reference[~np.isnan(reference)])
+    current = np.sort(current[~np.isnan(current)])
     n_ref, n_cur = len(reference), len(current)
     if n_ref == 0 or n_cur == 0:
         return TwoSampleResult("ks", 0.0, 1.0, 0.0, n_ref, n_cur, {}, {}, "empty")
     grid, method = _grid(reference, current)
-    cdf_ref = cdf_counts(reference, grid)
-    cdf_cur = cdf_counts(current, grid)
-    statistic = float(np.max(np.abs(cdf_ref / n_ref - cdf_cur / n_cur)))
+    statistic = float(np.max(np.abs(cdf_counts(reference, grid) / n_ref - cdf_counts(current, grid) / n_cur)))
     return TwoSampleResult(
         "ks", statistic, ks_pvalue(statistic, n_ref, n_cur), statistic, n_ref, n_cur,
-        _quantiles_from_cdf(grid, cdf_ref, n_ref), _quantiles_from_cdf(grid, cdf_cur, n_cur), method,
+        _quantiles(reference), _quantiles(current), method,
     )
 
 
