@@ -351,3 +351,18 @@ def test_the_report_shows_the_most_shifted_features_as_a_table_and_a_chart():
     assert shown["rows"][0]["moved"].startswith("median ")
     assert "Most shifted features" in shown["chart"] and shown["chart"].startswith("<svg")
     assert shown["more"] == len(names) - view.MAX_EVIDENCE_ROWS
+
+
+def test_prediction_drift_multiclass_uses_the_top_class_probability():
+    from sklearn.linear_model import LogisticRegression
+
+    from check_helpers import wine
+
+    bundle, *_ = tabular_bundle(wine, "multiclass")
+    model = LogisticRegression(max_iter=2000).fit(bundle.splits["train"].features, bundle.splits["train"].labels)
+    preds = sklearn_predictions(bundle, model)
+    result = run("prediction_drift", context(bundle, preds))
+    assert result.evidence["score"] == "top-class probability"
+    oracle = stats.ks_2samp(preds["train"].probs.max(axis=1), preds["test"].probs.max(axis=1))
+    assert result.value == pytest.approx(oracle.statistic, abs=1e-12)
+    assert (result.status == "pass") == (oracle.pvalue >= 0.05 or oracle.statistic <= 0.1)
