@@ -367,8 +367,8 @@ def _metric_chart(history: History) -> str | None:
         for i, key in enumerate(keys):
             ax = flat[i]
             values = np.array([np.nan if r.metrics.get(key) is None else r.metrics[key] for r in history.runs])
-            lows = np.array([r.intervals[key][0] if r.intervals.get(key) else np.nan for r in history.runs])
-            highs = np.array([r.intervals[key][1] if r.intervals.get(key) else np.nan for r in history.runs])
+            bounds = [r.intervals.get(key) or [np.nan, np.nan] for r in history.runs]
+            lows, highs = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
             x, v, lo, hi = plots.thin(index, values, lows, highs, limit=MAX_CHART_RUNS)
             if np.isfinite(lo).any():
                 ax.fill_between(x, lo, hi, color=plots.OKABE_ITO[0], alpha=0.18, linewidth=0, label="95% interval")
@@ -411,6 +411,10 @@ def _drift_chart(history: History) -> str | None:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=8))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"#{int(v) + 1}"))
         return plots.to_svg(fig, "history-drift")
+
+
+def _interval_text(bounds: Sequence[float] | None) -> str:
+    return f"[{_fmt(bounds[0])}, {_fmt(bounds[1])}]" if bounds else ""
 
 
 def _override_text(overrides: Mapping[str, Mapping[str, Any]]) -> str:
@@ -462,9 +466,7 @@ def view(history: History) -> dict[str, Any]:
         "runs": [
             {"number": len(history.runs) - i, "created_at": _short_time(r.created_at), "status": r.status, "seed": r.seed,
              "config": (r.config_sha256 or "—")[:8], "data": (r.data_fingerprint or "—")[:8],
-             "metrics": [{"value": _fmt(r.metrics.get(k)),
-                          "ci": f"[{_fmt(r.intervals[k][0])}, {_fmt(r.intervals[k][1])}]" if r.intervals.get(k) else ""}
-                         for k in keys],
+             "metrics": [{"value": _fmt(r.metrics.get(k)), "ci": _interval_text(r.intervals.get(k))} for k in keys],
              "overrides": _override_text(r.overrides)}
             for i, r in enumerate(runs_newest_first[:MAX_GRID_RUNS])
         ],

@@ -294,11 +294,13 @@ def _model_columns(ctx: CheckContext) -> tuple[list[str], list[str]] | None:
 
 
 def _table_of_frame(frame: "pd.DataFrame", numeric: list[str], categorical: list[str]) -> FeatureTable:
-    return FeatureTable(
-        numeric={c: (lambda c=c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan)) for c in numeric},
-        categorical={c: (lambda c=c: category_counts(frame[c])) for c in categorical},
-        n=len(frame),
-    )
+    def numbers(column: str) -> Callable[[], np.ndarray]:
+        return lambda: frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def counts(column: str) -> Callable[[], dict[str, int]]:
+        return lambda: category_counts(frame[column])
+
+    return FeatureTable({c: numbers(c) for c in numeric}, {c: counts(c) for c in categorical}, len(frame))
 
 
 def _split_columns(frame: "pd.DataFrame", wanted: tuple[list[str], list[str]] | None) -> tuple[list[str], list[str]]:
@@ -338,7 +340,10 @@ def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str]
     names = list(ctx.data.feature_names or [f"x{i}" for i in range(current_split.features.shape[1])])
 
     def columns(matrix: np.ndarray) -> FeatureTable:
-        return FeatureTable({n: (lambda i=i: matrix[:, i]) for i, n in enumerate(names)}, {}, len(matrix))
+        def column(i: int) -> Callable[[], np.ndarray]:
+            return lambda: matrix[:, i]
+
+        return FeatureTable({n: column(i) for i, n in enumerate(names)}, {}, len(matrix))
 
     return columns(train.features), columns(current_split.features), "train"
 
@@ -514,7 +519,7 @@ class PredictionDrift(Check):
         edges = score_edges(train_scores, kind)
         histograms = {"edges": [float(e) for e in edges], "train": histogram(train_scores, edges),
                       "test": histogram(test_scores, edges)}
-        comparisons = []
+        comparisons: list[dict[str, Any]] = []
         vs_train = ks_two_sample(train_scores, test_scores)
         comparisons.append({"reference": "train", "current": "test", "statistic": vs_train.statistic,
                             "p_value": vs_train.p_value, "n_reference": vs_train.n_reference,
