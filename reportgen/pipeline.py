@@ -63,6 +63,8 @@ class Prepared:
     model_info: ModelInfo
     device: torch.device
     generator: torch.Generator
+    reference: Any = None
+    """The data.reference table (pandas DataFrame) that feature_drift compares test with, when given."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def prepare(loaded: LoadedConfig) -> Prepared:
     model.to(device)
     sample_x, _ = next(iterate_batches(data.splits["train"], 2))
     outputs, output_kind = probe_outputs(model, sample_x.to(device), cfg.task, data.num_classes, cfg.model.head is not None)
-    return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator)
+    reference = load_reference(cfg.data, loaded.resolve)
+    return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator, reference)
 
 
 def _metrics_for(pred: Predictions, data: DataBundle) -> dict[str, Any]:
@@ -158,7 +161,6 @@ def execute(
     started = time.perf_counter()
     progress.stage("loading data and model")
     prepared = prepare(loaded)
-    reference = load_reference(cfg.data, loaded.resolve)
     data, model, info = prepared.data, prepared.model, prepared.model_info
     run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock)
     timing["load"] = time.perf_counter() - started
@@ -195,7 +197,7 @@ def execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=reference,
+        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0

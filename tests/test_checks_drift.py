@@ -320,6 +320,8 @@ def test_an_evaluate_only_run_compares_test_with_data_reference(tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     check = next(c for c in results["checks"] if c["id"] == "feature_drift")
     assert check["evidence"]["reference"] == "data.reference" and check["evidence"]["n_reference"] == 10_000
+    assert check["evidence"]["reference_file"]["file"] == "last_year.csv"
+    assert len(check["evidence"]["reference_file"]["sha256"]) == 64
     assert results["config"]["data"]["reference"] == "last_year.csv"
 
 
@@ -366,3 +368,14 @@ def test_prediction_drift_multiclass_uses_the_top_class_probability():
     oracle = stats.ks_2samp(preds["train"].probs.max(axis=1), preds["test"].probs.max(axis=1))
     assert result.value == pytest.approx(oracle.statistic, abs=1e-12)
     assert (result.status == "pass") == (oracle.pvalue >= 0.05 or oracle.statistic <= 0.1)
+
+
+def test_validate_reads_the_reference_too(tmp_path):
+    import io
+
+    from reportgen.cli import main
+
+    err = io.StringIO()
+    assert main(["validate", str(_evaluate_only_config(tmp_path, "nope.csv"))], out=io.StringIO(), err=err) == 2
+    assert "data.reference: file not found" in err.getvalue()
+    assert main(["validate", str(_evaluate_only_config(tmp_path, "last_year.csv"))], out=io.StringIO(), err=err) == 0

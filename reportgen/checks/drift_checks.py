@@ -413,6 +413,8 @@ class FeatureDrift(Check):
         label = "data.reference" if reference_name == "data.reference" else "train"
         evidence = {
             "reference": label, "current": ctx.evaluation_split(),
+            **({"reference_file": dict(ctx.reference_attributes.attrs.get("source") or {})}
+               if reference_name == "data.reference" else {}),
             "n_reference": reference.n, "n_current": current.n,
             "alpha": alpha, "min_effect": min_effect,
             "correction": f"Benjamini-Hochberg across the {len(results)} features tested",
@@ -566,10 +568,13 @@ def load_reference(cfg: "DataConfig", resolve: Callable[[str], Path]) -> "pd.Dat
     reference = getattr(cfg, "reference", None)
     if not reference:
         return None
-    from reportgen.data import _existing, _read_table
+    from reportgen.data import _existing, _read_table, file_sha256
     from reportgen.errors import ConfigError
 
     if cfg.kind not in ("csv", "parquet"):
         raise ConfigError(f"data.reference needs csv or parquet data, not data.kind {cfg.kind}")
-    frame = _read_table(_existing(resolve, reference, "data.reference"), cfg.kind)
-    return frame.drop(columns=[cfg.target]) if cfg.target in frame.columns else frame
+    path = _existing(resolve, reference, "data.reference")
+    frame = _read_table(path, cfg.kind)
+    frame = frame.drop(columns=[cfg.target]) if cfg.target in frame.columns else frame
+    frame.attrs["source"] = {"file": path.name, "sha256": file_sha256(path)}
+    return frame
