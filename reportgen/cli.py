@@ -204,7 +204,7 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     written = history.write(collected, Path(args.out), formats)
     for h in collected.histories:
         last = h.last_pass()
-        out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs)} runs ({h.newest.created_at}); "
+        out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs):,} runs ({h.newest.created_at}); "
                   f"last passing run: {last.created_at if last else 'none'}\n")
     out.write(f"history: {args.out} ({', '.join(sorted({p.name for p in written}))})\n")
     return EXIT_PASS if collected.verdict == "pass" else EXIT_GATE_FAILED

@@ -344,6 +344,10 @@ def _fmt(value: Any) -> str:
     return fmt.num(value)
 
 
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count:,} runs"
+
+
 def _short_time(created_at: str) -> str:
     return created_at.replace("T", " ")[:16] if created_at else "—"
 
@@ -450,6 +454,7 @@ def view(history: History) -> dict[str, Any]:
         "task": history.task,
         "verdict": history.verdict,
         "n_runs": len(history.runs),
+        "runs_text": _runs(len(history.runs)),
         "first": _short_time(history.runs[0].created_at),
         "newest": _short_time(history.newest.created_at),
         "last_pass": None if last is None else {"when": _short_time(last.created_at), "source": last.source},
@@ -507,7 +512,7 @@ def render_markdown(history: History) -> bytes:
     trends = history.check_trends()
     lines = [f"# {history.name}: run history", "",
              f"**Newest run: {history.verdict.upper()}** ({_short_time(history.newest.created_at)}); "
-             f"{len(history.runs)} runs since {_short_time(history.runs[0].created_at)}; last passing run: "
+             f"{_runs(len(history.runs))} since {_short_time(history.runs[0].created_at)}; last passing run: "
              f"{_short_time(last.created_at) if last else 'none'}.", ""]
     newly = [t.id for t in trends if t.newly_failing]
     flaky = [t.id for t in trends if t.flaky]
