@@ -172,3 +172,28 @@ def test_history_does_not_import_torch(runs, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_many_runs_keep_the_report_bounded(runs, tmp_path):
+    """450 runs: every run in history.json, the newest 40 in the grid and table, charts thinned."""
+    template = json.loads((runs / "run-e" / "results.json").read_text())
+    for i in range(450):
+        document = json.loads(json.dumps(template))
+        document["environment"]["created_at"] = (DAY + dt.timedelta(hours=i)).isoformat().replace("+00:00", "Z")
+        document["environment"]["seed"] = i
+        folder = tmp_path / "many" / f"{i:03d}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(document))
+    (h,) = history.collect([tmp_path / "many"]).histories
+    shown = history.view(h)
+    assert len(shown["grid_runs"]) == history.MAX_GRID_RUNS and shown["grid_cut"] == 450 - history.MAX_GRID_RUNS
+    assert len(shown["runs"]) == history.MAX_GRID_RUNS and shown["runs"][0]["number"] == 450
+    import re
+
+    vertices = [len(re.findall(r"\bL ", d)) + 1 for d in re.findall(r' d="([^"]*)"', shown["metric_chart"])]
+    # the widest path is an interval band (upper and lower edge): 2 x 450 + 2 points unthinned
+    assert 2 * 100 < max(vertices) <= 2 * history.MAX_CHART_RUNS + 2
+    written = history.write(history.collect([tmp_path / "many"]), tmp_path / "out", ["html", "json"])
+    page = next(p for p in written if p.name == "history.html")
+    assert page.stat().st_size < 1_000_000
+    assert len(json.loads((tmp_path / "out" / "history.json").read_text())["runs"]) == 450
