@@ -271,7 +271,7 @@ class History:
         trends = []
         for cid in self.check_ids():
             seen = [r.checks[cid] for r in window if r.checks.get(cid) not in (None, Status.SKIP.value)]
-            flips = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+            flips = sum(1 for a, b in zip(seen, seen[1:], strict=False) if a != b)
             history = [r.checks[cid] for r in self.runs if cid in r.checks and r.checks[cid] != Status.SKIP.value]
             newest = self.newest.checks.get(cid)
             newly = newest in problems and len(history) >= 2 and history[-2] not in problems

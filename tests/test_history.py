@@ -63,7 +63,7 @@ def test_history_orders_runs_by_time_and_gates_on_the_newest(runs, tmp_path):
     assert doc["schema_version"] == 1 and doc["name"] == "cancer"
     assert [r["seed"] for r in doc["runs"]] == [0, 1, 2, 3, 4]
     assert [r["status"] for r in doc["runs"]] == ["pass", "pass", "fail", "pass", "pass"]
-    for run_doc, (folder, *_rest) in zip(doc["runs"], PLAN):
+    for run_doc, (folder, *_rest) in zip(doc["runs"], PLAN, strict=True):
         results = json.loads((runs / folder / "results.json").read_text())
         assert run_doc["created_at"] == results["environment"]["created_at"]
         assert run_doc["config_sha256"] == results["environment"]["config_sha256"]

@@ -396,7 +396,7 @@ class FeatureDrift(Check):
                 results[name] = ks_two_sample(reference.numeric[name](), current.numeric[name]())
             else:
                 results[name] = chi_square_two_sample(reference.categorical[name](), current.categorical[name]())
-        adjusted = dict(zip(results, benjamini_hochberg([r.p_value for r in results.values()])))
+        adjusted = dict(zip(results, benjamini_hochberg([r.p_value for r in results.values()]), strict=True))
         drifted = [n for n, r in results.items() if adjusted[n] < alpha and r.effect >= min_effect]
         ranked = sorted(results, key=lambda n: (-results[n].effect, n))
         rows = [
