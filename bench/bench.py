@@ -1,6 +1,8 @@
 """End-to-end benchmark: reportgen against a plain PyTorch inference loop on the same data and model.
 
     python bench/bench.py [--rows 1000000] [--features 32] [--quick] [--profile] [--keep]
+    python bench/bench.py --drift            # the drift checks alone on 1M + 1M rows x 32 features
+    python bench/bench.py --history 1000     # reportgen history over 1,000 results.json files
 
 Every case runs in a fresh subprocess; wall time is measured around the process and peak RSS
 comes from os.wait4() (the child's own ru_maxrss, so one case never hides another's peak).
@@ -328,9 +330,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=400)
     parser.add_argument("--mc-features", type=int, default=400)
     parser.add_argument("--mc-rows", type=int, default=4000, help="train rows of --battery-many-classes (test: a quarter)")
+    parser.add_argument("--drift", action="store_true", help="only time feature_drift and prediction_drift on in-memory arrays")
+    parser.add_argument("--history", type=int, default=0, metavar="N", help="only time reportgen history over N results.json files")
     args = parser.parse_args(argv)
     if args.battery_many_classes:
         return many_classes(args)
+    if args.drift or args.history:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import drift_history
+
+        root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            if args.drift:
+                print("\n".join(drift_history.run_drift(measure, args.python, root, root / "logs", args.rows, args.features)))
+            if args.history:
+                print("\n".join(drift_history.run_history(measure, args.python, root, root / "logs", args.history, REPO)))
+        finally:
+            if not args.keep and not args.workdir:
+                shutil.rmtree(root, ignore_errors=True)
+        return 0
     rows = 100_000 if args.quick else args.rows
     if args.threads > 0:  # children inherit it through measure()'s copy of os.environ
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)

@@ -184,6 +184,24 @@ def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     out.write(json_schema_text())
     return ExitCode.PASSED
+def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """reportgen history PATH...: a trend report over many runs; exit code of the newest run's verdict."""
+    from reportgen import history
+
+    formats = [part.strip() for part in (args.format or ",".join(history.FORMATS)).split(",") if part.strip()]
+    unknown = [f for f in formats if f not in history.FORMATS]
+    if unknown or not formats:
+        raise InputError(f"--format: choose from {', '.join(history.FORMATS)}" + (f", not {unknown[0]!r}" if unknown else ""))
+    collected = history.collect(args.paths, skip_invalid=args.skip_invalid)
+    for path, reason in collected.skipped:
+        err.write(f"reportgen: skipped {path}: {reason}\n")
+    written = history.write(collected, Path(args.out), formats)
+    for h in collected.histories:
+        last = h.last_pass()
+        out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs):,} runs ({h.newest.created_at}); "
+                  f"last passing run: {last.created_at if last else 'none'}\n")
+    out.write(f"history: {args.out} ({', '.join(sorted({p.name for p in written}))})\n")
+    return ExitCode.PASSED if collected.verdict == "pass" else ExitCode.GATE_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Print the JSON Schema (draft 2020-12) of results.json, for "
                                              "validating a report without Python (docs/results.schema.json).")
     schema.set_defaults(handler=_cmd_schema)
+    hist = commands.add_parser("history", help="a trend report over many runs' results.json files",
+                               description="Trend report over results.json files (given, or found recursively in "
+                                           "folders), grouped by name and ordered by created_at. Exits 0 or 1 with "
+                                           "the newest run's verdict, 2 for bad input.")
+    hist.add_argument("paths", nargs="+", metavar="PATH", help="results.json files or folders searched recursively")
+    hist.add_argument("--out", required=True, help="output folder (one subfolder per name when several)")
+    hist.add_argument("--format", help="comma-separated formats (default: all of html,pdf,md,json)")
+    hist.add_argument("--skip-invalid", action="store_true",
+                      help="skip (and name on stderr) invalid results.json files instead of exiting 2")
+    hist.set_defaults(handler=_cmd_history)
     return parser
 
 

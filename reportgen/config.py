@@ -91,6 +91,8 @@ class TableData(_DataCommon):
     standardize: bool = True
     missing: Literal["error", "drop", "mean"] = "error"
     csv: CsvOptions = Field(default_factory=CsvOptions)
+    reference: str | None = None
+    """A table (same kind and columns as the data) that feature_drift compares test with instead of train."""
 
     @model_validator(mode="after")
     def _sources_are_consistent(self) -> "TableData":

@@ -14,6 +14,7 @@ from torch import nn
 from reportgen.batching import iterate_batches
 from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
+from reportgen.checks.drift_checks import load_reference
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
 from reportgen.errors import ConfigError, ResultsError, RunError
@@ -64,6 +65,8 @@ class Prepared:
     model_info: ModelInfo
     device: torch.device
     generator: torch.Generator
+    reference: Any = None
+    """The data.reference table (pandas DataFrame) that feature_drift compares test with, when given."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def prepare(loaded: LoadedConfig) -> Prepared:
     model.to(device)
     sample_x, _ = next(iterate_batches(data.splits["train"], 2))
     outputs, output_kind = probe_outputs(model, sample_x.to(device), cfg.task, data.num_classes, cfg.model.head is not None)
-    return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator)
+    reference = load_reference(cfg.data, loaded.resolve, cfg.task)
+    return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator, reference)
 
 
 def _metrics_for(pred: Predictions, data: DataBundle) -> dict[str, Any]:
@@ -206,7 +210,7 @@ def execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind,
+        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0

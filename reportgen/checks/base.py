@@ -265,7 +265,10 @@ ENTRY_POINT_GROUP = "reportgen.checks"
 """Installed packages add checks through entry points in this group (docs/plugins.md)."""
 BUILTIN_MODULES = (
     "reportgen.checks.data_checks",
+    "reportgen.checks.drift_checks",
     "reportgen.checks.performance_checks",
+    "reportgen.checks.slice_checks",
+    "reportgen.checks.behaviour_checks",
     "reportgen.checks.training_checks",
     "reportgen.checks.comparison_checks",
 )
@@ -421,14 +424,12 @@ register = registry.register
 
 
 def _load_builtin_checks() -> None:
-    """Import the modules that register the built-in checks (once).
+    """Import the modules that register the built-in checks (once), in ``BUILTIN_MODULES`` order.
 
-    A new family module is imported here and listed in ``BUILTIN_MODULES`` (its place in the report).
+    A new family module is listed in ``BUILTIN_MODULES``: its place there is its place in the report.
     """
-    import reportgen.checks.data_checks  # noqa: F401
-    import reportgen.checks.performance_checks  # noqa: F401
-    import reportgen.checks.training_checks  # noqa: F401
-    import reportgen.checks.comparison_checks  # noqa: F401
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:

@@ -27,6 +27,8 @@ class CheckContext:
     """The ``torch.device`` the model lives on."""
     output_kind: str | None = None
     """What the model's raw output means (see reportgen.outputs)."""
+    reference_attributes: Any = None
+    """The ``data.reference`` table (a pandas DataFrame, target dropped) that feature_drift compares test with."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 

@@ -610,3 +610,28 @@ def gradient_norms(layers: Sequence[Mapping[str, Any]], name: str = "gradient-no
         ax.grid(axis="y", visible=False)
         _finish(ax, "Gradient norm per layer (log scale)", "gradient L2 norm", "parameter")
         return to_svg(fig, name)
+
+
+def drift_effects(rows: Sequence[Mapping[str, Any]], floor: Any, name: str = "feature-drift", limit: int = 10) -> str | None:
+    """Horizontal bars: effect size (KS D or total variation distance) of the most shifted features, floor marked."""
+    rows = [r for r in rows if isinstance(r, Mapping) and isinstance(r.get("effect"), (int, float))][:limit]
+    if not rows:
+        return None
+    labels = [short(r.get("feature", "?"), 28) for r in rows][::-1]
+    effects = [float(r["effect"]) for r in rows][::-1]
+    drifted = [bool(r.get("drifted")) for r in rows][::-1]
+    with figure(6.0, 0.6 + 0.24 * len(rows)) as (fig, ax):
+        y = np.arange(len(rows))
+        ax.barh(y, effects, color=[OKABE_ITO[1] if d else OKABE_ITO[0] for d in drifted],
+                hatch=None, edgecolor="white")
+        for i, d in enumerate(drifted):
+            if d:
+                ax.text(effects[i], i, " drifted", va="center", fontsize=7.5)
+        if isinstance(floor, (int, float)) and not isinstance(floor, bool):
+            ax.axvline(float(floor), color="black", linestyle="--", linewidth=1.0, label=f"effect floor ({float(floor):g})")
+            ax.legend(loc="lower right")
+        ax.set_yticks(y, labels)
+        ax.set_xlim(0, max(1e-3, max(effects), float(floor) if isinstance(floor, (int, float)) else 0) * 1.25)
+        ax.grid(axis="y", visible=False)
+        _finish(ax, "Most shifted features", "effect size (KS D or total variation distance)", "")
+        return to_svg(fig, name)

@@ -169,9 +169,30 @@ def _baseline_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 def _is_regression_metric(key: str) -> bool:
     spec = metric_registry.metric(key)
     return spec is not None and spec.tasks == {Task.REGRESSION.value}
+def _drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """feature_drift: the most shifted features as rows, with their chart."""
+    features = evidence.get("features")
+    if not isinstance(features, list) or not all(isinstance(r, Mapping) for r in features):
+        return None
+
+    def moved(row: Mapping[str, Any]) -> str:
+        ref, cur = row.get("reference") or {}, row.get("current") or {}
+        if "p50" in ref:
+            return f"median {fmt.num(ref.get('p50'))} → {fmt.num(cur.get('p50'))}"
+        top = next(iter(ref), None)
+        return "—" if top is None else f"{top}: {fmt.pct(ref.get(top))} → {fmt.pct(cur.get(top))}"
+
+    rows = [{"feature": r.get("feature"), "test": r.get("test"), "effect": fmt.num(r.get("effect")),
+             "p": fmt.num(r.get("p_value")), "p_adjusted": fmt.num(r.get("p_adjusted")),
+             "drifted": "yes" if r.get("drifted") else "no", "flag": bool(r.get("drifted")), "moved": moved(r)}
+            for r in features[:MAX_EVIDENCE_ROWS]]
+    rest = {k: v for k, v in evidence.items() if k not in ("features",)}
+    return {"kind": "drift", "rows": rows, "more": max(0, len(features) - MAX_EVIDENCE_ROWS),
+            "chart": _svg(plots.drift_effects(features, evidence.get("min_effect"))), "extra": _generic_items(rest)}
 
 
 EVIDENCE_VIEWS = {
+    "feature_drift": _drift_view,
     "train_test_overlap": _overlap_view,
     "minority_recall": _per_class_view,
     "gradient_flow": _gradient_view,
