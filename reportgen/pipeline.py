@@ -193,7 +193,7 @@ def execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind,
+        model=model, device=prepared.device, output_kind=info.output_kind, seed=cfg.seed,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0

@@ -86,7 +86,7 @@ class CheckSpec:
 
     id: str
     title: str
-    family: Literal["data", "performance", "training"]
+    family: Literal["data", "performance", "training", "fairness", "behaviour"]
     detects: str
     how_to_read: str
     default_severity: Severity
@@ -240,6 +240,8 @@ def _load_builtin_checks() -> None:
     import reportgen.checks.performance_checks  # noqa: F401
     import reportgen.checks.training_checks  # noqa: F401
     import reportgen.checks.comparison_checks  # noqa: F401
+    import reportgen.checks.slice_checks  # noqa: F401
+    import reportgen.checks.behaviour_checks  # noqa: F401
 
 
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:

@@ -27,6 +27,8 @@ class CheckContext:
     """The ``torch.device`` the model lives on."""
     output_kind: str | None = None
     """What the model's raw output means (see reportgen.models.output_kind_for)."""
+    seed: int = 0
+    """The run's seed: checks that sample or shuffle derive their generators from it."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 
