@@ -20,8 +20,8 @@ from reportgen import metrics as M
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
 
-MAX_COLUMNS = 30
-"""Columns sliced when ``features`` is not given (the first 30 attribute columns)."""
+MAX_COLUMNS = 100
+"""Columns sliced when ``features`` is not given (the first 100 attribute columns)."""
 MAX_EVIDENCE_SLICES = 10
 Z95 = 1.959964
 
@@ -260,7 +260,7 @@ class SlicePerformance(Check):
             Param("metric", None, "recall | precision (binary), accuracy (classification), rmse (regression); "
                   "default: recall for binary, accuracy for multiclass, rmse for regression.",
                   choices=("recall", "precision", "accuracy", "rmse"), nullable=True),
-            Param("features", None, "Columns to slice on (default: the first 30 columns of the test data).",
+            Param("features", None, "Columns to slice on (default: the first 100 columns of the test data).",
                   kind=list, nullable=True),
             Param("max_gap", 0.1, "Largest tolerated gap to the rest of the data: absolute for proportions, "
                   "relative for RMSE (0.1 = 10% higher).", kind=float, minimum=0.0, maximum=1.0),
