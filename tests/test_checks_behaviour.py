@@ -8,9 +8,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import (
+    breast_cancer,
+    context,
+    digits,
+    make_bundle,
+    mlp,
+    run,
+    split_rows,
+    standardiser,
+    tabular_bundle,
+    torch_predictions,
+    train_model,
+)
 from torch import nn
 
-from check_helpers import breast_cancer, context, digits, make_bundle, mlp, run, split_rows, standardiser, tabular_bundle, torch_predictions, train_model
 from reportgen.checks.behaviour_checks import feature_groups, sample_indices
 
 
@@ -158,7 +170,7 @@ def test_jittery_model_flips_under_small_noise(cancer, cancer_mlp):
     assert worst["flip_rate"] == pytest.approx(worst["flipped"] / result.evidence["samples"])
     examples = result.evidence["examples"]
     assert examples and all(e["predicted"] != e["after"] for e in examples)
-    assert set(e["sample"] for e in examples) <= set(cancer.splits["test"].source_rows.tolist())
+    assert {e["sample"] for e in examples} <= set(cancer.splits["test"].source_rows.tolist())
     # a zero budget flips nothing
     assert run("robustness", with_model(cancer, Jittery(cancer_mlp)), {"noise": 0.0}).value == 0.0
 
@@ -228,7 +240,7 @@ class OnePixel(nn.Module):
 
 
 def test_gradient_x_input_points_at_the_pixel_an_image_model_uses():
-    X, y, classes, _ = digits()
+    X, y, _, _ = digits()
     yb = (y >= 5).astype(np.int64)
     rows = split_rows(yb, len(yb))
     bundle = make_bundle("binary", {k: (X[r].astype(np.float32), yb[r], r) for k, r in rows.items()}, ("low", "high"),

@@ -8,12 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from check_helpers import (
+    breast_cancer,
+    context,
+    diabetes,
+    make_bundle,
+    run,
+    sklearn_predictions,
+    split_rows,
+    standardiser,
+)
 from scipy import stats
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import recall_score
 
-from check_helpers import breast_cancer, context, diabetes, make_bundle, predictions_from_probs, run, sklearn_predictions, split_rows, standardiser
-from reportgen.checks.slice_checks import benjamini_hochberg, encode_column, rmse_interval
+from reportgen.checks.slice_checks import (
+    benjamini_hochberg,
+    encode_column,
+    rmse_interval,
+)
 from reportgen.config import validate
 from reportgen.data import load_data
 from reportgen.errors import DataError
@@ -229,7 +242,6 @@ def test_group_fairness_skips_without_sensitive_columns_and_outside_binary():
     ctx, _ = fairness_case(False)
     result = run("group_fairness", ctx)
     assert result.status == "skip" and "sensitive" in result.message
-    X, y, classes, names = breast_cancer()
     multi = dataclasses.replace(ctx, task="multiclass")
     assert run("group_fairness", multi, {"sensitive": ["sex"]}).status == "skip"
 

@@ -9,14 +9,24 @@ beyond that sample. They draw every random number from their own generators insi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
+from reportgen.checks.base import (
+    Check,
+    CheckSettings,
+    CheckSpec,
+    Finding,
+    Param,
+    register,
+)
 from reportgen.checks.context import CheckContext
+
+if TYPE_CHECKING:  # torch is imported when a check runs: rendering a report lists these checks without it
+    import torch
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 DEFAULT_MAX_SAMPLES = 10_000
@@ -41,6 +51,7 @@ def sample_indices(n: int, limit: int, seed: int) -> np.ndarray:
 
 def test_inputs(ctx: CheckContext, limit: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """(inputs, labels, row indices) of a seeded sample of at most ``limit`` test samples, on the CPU."""
+    import torch
     split = ctx.data.splits[ctx.evaluation_split()]
     rows = sample_indices(split.n, limit, _seed(ctx))
     tensors = getattr(split.dataset, "tensors", None)
@@ -54,6 +65,7 @@ def test_inputs(ctx: CheckContext, limit: int) -> tuple[torch.Tensor, np.ndarray
 @contextmanager
 def evaluation_mode(ctx: CheckContext) -> Iterator[torch.nn.Module]:
     """The model in eval mode with its RNG forked: the rest of the run sees the RNG state unchanged."""
+    import torch
     model = ctx.model
     was_training = model.training
     devices = [ctx.device] if ctx.device is not None and getattr(ctx.device, "type", "cpu") == "cuda" else []
@@ -74,6 +86,8 @@ def output_kind(ctx: CheckContext) -> str:
 
 def score(ctx: CheckContext, model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     """Scores of ``x`` in batches of ``batch_size``: (n, C) probabilities, or (n,) predictions for regression."""
+    import torch
+
     from reportgen.evaluation import probabilities
 
     kind = output_kind(ctx)
@@ -155,6 +169,7 @@ class Stochasticity(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        import torch
         missing = _no_model(ctx)
         if missing:
             return missing
@@ -165,7 +180,7 @@ class Stochasticity(Check):
             second = score(ctx, model, x, ctx.batch_size)
         found = compare(ctx, first, second)
         value = found["max_score_difference"]
-        evidence = {"samples": int(len(x)), "batch_size": ctx.batch_size, **found}
+        evidence = {"samples": len(x), "batch_size": ctx.batch_size, **found}
         changed = (f"; {found['changed']} of {len(x)} predicted classes ({100 * found['changed_share']:.1f}%) changed"
                    if "changed" in found else "")
         unit = "in probability" if ctx.task != "regression" else "in units of the predictions' standard deviation"
@@ -204,6 +219,7 @@ class BatchDependence(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        import torch
         missing = _no_model(ctx)
         if missing:
             return missing
@@ -265,6 +281,7 @@ def one_hot_columns(feature_names: tuple[str, ...] | None, width: int) -> np.nda
 
 def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tuple[str, Callable[[torch.Generator], torch.Tensor]]]:
     """Named perturbations of ``x`` at the budget: Gaussian noise (tables and images), 1-pixel shifts (images)."""
+    import torch
     train = ctx.data.splits["train"]
     if x.dim() == 2:
         spread = (np.std(train.features, axis=0) if train.features is not None
@@ -310,6 +327,7 @@ class Robustness(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        import torch
         missing = _no_model(ctx)
         if missing:
             return missing
@@ -326,13 +344,13 @@ class Robustness(Check):
             for name, perturb in _perturbations(ctx, x, noise):
                 moved = decisions(ctx, score(ctx, model, perturb(gen), ctx.batch_size))
                 flipped = np.flatnonzero(moved != base)
-                table.append({"perturbation": name, "flip_rate": float(len(flipped) / len(x)), "flipped": int(len(flipped))})
+                table.append({"perturbation": name, "flip_rate": float(len(flipped) / len(x)), "flipped": len(flipped)})
                 for i in flipped[: max(0, MAX_EXAMPLES - len(examples))]:
                     examples.append({"sample": int(source_rows[i]), "perturbation": name,
                                      "predicted": ctx.classes[int(base[i])], "after": ctx.classes[int(moved[i])]})
         worst = max(table, key=lambda r: r["flip_rate"])
         value = worst["flip_rate"]
-        evidence = {"samples": int(len(x)), "noise": noise, "flip_rates": table, "examples": examples}
+        evidence = {"samples": len(x), "noise": noise, "flip_rates": table, "examples": examples}
         text = (f"{100 * value:.1f}% of {len(x)} test predictions change class under {worst['perturbation']} "
                 f"(max {100 * settings.threshold:g}%)")
         if value > settings.threshold:
@@ -381,6 +399,7 @@ class FeatureImportance(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
+        import torch
         missing = _no_model(ctx)
         if missing:
             return missing
@@ -407,7 +426,7 @@ class FeatureImportance(Check):
         metric = "RMSE increase" if ctx.task == "regression" else "balanced accuracy drop"
         positive = sum(max(0.0, r["importance"]) for r in rows)
         share = rows[0]["importance"] / positive if positive > 0 and rows[0]["importance"] > 0 else 0.0
-        evidence = {"method": "permutation", "metric": metric, "samples": int(len(x)), "repeats": settings.params["repeats"],
+        evidence = {"method": "permutation", "metric": metric, "samples": len(x), "repeats": settings.params["repeats"],
                     "baseline": -base if ctx.task == "regression" else base, "importances": rows}
         if skipped:
             evidence["not_measured"] = skipped
@@ -416,6 +435,7 @@ class FeatureImportance(Check):
                        f"{top}; the top feature holds {100 * share:.0f}% of the total.", evidence)
 
     def _gradient_x_input(self, ctx: CheckContext, x: torch.Tensor, settings: CheckSettings) -> Finding:
+        import torch
         if not torch.is_floating_point(x):
             return Finding.skip("the inputs are not floating-point numbers, so there is no gradient to attribute")
         x = x[:256]
@@ -447,7 +467,7 @@ class FeatureImportance(Check):
         order = np.argsort(-flat)[:10]
         top = [{"row": int(i // spatial.shape[1]), "column": int(i % spatial.shape[1]), "attribution": float(flat[i])}
                for i in order]
-        evidence = {"method": "gradient_x_input", "samples": int(len(x)), "pooling": [sh, sw],
+        evidence = {"method": "gradient_x_input", "samples": len(x), "pooling": [sh, sw],
                     "attribution_map": pooled.tolist(), "top_positions": top}
         return Finding("ok", share, f"Mean |gradient x input| over {len(x)} test images: the strongest position "
                        f"(row {top[0]['row']}, column {top[0]['column']}) holds {100 * share:.1f}% of the total.", evidence)

@@ -9,15 +9,23 @@ the cost is linear in test rows and in the number of slices, never quadratic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, pairwise
 from statistics import NormalDist
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from reportgen import metrics as M
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
+from reportgen.checks.base import (
+    Check,
+    CheckSettings,
+    CheckSpec,
+    Finding,
+    Param,
+    register,
+)
 from reportgen.checks.context import CheckContext
 
 MAX_COLUMNS = 100
@@ -101,7 +109,7 @@ def encode_column(name: str, values: Any, bins: int, max_categories: int) -> Sli
             codes = np.searchsorted(edges[1:-1], v, side="right").astype(np.int64)
             codes[~finite] = -1
             labels = tuple(f"{name} in [{_fmt(lo)}, {_fmt(hi)}{']' if i == edges.size - 2 else ')'}"
-                           for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])))
+                           for i, (lo, hi) in enumerate(pairwise(edges)))
             return SliceColumn(name, codes, labels)
     text = series.astype(str).to_numpy()
     uniques, inverse, counts = np.unique(text, return_inverse=True, return_counts=True)
@@ -215,7 +223,7 @@ def _stats_for_codes(codes: np.ndarray, labels: Sequence[str], parents: Sequence
             gap = pr - ps
             se = math.sqrt(ps * (1 - ps) / ns + pr * (1 - pr) / nr)
             excess = gap - max_gap
-            ci = M.wilson_interval(int(round(ss)), ns)
+            ci = M.wilson_interval(round(ss), ns)
             metric, rest = ps, pr
         else:
             ms, mr = ss / ns, sr / nr
