@@ -250,3 +250,12 @@ def test_gradient_x_input_points_at_the_pixel_an_image_model_uses():
     assert result.evidence["method"] == "gradient_x_input"
     assert result.evidence["top_positions"][0] == {"row": 3, "column": 5, "attribution": pytest.approx(result.evidence["attribution_map"][3][5])}
     assert result.value == pytest.approx(1.0)
+
+
+def test_feature_importance_renders_a_chart(cancer, cancer_mlp, monkeypatch):
+    from reportgen.render import plots, view
+
+    monkeypatch.setattr(plots, "VERIFY_LAYOUT", True)
+    shown = view.evidence_view(run("feature_importance", with_model(cancer, cancer_mlp), {"repeats": 2}))
+    assert shown["chart"].startswith("<svg") and "Permutation importance" in shown["chart"]
+    assert next(i for i in shown["items"] if i["key"] == "importances")["table"] is not None

@@ -251,3 +251,19 @@ def test_numeric_sensitive_column_is_grouped_in_quantile_bins():
     result = run("group_fairness", ctx, {"sensitive": ["mean radius"], "bins": 3})
     assert result.evidence["differences"][0]["groups"] == 3
     assert sum(g["n"] for g in result.evidence["groups"]) == ctx.predictions["test"].n
+
+
+def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
+    from reportgen.render import plots, view
+
+    monkeypatch.setattr(plots, "VERIFY_LAYOUT", True)  # a chart drawing outside its figure raises
+    ctx, _ = cancer_with_region(noisy_north=True)
+    sliced = view.evidence_view(run("slice_performance", ctx))
+    table = sliced["items"][0]["table"]
+    assert table["rows"][0]["cells"][0]["text"] == "region = north" and table["rows"][0]["cells"][-1]["text"] == "fails"
+    assert sliced["chart"].startswith("<svg") and "region = north" in sliced["chart"]
+    fair_ctx, _ = fairness_case(True)
+    fair = view.evidence_view(run("group_fairness", fair_ctx, {"sensitive": ["sex"]}))
+    groups = next(i for i in fair["items"] if i["key"] == "groups")["table"]
+    assert sorted(r["cells"][1]["text"] for r in groups["rows"]) == ["F", "M"]
+    assert "[" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
