@@ -188,7 +188,7 @@ def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
                      fmt.num(r.get("rest")), fmt.num(r.get("gap")), fmt.num(r.get("p_adjusted")), "fails" if r.get("fails") else "—"]
                     for r in rows[:MAX_EVIDENCE_ROWS]])
     rest = {k: v for k, v in evidence.items() if k != "worst_slices"}
-    return {"kind": "generic", "items": [{"key": "worst slices", "value": "", "table": table}, *_generic_items(rest)],
+    return {"kind": "slices", "items": [{"key": "worst slices", "value": "", "table": table}, *_generic_items(rest)],
             "chart": _svg(plots.slice_metrics(rows, metric)), "chart_caption": "Worst slices against the rest of the test data"}
 
 
@@ -203,19 +203,19 @@ def _fairness_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
                      _rate_ci(g.get("tpr"), g.get("tpr_ci95")), _rate_ci(g.get("fpr"), g.get("fpr_ci95"))]
                     for g in groups[:MAX_TABLE_ROWS]], more=max(0, len(groups) - MAX_TABLE_ROWS))
     rest = {k: v for k, v in evidence.items() if k != "groups"}
-    return {"kind": "generic", "items": [*_generic_items(rest), {"key": "groups", "value": "", "table": table}]}
+    return {"kind": "fairness", "items": [*_generic_items(rest), {"key": "groups", "value": "", "table": table}]}
 
 
 def _importance_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     """feature_importance: the generic view plus a bar chart (tables) or a heatmap (images)."""
     if "attribution_map" in evidence:
         rest = {k: v for k, v in evidence.items() if k != "attribution_map"}
-        return {"kind": "generic", "items": _generic_items(rest), "chart": _svg(plots.attribution_map(evidence["attribution_map"])),
+        return {"kind": "importance", "items": _generic_items(rest), "chart": _svg(plots.attribution_map(evidence["attribution_map"])),
                 "chart_caption": "Where the model looks: mean |gradient × input| per position"}
     rows = evidence.get("importances")
     if not isinstance(rows, list):
         return None
-    return {"kind": "generic", "items": _generic_items(evidence),
+    return {"kind": "importance", "items": _generic_items(evidence),
             "chart": _svg(plots.feature_importance(rows, str(evidence.get("metric", "importance")))),
             "chart_caption": "Permutation importance on the test split"}
 
