@@ -411,15 +411,17 @@ class FeatureImportance(Check):
         groups = groups[:MAX_IMPORTANCE_GROUPS]
         rng = np.random.default_rng(_seed(ctx))
         rows = []
+        shuffled = x.clone()  # one buffer: each group's columns are shuffled in place, then restored
         with evaluation_mode(ctx) as model:
             base = _headline(ctx, y, score(ctx, model, x, ctx.batch_size))
             for name, columns in groups:
                 drops = []
+                original = x[:, columns]
                 for _ in range(settings.params["repeats"]):
-                    shuffled = x.clone()
                     perm = torch.from_numpy(rng.permutation(len(x)))
-                    shuffled[:, columns] = x[perm][:, columns]
+                    shuffled[:, columns] = original[perm]
                     drops.append(base - _headline(ctx, y, score(ctx, model, shuffled, ctx.batch_size)))
+                shuffled[:, columns] = original
                 rows.append({"feature": name, "importance": float(np.mean(drops)), "std": float(np.std(drops)),
                              "columns": len(columns)})
         rows.sort(key=lambda r: -r["importance"])

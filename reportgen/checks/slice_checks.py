@@ -111,8 +111,9 @@ def encode_column(name: str, values: Any, bins: int, max_categories: int) -> Sli
             labels = tuple(f"{name} in [{_fmt(lo)}, {_fmt(hi)}{']' if i == edges.size - 2 else ')'}"
                            for i, (lo, hi) in enumerate(pairwise(edges)))
             return SliceColumn(name, codes, labels)
-    text = series.astype(str).to_numpy()
-    uniques, inverse, counts = np.unique(text, return_inverse=True, return_counts=True)
+    codes, uniques = pd.factorize(series.astype(str), sort=True)  # hashing: linear in rows
+    counts = np.bincount(codes, minlength=len(uniques))
+    uniques, inverse = np.asarray(uniques), codes
     if uniques.size < 2:
         return None
     keep = np.argsort(-counts, kind="stable")[:max_categories]
