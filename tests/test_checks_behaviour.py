@@ -259,3 +259,32 @@ def test_feature_importance_renders_a_chart(cancer, cancer_mlp, monkeypatch):
     shown = view.evidence_view(run("feature_importance", with_model(cancer, cancer_mlp), {"repeats": 2}))
     assert shown["chart"].startswith("<svg") and "Permutation importance" in shown["chart"]
     assert next(i for i in shown["items"] if i["key"] == "importances")["table"] is not None
+
+
+class PixelAbove(nn.Module):
+    """An image model that answers 'high' exactly when pixel (6, 10) is at least 0.5."""
+
+    def forward(self, x):
+        v = x[:, 0, 6, 10] - 0.5
+        return torch.stack([-8 * v, 8 * v], dim=1)
+
+
+def test_image_robustness_shifts_images_of_16_pixels_and_counts_flips_exactly():
+    X, y, _, _ = digits()
+    images = np.kron(X.reshape(-1, 8, 8), np.ones((2, 2)))  # 16 x 16 digits
+    yb = (y >= 5).astype(np.int64)
+    rows = split_rows(yb, len(yb))
+    bundle = make_bundle("binary", {k: (images[r].reshape(len(r), -1).astype(np.float32), yb[r], r) for k, r in rows.items()},
+                         ("low", "high"), None, image_shape=(1, 16, 16))
+    result = run("robustness", with_model(bundle, PixelAbove()))
+    rates = {r["perturbation"]: r for r in result.evidence["flip_rates"]}
+    test = images[rows["test"]]
+    before = test[:, 6, 10] >= 0.5
+    # oracle: shifted right, pixel (6, 10) shows what pixel (6, 9) held; shifted down, pixel (5, 10)
+    assert rates["shift by 1 pixel right"]["flipped"] == int((before != (test[:, 6, 9] >= 0.5)).sum())
+    assert rates["shift by 1 pixel down"]["flipped"] == int((before != (test[:, 5, 10] >= 0.5)).sum())
+    assert result.value == max(r["flip_rate"] for r in rates.values())
+    small = make_bundle("binary", {k: (X[r].astype(np.float32), yb[r], r) for k, r in rows.items()}, ("low", "high"),
+                        None, image_shape=(1, 8, 8))
+    only_noise = run("robustness", with_model(small, OnePixel()))
+    assert [r["perturbation"] for r in only_noise.evidence["flip_rates"]] == ["Gaussian noise, sigma = 0.05 x pixel std"]
