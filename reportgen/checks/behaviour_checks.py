@@ -306,7 +306,8 @@ def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tup
         out.narrow(dim, 0, 1).copy_(x.narrow(dim, 0, 1))  # the edge row/column repeats instead of wrapping round
         return out
 
-    perturbations = [(f"Gaussian noise, sigma = {noise:g} x pixel std", image_noise)]
+    perturbations: list[tuple[str, Callable[[torch.Generator], torch.Tensor]]] = [
+        (f"Gaussian noise, sigma = {noise:g} x pixel std", image_noise)]
     if x.dim() >= 3 and min(x.shape[-2:]) >= MIN_SHIFT_SIDE:
         perturbations += [("shift by 1 pixel right", lambda g: shifted(-1)), ("shift by 1 pixel down", lambda g: shifted(-2))]
     return perturbations
@@ -347,7 +348,8 @@ class Robustness(Check):
         gen = torch.Generator().manual_seed(_seed(ctx))
         split = ctx.data.splits[ctx.evaluation_split()]
         source_rows = split.source_rows[rows] if split.source_rows is not None else rows
-        table, examples = [], []
+        table: list[dict[str, Any]] = []
+        examples: list[dict[str, Any]] = []
         with evaluation_mode(ctx) as model:
             base = decisions(ctx, score(ctx, model, x, ctx.batch_size))
             for name, perturb in _perturbations(ctx, x, noise):
@@ -359,6 +361,7 @@ class Robustness(Check):
                                      "predicted": ctx.classes[int(base[i])], "after": ctx.classes[int(moved[i])]})
         worst = max(table, key=lambda r: r["flip_rate"])
         value = worst["flip_rate"]
+        assert settings.threshold is not None  # the spec has a max
         evidence = {"samples": len(x), "noise": noise, "flip_rates": table, "examples": examples}
         text = (f"{100 * value:.1f}% of {len(x)} test predictions change class under {worst['perturbation']} "
                 f"(max {100 * settings.threshold:g}%)")
@@ -419,7 +422,7 @@ class FeatureImportance(Check):
         skipped = max(0, len(groups) - MAX_IMPORTANCE_GROUPS)
         groups = groups[:MAX_IMPORTANCE_GROUPS]
         rng = np.random.default_rng(_seed(ctx))
-        rows = []
+        rows: list[dict[str, Any]] = []
         shuffled = x.clone()  # one buffer: each group's columns are shuffled in place, then restored
         with evaluation_mode(ctx) as model:
             base = _headline(ctx, y, score(ctx, model, x, ctx.batch_size))

@@ -94,7 +94,7 @@ def encode_column(name: str, values: Any, bins: int, max_categories: int) -> Sli
     """Cut a column into slices: numbers with more than ``bins`` distinct values into quantile bins
     (labelled in the column's own units), everything else by value (the ``max_categories`` most frequent).
     None when fewer than two slices result."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     series = pd.Series(values).reset_index(drop=True)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
@@ -409,7 +409,8 @@ class GroupFairness(Check):
         pred = ctx.predictions[split]
         pos = ctx.positive_index
         actual, chosen = np.asarray(pred.y_true) == pos, np.asarray(pred.y_pred) == pos
-        groups, differences = [], []
+        groups: list[dict[str, Any]] = []
+        differences: list[dict[str, Any]] = []
         for name in names:
             col = encode_column(name, table[name], settings.params["bins"], settings.params["max_groups"])
             if col is None:
@@ -424,7 +425,7 @@ class GroupFairness(Check):
             pos_n = np.bincount(c, weights=actual[inside], minlength=k)
             tp = np.bincount(c, weights=(chosen & actual)[inside], minlength=k)
             fp = np.bincount(c, weights=(chosen & ~actual)[inside], minlength=k)
-            rows = []
+            rows: list[dict[str, Any]] = []
             for i, label in enumerate(col.labels):
                 sr, sr_ci = _rate(int(sel[i]), int(n[i]))
                 tpr, tpr_ci = _rate(int(tp[i]), int(pos_n[i]))
@@ -441,6 +442,7 @@ class GroupFairness(Check):
         worst = max(differences, key=lambda d: max(d["demographic_parity_difference"] or 0.0, d["equalized_odds_difference"] or 0.0))
         value = max(worst["demographic_parity_difference"] or 0.0, worst["equalized_odds_difference"] or 0.0)
         evidence = {"split": split, "differences": differences, "groups": groups}
+        assert settings.threshold is not None  # the spec has a max
         text = (f"on {worst['column']!r}: demographic-parity difference {worst['demographic_parity_difference'] or 0.0:.3f}, "
                 f"equalised-odds difference {worst['equalized_odds_difference'] or 0.0:.3f} (max {settings.threshold:g})")
         if value > settings.threshold:
