@@ -267,3 +267,31 @@ def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
     groups = next(i for i in fair["items"] if i["key"] == "groups")["table"]
     assert sorted(r["cells"][1]["text"] for r in groups["rows"]) == ["F", "M"]
     assert "[" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
+
+
+def test_multiclass_slices_use_accuracy():
+    from sklearn.metrics import accuracy_score
+
+    from check_helpers import wine
+
+    X, y, classes, names = wine()
+    rng = np.random.default_rng(0)
+    region = REGIONS[rng.integers(0, 3, len(y))]
+    rows = split_rows(y, len(y), test=0.5)
+    y = y.copy()
+    north_test = (region == "north") & np.isin(np.arange(len(y)), rows["test"])
+    y[north_test] = (y[north_test] + rng.integers(1, 3, north_test.sum())) % 3  # a wrong class for every north test row
+    transform = standardiser(X[rows["train"]])
+    bundle = make_bundle("multiclass", {k: (transform(X[r]), y[r], r) for k, r in rows.items()}, classes, names)
+    bundle = with_attributes(bundle, {k: pd.DataFrame({"region": region[r], "alcohol": X[r, 0]}) for k, r in rows.items()})
+    model = LogisticRegression(max_iter=2000).fit(bundle.splits["train"].features, bundle.splits["train"].labels)
+    ctx = context(bundle, sklearn_predictions(bundle, model))
+    result = run("slice_performance", ctx, {"min_support": 20})
+    assert result.status == "warn", result.message
+    worst = result.evidence["worst_slices"][0]
+    pred = ctx.predictions["test"]
+    north = region[rows["test"]] == "north"
+    assert worst["slice"] == "region = north" and result.evidence["metric"] == "accuracy"
+    assert worst["metric"] == pytest.approx(accuracy_score(pred.y_true[north], pred.y_pred[north]))
+    assert worst["rest"] == pytest.approx(accuracy_score(pred.y_true[~north], pred.y_pred[~north]))
+    assert "accuracy" in result.message
