@@ -270,9 +270,8 @@ def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
 
 
 def test_multiclass_slices_use_accuracy():
-    from sklearn.metrics import accuracy_score
-
     from check_helpers import wine
+    from sklearn.metrics import accuracy_score
 
     X, y, classes, names = wine()
     rng = np.random.default_rng(0)
