@@ -288,3 +288,20 @@ def test_image_robustness_shifts_images_of_16_pixels_and_counts_flips_exactly():
                         None, image_shape=(1, 8, 8))
     only_noise = run("robustness", with_model(small, OnePixel()))
     assert [r["perturbation"] for r in only_noise.evidence["flip_rates"]] == ["Gaussian noise, sigma = 0.05 x pixel std"]
+
+
+class SqueezesBatch(nn.Module):
+    """A planted defect: squeeze() in forward drops the batch axis when a batch holds one sample."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return self.body(x).squeeze()
+
+
+def test_model_that_cannot_score_one_sample_alone_fails_batch_dependence(cancer, cancer_mlp):
+    result = run("batch_dependence", with_model(cancer, SqueezesBatch(cancer_mlp)))
+    assert result.status == "fail"
+    assert "returned 2 rows for a batch of 1" in result.message

@@ -100,9 +100,12 @@ def score(ctx: CheckContext, model: torch.nn.Module, x: torch.Tensor, batch_size
     device = ctx.device or torch.device("cpu")
     parts = []
     for start in range(0, len(x), batch_size):
-        out = model(x[start : start + batch_size].to(device))
+        batch = x[start : start + batch_size]
+        out = model(batch.to(device))
         if out.dim() == 1:
             out = out.unsqueeze(1)
+        if out.shape[0] != len(batch):  # e.g. a squeeze() in forward that drops the batch axis of a batch of one
+            raise ValueError(f"the model returned {out.shape[0]} rows for a batch of {len(batch)} samples")
         if ctx.task == "regression":
             parts.append(out.reshape(-1).float().cpu().numpy())
         else:
