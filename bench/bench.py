@@ -307,6 +307,62 @@ def many_classes(args: argparse.Namespace) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ slice, fairness and behaviour checks (--checks)
+
+NEW_CHECKS = ("slice_performance", "group_fairness", "stochasticity", "batch_dependence", "robustness", "feature_importance")
+
+
+def bench_checks(rows: int, features: int) -> int:
+    """Time the slice, fairness and behaviour checks in-process on ``rows`` test rows (imports reportgen and pandas).
+
+    The data are the benchmark's noisy linear rule; the test split carries attributes like a CSV
+    would: the first four features in their raw values and a categorical 'region' with four levels.
+    The model is the benchmark's MLP (one sigmoid logit), untrained: only the cost is measured.
+    """
+    sys.path.insert(0, str(REPO))
+    import pandas as pd
+    from torch.utils.data import TensorDataset
+
+    from reportgen.checks.base import registry, run_check
+    from reportgen.checks.context import CheckContext
+    from reportgen.types import DataBundle, Predictions, SplitData
+
+    rng = np.random.default_rng(SEED)
+    torch.manual_seed(SEED)
+    model = build_mlp(features).eval()
+    splits, predictions = {}, {}
+    for name, n in (("train", min(rows, 100_000)), ("test", rows)):
+        x = rng.standard_normal((n, features), dtype=np.float32)
+        y = (x[:, :4].sum(axis=1) + rng.standard_normal(n) > 0.5).astype(np.int64)
+        attributes = pd.DataFrame(x[:, :4].astype(np.float64), columns=[f"x{i}" for i in range(4)])
+        attributes["region"] = np.array(["north", "south", "east", "west"])[rng.integers(0, 4, n)]
+        splits[name] = SplitData(name=name, dataset=TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), labels=y,
+                                 features=x, attributes=attributes)
+        with torch.no_grad():
+            p = torch.cat([torch.sigmoid(model(torch.from_numpy(x[i:i + BATCH]))).reshape(-1) for i in range(0, n, BATCH)]).numpy()
+        predictions[name] = Predictions(split=name, y_true=y, y_pred=(p >= 0.5).astype(np.int64),
+                                        probs=np.stack([1 - p, p], axis=1), loss=0.0)
+    bundle = DataBundle(task="binary", splits=splits, classes=("0", "1"), positive_index=1,
+                        feature_names=tuple(f"x{i}" for i in range(features)), input_shape=(features,))
+    ctx = CheckContext(task="binary", data=bundle, predictions=predictions, metrics={}, training=None,
+                       batch_size=BATCH, model=model, device=torch.device("cpu"), output_kind="sigmoid", seed=SEED)
+    overrides = {"group_fairness": {"sensitive": ["region"]}, "slice_performance": {"features": [f"x{i}" for i in range(4)] + ["region"]}}
+    print(f"# slice, fairness and behaviour checks on {rows:,} test rows x {features} features "
+          f"(torch threads {torch.get_num_threads()})\n")
+    print("| check | seconds | status |\n|---|---:|---|")
+    total = 0.0
+    for check_id in NEW_CHECKS:
+        check = registry.get(check_id)
+        assert check is not None, check_id
+        t0 = time.perf_counter()
+        result = run_check(check, ctx, overrides.get(check_id))
+        seconds = time.perf_counter() - t0
+        total += seconds
+        print(f"| {check_id} | {seconds:.2f} | {result.status if result else 'disabled'} |")
+    print(f"| all six | {total:.2f} | |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per split (train and test)")
@@ -332,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mc-rows", type=int, default=4000, help="train rows of --battery-many-classes (test: a quarter)")
     parser.add_argument("--drift", action="store_true", help="only time feature_drift and prediction_drift on in-memory arrays")
     parser.add_argument("--history", type=int, default=0, metavar="N", help="only time reportgen history over N results.json files")
+    parser.add_argument("--checks", action="store_true",
+                        help="only time the slice, fairness and behaviour checks in-process on --rows test rows")
     args = parser.parse_args(argv)
+    if args.checks:
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        return bench_checks(100_000 if args.quick else args.rows, args.features)
     if args.battery_many_classes:
         return many_classes(args)
     if args.drift or args.history:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -681,7 +683,18 @@ def _load_python(cfg: PythonData, task: str, resolve: Resolver) -> DataBundle:
     datasets = call_user_object(cfg.factory, cfg.kwargs, resolve, "data.factory", DataError)
     if not isinstance(datasets, Mapping):
         raise DataError(f"data.factory {cfg.factory!r} must return a dict of datasets, not {type(datasets).__name__}")
-    return _bundle_from_datasets(dict(datasets), cfg, task, cfg.factory, {"kind": "python", "factory": cfg.factory, "kwargs": cfg.kwargs})
+    datasets = dict(datasets)
+    attributes = datasets.pop("attributes", None) or {}  # optional {split: DataFrame or dict of arrays}, for slices
+    bundle = _bundle_from_datasets(datasets, cfg, task, cfg.factory, {"kind": "python", "factory": cfg.factory, "kwargs": cfg.kwargs})
+    splits = dict(bundle.splits)
+    for name, table in dict(attributes).items():
+        if name not in splits:
+            raise DataError(f"data.factory: 'attributes' names split {name!r}, which the factory did not return")
+        frame = pd.DataFrame(table).reset_index(drop=True)
+        if len(frame) != splits[name].n:
+            raise DataError(f"data.factory: attributes of the {name} split have {len(frame)} rows for {splits[name].n} samples")
+        splits[name] = dataclasses.replace(splits[name], attributes=frame)
+    return dataclasses.replace(bundle, splits=splits)
 
 
 def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> DataBundle:

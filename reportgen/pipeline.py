@@ -211,6 +211,7 @@ def execute(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
         model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
+        seed=cfg.seed,
     )
     results = run_checks(context, cfg.checks)
     timing["checks"] = time.perf_counter() - t0

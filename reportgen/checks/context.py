@@ -29,6 +29,8 @@ class CheckContext:
     """What the model's raw output means (see reportgen.outputs)."""
     reference_attributes: Any = None
     """The ``data.reference`` table (a pandas DataFrame, target dropped) that feature_drift compares test with."""
+    seed: int = 0
+    """The run's seed: checks that sample or shuffle derive their generators from it."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Scratch space for results several checks share (e.g. sample fingerprints)."""
 

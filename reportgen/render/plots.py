@@ -635,3 +635,63 @@ def drift_effects(rows: Sequence[Mapping[str, Any]], floor: Any, name: str = "fe
         ax.grid(axis="y", visible=False)
         _finish(ax, "Most shifted features", "effect size (KS D or total variation distance)", "")
         return to_svg(fig, name)
+
+
+def slice_metrics(rows: Sequence[Mapping[str, Any]], metric: str, name: str = "slice-metrics") -> str | None:
+    """The worst slices' metric with its 95% interval (bars) against the rest of the data (tick); failing slices in orange."""
+    rows = [r for r in rows if isinstance(r, Mapping)][:MAX_SERIES] if isinstance(rows, (list, tuple)) else []
+    values = numbers([r.get("metric") for r in rows])
+    if values is None or not np.isfinite(values).any():
+        return None
+    rest = numbers([r.get("rest") for r in rows])
+    low, high = numbers([r.get("ci_low") for r in rows]), numbers([r.get("ci_high") for r in rows])
+    with figure(6.2, max(1.8, 0.7 + 0.3 * len(rows))) as (fig, ax):
+        y = np.arange(len(rows))
+        colours = [OKABE_ITO[1] if r.get("fails") else OKABE_ITO[0] for r in rows]
+        ax.barh(y, np.nan_to_num(values), color=colours, height=0.6)
+        if low is not None and high is not None:
+            err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+            ax.errorbar(np.nan_to_num(values), y, xerr=np.nan_to_num(err), fmt="none", ecolor="#333333", capsize=2, linewidth=0.9)
+        if rest is not None:
+            ax.scatter(rest, y, marker="|", s=160, color=OKABE_ITO[7], zorder=3, label="rest of the data")
+            _legend_below(ax, 1)
+        ax.set_yticks(y, [short(r.get("slice", ""), 40) for r in rows])
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        _finish(ax, f"{metric} in the worst slices (95% interval)", text(metric), "")
+        return to_svg(fig, name)
+
+
+def feature_importance(rows: Sequence[Mapping[str, Any]], metric: str, name: str = "feature-importance") -> str | None:
+    """Permutation importance per feature (largest first) with its standard deviation over repeats."""
+    rows = [r for r in rows if isinstance(r, Mapping)][:15] if isinstance(rows, (list, tuple)) else []
+    values = numbers([r.get("importance") for r in rows])
+    if values is None or not np.isfinite(values).any():
+        return None
+    spread = numbers([r.get("std") for r in rows])
+    with figure(6.2, max(1.8, 0.7 + 0.26 * len(rows))) as (fig, ax):
+        y = np.arange(len(rows))
+        ax.barh(y, np.nan_to_num(values), color=OKABE_ITO[0], height=0.6,
+                xerr=None if spread is None else np.nan_to_num(spread), error_kw={"ecolor": "#333333", "capsize": 2, "linewidth": 0.9})
+        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        ax.set_yticks(y, [short(r.get("feature", ""), 32) for r in rows])
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        _finish(ax, "Permutation importance (mean ± sd over repeats)", text(metric), "")
+        return to_svg(fig, name)
+
+
+def attribution_map(grid: Any, name: str = "attribution-map") -> str | None:
+    """Mean |gradient × input| per pixel position as a heatmap."""
+    try:
+        values = np.array(grid, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if values.ndim != 2 or values.size == 0 or not np.isfinite(values).all():
+        return None
+    with figure(3.2, 3.0) as (fig, ax):
+        image = ax.imshow(values, cmap=_BLUES, interpolation="nearest")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.grid(False)
+        ax.set_title(text("Mean |gradient × input|"))
+        return to_svg(fig, name)

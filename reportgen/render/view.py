@@ -169,6 +169,8 @@ def _baseline_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 def _is_regression_metric(key: str) -> bool:
     spec = metric_registry.metric(key)
     return spec is not None and spec.tasks == {Task.REGRESSION.value}
+
+
 def _drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     """feature_drift: the most shifted features as rows, with their chart."""
     features = evidence.get("features")
@@ -191,6 +193,61 @@ def _drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
             "chart": _svg(plots.drift_effects(features, evidence.get("min_effect"))), "extra": _generic_items(rest)}
 
 
+def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], more: int = 0) -> dict[str, Any]:
+    """A table in the shape of ``_record_table`` (rendered by the ``records`` macro) from cells already chosen."""
+    return {"key_column": None, "columns": [{"label": label, "numeric": numeric} for label, numeric in columns],
+            "rows": [{"key": "", "cells": [{"text": str(cell), "numeric": numeric} for cell, (_, numeric) in zip(row, columns)]}
+                     for row in rows], "more": more}
+
+
+def _rate_ci(rate: Any, ci: Any) -> str:
+    return f"{fmt.num(rate)} {_ci(ci)}" if fmt.is_number(rate) else "—"
+
+
+def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """slice_performance: the worst slices as one table (interval in one cell) and a chart."""
+    rows = evidence.get("worst_slices")
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        return None
+    metric = fmt.metric_label(str(evidence.get("metric", "metric")))
+    table = _table([("slice", False), ("samples", True), (metric, True), ("95 % interval", True), ("rest of the data", True),
+                    ("gap", True), ("adjusted p", True), ("result", False)],
+                   [[r.get("slice", ""), fmt.num(r.get("size")), fmt.num(r.get("metric")), _ci([r.get("ci_low"), r.get("ci_high")]),
+                     fmt.num(r.get("rest")), fmt.num(r.get("gap")), fmt.num(r.get("p_adjusted")), "fails" if r.get("fails") else "—"]
+                    for r in rows[:MAX_EVIDENCE_ROWS]])
+    rest = {k: v for k, v in evidence.items() if k != "worst_slices"}
+    return {"kind": "slices", "items": [{"key": "worst slices", "value": "", "table": table}, *_generic_items(rest)],
+            "chart": _svg(plots.slice_metrics(rows, metric)), "chart_caption": "Worst slices against the rest of the test data"}
+
+
+def _fairness_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """group_fairness: per-group rates with their intervals in one table, then the differences."""
+    groups = evidence.get("groups")
+    if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
+        return None
+    table = _table([("column", False), ("group", False), ("samples", True), ("selection rate [95 %]", True),
+                    ("TPR [95 %]", True), ("FPR [95 %]", True)],
+                   [[g.get("column", ""), g.get("group", ""), fmt.num(g.get("n")), _rate_ci(g.get("selection_rate"), g.get("selection_ci95")),
+                     _rate_ci(g.get("tpr"), g.get("tpr_ci95")), _rate_ci(g.get("fpr"), g.get("fpr_ci95"))]
+                    for g in groups[:MAX_TABLE_ROWS]], more=max(0, len(groups) - MAX_TABLE_ROWS))
+    rest = {k: v for k, v in evidence.items() if k != "groups"}
+    return {"kind": "fairness", "items": [*_generic_items(rest), {"key": "groups", "value": "", "table": table}]}
+
+
+def _importance_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """feature_importance: the generic view plus a bar chart (tables) or a heatmap (images)."""
+    if "attribution_map" in evidence:
+        rest = {k: v for k, v in evidence.items() if k != "attribution_map"}
+        return {"kind": "importance", "items": _generic_items(rest), "chart": _svg(plots.attribution_map(evidence["attribution_map"])),
+                "chart_caption": "Where the model looks: mean |gradient × input| per position"}
+    rows = evidence.get("importances")
+    if not isinstance(rows, list):
+        return None
+    return {"kind": "importance", "items": _generic_items(evidence),
+            "chart": _svg(plots.feature_importance(rows, str(evidence.get("metric", "importance")))),
+            "chart_caption": "Permutation importance on the test split"}
+
+
 EVIDENCE_VIEWS = {
     "feature_drift": _drift_view,
     "train_test_overlap": _overlap_view,
@@ -198,6 +255,9 @@ EVIDENCE_VIEWS = {
     "gradient_flow": _gradient_view,
     "calibration": _calibration_view,
     "baseline_comparison": _baseline_view,
+    "slice_performance": _slice_view,
+    "group_fairness": _fairness_view,
+    "feature_importance": _importance_view,
 }
 """Special evidence layouts by check id; any other evidence gets the generic key/value view."""
 
