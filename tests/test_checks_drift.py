@@ -20,9 +20,10 @@ from check_helpers import (
     split_rows,
     tabular_bundle,
 )
+from reportgen.results_schema import to_jsonable
 from reportgen.checks import drift_checks as D
 from reportgen.checks.context import CheckContext
-from reportgen.config import DataConfig
+from reportgen.config import TableData
 from reportgen.data import load_data
 
 DEFAULT_CSV = Path(__file__).resolve().parents[1] / "sample_configs" / "data" / "default.csv"
@@ -105,7 +106,7 @@ def test_benjamini_hochberg_matches_scipy():
 def _load_csv_bundle(tmp_path: Path, train: pd.DataFrame, test: pd.DataFrame, **extra) -> tuple:
     train.to_csv(tmp_path / "train.csv", index=False)
     test.to_csv(tmp_path / "test.csv", index=False)
-    cfg = DataConfig(kind="csv", train="train.csv", test="test.csv", target="default", categorical=["student"],
+    cfg = TableData(kind="csv", train="train.csv", test="test.csv", target="default", categorical=["student"],
                      ignore=["rownames"], **extra)
     return load_data(cfg, "binary", lambda p: tmp_path / p, 0), cfg
 
@@ -204,7 +205,7 @@ def test_data_reference_replaces_train_as_the_reference(tmp_path):
     old["balance"] = old["balance"] * 0.6  # last year's training data: balances were lower
     old.to_csv(tmp_path / "reference.csv", index=False)
     bundle, cfg = _load_csv_bundle(tmp_path, train, test, reference="reference.csv")
-    reference = D.load_reference(cfg, lambda p: tmp_path / p)
+    reference = D.load_reference(cfg, lambda p: tmp_path / p, "binary")
     assert "default" not in reference.columns and len(reference) == len(old)
     base = context(bundle)
     ctx = CheckContext(task=base.task, data=bundle, predictions={}, metrics={}, training=None, reference_attributes=reference)
@@ -254,7 +255,7 @@ def test_prediction_drift_finds_shifted_scores():
 def test_prediction_drift_compares_with_the_previous_runs_histogram():
     bundle, preds = _fitted_cancer()
     first = run("prediction_drift", context(bundle, preds))
-    previous = {"checks": [first.to_dict()]}
+    previous = {"checks": [to_jsonable(first)]}
     same = context(bundle, preds)
     same = CheckContext(task=same.task, data=bundle, predictions=preds, metrics=same.metrics, training=None, previous=previous)
     result = run("prediction_drift", same)
