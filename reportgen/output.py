@@ -133,11 +133,11 @@ def _inspect_path(requested: Path) -> tuple[Path, Path]:
     cwd = Path(os.getcwd())
     if resolved == cwd or resolved in cwd.parents:
         raise InputError(f"output folder {requested} is the current folder or holds it; name a folder for the report, e.g. {requested / 'report'}")
-    if resolved.exists() and os.path.ismount(resolved):
+    if os.path.exists(resolved) and os.path.ismount(resolved):
         raise InputError(f"output folder {requested} is a mount point; reportgen replaces the report folder as a whole, "
                          f"so name a folder inside it, e.g. {requested / 'report'}")
     existing = resolved
-    while not existing.exists():
+    while not os.path.exists(existing):
         existing = existing.parent
     name_max = _name_max(existing)
     for part in resolved.relative_to(existing).parts:
@@ -190,7 +190,7 @@ def check_out_dir(out_dir: Path, inputs: Mapping[str, Path] | None = None) -> No
 
 def _check_target(requested: Path, resolved: Path, existing: Path, inputs: Mapping[str, Path]) -> None:
     """The checks of the file system, the folder's content and the inputs (see :func:`check_out_dir`)."""
-    writable_in = resolved.parent if resolved.parent.exists() else existing
+    writable_in = resolved.parent if os.path.exists(resolved.parent) else existing
     problem = _writable_problem(writable_in)
     if problem:
         raise InputError(f"output folder {requested}: {problem}")
@@ -199,7 +199,7 @@ def _check_target(requested: Path, resolved: Path, existing: Path, inputs: Mappi
         if real == resolved or resolved in real.parents:
             raise InputError(f"output folder {requested} holds {label} {path}, an input of this run; writing the report "
                              f"there would replace it: choose another output folder")
-    if resolved.is_dir():
+    if os.path.isdir(resolved):
         if not os.access(resolved, os.W_OK | os.X_OK):
             raise InputError(f"output folder {requested}: {resolved} is not writable")
         foreign = _foreign_entries(resolved)
@@ -325,18 +325,18 @@ class OutputFolder:
                     raise
         self._recover()
         self._check_target_now()
-        self.had_previous = self.path.is_dir() and bool(os.listdir(self.path))
+        self.had_previous = os.path.isdir(self.path) and bool(os.listdir(self.path))
 
     def _check_target_now(self) -> None:
         existing = self.path
-        while not existing.exists():
+        while not os.path.exists(existing):
             existing = existing.parent
         _check_target(self.requested, self.path, existing, self.inputs)
 
     def _make_parents(self) -> None:
         missing = []
         folder = self.path.parent
-        while not folder.exists():
+        while not os.path.exists(folder):
             missing.append(folder)
             folder = folder.parent
         for folder in reversed(missing):
@@ -443,7 +443,7 @@ class OutputFolder:
                 break
             except FileExistsError:
                 continue
-        if self.path.is_dir():  # the new folder keeps the old one's permissions (and owner, where allowed)
+        if os.path.isdir(self.path):  # the new folder keeps the old one's permissions (and owner, where allowed)
             current = os.stat(self.path)
             os.chmod(staging, current.st_mode & 0o7777)
             if os.geteuid() == 0:
