@@ -108,7 +108,10 @@ def deferred_signals() -> Iterator[None]:
     re-sent to the process so that action happens; an ignored one stays ignored). Blocks nest; only the
     outermost delivers. SIGKILL cannot be held: nothing can.
     """
-    outermost = _Deferral.depth == 0 and _in_main_thread()
+    if not _in_main_thread():  # handlers run in the main thread only: nothing to hold here
+        yield
+        return
+    outermost = _Deferral.depth == 0
     if outermost:
         _Deferral.pending = []
         _Deferral.saved = {}
