@@ -61,6 +61,7 @@ class Child:
 
     def __init__(self, argv: list[str], pause_at: str | None = None, pause_seconds: float = 60) -> None:
         env = {k: v for k, v in os.environ.items() if k not in (TEST_PAUSE_VARIABLE, TEST_PAUSE_SECONDS_VARIABLE)}
+        env["OMP_NUM_THREADS"] = "1"  # a tiny model: one thread, no contention with the test runner
         if pause_at:
             env[TEST_PAUSE_VARIABLE] = pause_at
             env[TEST_PAUSE_SECONDS_VARIABLE] = str(pause_seconds)
