@@ -323,7 +323,11 @@ class OutputFolder:
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        self._recover()
+        try:
+            self._recover()
+        except OSError as exc:
+            raise InputError(f"output folder {self.requested}: cannot tidy up after an earlier run that was killed: "
+                             f"{_one_line(exc)}") from None
         self._check_target_now()
         self.had_previous = os.path.isdir(self.path) and bool(os.listdir(self.path))
 
