@@ -274,8 +274,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exc:  # user code (a factory, a model, a library it calls) must not choose the exit code
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"reportgen: runtime error: {_describe_user_exit(exc)}; a run ends with reportgen's own exit code "
-                  f"(rerun with --debug for the traceback)\n")
+        err.write(f"reportgen: runtime error: {_describe_user_exit(exc)} (rerun with --debug for the traceback)\n")
         return EXIT_RUNTIME_ERROR
     except ReportgenError as exc:
         if args.debug:
