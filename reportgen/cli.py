@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import sysconfig
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from reportgen import __version__, metric_registry
 from reportgen.errors import InputError, ReportgenError
@@ -98,12 +100,23 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
     from reportgen.config import load_config
-    from reportgen.pipeline import run
+    from reportgen.interrupts import Interrupted
+    from reportgen.output import OutputFolder
+    from reportgen.pipeline import default_out_dir, input_paths, run
 
-    loaded = load_config(args.config, args.set, _flags(args))
-    progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-    outcome = run(loaded, out_dir=Path(args.out) if args.out else None, progress=progress)
-    return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
+    folder: OutputFolder | None = None
+    try:
+        loaded = load_config(args.config, args.set, _flags(args))
+        progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
+        folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
+                              inputs=input_paths(loaded))
+        with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
+            outcome = run(loaded, folder=folder, progress=progress)
+        return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
+    except KeyboardInterrupt as exc:  # say what the output folder holds now
+        if folder is None:
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT), outcome="nothing") from exc
+        raise folder.interrupted(exc) from exc
 
 
 def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out: TextIO) -> int:
@@ -168,13 +181,16 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.report import load_results
 
     formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
-    report = load_results(Path(args.results))
-    check_out_dir(Path(args.out))
+    path = Path(args.results)
+    report = load_results(path)
+    check_out_dir(Path(args.out), inputs={"results": path})
     if args.template_dir:
         from reportgen.render.html import check_templates
 
         check_templates(Path(args.template_dir))
-    written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None)
+    inputs = {"results": path, **({"--template-dir": Path(args.template_dir)} if args.template_dir else {})}
+    written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None,
+                            inputs=inputs)
     return _write_outcome(report, Path(args.out), written, out)
 
 
@@ -184,6 +200,8 @@ def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     out.write(json_schema_text())
     return ExitCode.PASSED
+
+
 def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen history PATH...: a trend report over many runs; exit code of the newest run's verdict."""
     from reportgen import history
@@ -283,11 +301,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return ExitCode.BAD_INPUT
+    from reportgen.interrupts import interrupt_handlers
+
     try:
-        return args.handler(args, out, err)
-    except KeyboardInterrupt:
-        err.write("\nreportgen: interrupted; no report was written\n")
+        with interrupt_handlers():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+            return args.handler(args, out, err)
+    except KeyboardInterrupt as exc:
+        describe = getattr(exc, "describe", None)
+        err.write(f"\nreportgen: {describe() if describe else 'interrupted'}\n")
         return ExitCode.INTERRUPTED
+    except SystemExit as exc:  # user code (a factory, a model, a library it calls) must not choose the exit code
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"reportgen: runtime error: {_describe_user_exit(exc)} (rerun with --debug for the traceback)\n")
+        return ExitCode.RUNTIME_ERROR
     except ReportgenError as exc:
         if args.debug:
             traceback.print_exc(file=err)
@@ -300,3 +327,34 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         err.write(console_line(f"reportgen: runtime error: {exc.__class__.__name__}: {first} "
                                "(rerun with --debug for the traceback)") + "\n")
         return ExitCode.RUNTIME_ERROR
+
+
+def _describe_user_exit(exc: SystemExit) -> str:
+    """'sys.exit(0) called in make_splits (data.py:7)': where a SystemExit from user code was raised.
+
+    Names the innermost frame outside reportgen (where it was raised) and, when that is in the
+    standard library or an installed package, also the innermost frame of the user's own files.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    library = tuple(
+        os.path.abspath(p) + os.sep
+        for p in {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    outside = [(code, line) for code, line in frames if not os.path.abspath(code.co_filename).startswith(package)]
+
+    def where(code: Any, line: int) -> str:
+        return f"{getattr(code, 'co_qualname', code.co_name)} ({code.co_filename}:{line})"
+
+    text = f"user code called sys.exit({exc.code!r})"
+    if not outside:
+        return f"SystemExit({exc.code!r}) raised inside reportgen"
+    text += f" in {where(*outside[-1])}"
+    own = [(c, n) for c, n in outside if not c.co_filename.startswith("<") and not os.path.abspath(c.co_filename).startswith(library)]
+    if own and own[-1] != outside[-1]:
+        text += f", reached from {where(*own[-1])}"
+    return text

@@ -6,7 +6,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from reportgen.results_schema import Environment, ModelSummary, TrainingSummary,
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import train
 from reportgen.types import DataBundle, Predictions, TrainingResult
+
+if TYPE_CHECKING:
+    from reportgen.output import OutputFolder
 
 
 class Progress(Protocol):
@@ -236,6 +239,26 @@ def default_out_dir(name: str) -> Path:
     return Path("reports") / safe
 
 
+def input_paths(loaded: LoadedConfig, compare_to: Path | None = None) -> dict[str, Path]:
+    """Every file or folder a run reads, by the config key that names it (the output folder must hold none)."""
+    cfg = loaded.config
+    named: dict[str, str | None] = {
+        f"{section}.{key}": getattr(getattr(cfg, section), key, None)
+        for section, key in (("data", "path"), ("data", "train"), ("data", "val"), ("data", "test"),
+                             ("data", "reference"), ("model", "path"), ("model", "checkpoint"))
+    }
+    named.update({"compare_to": cfg.compare_to, "report.template_dir": cfg.report.template_dir})
+    for key, reference in (("data.factory", getattr(cfg.data, "factory", None)),
+                           ("model.target", getattr(cfg.model, "target", None))):
+        module_part = (reference or "").rpartition(":")[0]
+        named[key] = module_part if module_part.endswith(".py") else None
+    paths = {"the config": loaded.path}
+    paths.update({key: loaded.resolve(value) for key, value in named.items() if value})
+    if compare_to is not None:
+        paths["--compare-to"] = compare_to
+    return paths
+
+
 def run(
     loaded: LoadedConfig,
     *,
@@ -244,23 +267,34 @@ def run(
     progress: Progress | None = None,
     clock: Callable[[], Any] = utc_now,
     compare_to: Path | None = None,
+    folder: "OutputFolder | None" = None,
 ) -> RunOutcome:
-    """Run the pipeline and write the report files (and model.pt after training) atomically."""
-    from reportgen.output import check_out_dir, write_reports
+    """Run the pipeline and make the output folder hold the report files (and model.pt after training).
 
-    progress = progress or SilentProgress()
+    ``folder`` is an output folder the caller has claimed already (``out_dir`` is then ignored);
+    otherwise ``out_dir`` (default reports/<name>) is claimed here, before anything is loaded, so that
+    an unusable output folder is an InputError within seconds, not after training.
+    """
+    from reportgen.interrupts import with_test_pauses
+    from reportgen.output import CHECKPOINT_FILE, OutputFolder, write_reports
+
     # Flags become part of the config as run (defaults < YAML < --set < flags), so results.json says what ran.
-    loaded = loaded.with_flags({"report.formats": formats,
-                                "compare_to": str(Path(compare_to).resolve()) if compare_to else None})
+    if formats is not None or compare_to is not None:
+        loaded = loaded.with_flags({"report.formats": formats,
+                                    "compare_to": str(Path(compare_to).resolve()) if compare_to else None})
     cfg = loaded.config
-    target = out_dir or default_out_dir(cfg.name)
-    check_out_dir(target)  # before training, not after
+    if folder is None:
+        target = out_dir or default_out_dir(cfg.name)
+        with OutputFolder(target, inputs=input_paths(loaded)) as claimed:
+            return run(loaded, progress=progress, clock=clock, folder=claimed)
+    progress = with_test_pauses(progress or SilentProgress())
     report, prepared = execute(loaded, progress=progress, clock=clock)
     chosen = list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
-    progress.stage(f"writing {', '.join(chosen)} to {target}")
+    progress.stage(f"writing {', '.join(chosen)} to {folder.requested}")
     t0 = time.perf_counter()
-    extra = {"model.pt": state_dict_bytes(prepared.model)} if cfg.training is not None and cfg.training.save_checkpoint else {}
-    written = write_reports(report, target, chosen, template_dir=template_dir, extra_files=extra)
+    save = cfg.training is not None and cfg.training.save_checkpoint
+    extra = {CHECKPOINT_FILE: state_dict_bytes(prepared.model)} if save else {}
+    written = write_reports(report, folder.requested, chosen, template_dir=template_dir, extra_files=extra, folder=folder)
     progress.stage(f"rendered in {time.perf_counter() - t0:.1f} s")
-    return RunOutcome(report=report, out_dir=target, written=tuple(written))
+    return RunOutcome(report=report, out_dir=folder.requested, written=tuple(written))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import report_fixtures as F
-from reportgen.errors import RunError
+from reportgen.errors import InputError, RunError
 from reportgen.output import write_reports
 
 TEXT_FORMATS = ["json", "junit", "md", "html"]
@@ -46,13 +46,13 @@ def test_failure_keeps_previous_reports_untouched(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_unwritable_target_rolls_back(tmp_path: Path) -> None:
+def test_a_folder_in_the_way_is_refused_before_writing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text("old")
     (out / "summary.md").mkdir()  # a folder where a file must go
     (out / "summary.md" / "keep").write_text("x")
-    with pytest.raises(RunError, match="could not write"):
+    with pytest.raises(InputError, match=r"holds files reportgen did not write \(summary.md/\)"):
         write_reports(F.cached("multiclass"), out, ["json", "md", "junit"])
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "summary.md"]
     assert (out / "results.json").read_text() == "old"
