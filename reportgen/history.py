@@ -544,11 +544,14 @@ def write(collected: Collected, out_dir: Path, formats: Sequence[str]) -> list[P
     """Write every history atomically: into ``out_dir`` for one job, into ``out_dir/<name>/`` for several."""
     from reportgen.output import check_out_dir, write_reports
 
-    check_out_dir(out_dir)
+    allowed = frozenset(FILENAMES.values())
+    single = len(collected.histories) == 1
+    targets = {h.name: out_dir if single else out_dir / _folder_name(h.name) for h in collected.histories}
+    for target in targets.values():  # every folder checked before anything is rendered or written
+        check_out_dir(target, allowed=allowed)
     rendered = {h.name: render(h, formats) for h in collected.histories}  # all in memory before anything lands
     written: list[Path] = []
-    single = len(collected.histories) == 1
     for history in collected.histories:
-        target = out_dir if single else out_dir / _folder_name(history.name)
-        written += write_reports(None, target, [], extra_files=rendered[history.name])  # type: ignore[arg-type]
+        written += write_reports(None, targets[history.name], [], extra_files=rendered[history.name],  # type: ignore[arg-type]
+                                 allowed=allowed)
     return written

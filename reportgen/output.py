@@ -164,21 +164,23 @@ def _writable_problem(folder: Path) -> str | None:
     return None
 
 
-def _foreign_entries(folder: Path) -> list[str]:
-    """Names in ``folder`` that are not reportgen's report files (folders end with '/')."""
+def _foreign_entries(folder: Path, allowed: frozenset[str] = REPORT_FILES) -> list[str]:
+    """Names in ``folder`` that are not among the ``allowed`` file names (folders end with '/')."""
     foreign = []
     with os.scandir(folder) as entries:
         for entry in entries:
             is_dir = entry.is_dir(follow_symlinks=False)
             if is_dir and entry.name.startswith(LEGACY_STAGING_PREFIX):
                 continue
-            if entry.name in REPORT_FILES and not is_dir:
+            if entry.name in allowed and not is_dir:
                 continue
             foreign.append(entry.name + ("/" if is_dir else ""))
     return sorted(foreign)
 
 
-def check_out_dir(out_dir: Path, inputs: Mapping[str, Path] | None = None) -> None:
+def check_out_dir(
+    out_dir: Path, inputs: Mapping[str, Path] | None = None, allowed: frozenset[str] = REPORT_FILES
+) -> None:
     """Raise InputError when ``out_dir`` cannot receive a report; writes nothing.
 
     The checks of :meth:`OutputFolder.claim` that need no lock: the path (files, dangling links,
@@ -187,10 +189,12 @@ def check_out_dir(out_dir: Path, inputs: Mapping[str, Path] | None = None) -> No
     """
     requested = Path(out_dir)
     resolved, existing = _inspect_path(requested)
-    _check_target(requested, resolved, existing, inputs or {})
+    _check_target(requested, resolved, existing, inputs or {}, allowed)
 
 
-def _check_target(requested: Path, resolved: Path, existing: Path, inputs: Mapping[str, Path]) -> None:
+def _check_target(
+    requested: Path, resolved: Path, existing: Path, inputs: Mapping[str, Path], allowed: frozenset[str] = REPORT_FILES
+) -> None:
     """The checks of the file system, the folder's content and the inputs (see :func:`check_out_dir`)."""
     writable_in = resolved.parent if os.path.exists(resolved.parent) else existing
     problem = _writable_problem(writable_in)
@@ -204,7 +208,7 @@ def _check_target(requested: Path, resolved: Path, existing: Path, inputs: Mappi
     if os.path.isdir(resolved):
         if not os.access(resolved, os.W_OK | os.X_OK):
             raise InputError(f"output folder {requested}: {resolved} is not writable")
-        foreign = _foreign_entries(resolved)
+        foreign = _foreign_entries(resolved, allowed)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise InputError(f"output folder {requested} holds files reportgen did not write ({shown}); a run replaces "
@@ -275,8 +279,12 @@ class OutputFolder:
     use_exchange = True
     """Swap with renameat2(RENAME_EXCHANGE) where it works; False forces the two-rename fallback."""
 
-    def __init__(self, out_dir: Path | str, inputs: Mapping[str, Path] | None = None) -> None:
+    def __init__(
+        self, out_dir: Path | str, inputs: Mapping[str, Path] | None = None, allowed: frozenset[str] = REPORT_FILES
+    ) -> None:
         self.requested = Path(out_dir)
+        self.allowed = allowed
+        """The file names this folder may hold (a run report's, or a history report's)."""
         self.inputs = dict(inputs or {})
         self.path = self.requested
         self.had_previous = False
@@ -337,7 +345,7 @@ class OutputFolder:
         existing = self.path
         while not os.path.exists(existing):
             existing = existing.parent
-        _check_target(self.requested, self.path, existing, self.inputs)
+        _check_target(self.requested, self.path, existing, self.inputs, self.allowed)
 
     def _make_parents(self) -> None:
         missing = []
@@ -412,7 +420,7 @@ class OutputFolder:
         if not self._claimed or self.written:
             raise RuntimeError("publish() needs a claimed folder and runs once")
         for name, _ in files:
-            if name not in REPORT_FILES:
+            if name not in self.allowed:
                 raise ValueError(f"{name!r} is not a report file name")
         try:
             self._staging = self._make_staging()
@@ -518,6 +526,7 @@ def write_reports(
     *,
     folder: OutputFolder | None = None,
     inputs: Mapping[str, Path] | None = None,
+    allowed: frozenset[str] = REPORT_FILES,
 ) -> list[Path]:
     """Render ``formats`` in memory and make ``out_dir`` hold exactly them and ``extra_files`` (e.g. model.pt).
 
@@ -533,9 +542,9 @@ def write_reports(
         pause_for_tests("render")
         rendered = render_all(report, formats, options) + list((extra_files or {}).items())
         return folder.publish(rendered)
-    own = OutputFolder(out_dir, inputs)
+    own = OutputFolder(out_dir, inputs, allowed)
     try:
         with own:
-            return write_reports(report, out_dir, formats, template_dir, extra_files, folder=own)
+            return write_reports(report, out_dir, formats, template_dir, extra_files, folder=own, allowed=allowed)
     except KeyboardInterrupt as exc:
         raise own.interrupted(exc) from exc
