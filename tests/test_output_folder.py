@@ -222,7 +222,6 @@ def test_inputs_inside_the_output_folder_are_refused(tmp_path: Path, cancer_csv:
     before = previous_report(out)
     cases = {
         "model.checkpoint": ({"model": {"kind": "mlp", "hidden": [8], "checkpoint": "out/model.pt"}}, []),
-        "--compare-to": ({}, ["--compare-to", str(out / "results.json")]),
         "compare_to": ({"compare_to": "out/results.json"}, []),
         "report.template_dir": ({"report": {"formats": ["json"], "template_dir": "out"}}, []),
     }
@@ -232,6 +231,11 @@ def test_inputs_inside_the_output_folder_are_refused(tmp_path: Path, cancer_csv:
         assert code == 2 and stdout == "", (label, err)
         assert f"holds {label} " in one_error_line(err) and "an input of this run" in err
         assert snapshot(out) == before
+    # --compare-to is written into the config as run (flags come last), so it is refused under that key too
+    config = write_config(tmp_path, cancer_config(cancer_csv))
+    code, stdout, err = run_cli("run", str(config), "--out", str(out), "--quiet", "--compare-to", str(out / "results.json"))
+    assert code == 2 and stdout == "" and "holds compare_to " in one_error_line(err)
+    assert snapshot(out) == before
     data_out = tmp_path / "data-out"
     data_out.mkdir()
     (data_out / "results.json").write_bytes(cancer_csv.read_bytes())  # a data file under a report file's name
