@@ -88,15 +88,25 @@ def _parse_formats(text: str | None) -> list[str] | None:
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
     from reportgen.config import load_config
+    from reportgen.distributed import environment_world_size, join_world
     from reportgen.pipeline import run
 
     formats = _parse_formats(args.format)
     loaded = load_config(args.config, args.set)
-    progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-    outcome = run(
-        loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
-        compare_to=Path(args.compare_to) if args.compare_to else None,
-    )
+    if args.nproc_per_node is not None and environment_world_size() == 1:
+        from reportgen.launch import check_launchable, launch_local
+
+        check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
+        if args.nproc_per_node > 1:
+            return launch_local(args.worker_argv, args.nproc_per_node, err)
+    with join_world(loaded.config.device) as world:
+        progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
+        outcome = run(
+            loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
+            compare_to=Path(args.compare_to) if args.compare_to else None, world=world,
+        )
+    if outcome is None:  # a worker other than rank 0: rank 0 prints the verdict and writes the report
+        return EXIT_PASS
     return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
 
 
@@ -209,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compare-to", metavar="RESULTS_JSON",
                      help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--nproc-per-node", type=int, metavar="N",
+                     help="evaluate with N local worker processes (torch.distributed; README: Scale-out)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run)
 
@@ -242,10 +254,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
         return int(exc.code or 0)
+    args.worker_argv = argv  # what a launched worker runs, less --nproc-per-node (reportgen/launch.py)
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return EXIT_BAD_INPUT

@@ -7,7 +7,7 @@ them into one gloo or NCCL process group). Only rank 0 writes the report, after 
 
 Exit code of the launcher:
 - rank 0's (0 pass, 1 gate failed) when every worker exits 0 or 1;
-- 2 when the first worker to fail exited 2 (bad data or model found while loading; no report);
+- 2 when the workers that failed all exited 2 (bad data or model found while loading; no report);
 - 130 when it was interrupted (SIGINT/SIGTERM are forwarded to every worker);
 - 3 otherwise (a worker crashed or was killed: the others are stopped, no report is written).
 """
@@ -141,26 +141,26 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
                 # no other thread runs here, so preexec_fn is safe; it is the only way to set PDEATHSIG
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
             ))
-        first_failure: tuple[int, int] | None = None
+        failures: list[tuple[int, int]] = []
         while True:
             codes = [proc.poll() for proc in workers]
             if interrupted:
                 _stop(workers, interrupted[0])
                 err.write("reportgen: interrupted; stopped every worker, no report was written\n")
                 return EXIT_INTERRUPTED
-            failed = [(rank, code) for rank, code in enumerate(codes) if code is not None and code not in (0, 1)]
-            if failed:
-                first_failure = failed[0]
+            failures = [(rank, code) for rank, code in enumerate(codes) if code is not None and code not in (0, 1)]
+            if failures:  # several when a peer's failure broke a collective within one poll
                 break
             if all(code is not None for code in codes):
                 return int(codes[0])  # type: ignore[arg-type]
             time.sleep(_POLL_S)
         _stop(workers)
-        rank, code = first_failure
-        err.write(f"reportgen: worker {rank} of {nproc} exited with code {code}; stopped the others, no report was written\n")
-        if code == EXIT_BAD_INPUT:
+        for rank, code in failures:
+            err.write(f"reportgen: worker {rank} of {nproc} exited with code {code}; stopped the others, no report was written\n")
+        codes_seen = {code for _, code in failures}
+        if codes_seen == {EXIT_BAD_INPUT}:
             return EXIT_BAD_INPUT
-        if code == EXIT_INTERRUPTED:
+        if EXIT_INTERRUPTED in codes_seen:
             return EXIT_INTERRUPTED
         return EXIT_RUNTIME_ERROR
     finally:

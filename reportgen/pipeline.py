@@ -16,6 +16,7 @@ from reportgen.checks import run_checks
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
+from reportgen.distributed import World, broadcast_module, evaluate_sharded
 from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
@@ -24,7 +25,7 @@ from reportgen.render.html import check_templates
 from reportgen.report import Report
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import iterate_batches, make_loss, resolve_loss_name, train
-from reportgen.types import DataBundle, Predictions, TrainingResult
+from reportgen.types import DataBundle, Predictions, SplitData, TrainingResult
 
 
 class Progress(Protocol):
@@ -88,12 +89,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def prepare(loaded: LoadedConfig) -> Prepared:
-    """Load data and build the model; everything an input error can come from happens here."""
+def prepare(loaded: LoadedConfig, device: torch.device | None = None) -> Prepared:
+    """Load data and build the model; everything an input error can come from happens here.
+
+    ``device`` overrides the config's (a distributed worker runs on its own GPU or the CPU).
+    """
     cfg = loaded.config
     if cfg.report.template_dir:  # a typo here must not cost a training run
         check_templates(loaded.resolve(cfg.report.template_dir))
-    device = resolve_device(cfg.device)
+    device = device or resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
     data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -149,6 +153,20 @@ def execute(
     compare_to: Path | None = None,
 ) -> tuple[Report, Prepared]:
     """Run the whole pipeline in memory and return the report (nothing is written)."""
+    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=compare_to, world=World.single())
+    assert report is not None
+    return report, prepared
+
+
+def _execute(
+    loaded: LoadedConfig,
+    *,
+    progress: Progress | None,
+    clock: Callable[[], Any],
+    compare_to: Path | None,
+    world: World,
+) -> tuple[Report | None, Prepared]:
+    """``execute`` as one worker of ``world``: every worker evaluates its shard; rank 0 gets the report, the others None."""
     progress = progress or SilentProgress()
     cfg = loaded.config
     previous_path = compare_to or (loaded.resolve(cfg.compare_to) if cfg.compare_to else None)
@@ -156,9 +174,12 @@ def execute(
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
-    prepared = prepare(loaded)
+    if world.distributed and cfg.training is not None:
+        raise ConfigError("training with several workers is not supported yet; drop --nproc-per-node or evaluate a trained model (no training: section)")
+    prepared = prepare(loaded, device=world.device if world.distributed else None)
     data, model, info = prepared.data, prepared.model, prepared.model_info
-    run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock)
+    broadcast_module(model, world)
+    run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock, world_size=world.world_size)
     timing["load"] = time.perf_counter() - started
 
     training: TrainingResult | None = None
@@ -179,11 +200,18 @@ def execute(
     predictions: dict[str, Predictions] = {}
     for name, split in data.splits.items():
         on_batch = functools.partial(progress.batches, name, total=split.n)
-        predictions[name] = evaluate(
-            model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
-            threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
-            device=prepared.device, on_batch=on_batch,
-        )
+        def evaluate_part(part: SplitData, on_part: Callable[[int], None] | None) -> Predictions:
+            return evaluate(
+                model, part, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
+                threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
+                device=prepared.device, on_batch=on_part,
+            )
+
+        gathered = evaluate_sharded(split, world, cfg.data.batch_size, evaluate_part, on_batch)
+        if gathered is not None:
+            predictions[name] = gathered
+    if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report
+        return None, prepared
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
     timing["evaluate"] = time.perf_counter() - t0
@@ -221,15 +249,23 @@ def run(
     progress: Progress | None = None,
     clock: Callable[[], Any] = utc_now,
     compare_to: Path | None = None,
-) -> RunOutcome:
-    """Run the pipeline and write the report files (and model.pt after training) atomically."""
+    world: World | None = None,
+) -> RunOutcome | None:
+    """Run the pipeline and write the report files (and model.pt after training) atomically.
+
+    As one worker of a distributed ``world``, only rank 0 writes and returns the outcome; the others return None.
+    """
     from reportgen.output import check_out_dir, write_reports
 
     progress = progress or SilentProgress()
     cfg = loaded.config
     target = out_dir or default_out_dir(cfg.name)
-    check_out_dir(target)  # before training, not after
-    report, prepared = execute(loaded, progress=progress, clock=clock, compare_to=compare_to)
+    world = world or World.single()
+    if world.is_main:
+        check_out_dir(target)  # before training, not after
+    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=compare_to, world=world)
+    if report is None:
+        return None
     chosen = formats or list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
     progress.stage(f"writing {', '.join(chosen)} to {target}")
