@@ -91,6 +91,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.distributed import environment_world_size, join_world
     from reportgen.pipeline import run
 
+    if args.exit_code_file:
+        from reportgen.launch import clear_exit_code
+
+        clear_exit_code(Path(args.exit_code_file))
     formats = _parse_formats(args.format)
     loaded = load_config(args.config, args.set)
     if args.nproc_per_node is not None and environment_world_size() == 1:
@@ -221,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--nproc-per-node", type=int, metavar="N",
                      help="evaluate with N local worker processes (torch.distributed; README: Scale-out)")
+    run.add_argument("--exit-code-file", metavar="PATH",
+                     help="write the exit code to PATH (rank 0 only; for torchrun, which turns 2 and 3 into 1)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run)
 
@@ -263,6 +269,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return EXIT_BAD_INPUT
+    code = _handle(args, out, err)
+    if getattr(args, "exit_code_file", None):
+        from reportgen.launch import record_exit_code
+
+        record_exit_code(Path(args.exit_code_file), code)
+    return code
+
+
+def _handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run the chosen command; map every error to its exit code and one line on stderr."""
     try:
         return args.handler(args, out, err)
     except KeyboardInterrupt:

@@ -60,6 +60,37 @@ def strip_nproc(argv: Sequence[str]) -> list[str]:
     return kept
 
 
+def _writes_exit_code(environ: dict[str, str] | None = None) -> bool:
+    """True for the process whose exit code is the run's: a plain run, the launcher, or rank 0 of torchrun."""
+    environ = dict(os.environ) if environ is None else environ
+    return environ.get("RANK", "0") == "0"
+
+
+def clear_exit_code(path: Path) -> None:
+    """Remove a stale ``--exit-code-file`` before the run (rank 0 only); InputError when its folder is missing.
+
+    A file that is absent after the run means rank 0 was stopped before it could write one:
+    treat that as exit code 3.
+    """
+    if not _writes_exit_code():
+        return
+    if not path.parent.is_dir():
+        raise InputError(f"--exit-code-file {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"--exit-code-file {path}: is a folder")
+    path.unlink(missing_ok=True)
+
+
+def record_exit_code(path: Path, code: int) -> None:
+    """Write ``code`` and a newline to ``path`` (rank 0, or a process outside any process group)."""
+    if not _writes_exit_code():
+        return
+    try:
+        path.write_text(f"{int(code)}\n", encoding="utf-8")
+    except OSError:
+        pass  # the folder was checked before the run; the exit status still carries the code
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: ask the kernel to SIGTERM this worker if the launcher dies (even by SIGKILL)."""
     try:

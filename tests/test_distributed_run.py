@@ -21,6 +21,7 @@ import pytest
 
 from reportgen.cli import main
 from reportgen.distributed import shard_bounds
+from reportgen.launch import free_loopback_port
 
 from conftest import REPO, cancer_config, read_results, write_config
 
@@ -78,8 +79,8 @@ def _evaluate_only(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["binary", "regression"])
-def test_two_workers_write_the_single_process_results(tmp_path: Path, cancer_csv: Path, task: str):
+@pytest.mark.parametrize("task, launcher", [("binary", "nproc"), ("regression", "nproc"), ("binary", "torchrun")])
+def test_two_workers_write_the_single_process_results(tmp_path: Path, cancer_csv: Path, task: str, launcher: str):
     document = _evaluate_only(cancer_config(cancer_csv)) if task == "binary" else _diabetes_config(tmp_path)
     config = write_config(tmp_path, document)
     code, _, err = run_cli("run", str(config), "--out", str(tmp_path / "one"), "--quiet")
@@ -89,7 +90,15 @@ def test_two_workers_write_the_single_process_results(tmp_path: Path, cancer_csv
     shards = [shard_bounds(test_n, rank, 2, align=32) for rank in range(2)]
     assert shards[0][1] - shards[0][0] != shards[1][1] - shards[1][0]  # the test split does not divide evenly
 
-    done = run_launcher("run", str(config), "--out", str(tmp_path / "two"), "--quiet", "--nproc-per-node", "2")
+    if launcher == "nproc":
+        done = run_launcher("run", str(config), "--out", str(tmp_path / "two"), "--quiet", "--nproc-per-node", "2")
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+             "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
+             "-m", "reportgen", "run", str(config), "--out", str(tmp_path / "two"), "--quiet"],
+            capture_output=True, text=True, cwd=REPO, timeout=240, check=False,
+        )
     assert done.returncode == code, done.stdout + done.stderr
     assert done.stdout.count("report: ") == 1  # only rank 0 speaks and writes
     multi = read_results(tmp_path / "two")
@@ -222,3 +231,34 @@ def test_differences_sees_what_matters():
     changed = json.loads(json.dumps(base))
     changed["checks"][0]["status"] = "fail"
     assert differences(base, changed) == ["checks/0/status: 'pass' != 'fail'"]
+
+
+def test_exit_code_file_holds_the_code_of_a_bad_input_run(tmp_path: Path, cancer_csv: Path):
+    document = _evaluate_only(cancer_config(cancer_csv))
+    document["data"] = {**document["data"], "path": "missing.csv"}
+    record = tmp_path / "exit-code"
+    record.write_text("0\n", encoding="utf-8")  # a stale file from an earlier run must not survive
+    code, _, err = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet",
+                           "--exit-code-file", str(record))
+    assert code == 2, err
+    assert record.read_text(encoding="utf-8") == "2\n"
+    code, _, err = run_cli("run", str(write_config(tmp_path, document)), "--quiet", "--exit-code-file", str(tmp_path / "no" / "x"))
+    assert code == 2 and "--exit-code-file" in err and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_torchrun_turns_exit_2_into_1_and_the_exit_code_file_keeps_2(tmp_path: Path, cancer_csv: Path):
+    document = _evaluate_only(cancer_config(cancer_csv))
+    document["data"] = {**document["data"], "path": "missing.csv"}
+    record = tmp_path / "exit-code"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+         "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
+         "-m", "reportgen", "run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"),
+         "--quiet", "--exit-code-file", str(record)],
+        capture_output=True, text=True, cwd=REPO, timeout=240, check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # torchrun's mapping of any worker failure
+    assert record.read_text(encoding="utf-8") == "2\n"  # the verdict a CI job reads
+    assert "missing.csv" in done.stderr
+    assert not (tmp_path / "out").exists()
