@@ -111,14 +111,21 @@ def _env_int(environ: dict[str, str], name: str, upper: int) -> int:
     return value
 
 
-def choose_device(device_name: str, local_rank: int) -> tuple[torch.device, str]:
+def choose_device(device_name: str, local_rank: int, local_world_size: int) -> tuple[torch.device, str]:
     """(device, backend) for a worker: ``cuda:LOCAL_RANK`` with NCCL when the config allows CUDA and
-    this node has a GPU per local worker, else the CPU with gloo."""
+    this node has a GPU for each of its ``local_world_size`` workers, else the CPU with gloo.
+
+    The choice depends only on facts every worker of a node shares, so all of them pick the same
+    backend (a group mixing NCCL and gloo would fail at its first collective). ConfigError when the
+    config asks for ``cuda`` and there are fewer GPUs than workers on this node.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     wants_cuda = device_name == "auto" or device_name.startswith("cuda")
-    if wants_cuda and torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+    if wants_cuda and gpus >= local_world_size:
         return torch.device("cuda", local_rank), "nccl"
     if device_name.startswith("cuda"):
-        raise ConfigError(f"device {device_name!r}: worker with LOCAL_RANK={local_rank} has no CUDA device of its own")
+        raise ConfigError(f"device {device_name!r}: {local_world_size} workers on this machine but {gpus} CUDA device(s); "
+                          "start at most one worker per GPU or use device: cpu")
     if device_name == "mps":
         raise ConfigError("device 'mps' cannot be used with several workers; use device: cpu or auto")
     return torch.device("cpu"), "gloo"
@@ -144,7 +151,8 @@ def join_world(device_name: str, environ: dict[str, str] | None = None) -> Itera
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if not environ.get(name):
             raise ConfigError(f"WORLD_SIZE={world_size} but {name} is not set; start workers with reportgen run --nproc-per-node or torchrun")
-    device, backend = choose_device(device_name, local_rank)
+    local_world_size = _env_int(environ, "LOCAL_WORLD_SIZE", world_size + 1) if "LOCAL_WORLD_SIZE" in environ else world_size
+    device, backend = choose_device(device_name, local_rank, max(local_world_size, local_rank + 1))
     if backend == "nccl":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,

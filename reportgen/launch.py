@@ -141,6 +141,17 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path | None) -> 
     check_out_dir(out_dir or default_out_dir(loaded.config.name))
 
 
+def _threads_per_worker(nproc: int) -> dict[str, str]:
+    """OMP_NUM_THREADS for each worker: the CPUs shared out (at least 1), unless the user set it.
+
+    N workers each running torch's default of one thread per core would oversubscribe the machine N
+    times over; torchrun avoids that the same way (it sets 1).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+
+
 def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python: str | None = None) -> int:
     """Run ``python -m reportgen *worker_argv`` as ``nproc`` workers of one process group; return the exit code.
 
@@ -160,12 +171,14 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
                 except ProcessLookupError:
                     pass
 
+    threads = _threads_per_worker(nproc)
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for rank in range(nproc):
             env = {
                 **os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
                 "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                **threads,
             }
             workers.append(subprocess.Popen(
                 [python or sys.executable, "-m", "reportgen", *strip_nproc(worker_argv)], env=env,

@@ -22,6 +22,7 @@ import torch
 from reportgen.distributed import (
     World,
     all_reduce_sum,
+    choose_device,
     collective_timeout,
     count_conflicting_labels,
     count_overlap,
@@ -213,6 +214,14 @@ def test_malformed_worker_environment_is_a_config_error(environ: dict[str, str],
         pass
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only choices")
+def test_workers_without_a_gpu_each_use_gloo_on_the_cpu():
+    assert choose_device("auto", 1, 2) == (torch.device("cpu"), "gloo")
+    assert choose_device("cpu", 0, 2) == (torch.device("cpu"), "gloo")
+    with pytest.raises(ConfigError, match="2 workers on this machine but 0 CUDA device"):
+        choose_device("cuda", 0, 2)
+
+
 def test_collective_timeout_reads_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("REPORTGEN_COLLECTIVE_TIMEOUT_S", raising=False)
     assert collective_timeout().total_seconds() == 300
@@ -327,3 +336,46 @@ def test_a_collective_a_peer_never_joins_raises_within_the_timeout(tmp_path: Pat
     rank0, _ = _run_two_workers(tmp_path, TIMEOUT_PROBE="1", REPORTGEN_COLLECTIVE_TIMEOUT_S="1")
     assert rank0["timeout"] == "raised RuntimeError"
     assert rank0["timeout_seconds"] < 30
+
+
+class _RowDataset(torch.utils.data.Dataset):
+    """A dataset without ``tensors``: shards of it go through torch.utils.data.Subset."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+
+@pytest.mark.parametrize("tensor_dataset", [True, False])
+def test_shards_evaluated_apart_concatenate_to_the_whole_split(tensor_dataset: bool):
+    from sklearn.datasets import load_wine
+
+    from reportgen.distributed import shard_split
+    from reportgen.evaluation import evaluate
+    from reportgen.types import SplitData
+
+    bunch = load_wine()
+    x = ((bunch.data - bunch.data.mean(0)) / bunch.data.std(0)).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)) if tensor_dataset else _RowDataset(x, y)
+    split = SplitData("test", dataset, y, features=x, source_rows=np.arange(len(y)))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(13, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    def run(part: SplitData):
+        return evaluate(model, part, task="multiclass", output_kind="softmax", positive_index=None, threshold=0.5,
+                        loss_fn=torch.nn.CrossEntropyLoss(), batch_size=16, device=torch.device("cpu"))
+
+    whole = run(split)
+    parts = [run(shard_split(split, *shard_bounds(split.n, r, 3, align=16))) for r in range(3)]
+    assert [p.n for p in parts] == [64, 64, 50]
+    assert np.array_equal(np.concatenate([p.probs for p in parts]), whole.probs)
+    assert np.array_equal(np.concatenate([p.y_pred for p in parts]), whole.y_pred)
+    assert np.array_equal(np.concatenate([p.y_true for p in parts]), y)
+    loss = sum(p.loss * p.n for p in parts) / split.n
+    assert loss == pytest.approx(whole.loss, rel=1e-12)
