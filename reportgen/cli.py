@@ -100,18 +100,34 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
     from reportgen.config import load_config
+    from reportgen.distributed import environment_world_size, join_world
     from reportgen.interrupts import Interrupted
     from reportgen.output import OutputFolder
     from reportgen.pipeline import default_out_dir, input_paths, run
 
+    if args.exit_code_file:
+        from reportgen.launch import clear_exit_code
+
+        clear_exit_code(Path(args.exit_code_file))
     folder: OutputFolder | None = None
     try:
         loaded = load_config(args.config, args.set, _flags(args))
-        progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
-        folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
-                              inputs=input_paths(loaded))
-        with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
-            outcome = run(loaded, folder=folder, progress=progress)
+        if args.nproc_per_node is not None and environment_world_size() == 1:
+            from reportgen.launch import check_launchable, launch_local
+
+            check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
+            if args.nproc_per_node > 1:
+                return launch_local(args.worker_argv, args.nproc_per_node, err)
+        with join_world(loaded.config.device) as world:
+            progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
+            if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
+                run(loaded, progress=progress, world=world)
+                return ExitCode.PASSED
+            folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
+                                  inputs=input_paths(loaded))
+            with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
+                outcome = run(loaded, folder=folder, progress=progress, world=world)
+        assert outcome is not None
         return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
     except KeyboardInterrupt as exc:  # say what the output folder holds now
         if folder is None:
@@ -241,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compare-to", metavar="RESULTS_JSON",
                      help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--nproc-per-node", type=int, metavar="N",
+                     help="evaluate with N local worker processes (torch.distributed; README: Scale-out)")
+    run.add_argument("--exit-code-file", metavar="PATH",
+                     help="write the exit code to PATH (rank 0 only; for torchrun, which turns 2 and 3 into 1)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run)
 
@@ -294,13 +314,25 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help/--version
         return int(exc.code or 0)
+    args.worker_argv = argv  # what a launched worker runs, less --nproc-per-node (reportgen/launch.py)
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return ExitCode.BAD_INPUT
+    code = _handle(args, out, err)
+    if getattr(args, "exit_code_file", None):
+        from reportgen.launch import record_exit_code
+
+        record_exit_code(Path(args.exit_code_file), code)
+    return code
+
+
+def _handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run the chosen command; map every error to its exit code and one line on stderr."""
     from reportgen.interrupts import interrupt_handlers
 
     try:

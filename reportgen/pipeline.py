@@ -17,6 +17,7 @@ from reportgen.checks.context import CheckContext
 from reportgen.checks.drift_checks import load_reference
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
+from reportgen.distributed import World, broadcast_module, evaluate_sharded
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
@@ -27,7 +28,7 @@ from reportgen.report import Report, load_results
 from reportgen.results_schema import Environment, ModelSummary, TrainingSummary, section, to_jsonable
 from reportgen.runinfo import RunInfo, collect_run_info, seed_everything, utc_now
 from reportgen.training import train
-from reportgen.types import DataBundle, Predictions, TrainingResult
+from reportgen.types import DataBundle, Predictions, SplitData, TrainingResult
 
 if TYPE_CHECKING:
     from reportgen.output import OutputFolder
@@ -96,12 +97,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def prepare(loaded: LoadedConfig) -> Prepared:
-    """Load data and build the model; everything an input error can come from happens here."""
+def prepare(loaded: LoadedConfig, device: torch.device | None = None) -> Prepared:
+    """Load data and build the model; everything an input error can come from happens here.
+
+    ``device`` overrides the config's (a distributed worker runs on its own GPU or the CPU).
+    """
     cfg = loaded.config
     if cfg.report.template_dir:  # a typo here must not cost a training run
         check_templates(loaded.resolve(cfg.report.template_dir))
-    device = resolve_device(cfg.device)
+    device = device or resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
     data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -167,6 +171,20 @@ def execute(
     compare_to: Path | None = None,
 ) -> tuple[Report, Prepared]:
     """Run the whole pipeline in memory and return the report (nothing is written)."""
+    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=compare_to, world=World.single())
+    assert report is not None
+    return report, prepared
+
+
+def _execute(
+    loaded: LoadedConfig,
+    *,
+    progress: Progress | None,
+    clock: Callable[[], Any],
+    compare_to: Path | None,
+    world: World,
+) -> tuple[Report | None, Prepared]:
+    """``execute`` as one worker of ``world``: every worker evaluates its shard; rank 0 gets the report, the others None."""
     progress = progress or SilentProgress()
     if compare_to is not None:
         loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
@@ -176,9 +194,12 @@ def execute(
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
-    prepared = prepare(loaded)
+    if world.distributed and cfg.training is not None:
+        raise ConfigError("training with several workers is not supported yet; drop --nproc-per-node or evaluate a trained model (no training: section)")
+    prepared = prepare(loaded, device=world.device if world.distributed else None)
     data, model, info = prepared.data, prepared.model, prepared.model_info
-    run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock)
+    broadcast_module(model, world)
+    run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock, world_size=world.world_size)
     timing["load"] = time.perf_counter() - started
 
     training: TrainingResult | None = None
@@ -199,11 +220,19 @@ def execute(
     predictions: dict[str, Predictions] = {}
     for name, split in data.splits.items():
         on_batch = functools.partial(progress.batches, name, total=split.n)
-        predictions[name] = evaluate(
-            model, split, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
-            threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
-            device=prepared.device, num_classes=data.num_classes, on_batch=on_batch,
-        )
+
+        def evaluate_part(part: SplitData, on_part: Callable[[int], None] | None) -> Predictions:
+            return evaluate(
+                model, part, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
+                threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
+                device=prepared.device, num_classes=data.num_classes, on_batch=on_part,
+            )
+
+        gathered = evaluate_sharded(split, world, cfg.data.batch_size, evaluate_part, on_batch)
+        if gathered is not None:
+            predictions[name] = gathered
+    if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report
+        return None, prepared
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
     timing["evaluate"] = time.perf_counter() - t0
@@ -268,7 +297,8 @@ def run(
     clock: Callable[[], Any] = utc_now,
     compare_to: Path | None = None,
     folder: "OutputFolder | None" = None,
-) -> RunOutcome:
+    world: World | None = None,
+) -> RunOutcome | None:
     """Run the pipeline and make the output folder hold the report files (and model.pt after training).
 
     ``folder`` is an output folder the caller has claimed already (``out_dir`` is then ignored);
@@ -283,12 +313,15 @@ def run(
         loaded = loaded.with_flags({"report.formats": formats,
                                     "compare_to": str(Path(compare_to).resolve()) if compare_to else None})
     cfg = loaded.config
-    if folder is None:
+    world = world or World.single()
+    if folder is None and world.is_main:  # only rank 0 writes
         target = out_dir or default_out_dir(cfg.name)
         with OutputFolder(target, inputs=input_paths(loaded)) as claimed:
-            return run(loaded, progress=progress, clock=clock, folder=claimed)
+            return run(loaded, progress=progress, clock=clock, folder=claimed, world=world)
     progress = with_test_pauses(progress or SilentProgress())
-    report, prepared = execute(loaded, progress=progress, clock=clock)
+    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=None, world=world)
+    if report is None or folder is None:  # a worker other than rank 0
+        return None
     chosen = list(cfg.report.formats)
     template_dir = loaded.resolve(cfg.report.template_dir) if cfg.report.template_dir else None
     progress.stage(f"writing {', '.join(chosen)} to {folder.requested}")

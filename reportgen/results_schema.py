@@ -77,6 +77,8 @@ class Environment(_Section):
     python: Optional[StrictStr] = None
     device: Optional[StrictStr] = None
     seed: Optional[StrictInt] = None
+    world_size: Optional[StrictInt] = None
+    """Worker processes the run was spread over (1 unless --nproc-per-node or torchrun)."""
     config_sha256: Optional[StrictStr] = None
     config_file: Optional[StrictStr] = None
     created_at: Optional[StrictStr] = None

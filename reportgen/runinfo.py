@@ -24,6 +24,8 @@ class RunInfo:
     created_at: str
     seed: int
     device: str
+    world_size: int = 1
+    """Number of worker processes the run was spread over (reportgen/distributed.py)."""
 
 
 def utc_now() -> _dt.datetime:
@@ -32,7 +34,7 @@ def utc_now() -> _dt.datetime:
 
 
 def collect_run_info(
-    seed: int, device: str, clock: Callable[[], _dt.datetime] = utc_now
+    seed: int, device: str, clock: Callable[[], _dt.datetime] = utc_now, world_size: int = 1
 ) -> RunInfo:
     """Read versions and the clock once, for one run."""
     return RunInfo(
@@ -42,6 +44,7 @@ def collect_run_info(
         created_at=clock().isoformat().replace("+00:00", "Z"),
         seed=seed,
         device=device,
+        world_size=world_size,
     )
 
 

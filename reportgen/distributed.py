@@ -1,0 +1,463 @@
+"""Scale-out on torch.distributed: the world a run is part of, shards, and the collectives reportgen needs.
+
+A run is either one process (``World.single``: world_size 1, no torch.distributed call is ever made) or
+one of ``world_size`` workers of a process group (``join_world``), started by ``reportgen run
+--nproc-per-node N`` (reportgen/launch.py) or by torchrun, which both set RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT. The backend is NCCL when every worker has a CUDA device of its own
+(``cuda:LOCAL_RANK``) and gloo otherwise (CPU).
+
+Every collective runs under the process group's timeout (``collective_timeout``: 300 s by default,
+``REPORTGEN_COLLECTIVE_TIMEOUT_S`` to change it), so a worker whose peer died raises instead of
+waiting forever, and a CI job can never hang on a lost worker. NCCL honours the timeout through its
+asynchronous error handling (on by default in the torch versions reportgen supports).
+
+The collectives here work on NumPy arrays and return NumPy arrays; each one is a no-op on a
+single-process world. Every worker must call them in the same order (the usual torch.distributed rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from reportgen.errors import ConfigError
+from reportgen.types import Predictions, SplitData
+
+TIMEOUT_ENV = "REPORTGEN_COLLECTIVE_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 300.0
+"""Long enough for rank 0 to load a large table while the others wait at the first collective."""
+_UINT64_MAX = np.iinfo(np.uint64).max
+
+
+@dataclass(frozen=True)
+class World:
+    """The processes a run is spread over, seen from one of them.
+
+    ``backend`` is None for a single process, else "gloo" or "nccl"; ``device`` is where this worker
+    runs its model (and, for NCCL, where collective tensors must live).
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str | None
+
+    @classmethod
+    def single(cls, device: torch.device | str = "cpu") -> World:
+        """The world of a plain one-process run: no process group, every collective a no-op."""
+        return cls(rank=0, world_size=1, local_rank=0, device=torch.device(device), backend=None)
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the only worker that runs the checks and writes the report."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when collectives talk to other processes."""
+        return self.backend is not None and self.world_size > 1
+
+    @property
+    def comm_device(self) -> torch.device:
+        """Where tensors handed to collectives must be: the worker's GPU for NCCL, the CPU for gloo."""
+        return self.device if self.backend == "nccl" else torch.device("cpu")
+
+
+def collective_timeout() -> _dt.timedelta:
+    """The timeout of every collective: ``REPORTGEN_COLLECTIVE_TIMEOUT_S`` seconds, default 300.
+
+    Raises ConfigError when the variable is not a positive number.
+    """
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return _dt.timedelta(seconds=DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"{TIMEOUT_ENV}={text!r}: expected a positive number of seconds")
+    return _dt.timedelta(seconds=seconds)
+
+
+def environment_world_size(environ: dict[str, str] | None = None) -> int:
+    """WORLD_SIZE as set by the launcher or torchrun (1 when unset); ConfigError when malformed."""
+    environ = dict(os.environ) if environ is None else environ
+    text = environ.get("WORLD_SIZE", "1")
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(f"WORLD_SIZE={text!r}: expected a positive integer")
+    return size
+
+
+def _env_int(environ: dict[str, str], name: str, upper: int) -> int:
+    text = environ.get(name)
+    try:
+        value = int(text) if text is not None else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value < upper:
+        raise ConfigError(f"{name}={text!r}: expected an integer in [0, {upper}) with WORLD_SIZE={upper}")
+    return value
+
+
+def choose_device(device_name: str, local_rank: int, local_world_size: int) -> tuple[torch.device, str]:
+    """(device, backend) for a worker: ``cuda:LOCAL_RANK`` with NCCL when the config allows CUDA and
+    this node has a GPU for each of its ``local_world_size`` workers, else the CPU with gloo.
+
+    The choice depends only on facts every worker of a node shares, so all of them pick the same
+    backend (a group mixing NCCL and gloo would fail at its first collective). ConfigError when the
+    config asks for ``cuda`` and there are fewer GPUs than workers on this node.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wants_cuda = device_name == "auto" or device_name.startswith("cuda")
+    if wants_cuda and gpus >= local_world_size:
+        return torch.device("cuda", local_rank), "nccl"
+    if device_name.startswith("cuda"):
+        raise ConfigError(f"device {device_name!r}: {local_world_size} workers on this machine but {gpus} CUDA device(s); "
+                          "start at most one worker per GPU or use device: cpu")
+    if device_name == "mps":
+        raise ConfigError("device 'mps' cannot be used with several workers; use device: cpu or auto")
+    return torch.device("cpu"), "gloo"
+
+
+@contextlib.contextmanager
+def join_world(device_name: str, environ: dict[str, str] | None = None) -> Iterator[World]:
+    """Join the process group described by RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT.
+
+    Yields ``World.single`` (and calls nothing in torch.distributed) when WORLD_SIZE is unset or 1.
+    The group is destroyed on exit, also after an exception. Raises ConfigError on malformed
+    variables; joining waits at most ``collective_timeout()`` for the other workers.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    world_size = environment_world_size(environ)
+    if world_size == 1:
+        yield World.single("cpu")
+        return
+    import torch.distributed as dist
+
+    rank = _env_int(environ, "RANK", world_size)
+    local_rank = _env_int(environ, "LOCAL_RANK", world_size) if "LOCAL_RANK" in environ else rank
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not environ.get(name):
+            raise ConfigError(f"WORLD_SIZE={world_size} but {name} is not set; start workers with reportgen run --nproc-per-node or torchrun")
+    local_world_size = _env_int(environ, "LOCAL_WORLD_SIZE", world_size + 1) if "LOCAL_WORLD_SIZE" in environ else world_size
+    device, backend = choose_device(device_name, local_rank, max(local_world_size, local_rank + 1))
+    if backend == "nccl":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
+                            timeout=collective_timeout())
+    try:
+        yield World(rank=rank, world_size=world_size, local_rank=local_rank, device=device, backend=backend)
+    finally:
+        dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def shard_bounds(n: int, rank: int, world_size: int, align: int = 1) -> tuple[int, int]:
+    """[start, stop) of worker ``rank``'s contiguous shard of ``n`` rows: unpadded, no row twice.
+
+    Rows are dealt in blocks of ``align`` (e.g. the batch size, so each shard's batches are exactly the
+    single-process run's batches); the first ``blocks % world_size`` workers get one block more, so
+    shard lengths differ by less than 2 x align (the last block may be partial). Unlike
+    torch's DistributedSampler nothing is padded or repeated, so metrics over the union are exact.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    if n < 0 or align < 1:
+        raise ValueError("n must be >= 0 and align >= 1")
+    blocks = -(-n // align)
+    base, extra = divmod(blocks, world_size)
+    first = rank * base + min(rank, extra)
+    last = first + base + (1 if rank < extra else 0)
+    return min(first * align, n), min(last * align, n)
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+def _tensor(array: np.ndarray, world: World) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).to(world.comm_device)
+
+
+def all_gather_scalars(values: Sequence[float] | np.ndarray, world: World, dtype: type = np.float64) -> np.ndarray:
+    """(world_size, k) array: row r holds worker r's ``values`` (k the same on every worker)."""
+    local: np.ndarray = np.asarray(values, dtype=dtype).reshape(1, -1)
+    if not world.distributed:
+        return local
+    import torch.distributed as dist
+
+    tensor = _tensor(local, world)
+    parts = [torch.empty_like(tensor) for _ in range(world.world_size)]
+    dist.all_gather(parts, tensor)
+    return torch.cat(parts).cpu().numpy()
+
+
+def all_reduce_sum(array: np.ndarray, world: World) -> np.ndarray:
+    """Element-wise sum over workers of an integer array (int64, exact; every worker gets the sum).
+
+    Floats are not summed here: a float all_reduce adds in an order the backend chooses, so results
+    would depend on the world size; use ``all_gather_scalars`` and add in rank order instead.
+    """
+    local = np.asarray(array)
+    if not np.issubdtype(local.dtype, np.integer) and local.dtype != np.bool_:
+        raise TypeError("all_reduce_sum takes integer arrays; gather floats and add them in rank order")
+    local = local.astype(np.int64)
+    if not world.distributed:
+        return local
+    import torch.distributed as dist
+
+    tensor = _tensor(local, world)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.cpu().numpy()
+
+
+def reduce_state(state: object, world: World) -> object:
+    """The merge over all workers of a ClassificationState or RegressionState (a new object; same on every worker).
+
+    Counts (confusion matrix, n) are summed exactly with an int64 all_reduce; the float fields are
+    gathered as float64 and merged in rank order with the state's own ``merge``, so the result is the
+    same on every worker and for a given world size. Raises TypeError for another type.
+    """
+    from reportgen.metrics import ClassificationState, RegressionState
+
+    if isinstance(state, ClassificationState):
+        counts = all_reduce_sum(np.append(state.confusion.reshape(-1), state.n), world)
+        loss_sums = all_gather_scalars([state.loss_sum], world)[:, 0]
+        c = state.num_classes
+        merged = ClassificationState(c, confusion=counts[:-1].reshape(c, c).copy(), n=int(counts[-1]))
+        merged.loss_sum = float(sum(float(v) for v in loss_sums))
+        return merged
+    if isinstance(state, RegressionState):
+        fields = ("n", "sum_squared_error", "sum_abs_error", "target_mean", "target_m2", "target_min", "target_max", "loss_sum")
+        rows = all_gather_scalars([float(getattr(state, f)) for f in fields], world)
+        merged_regression = RegressionState()
+        for row in rows:
+            part = RegressionState(int(row[0]), *(float(v) for v in row[1:]))
+            merged_regression.merge(part)
+        return merged_regression
+    raise TypeError(f"reduce_state: no reduction for {type(state).__name__}")
+
+
+def gather_rows(array: np.ndarray, world: World, dst: int = 0) -> np.ndarray | None:
+    """Concatenate every worker's rows (axis 0, any length, same trailing shape and dtype) in rank order on ``dst``.
+
+    Returns the (n_total, ...) array on ``dst`` and None on the other workers (on a single process,
+    ``array`` itself). Lengths are all-gathered first, then each worker sends its rows padded to the
+    longest shard. Memory on ``dst``: world_size x max shard length rows, i.e. about n_total x C x 4
+    bytes for float32 class probabilities (8 bytes per class for 2M rows x 2 classes = 16 MB), plus
+    the concatenated copy; the other workers hold only their shard. Booleans travel as uint8.
+    """
+    local = np.asarray(array)
+    if not world.distributed:
+        return local
+    import torch.distributed as dist
+
+    dtype = local.dtype
+    wire = local.astype(np.uint8) if dtype == np.bool_ else local
+    lengths = all_gather_scalars([wire.shape[0]], world, dtype=np.int64)[:, 0]
+    longest = int(lengths.max())
+    padded = np.zeros((longest, *wire.shape[1:]), dtype=wire.dtype)
+    padded[: wire.shape[0]] = wire
+    tensor = _tensor(padded, world)
+    parts = [torch.empty_like(tensor) for _ in range(world.world_size)] if world.rank == dst else None
+    dist.gather(tensor, gather_list=parts, dst=dst)
+    if parts is None:
+        return None
+    joined = np.concatenate([p.cpu().numpy()[: int(k)] for p, k in zip(parts, lengths)])
+    return joined.astype(np.bool_) if dtype == np.bool_ else joined
+
+
+def broadcast_module(module: torch.nn.Module, world: World) -> None:
+    """Overwrite every parameter and buffer with rank 0's, so all workers evaluate the same model."""
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            staged = tensor.detach().to(world.comm_device).contiguous()
+            dist.broadcast(staged, src=0)
+            if staged.data_ptr() != tensor.data_ptr():
+                tensor.copy_(staged)
+
+
+# --------------------------------------------------------------------------- hashing, exchange, sampling
+
+
+def mix64(values: np.ndarray, seed: int = 0) -> np.ndarray:
+    """SplitMix64 finaliser of ``values ^ seed`` (uint64 in, uint64 out): a fixed, well-spread hash.
+
+    Source: Steele, Lea, Flood, "Fast splittable pseudorandom number generators" (OOPSLA 2014).
+    """
+    z = np.asarray(values).astype(np.uint64) ^ np.uint64(seed % 2**64)
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def exchange_by_hash(hashes: np.ndarray, columns: np.ndarray | None, world: World) -> tuple[np.ndarray, np.ndarray | None]:
+    """Send each row to worker ``hash % world_size``; return the (hashes, columns) this worker receives.
+
+    ``hashes`` are uint64 row hashes (n,), ``columns`` optional int64 payload (n, k) such as a split
+    tag or a label. Equal hashes from any shard meet on one worker, so overlaps and conflicting labels
+    are found locally there, each row crossing the network once (one ``all_to_all_single`` of split
+    counts, one of the rows; gloo and NCCL both provide it), never every hash to every worker.
+    Received rows are ordered by source rank, then by source position.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64).reshape(-1)
+    payload = np.zeros((hashes.size, 0), dtype=np.int64) if columns is None else np.asarray(columns, dtype=np.int64).reshape(hashes.size, -1)
+    if not world.distributed:
+        return hashes, (None if columns is None else payload)
+    import torch.distributed as dist
+
+    destination = (hashes % np.uint64(world.world_size)).astype(np.int64)
+    order = np.argsort(destination, kind="stable")
+    rows = np.concatenate([hashes.view(np.int64)[order, None], payload[order]], axis=1)
+    send_counts = np.bincount(destination, minlength=world.world_size).astype(np.int64)
+    recv_counts_t = torch.empty(world.world_size, dtype=torch.int64, device=world.comm_device)
+    dist.all_to_all_single(recv_counts_t, _tensor(send_counts, world))
+    recv_counts = recv_counts_t.cpu().numpy()
+    received = torch.empty((int(recv_counts.sum()), rows.shape[1]), dtype=torch.int64, device=world.comm_device)
+    dist.all_to_all_single(received, _tensor(rows, world), output_split_sizes=recv_counts.tolist(),
+                           input_split_sizes=send_counts.tolist())
+    table = received.cpu().numpy()
+    got_hashes = np.ascontiguousarray(table[:, 0]).view(np.uint64)
+    return got_hashes, (None if columns is None else np.ascontiguousarray(table[:, 1:]))
+
+
+def count_overlap(train_hashes: np.ndarray, test_hashes: np.ndarray, world: World) -> int:
+    """Number of test rows (over all shards) whose hash also occurs among the train rows of any shard."""
+    tag = np.concatenate([np.zeros(len(train_hashes), np.int64), np.ones(len(test_hashes), np.int64)])
+    hashes, tags = exchange_by_hash(np.concatenate([np.asarray(train_hashes, np.uint64), np.asarray(test_hashes, np.uint64)]), tag[:, None], world)
+    assert tags is not None
+    is_test = tags[:, 0] == 1
+    local = int(np.isin(hashes[is_test], hashes[~is_test]).sum())
+    return int(all_reduce_sum(np.array([local]), world)[0])
+
+
+def count_conflicting_labels(hashes: np.ndarray, labels: np.ndarray, world: World) -> int:
+    """Number of distinct row hashes (over all shards) that occur with more than one label."""
+    got, columns = exchange_by_hash(hashes, np.asarray(labels, np.int64)[:, None], world)
+    assert columns is not None
+    pairs = np.unique(np.stack([got.view(np.int64), columns[:, 0]], axis=1), axis=0)
+    _, per_hash = np.unique(pairs[:, 0], return_counts=True)
+    return int(all_reduce_sum(np.array([int((per_hash > 1).sum())]), world)[0])
+
+
+def sample_global_rows(n_total: int, start: int, stop: int, size: int, seed: int, world: World) -> np.ndarray:
+    """The ``size`` global row indices (sorted) with the smallest ``mix64(row, seed)``, the same on every worker.
+
+    Each worker hashes only its rows [start, stop) and offers its ``size`` smallest; the union's
+    ``size`` smallest are chosen (ties by row index). The sample depends on n_total, size and seed,
+    never on the number of workers or the shard bounds. O(rows/world_size) per worker.
+    """
+    size = max(0, min(size, n_total))
+    rows = np.arange(start, stop, dtype=np.int64)
+    keys = mix64(rows.astype(np.uint64), seed)
+    take = min(size, rows.size)
+    if take < rows.size:
+        chosen = np.argpartition(keys, take - 1)[:take] if take else np.array([], dtype=np.int64)
+    else:
+        chosen = np.arange(rows.size)
+    offered = np.full((size, 2), -1, dtype=np.int64)
+    offered[:take, 0] = keys[chosen].view(np.int64)
+    offered[:take, 1] = rows[chosen]
+    if world.distributed:
+        every = all_gather_scalars(offered.reshape(-1), world, dtype=np.int64).reshape(-1, 2)
+    else:
+        every = offered
+    every = every[every[:, 1] >= 0]
+    order = np.lexsort((every[:, 1], every[:, 0].view(np.uint64)))
+    return np.sort(every[order[:size], 1])
+
+
+def sample_mask(global_rows: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """True for rows kept by a Bernoulli(``fraction``) sample decided by ``mix64(row, seed)`` alone.
+
+    Each worker evaluates it on its own global row indices, with no communication; a row's fate never
+    depends on the world size.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError("fraction must lie in [0, 1]")
+    if fraction == 1.0:
+        return np.ones(np.asarray(global_rows).shape, dtype=bool)
+    cut = np.uint64(int(fraction * 2.0**64))
+    return mix64(np.asarray(global_rows, dtype=np.int64).astype(np.uint64), seed) < cut
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def shard_split(split: SplitData, start: int, stop: int) -> SplitData:
+    """A SplitData restricted to rows [start, stop): a torch Subset of its dataset and sliced arrays."""
+    import dataclasses
+
+    from torch.utils.data import Dataset, Subset, TensorDataset
+
+    dataset = split.dataset
+    tensors = getattr(dataset, "tensors", None)
+    part: Dataset
+    if tensors is not None and len(tensors) == 2:  # keep the fast sliced path of iterate_batches
+        part = TensorDataset(tensors[0][start:stop], tensors[1][start:stop])
+    else:
+        part = Subset(dataset, range(start, stop))
+    return dataclasses.replace(
+        split,
+        dataset=part,
+        labels=split.labels[start:stop],
+        features=None if split.features is None else split.features[start:stop],
+        source_rows=None if split.source_rows is None else split.source_rows[start:stop],
+        attributes=None if split.attributes is None else split.attributes.iloc[start:stop],
+    )
+
+
+def evaluate_sharded(
+    split: SplitData,
+    world: World,
+    batch_size: int,
+    evaluate_part: Callable[[SplitData, Callable[[int], None] | None], Predictions],
+    on_batch: Callable[[int], None] | None = None,
+) -> Predictions | None:
+    """Evaluate this worker's shard with ``evaluate_part(shard, on_batch)`` and gather the Predictions to rank 0.
+
+    Shards are aligned to ``batch_size`` so every batch is one the single-process run would form:
+    per-sample outputs and per-batch losses are then identical and only the final sum of batch losses
+    is added in a different order (relative difference ~1e-16). Returns the split's Predictions on
+    rank 0 (rows in global order) and None on the other workers; a single process evaluates the whole
+    split. ``on_batch`` gets global progress (the shard's offset plus samples done).
+    """
+    if not world.distributed:
+        return evaluate_part(split, on_batch)
+    start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)
+    progress = None if on_batch is None else (lambda done: on_batch(start + done))
+    part = evaluate_part(shard_split(split, start, stop), progress) if stop > start else None
+    n_local = stop - start
+    loss_sums = all_gather_scalars([part.loss * n_local if part is not None else 0.0], world)[:, 0]
+    y_true = gather_rows(part.y_true if part is not None else split.labels[:0], world)
+    empty_pred = split.labels[:0].astype(np.float32 if split.labels.dtype == np.float32 else np.int64)
+    y_pred = gather_rows(part.y_pred if part is not None else empty_pred, world)
+    has_probs = all_gather_scalars([-1 if part is None or part.probs is None else part.probs.shape[1]], world, dtype=np.int64)[:, 0]
+    width = int(has_probs.max())
+    probs = None
+    if width > 0:
+        local_probs = part.probs if part is not None and part.probs is not None else np.zeros((0, width), np.float32)
+        probs = gather_rows(local_probs, world)
+    if not world.is_main:
+        return None
+    loss = float(sum(float(v) for v in loss_sums)) / max(split.n, 1)
+    assert y_true is not None and y_pred is not None
+    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)
