@@ -369,7 +369,7 @@ def test_shards_evaluated_apart_concatenate_to_the_whole_split(tensor_dataset: b
 
     def run(part: SplitData):
         return evaluate(model, part, task="multiclass", output_kind="softmax", positive_index=None, threshold=0.5,
-                        loss_fn=torch.nn.CrossEntropyLoss(), batch_size=16, device=torch.device("cpu"))
+                        loss_fn=torch.nn.CrossEntropyLoss(), batch_size=16, device=torch.device("cpu"), num_classes=3)
 
     whole = run(split)
     parts = [run(shard_split(split, *shard_bounds(split.n, r, 3, align=16))) for r in range(3)]
