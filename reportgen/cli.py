@@ -91,7 +91,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.pipeline import run
 
     formats = _parse_formats(args.format)
-    loaded = load_config(args.config, args.set)
+    loaded = load_config(args.config, [*args.set, *(["gate.strict=true"] if args.strict else [])])
     progress = None if args.quiet else ConsoleProgress(err, interactive=err.isatty())
     outcome = run(
         loaded, out_dir=Path(args.out) if args.out else None, formats=formats, progress=progress,
@@ -106,6 +106,12 @@ def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out
     out.write(f"{verdict}: {report.name}: {report.status_summary()}\n")
     for check in report.blocking_checks():
         out.write(f"  {check.status.upper()} {check.id}: {check.message}\n")
+    from reportgen.gate import overrides_of
+
+    overrides = overrides_of(report.gate)
+    if overrides:
+        strict = " (strict gate)" if (report.gate or {}).get("strict") else ""
+        out.write(f"  gate overrides{strict}: {'; '.join(o.describe() for o in overrides)}\n")
     out.write(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
               f" ({', '.join(p.name for p in written)})\n")
     return EXIT_PASS if report.passed else EXIT_GATE_FAILED
@@ -208,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config value by dotted path, value parsed as YAML (repeatable)")
     run.add_argument("--compare-to", metavar="RESULTS_JSON",
                      help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
+    run.add_argument("--strict", action="store_true",
+                     help="fail the gate (exit 1) when the config relaxes a default check (same as gate: {strict: true})")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.set_defaults(handler=_cmd_run)

@@ -156,6 +156,12 @@ class ReportConfig(_Strict):
     template_dir: str | None = None
 
 
+class GateConfig(_Strict):
+    """The gate section: ``strict: true`` fails the gate on any relaxation of the default checks."""
+
+    strict: bool = False
+
+
 class Config(_Strict):
     """A whole reportgen config (schema v1)."""
 
@@ -170,6 +176,7 @@ class Config(_Strict):
     compare_to: str | None = None
     """An earlier run's results.json (e.g. the last release) for the release_comparison check."""
     report: ReportConfig = Field(default_factory=ReportConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     @field_validator("device")
     @classmethod

@@ -12,12 +12,14 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from reportgen.checks import run_checks
+from reportgen.checks import registry, run_checks
+from reportgen.checks.comparison_checks import newest_passing_run
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
 from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
+from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.render.html import check_templates
@@ -127,7 +129,9 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
 
 
 def load_previous_results(path: Path) -> dict[str, Any]:
-    """Read an earlier run's results.json for comparison."""
+    """Read an earlier run's results.json for comparison; a folder gives its newest passing run."""
+    if path.is_dir():
+        path = newest_passing_run(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -196,13 +200,19 @@ def execute(
         model=model, device=prepared.device, output_kind=info.output_kind,
     )
     results = run_checks(context, cfg.checks)
+    overrides = gate_overrides([c.spec for c in registry.all()], cfg.checks)
+    refusal = strict_result(overrides) if cfg.gate.strict else None
+    results = results + (refusal,) if refusal else results
+    test_pred = predictions["test"]
+    outcomes = None if cfg.task == "regression" else correctness_record(test_pred.y_true, test_pred.y_pred, data.positive_index)
+    gate = gate_block(results, overrides, cfg.gate.strict, outcomes)
     timing["checks"] = time.perf_counter() - t0
 
     environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
     report = Report(
         name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=info.to_dict(),
         training=training.to_dict() if training else None, metrics=metrics, checks=results, curves=curves,
-        config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()},
+        config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()}, gate=gate,
     )
     return report, prepared
 

@@ -37,6 +37,8 @@ class Report:
     """The config as run, after --set overrides."""
     timing: Mapping[str, float] = field(default_factory=dict)
     """Seconds per stage: load, train, evaluate, checks, render."""
+    gate: Mapping[str, Any] | None = None
+    """verdict, blocking ids, overrides of the default gate, strict, test_outcomes (reportgen.gate.gate_block)."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -89,6 +91,7 @@ class Report:
             "curves": dict(self.curves),
             "config": dict(self.config),
             "timing": dict(self.timing),
+            **({"gate": dict(self.gate)} if self.gate is not None else {}),
         }
 
     @classmethod
@@ -113,7 +116,7 @@ class Report:
             data=document.get("data") or {}, model=document.get("model") or {},
             training=document.get("training"), metrics=document.get("metrics") or {}, checks=checks,
             curves=document.get("curves") or {}, config=document.get("config") or {},
-            timing=document.get("timing") or {}, schema_version=document["schema_version"],
+            timing=document.get("timing") or {}, gate=document.get("gate"), schema_version=document["schema_version"],
         )
         recorded = document.get("status")
         if recorded is not None and recorded != report.status:
