@@ -14,6 +14,7 @@ import yaml
 from markupsafe import Markup
 
 from reportgen.render import fmt, plots
+from reportgen.render.page_one import page_one
 from reportgen.types import SPLIT_ORDER
 
 if TYPE_CHECKING:
@@ -522,6 +523,7 @@ def build(report: "Report") -> dict[str, Any]:
         "positive_class": report.data.get("positive_class"),
         "evaluate_only": report.training is None,
         "headline": headline,
+        "page_one": page_one(report),
         "headline_split": headline_split,
         "headline_n": fmt.num(headline_metrics.get("n")),
         "counts": counts,
@@ -543,3 +545,4 @@ def build(report: "Report") -> dict[str, Any]:
         "timing": [(k, f"{v:.2f} s" if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
         "total_time": f"{sum(v for v in report.timing.values() if fmt.is_number(v)):.2f} s" if report.timing else None,
     }
+
