@@ -34,6 +34,7 @@ class ConsoleProgress:
         self.started = time.perf_counter()
         self._last_batch_update = 0.0
         self._open_line = False
+        self._epoch_open = False
 
     def _line(self, text: str, transient: bool = False) -> None:
         stamp = f"[{time.perf_counter() - self.started:6.1f}s]"
@@ -47,7 +48,10 @@ class ConsoleProgress:
         self.stream.flush()
 
     def stage(self, name: str) -> None:
-        """Show a stage."""
+        """Show a stage; on a terminal the last epoch's line stays visible above it."""
+        if self.interactive and self._epoch_open:
+            self.stream.write("\n")
+            self._open_line = self._epoch_open = False
         self._line(name)
 
     def epoch(self, record: dict[str, float | None], total: int) -> None:
@@ -58,6 +62,7 @@ class ConsoleProgress:
             if value is not None:
                 parts.append(f"{key}={value:.4f}")
         self._line("  ".join(parts), transient=self.interactive)
+        self._epoch_open = self.interactive
 
     def batches(self, split: str, done: int, total: int) -> None:
         """Show evaluation progress on a terminal, at most a few times a second."""
@@ -106,6 +111,12 @@ def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out
     out.write(f"{verdict}: {report.name}: {report.status_summary()}\n")
     for check in report.blocking_checks():
         out.write(f"  {check.status.upper()} {check.id}: {check.message}\n")
+    training = report.training or {}
+    if training.get("stopped_early"):
+        best = training.get("best_epoch")
+        val = next((row.get("val_loss") for row in training.get("history") or [] if row.get("epoch") == best), None)
+        out.write(f"  early stopping: stopped after epoch {training.get('epochs_run')}; the weights of the best epoch {best}"
+                  + (f" (validation loss {val:.4f})" if isinstance(val, (int, float)) else "") + " were restored and evaluated\n")
     from reportgen.gate import overrides_of
 
     overrides = overrides_of(report.gate)

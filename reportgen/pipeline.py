@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -128,6 +129,27 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
     }
 
 
+def model_identity(model: nn.Module, checkpoint: Path | None) -> dict[str, Any]:
+    """What identifies the evaluated model: weights and checkpoint hashes, class, architecture summary.
+
+    ``weights_sha256`` hashes every state_dict entry (name, dtype, shape, bytes) in order, so it
+    is the same for the same weights however they were saved; ``checkpoint_sha256`` hashes the
+    checkpoint file as given (None without one).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
+    summary = " ".join(str(model).split())
+    return {
+        "weights_sha256": digest.hexdigest(),
+        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint and checkpoint.is_file() else None,
+        "module": f"{type(model).__module__}.{type(model).__qualname__}",
+        "architecture": summary if len(summary) <= 600 else summary[:599] + "…",
+    }
+
+
 def load_previous_results(path: Path) -> dict[str, Any]:
     """Read an earlier run's results.json for comparison; a folder gives its newest passing run."""
     if path.is_dir():
@@ -210,7 +232,8 @@ def execute(
 
     environment = {**run_info.as_dict(), "config_sha256": loaded.sha256, "config_file": loaded.path.name}
     report = Report(
-        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data), model=info.to_dict(),
+        name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data),
+        model={**info.to_dict(), **model_identity(model, loaded.resolve(cfg.model.checkpoint) if cfg.model.checkpoint else None)},
         training=training.to_dict() if training else None, metrics=metrics, checks=results, curves=curves,
         config=loaded.raw, timing={k: round(v, 3) for k, v in timing.items()}, gate=gate,
     )

@@ -39,7 +39,9 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
         f"## reportgen: {md_text(report.name, 200)} — {verdict}",
         "",
         f"**Verdict: {verdict}** · {len(report.checks)} checks: {report.status_summary(always=('fail', 'pass'))}"
-        f" · {md_text(report.task)} · model {md_text(model, 100)}",
+        f" · {md_text(report.task)} · model {md_text(model, 100)}"
+        + (f" (weights sha256 {md_text(report.model['weights_sha256'][:12], 20)}…)" if report.model.get("weights_sha256") else "")
+        + (" · evaluated only" if report.training is None else ""),
         "",
     ]
 

@@ -182,4 +182,5 @@ def page_one(report: "Report") -> dict[str, Any]:
         "fixes": fix_suggestions(report),
         "diff": comparison_diff(report),
         "evaluate_only_limits": limits,
+        "weights": f"{_short_hash(report.model.get('weights_sha256'))}…" if report.model.get("weights_sha256") else None,
     }

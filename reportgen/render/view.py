@@ -407,14 +407,16 @@ def _curves_section(report: "Report") -> dict[str, Any]:
     test = report.curves.get("test") if isinstance(report.curves.get("test"), Mapping) else {}
     op = test.get("operating_point") if isinstance(test.get("operating_point"), Mapping) else {}
     threshold = op.get("threshold", report.model.get("threshold"))
+    fingerprint = report.data.get("fingerprint") if isinstance(report.data.get("fingerprint"), Mapping) else {}
+    target = fingerprint.get("target") if isinstance(fingerprint.get("target"), str) else None
     charts = {
         "roc_pr": plots.roc_pr(test),
         "roc_per_class": plots.roc_per_class(_by_class(test["roc_per_class"], report))
         if isinstance(test.get("roc_per_class"), Mapping) else None,
         "reliability": plots.reliability(test["calibration"]) if isinstance(test.get("calibration"), Mapping) else None,
         "sweep": plots.threshold_sweep(test["threshold_sweep"], threshold) if isinstance(test.get("threshold_sweep"), Mapping) else None,
-        "scatter": plots.predicted_vs_actual(test["scatter"]) if isinstance(test.get("scatter"), Mapping) else None,
-        "residuals": plots.residual_histogram(test["residuals"]) if isinstance(test.get("residuals"), Mapping) else None,
+        "scatter": plots.predicted_vs_actual(test["scatter"], target=target) if isinstance(test.get("scatter"), Mapping) else None,
+        "residuals": plots.residual_histogram(test["residuals"], target=target) if isinstance(test.get("residuals"), Mapping) else None,
     }
     op_row = None
     if op:
@@ -431,6 +433,19 @@ def _last(history: list[Any], key: str) -> Any:
     return None
 
 
+def _history_baseline(report: "Report", metric: str) -> tuple[str, float] | None:
+    """What always answering the majority class of train scores on ``metric`` (accuracy, balanced accuracy)."""
+    train = ((report.data.get("splits") or {}).get("train") or {}) if isinstance(report.data.get("splits"), Mapping) else {}
+    counts = [v for v in (train.get("class_counts") or {}).values() if fmt.is_number(v)] if isinstance(train, Mapping) else []
+    if not counts or not sum(counts):
+        return None
+    if metric == "accuracy":
+        return f"always the majority class ({fmt.num(max(counts) / sum(counts))})", max(counts) / sum(counts)
+    if metric == "balanced_accuracy":
+        return f"always one class (1/{len(counts)})", 1 / len(counts)
+    return None
+
+
 def _training_section(report: "Report") -> dict[str, Any] | None:
     training = report.training
     if not isinstance(training, Mapping):
@@ -444,14 +459,20 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
                 for prefix in ("train_", "val_"):
                     if key.startswith(prefix) and key[len(prefix):] != "loss" and key[len(prefix):] not in metrics:
                         metrics.append(key[len(prefix):])
-    metric_charts = [_svg(plots.metric_history(history, m, best, name=f"history-{m}")) for m in metrics[:3]]
+    config_training = report.config.get("training") if isinstance(report.config.get("training"), Mapping) else {}
+    restored = bool(config_training.get("early_stopping")) or bool(training.get("stopped_early"))
+    best_val = next((row.get("val_loss") for row in history if isinstance(row, Mapping) and row.get("epoch") == best), None)
+    metric_charts = [_svg(plots.metric_history(history, m, best, name=f"history-{m}", baseline=_history_baseline(report, m)))
+                     for m in metrics[:3]]
     summary = [
         ("Epochs run", fmt.num(training.get("epochs_run"))),
         ("Best epoch", fmt.num(best)),
         ("Stopped early", fmt.num(training.get("stopped_early"))),
         ("Loss function", fmt.num(training.get("loss"))),
-        ("Final training loss", fmt.num(_last(history, "train_loss"))),
-        ("Final validation loss", fmt.num(_last(history, "val_loss"))),
+        (f"Training loss, last epoch ({fmt.num(training.get('epochs_run'))})", fmt.num(_last(history, "train_loss"))),
+        (f"Validation loss, last epoch ({fmt.num(training.get('epochs_run'))})", fmt.num(_last(history, "val_loss"))),
+        *([(f"Validation loss, best epoch ({fmt.num(best)}; these weights were evaluated)", fmt.num(best_val))]
+          if restored and best_val is not None else []),
         ("Initial loss", fmt.num(training.get("init_loss"))),
         ("Expected initial loss", fmt.num(training.get("expected_init_loss"))),
         ("First non-finite loss", fmt.num(training.get("first_nonfinite_loss")) if training.get("first_nonfinite_loss") is not None else "none"),
@@ -459,6 +480,9 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
     gradients = training.get("gradients") if isinstance(training.get("gradients"), list) else []
     return {
         "summary": summary,
+        "loss_note": (f"Early stopping restored the weights of epoch {fmt.num(best)}: the metrics and checks use them, so the "
+                      f"validation loss in the Metrics table is the best epoch's, not the last epoch's."
+                      if restored and best is not None and best != training.get("epochs_run") else None),
         "loss_chart": _svg(plots.loss_history(history, best, training.get("expected_init_loss"))),
         "metric_charts": [c for c in metric_charts if c],
         "gradient_chart": _svg(plots.gradient_norms(gradients)),
@@ -535,6 +559,7 @@ def build(report: "Report") -> dict[str, Any]:
         "metric_table": _metric_table(report),
         "per_class": _per_class(report, "test"),
         "confusion": _svg(plots.confusion(test.get("confusion_matrix"), classes)) if test.get("confusion_matrix") else None,
+        "confusion_size": "tall" if len(classes) > plots.STACK_CONFUSION_ABOVE else "wide",
         "top_confusions": _top_confusions(test.get("confusion_matrix"), classes),
         "curves": _curves_section(report),
         "training": _training_section(report),
