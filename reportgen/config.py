@@ -286,7 +286,13 @@ def _model_in_annotation(annotation: Any) -> type[BaseModel] | None:
 def suggest(name: str, candidates: list[str]) -> str:
     """Return ' (did you mean X?)' for the nearest candidate, or ''."""
     nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if not nearest:  # long spellings of a short key ('learning_rate' for 'lr') are too far for difflib
+        nearest = [c for c in candidates if ALIASES.get(name.lower()) == c]
     return f" (did you mean {nearest[0]!r}?)" if nearest else ""
+
+
+ALIASES = {"learning_rate": "lr", "learningrate": "lr", "n_epochs": "epochs", "num_epochs": "epochs", "max_epochs": "epochs"}
+"""Common names of keys that difflib cannot match to reportgen's shorter ones."""
 
 
 def _describe(error: dict[str, Any]) -> str:
