@@ -178,3 +178,29 @@ def test_an_evaluate_only_run_says_which_checks_judge_only_the_data_given():
     limits = page_one(report)["evaluate_only_limits"]
     assert limits and all(l["id"] in {c.id for c in report.checks} for l in limits)
     assert page_one(F.passing_binary())["evaluate_only_limits"] == []
+
+
+def test_an_evaluate_only_run_records_the_models_identity_and_what_its_checks_cannot_see(cancer_path: Path, tmp_path: Path):
+    import hashlib
+
+    trained = cancer_path.parent / "trained.yaml"
+    document = json.loads(json.dumps(__import__("yaml").safe_load(cancer_path.read_text(encoding="utf-8"))))
+    document["training"]["save_checkpoint"] = True
+    write_config(cancer_path.parent, document, "trained.yaml")
+    code, _, _ = run_cli("run", str(trained), "--out", str(tmp_path / "trained"), "--quiet")
+    assert code == 0
+    first = json.loads((tmp_path / "trained" / "results.json").read_text(encoding="utf-8"))["model"]
+    assert len(first["weights_sha256"]) == 64 and first["checkpoint_sha256"] is None
+    assert first["module"] == "torch.nn.modules.container.Sequential" and "Linear(in_features=30" in first["architecture"]
+
+    evaluate = dict(document)
+    evaluate.pop("training")
+    evaluate["model"] = {**document["model"], "checkpoint": str(tmp_path / "trained" / "model.pt")}
+    report, _ = execute(load_config(write_config(cancer_path.parent, evaluate, "evaluate.yaml")))
+    assert report.model["weights_sha256"] == first["weights_sha256"]  # the same weights, however they were saved
+    assert report.model["checkpoint_sha256"] == hashlib.sha256((tmp_path / "trained" / "model.pt").read_bytes()).hexdigest()
+    limits = {row["id"] for row in page_one(report)["evaluate_only_limits"]}
+    assert "train_test_overlap" in limits
+    text = page1_text(report)
+    assert "Evaluated only" in text and "cannot see data the model was trained on elsewhere" in text
+    assert f"weights sha256 {first['weights_sha256'][:12]}" in text
