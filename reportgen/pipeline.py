@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import json
 import time
 from dataclasses import dataclass, field
@@ -142,10 +143,14 @@ def model_identity(model: nn.Module, checkpoint: Path | None) -> dict[str, Any]:
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
     summary = " ".join(str(model).split())
+    module = type(model).__module__
+    source = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith("reportgen_user_") and source:  # a model file named in the config, imported under a private name
+        module = Path(source).name
     return {
         "weights_sha256": digest.hexdigest(),
         "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint and checkpoint.is_file() else None,
-        "module": f"{type(model).__module__}.{type(model).__qualname__}",
+        "module": f"{module}:{type(model).__qualname__}" if module.endswith(".py") else f"{module}.{type(model).__qualname__}",
         "architecture": summary if len(summary) <= 600 else summary[:599] + "…",
     }
 

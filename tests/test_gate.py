@@ -204,3 +204,16 @@ def test_an_evaluate_only_run_records_the_models_identity_and_what_its_checks_ca
     text = page1_text(report)
     assert "Evaluated only" in text and "cannot see data the model was trained on elsewhere" in text
     assert f"weights sha256 {first['weights_sha256'][:12]}" in text
+
+
+def test_precision_is_drawn_undefined_where_nothing_is_predicted_positive(credit_naive):
+    from reportgen.render import plots
+
+    sweep = credit_naive.curves["test"]["threshold_sweep"]
+    flagged = np.asarray(sweep["predicted_positive"], dtype=float)
+    shown = plots.undefined_where_nothing_flagged(np.asarray(sweep["precision"], dtype=float), flagged)
+    assert np.array_equal(np.isnan(shown), flagged == 0)
+    assert np.allclose(shown[flagged > 0], np.asarray(sweep["precision"])[flagged > 0])
+    assert plots.threshold_sweep(sweep, 0.5) is not None
+    planted = plots.undefined_where_nothing_flagged(np.array([0.5, 0.0]), np.array([3.0, 0.0]))  # 0 of 0 flagged
+    assert planted[0] == 0.5 and np.isnan(planted[1])

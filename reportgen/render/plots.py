@@ -412,6 +412,13 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
         return to_svg(fig, name)
 
 
+def undefined_where_nothing_flagged(precision: np.ndarray, predicted_positive: np.ndarray | None) -> np.ndarray:
+    """Precision with NaN (drawn as a gap) where nothing is predicted positive: 0/0 is undefined, not 0."""
+    if predicted_positive is None or len(predicted_positive) != len(precision):
+        return precision
+    return np.where(predicted_positive == 0, np.nan, precision)
+
+
 def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: str = "threshold-sweep") -> str | None:
     """Precision, recall and F1 against the decision threshold, operating threshold marked."""
     thresholds = numbers(sweep.get("thresholds")) if isinstance(sweep, Mapping) else None
@@ -422,9 +429,7 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
     if not series:
         return None
     flagged = numbers(sweep.get("predicted_positive"))
-    if flagged is not None and len(flagged) == len(thresholds):
-        # Precision is undefined (0/0) where nothing is predicted positive: a gap, not a drop to 0.
-        series = [(k, np.where(flagged == 0, np.nan, v) if k == "precision" else v) for k, v in series]
+    series = [(k, undefined_where_nothing_flagged(v, flagged) if k == "precision" else v) for k, v in series]
     with figure(4.6, 3.6) as (fig, ax):  # printed beside the 4.6 in reliability diagram: same scale
         for i, (key, values) in enumerate(series):
             t, v = thin(thresholds, values)
