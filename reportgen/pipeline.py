@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sys
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from reportgen.data import load_data
 from reportgen.errors import ConfigError, InputError, ResultsError
 from reportgen.evaluation import evaluate
 from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
+from reportgen.intervals import delong_auc_interval
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.render.html import check_templates
@@ -216,6 +217,11 @@ def execute(
             device=prepared.device, on_batch=on_batch,
         )
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
+    if cfg.task == "binary" and data.positive_index is not None:
+        test_pred = predictions["test"]
+        ci = delong_auc_interval(test_pred.y_true == data.positive_index, test_pred.positive_scores(data.positive_index))
+        if ci is not None:
+            metrics["test"] = {**metrics["test"], "roc_auc_ci95": list(ci)}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
     timing["evaluate"] = time.perf_counter() - t0
 

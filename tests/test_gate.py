@@ -217,3 +217,28 @@ def test_precision_is_drawn_undefined_where_nothing_is_predicted_positive(credit
     assert plots.threshold_sweep(sweep, 0.5) is not None
     planted = plots.undefined_where_nothing_flagged(np.array([0.5, 0.0]), np.array([3.0, 0.0]))  # 0 of 0 flagged
     assert planted[0] == 0.5 and np.isnan(planted[1])
+
+
+def test_delong_auc_interval_matches_its_definition_written_out(breast_cancer_frame):
+    """Oracle: the O(m n) structural components of DeLong et al. (1988), and scikit-learn's AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    from reportgen.intervals import delong_auc_interval
+
+    y = (breast_cancer_frame["diagnosis"] == "malignant").to_numpy()
+    scores = np.round(breast_cancer_frame["worst_radius"].to_numpy(), 0)  # rounded: many ties
+    low, high = delong_auc_interval(y, scores)
+    pos, neg = scores[y], scores[~y]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    auc = roc_auc_score(y, scores)
+    assert v10.mean() == pytest.approx(auc)
+    half = 1.959964 * np.sqrt(v10.var(ddof=1) / len(pos) + v01.var(ddof=1) / len(neg))
+    assert (low, high) == pytest.approx((auc - half, min(1.0, auc + half)))
+    assert delong_auc_interval([True, False, False], [0.9, 0.1, 0.2]) is None
+
+
+def test_the_auc_tile_carries_the_delong_interval(credit_naive):
+    low, high = credit_naive.metrics["test"]["roc_auc_ci95"]
+    tile = next(t for t in page_one(credit_naive)["tiles"] if t["key"] == "roc_auc")
+    assert low < credit_naive.metrics["test"]["roc_auc"] < high and tile["ci"] == f"95% CI {low:.3f}–{high:.3f}"

@@ -82,6 +82,9 @@ def headline_tiles(report: "Report") -> list[dict[str, Any]]:
                 found = _proportion(float(matrix[p, p]), float(n))
                 intervals[key] = found[1] if found else None
     suffix = {"precision": f" ({positive})", "recall": f" ({positive})"} if report.task == "binary" and positive else {}
+    auc_ci = test.get("roc_auc_ci95")
+    if isinstance(auc_ci, (list, tuple)) and len(auc_ci) == 2 and all(fmt.is_number(v) for v in auc_ci):
+        intervals["roc_auc"] = (float(auc_ci[0]), float(auc_ci[1]))  # DeLong, computed in the run from the scores
     tiles = [_tile(key, metric_registry.label(key) + suffix.get(key, ""), test[key], intervals.get(key), deltas)
              for key in metric_registry.headline(report.task) if fmt.is_number(test.get(key))]
     per_class = test.get("per_class") if isinstance(test.get("per_class"), Mapping) else {}
