@@ -158,8 +158,8 @@ def overrides_of(gate: Mapping[str, Any] | None) -> list[Override]:
 
 # --- per-sample test outcomes, for a paired comparison with a later run -------------------------
 
-def correctness_record(y_true: Sequence[int], y_pred: Sequence[int], positive_index: int | None) -> dict[str, Any]:
-    """Pack per-sample correctness of the test split into a compact, JSON-safe record.
+def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> dict[str, Any]:
+    """Pack per-sample correctness of the test split (class indices, shape (n,)) into a compact, JSON-safe record.
 
     ``correct`` is base64 of the bits (1 = right), most significant bit first (numpy.packbits):
     n/8 bytes, about 167 kB of JSON per million rows; ``positive`` (binary only) marks the

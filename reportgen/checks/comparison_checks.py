@@ -160,6 +160,7 @@ class ReleaseComparison(Check):
         names = settings.params.get("metrics") or list(metric_registry.headline(ctx.task))
         outcomes = (previous.get("gate") or {}).get("test_outcomes") if same else None
         alpha = float(settings.params.get("alpha", 0.05))
+        limit = settings.threshold if settings.threshold is not None else float(self.spec.default_threshold or 0.0)
         rows: list[dict[str, Any]] = []
         for name in names:
             spec = metric_registry.metric(name)
@@ -172,9 +173,9 @@ class ReleaseComparison(Check):
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > settings.threshold and isinstance(outcomes, Mapping):
+            if drop > limit and isinstance(outcomes, Mapping):
                 row["p_value"], row["test"] = _paired_p_value(name, outcomes, ctx)
-            row["significant"] = drop > settings.threshold and (row["p_value"] is None or row["p_value"] < alpha)
+            row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
         if not rows:
@@ -189,15 +190,15 @@ class ReleaseComparison(Check):
             return Finding(
                 "violation", worst["drop"],
                 f"{metric_registry.label(worst['metric'])} dropped from {worst['previous']:.3f} to {worst['current']:.3f} "
-                f"against the earlier run (limit {settings.threshold:g}"
+                f"against the earlier run (limit {limit:g}"
                 + (f", paired test p = {worst['p_value']:.2g}" if worst["p_value"] is not None else "")
                 + f"){caveat}; {summary}.", evidence)
-        noisy = [r for r in rows if r["drop"] > settings.threshold]
+        noisy = [r for r in rows if r["drop"] > limit]
         if noisy:
             return Finding(
                 "concern", worst["drop"],
                 f"{', '.join(metric_registry.label(r['metric']) for r in noisy)} dropped by more than "
-                f"{settings.threshold:g}, but the paired test on the same samples finds no significant difference "
+                f"{limit:g}, but the paired test on the same samples finds no significant difference "
                 f"(p ≥ {alpha:g}): likely noise{caveat}; {summary}.", evidence)
-        return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {settings.threshold:g} "
+        return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {limit:g} "
                        f"against the earlier run{caveat} ({summary}).", evidence)

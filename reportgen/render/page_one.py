@@ -31,7 +31,8 @@ def gate_overrides(report: "Report") -> list[Any]:
     try:
         from reportgen.checks.base import registry
 
-        checks = report.config.get("checks") if isinstance(report.config.get("checks"), Mapping) else {}
+        found = report.config.get("checks")
+        checks: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         return list(gate.gate_overrides([c.spec for c in registry.all()], checks))
     except Exception:  # an unreadable old config must not take the report down
         return []
@@ -65,9 +66,10 @@ def headline_tiles(report: "Report") -> list[dict[str, Any]]:
     """
     from reportgen import metric_registry
 
-    test = report.metrics.get("test") if isinstance(report.metrics.get("test"), Mapping) else {}
+    found_test = report.metrics.get("test")
+    test: Mapping[str, Any] = found_test if isinstance(found_test, Mapping) else {}
     comparison = next((c for c in report.checks if c.id == "release_comparison"), None)
-    deltas = {r.get("metric"): r for r in (comparison.evidence.get("metrics") or [])
+    deltas: dict[str, Any] = {str(r.get("metric")): r for r in (comparison.evidence.get("metrics") or [])
               if isinstance(r, Mapping)} if comparison and isinstance(comparison.evidence, Mapping) else {}
     matrix = np.asarray(test.get("confusion_matrix") or [[0]], dtype=float)
     classes = [str(c) for c in test.get("classes") or report.data.get("classes") or []]
@@ -152,11 +154,11 @@ def fix_suggestions(report: "Report") -> list[str]:
     return tips
 
 
-def comparison_diff(report: "Report") -> dict[str, list[str]] | None:
+def comparison_diff(report: "Report") -> dict[str, Any] | None:
     """Check statuses against the earlier run: newly failing, fixed, still failing (ids)."""
     comparison = next((c for c in report.checks if c.id == "release_comparison"), None)
     before = comparison.evidence.get("previous_statuses") if comparison and isinstance(comparison.evidence, Mapping) else None
-    if not isinstance(before, Mapping):
+    if comparison is None or not isinstance(before, Mapping):
         return None
     bad = ("fail", "error")
     now = {c.id: c.status for c in report.checks if c.id != "release_comparison"}
