@@ -37,6 +37,7 @@ class ConsoleProgress:
         self.started = time.perf_counter()
         self._last_batch_update = 0.0
         self._open_line = False
+        self._epoch_open = False
 
     def _line(self, text: str, transient: bool = False) -> None:
         stamp = f"[{time.perf_counter() - self.started:6.1f}s]"
@@ -50,7 +51,10 @@ class ConsoleProgress:
         self.stream.flush()
 
     def stage(self, name: str) -> None:
-        """Show a stage."""
+        """Show a stage; on a terminal the last epoch's line stays visible above it."""
+        if self.interactive and self._epoch_open:
+            self.stream.write("\n")
+            self._open_line = self._epoch_open = False
         self._line(name)
 
     def epoch(self, record: dict[str, float | None], total: int) -> None:
@@ -61,6 +65,7 @@ class ConsoleProgress:
             if value is not None:
                 parts.append(f"{key}={value:.4f}")
         self._line("  ".join(parts), transient=self.interactive)
+        self._epoch_open = self.interactive
 
     def batches(self, split: str, done: int, total: int) -> None:
         """Show evaluation progress on a terminal, at most a few times a second."""
@@ -94,6 +99,7 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
     return {
         "report.formats": _parse_formats(getattr(args, "format", None)),
         "compare_to": str(Path(compare_to).resolve()) if compare_to else None,
+        "gate.strict": True if getattr(args, "strict", False) else None,
     }
 
 
@@ -141,6 +147,18 @@ def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out
     out.write(console_line(f"{verdict}: {report.name}: {report.status_summary()}") + "\n")
     for check in report.blocking_checks():
         out.write(console_line(f"  {check.status.upper()} {check.id}: {check.message}") + "\n")
+    training = report.training or {}
+    if training.get("stopped_early"):
+        best = training.get("best_epoch")
+        val = next((row.get("val_loss") for row in training.get("history") or [] if row.get("epoch") == best), None)
+        out.write(f"  early stopping: stopped after epoch {training.get('epochs_run')}; the weights of the best epoch {best}"
+                  + (f" (validation loss {val:.4f})" if isinstance(val, (int, float)) else "") + " were restored and evaluated\n")
+    from reportgen.gate import overrides_of
+
+    overrides = overrides_of(report.gate)
+    if overrides:
+        strict = " (strict gate)" if (report.gate or {}).get("strict") else ""
+        out.write(console_line(f"  gate overrides{strict}: {'; '.join(o.describe() for o in overrides)}") + "\n")
     out.write(console_line(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
                            f" ({', '.join(p.name for p in written)})") + "\n")
     return ExitCode.PASSED if report.passed else ExitCode.GATE_FAILED
@@ -256,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config value by dotted path, value parsed as YAML (repeatable)")
     run.add_argument("--compare-to", metavar="RESULTS_JSON",
                      help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
+    run.add_argument("--strict", action="store_true",
+                     help="fail the gate (exit 1) when the config relaxes a default check (same as gate: {strict: true})")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--nproc-per-node", type=int, metavar="N",
                      help="evaluate with N local worker processes (torch.distributed; README: Scale-out)")

@@ -224,6 +224,12 @@ class ReportConfig(_Strict):
         return value
 
 
+class GateConfig(_Strict):
+    """The gate section: ``strict: true`` fails the gate on any relaxation of the default checks."""
+
+    strict: bool = False
+
+
 class Config(_Strict):
     """A whole reportgen config (schema v1)."""
 
@@ -242,6 +248,7 @@ class Config(_Strict):
     compare_to: str | None = None
     """An earlier run's results.json (e.g. the last release) for the release_comparison check."""
     report: ReportConfig = Field(default_factory=ReportConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     @field_validator("seed", mode="before")
     @classmethod
@@ -482,7 +489,13 @@ def _other_kinds_with(location: tuple[Any, ...]) -> list[str]:
 def suggest(name: str, candidates: list[str]) -> str:
     """Return ' (did you mean X?)' for the nearest candidate, or ''."""
     nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if not nearest:  # long spellings of a short key ('learning_rate' for 'lr') are too far for difflib
+        nearest = [c for c in candidates if ALIASES.get(name.lower()) == c]
     return f" (did you mean {nearest[0]!r}?)" if nearest else ""
+
+
+ALIASES = {"learning_rate": "lr", "learningrate": "lr", "n_epochs": "epochs", "num_epochs": "epochs", "max_epochs": "epochs"}
+"""Common names of keys that difflib cannot match to reportgen's shorter ones."""
 
 
 def _describe(error: Mapping[str, Any]) -> str:

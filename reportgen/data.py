@@ -489,6 +489,15 @@ def _encode_labels(
     return classes, _positive(classes, arrays["train"], cfg, task), arrays
 
 
+def _is_number_text(label: str) -> bool:
+    """True when a class name reads as a number ('23.5', '-4')."""
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
+
+
 def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, task: str) -> int | None:
     """Index of the positive class: configured, or the minority class of train."""
     if task == "multiclass":
@@ -496,7 +505,9 @@ def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, tas
             raise DataError(f"a multiclass task needs at least 2 classes; found {classes}")
         return None
     if len(classes) != 2:
-        raise DataError(f"a binary task needs exactly 2 classes; found {len(classes)}: {classes[:10]}")
+        numeric = len(classes) > 10 and all(_is_number_text(c) for c in classes)
+        hint = " (did you mean task: regression? the labels look like numbers)" if numeric else ""
+        raise DataError(f"a binary task needs exactly 2 classes; found {len(classes)}: {classes[:10]}{hint}")
     if cfg.positive_class is not None:
         if cfg.positive_class not in classes:
             raise DataError(f"data.positive_class {cfg.positive_class!r} is not one of the classes {classes}")

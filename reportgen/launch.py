@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from reportgen.vocabulary import ExitCode
 from reportgen.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ GRACE_S = 5.0
 """How long stopped workers get to exit after SIGTERM before they are killed."""
 _POLL_S = 0.05
 
-EXIT_BAD_INPUT = 2
-EXIT_RUNTIME_ERROR = 3
-EXIT_INTERRUPTED = 130
 
 
 def free_loopback_port() -> int:
@@ -191,7 +189,7 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
             if interrupted:
                 _stop(workers, interrupted[0])
                 err.write("reportgen: interrupted; stopped every worker, no report was written\n")
-                return EXIT_INTERRUPTED
+                return ExitCode.INTERRUPTED
             failures = [(rank, code) for rank, code in enumerate(codes) if code is not None and code not in (0, 1)]
             if failures:  # several when a peer's failure broke a collective within one poll
                 break
@@ -202,11 +200,11 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
         for rank, code in failures:
             err.write(f"reportgen: worker {rank} of {nproc} exited with code {code}; stopped the others, no report was written\n")
         codes_seen = {code for _, code in failures}
-        if codes_seen == {EXIT_BAD_INPUT}:
-            return EXIT_BAD_INPUT
-        if EXIT_INTERRUPTED in codes_seen:
-            return EXIT_INTERRUPTED
-        return EXIT_RUNTIME_ERROR
+        if codes_seen == {ExitCode.BAD_INPUT}:
+            return ExitCode.BAD_INPUT
+        if ExitCode.INTERRUPTED in codes_seen:
+            return ExitCode.INTERRUPTED
+        return ExitCode.RUNTIME_ERROR
     finally:
         for proc in workers:  # never leave a worker behind, whatever happened above
             if proc.poll() is None:

@@ -355,7 +355,8 @@ def probe_outputs(model: nn.Module, sample_x: torch.Tensor, task: str, num_class
     if kind is None:
         expected = {"binary": "1 (a sigmoid logit) or 2 (softmax)", "multiclass": str(num_classes), "regression": "1"}[task]
         hint = "" if head_configured else "; to replace the final layer, set model.head: {attribute: <its name>, out_features: N}"
-        raise ModelError(f"the model outputs {width} values per sample but a {task} task with {num_classes or 1} targets needs {expected}{hint}")
+        what = "a regression task needs" if task == "regression" else f"a {task} task with {num_classes} classes needs"
+        raise ModelError(f"the model outputs {width} value{'' if width == 1 else 's'} per sample but {what} {expected}{hint}")
     return width, kind
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +14,15 @@ import torch
 from torch import nn
 
 from reportgen.batching import iterate_batches
-from reportgen.checks import run_checks
+from reportgen.checks import registry, run_checks
+from reportgen.checks.comparison_checks import newest_passing_run
 from reportgen.checks.context import CheckContext
 from reportgen.checks.drift_checks import load_reference
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data
 from reportgen.distributed import World, broadcast_module, evaluate_sharded
+from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
+from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
@@ -139,8 +144,42 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
     }
 
 
+def model_identity(model: nn.Module, checkpoint: Path | None) -> dict[str, Any]:
+    """What identifies the evaluated model: weights and checkpoint hashes, class, architecture summary.
+
+    ``weights_sha256`` hashes every state_dict entry (name, dtype, shape, bytes) in order, so it
+    is the same for the same weights however they were saved; ``checkpoint_sha256`` hashes the
+    checkpoint file as given (None without one).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
+    summary = " ".join(str(model).split())
+    module = type(model).__module__
+    source = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith("reportgen_user_") and source:  # a model file named in the config, imported under a private name
+        module = Path(source).name
+    return {
+        "weights_sha256": digest.hexdigest(),
+        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint and checkpoint.is_file() else None,
+        "module": f"{module}:{type(model).__qualname__}" if module.endswith(".py") else f"{module}.{type(model).__qualname__}",
+        "architecture": summary if len(summary) <= 600 else summary[:599] + "…",
+    }
+
+
+def _checkpoint_path(loaded: LoadedConfig) -> Path | None:
+    """The weights file the config names (a checkpoint, or the TorchScript model itself), resolved."""
+    reference = getattr(loaded.config.model, "checkpoint", None) or getattr(loaded.config.model, "path", None)
+    return loaded.resolve(reference) if reference else None
+
+
 def load_previous_results(path: Path) -> dict[str, Any]:
-    """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed)."""
+    """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed);
+    a folder gives its newest passing run."""
+    if path.is_dir():
+        path = newest_passing_run(path)
     try:
         return load_results(path).document()
     except ResultsError as exc:
@@ -234,6 +273,11 @@ def _execute(
     if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report
         return None, prepared
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
+    if cfg.task == "binary" and data.positive_index is not None and predictions["test"].probs is not None:
+        test_pred = predictions["test"]
+        ci = delong_auc_interval(test_pred.y_true == data.positive_index, test_pred.probs[:, data.positive_index])
+        if ci is not None:
+            metrics["test"] = {**metrics["test"], "roc_auc_ci95": list(ci)}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
     timing["evaluate"] = time.perf_counter() - t0
 
@@ -246,6 +290,12 @@ def _execute(
         seed=cfg.seed,
     )
     results = run_checks(context, cfg.checks)
+    overrides = gate_overrides([c.spec for c in registry.all()], cfg.checks)
+    refusal = strict_result(overrides) if cfg.gate.strict else None
+    results = results + (refusal,) if refusal else results
+    test_pred = predictions["test"]
+    outcomes = None if cfg.task == "regression" else correctness_record(test_pred.y_true, test_pred.y_pred, data.positive_index)
+    gate = gate_block(results, overrides, cfg.gate.strict, outcomes)
     timing["checks"] = time.perf_counter() - t0
 
     environment = section(Environment, {**to_jsonable(run_info), "config_sha256": loaded.sha256,
@@ -253,9 +303,10 @@ def _execute(
     try:
         report = Report(
             name=cfg.name, task=cfg.task, environment=environment, data=_data_summary(data),
-            model=section(ModelSummary, info), training=section(TrainingSummary, training) if training else None,
+            model=section(ModelSummary, {**to_jsonable(info), **model_identity(model, _checkpoint_path(loaded))}),
+            training=section(TrainingSummary, training) if training else None,
             metrics=metrics, checks=results, curves=curves, config=loaded.raw,
-            timing={k: round(v, 3) for k, v in timing.items()},
+            timing={k: round(v, 3) for k, v in timing.items()}, gate=gate,
         )
     except ResultsError as exc:  # the run itself built a document the schema refuses: a bug, not bad input
         raise RunError(f"the run's results do not fit the results.json schema: {exc}") from exc

@@ -53,12 +53,16 @@ class Report:
     """The config as run, after --set overrides."""
     timing: Mapping[str, float | None] = field(default_factory=dict)
     """Seconds per stage: load, train, evaluate, checks, render."""
+    gate: Mapping[str, Any] | None = None
+    """verdict, blocking ids, overrides of the default gate, strict, test_outcomes (reportgen.gate.gate_block);
+    None in files written before the block existed."""
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         document = results_schema.validate_document(self._raw_document())
         for key in ("name", "task", "environment", "data", "model", "training", "metrics", "curves", "config", "timing"):
             object.__setattr__(self, key, document[key])
+        object.__setattr__(self, "gate", document.get("gate"))
         object.__setattr__(self, "checks", tuple(CheckResult(**record) for record in document["checks"]))
 
     def _raw_document(self) -> dict[str, Any]:
@@ -78,6 +82,7 @@ class Report:
             "curves": self.curves,
             "config": self.config,
             "timing": self.timing,
+            **({"gate": self.gate} if self.gate is not None else {}),
         })
 
     def document(self) -> dict[str, Any]:
@@ -98,7 +103,7 @@ class Report:
             metrics=document.get("metrics", {}),
             checks=tuple(CheckResult(**{**_CHECK_DEFAULTS, **record}) for record in document["checks"]),
             curves=document.get("curves", {}), config=document.get("config", {}), timing=document.get("timing", {}),
-            schema_version=document["schema_version"],
+            gate=document.get("gate"), schema_version=document["schema_version"],
         )
         recorded = document["status"]
         if recorded != report.status:

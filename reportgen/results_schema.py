@@ -116,6 +116,11 @@ class ModelSummary(_Section):
     output_kind: Optional[StrictStr] = None
     threshold: OptionalNumber = None
     checkpoint: Optional[StrictStr] = None
+    weights_sha256: Optional[StrictStr] = None
+    """sha256 of the evaluated weights (the state_dict's tensors in key order), however they were saved."""
+    checkpoint_sha256: Optional[StrictStr] = None
+    module: Optional[StrictStr] = None
+    architecture: Optional[StrictStr] = None
 
 
 class EpochRecord(_OpenNumbers):
@@ -173,6 +178,8 @@ class SplitMetrics(_OpenNumbers):
     confusion_matrix: Optional[list[list[StrictInt]]] = None
     """Rows actual, columns predicted, in the order of ``classes``."""
     per_class: Optional[dict[str, PerClassMetrics]] = None
+    roc_auc_ci95: Optional[list[OptionalNumber]] = None
+    """DeLong 95% interval of the ROC AUC (binary test split)."""
     positive_class: Optional[StrictStr] = None
     """Binary: the class that precision, recall and f1 are about."""
 
@@ -191,6 +198,27 @@ class CheckRecord(_Section):
     message: StrictStr = ""
     evidence: dict[str, JsonValue] = {}
     """Free-form: whatever the check found (rows, per-class values, ...)."""
+
+
+class GateOverride(_Section):
+    """One difference from the default gate (reportgen.gate.Override)."""
+
+    check: StrictStr
+    setting: StrictStr
+    default: JsonValue = None
+    value: JsonValue = None
+    effect: Literal["disabled", "relaxed", "tightened", "severity_lowered", "severity_raised", "changed"]
+
+
+class GateBlock(_Section):
+    """The gate's verdict and what it turned on (reportgen.gate.gate_block)."""
+
+    verdict: VerdictName
+    blocking: list[StrictStr] = []
+    overrides: list[GateOverride] = []
+    strict: StrictBool = False
+    test_outcomes: Optional[dict[str, JsonValue]] = None
+    """Packed per-sample test correctness for a later run's paired comparison (reportgen.gate.correctness_record)."""
 
 
 class ResultsDocument(_Section):
@@ -217,6 +245,8 @@ class ResultsDocument(_Section):
     """Free-form: the config as run."""
     timing: dict[str, OptionalNumber] = {}
     """Seconds per stage."""
+    gate: Optional[GateBlock] = None
+    """The gate's verdict, the overrides of the default gate and strict mode (absent in files before 0.2)."""
 
 
 def json_schema() -> dict[str, Any]:

@@ -48,17 +48,118 @@ def test_an_identical_earlier_run_passes_and_no_earlier_run_skips(cancer_run, tm
     assert check(report, "release_comparison").status == "skip"
 
 
-def test_a_better_earlier_release_fails_the_gate(cancer_run, tmp_path: Path):
+def _write(folder: Path, document: dict, name: str = "previous.json") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_a_better_earlier_release_without_per_sample_outcomes_fails_the_gate(cancer_run, tmp_path: Path):
     path, previous = cancer_run
     better = copy.deepcopy(previous)
     better["metrics"]["test"]["recall"] = min(1.0, previous["metrics"]["test"]["recall"] + 0.05)
-    (tmp_path / "previous.json").write_text(json.dumps(better), encoding="utf-8")
-    report, _ = execute(load_config(path), compare_to=tmp_path / "previous.json")
+    del better["gate"]  # a results.json written before per-sample outcomes were recorded
+    report, _ = execute(load_config(path), compare_to=_write(tmp_path, better))
     result = check(report, "release_comparison")
     expected_drop = better["metrics"]["test"]["recall"] - previous["metrics"]["test"]["recall"]
     assert result.status == "fail" and result.value == pytest.approx(expected_drop)
-    assert "recall dropped from" in result.message
+    assert "Recall dropped from" in result.message
     assert report.status == "fail"
+
+
+def test_a_drop_the_paired_test_calls_noise_only_warns(cancer_run, tmp_path: Path):
+    """Same samples, same per-sample correctness: a recorded recall 0.05 higher cannot be a real difference."""
+    path, previous = cancer_run
+    better = copy.deepcopy(previous)
+    better["metrics"]["test"]["recall"] = min(1.0, previous["metrics"]["test"]["recall"] + 0.05)
+    report, _ = execute(load_config(path), compare_to=_write(tmp_path, better))
+    result = check(report, "release_comparison")
+    assert result.status == "warn" and "likely noise" in result.message
+    recall = next(r for r in result.evidence["metrics"] if r["metric"] == "recall")
+    assert recall["p_value"] == 1.0 and "McNemar" in recall["test"]
+
+
+def test_every_headline_metric_is_compared_in_its_direction(cancer_run, tmp_path: Path):
+    from reportgen import metric_registry
+
+    path, previous = cancer_run
+    report, _ = execute(load_config(path), compare_to=_write(tmp_path, previous))
+    rows = check(report, "release_comparison").evidence["metrics"]
+    assert [r["metric"] for r in rows] == list(metric_registry.headline("binary"))
+    assert all(r["higher_is_better"] is metric_registry.metric(r["metric"]).higher_is_better for r in rows)
+
+
+def test_another_task_fails_closed(cancer_run, tmp_path: Path):
+    path, previous = cancer_run
+    other = {**copy.deepcopy(previous), "task": "multiclass"}
+    other.pop("gate")
+    report, _ = execute(load_config(path), compare_to=_write(tmp_path, other))
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and result.severity == "error" and "multiclass task" in result.message
+    assert report.status == "fail"
+
+
+def test_other_test_data_fails_closed_unless_accepted(cancer_run, tmp_path: Path):
+    path, previous = cancer_run
+    other = copy.deepcopy(previous)
+    other["data"]["fingerprint"]["files"] = {"data": "0" * 64}
+    previous_path = _write(tmp_path, other)
+    report, _ = execute(load_config(path), compare_to=previous_path)
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and "other test data" in result.message and "allow_different_data" in result.message
+    accepted = load_config(path, ["checks.release_comparison.allow_different_data=true"])
+    report, _ = execute(accepted, compare_to=previous_path)
+    result = check(report, "release_comparison")
+    assert result.status == "pass" and result.evidence["same_test_data"] is False
+    overrides = report.gate["overrides"]
+    assert {"check": "release_comparison", "setting": "allow_different_data", "default": False,
+            "value": True, "effect": "relaxed"} in overrides
+
+
+def test_a_folder_of_runs_compares_with_the_newest_passing_one(cancer_run, tmp_path: Path):
+    path, previous = cancer_run
+    older = copy.deepcopy(previous)
+    older["environment"]["created_at"] = "2020-01-01T00:00:00Z"
+    older["name"] = "older"
+    failing_newer = copy.deepcopy(previous)
+    failing_newer["environment"]["created_at"] = "2030-01-01T00:00:00Z"
+    failing_newer["status"] = "fail"
+    newest_passing = copy.deepcopy(previous)
+    newest_passing["environment"]["created_at"] = "2029-01-01T00:00:00Z"
+    newest_passing["name"] = "newest-passing"
+    for name, document in (("a", older), ("b", failing_newer), ("c", newest_passing)):
+        _write(tmp_path / "runs" / name, document, "results.json")
+    report, _ = execute(load_config(path), compare_to=tmp_path / "runs")
+    assert check(report, "release_comparison").evidence["previous_name"] == "newest-passing"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no passing run"):
+        execute(load_config(path), compare_to=tmp_path / "empty")
+
+
+@pytest.mark.parametrize("b, c", [(0, 0), (3, 0), (10, 4), (40, 15), (200, 230)])
+def test_exact_mcnemar_matches_scipys_binomial_test(b: int, c: int):
+    from scipy.stats import binomtest
+
+    from reportgen.checks.comparison_checks import mcnemar_exact
+
+    expected = 1.0 if b + c == 0 else binomtest(min(b, c), b + c, 0.5).pvalue
+    assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9)
+
+
+def test_credit_balanced_model_fails_against_the_naive_release_on_precision(tmp_path: Path):
+    """The real samples: the balanced model flags many more customers; its precision drop is no noise."""
+    from conftest import SAMPLES
+
+    naive, _ = execute(load_config(SAMPLES / "credit_default.yaml"))
+    previous = _write(tmp_path, naive.to_dict())
+    report, _ = execute(load_config(SAMPLES / "credit_default_balanced.yaml"), compare_to=previous)
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and report.status == "fail"
+    assert result.message.startswith("Precision dropped from")
+    precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
+    assert precision["significant"] and precision["p_value"] < 1e-6
+    assert result.evidence["previous_statuses"]["minority_recall"] == "fail"
 
 
 def test_a_bad_comparison_file_is_an_input_error(cancer_run, tmp_path: Path):

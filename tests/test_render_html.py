@@ -230,18 +230,18 @@ def test_record_evidence_becomes_a_table() -> None:
     from reportgen.render import view
 
     per_class = view._record_table({"No": {"count": 6767, "share": 0.967}, "Yes": {"count": 233, "share": 0.033}})
-    assert per_class["columns"] == [{"label": "count", "numeric": True}, {"label": "share", "numeric": True}]
+    assert per_class["columns"] == [{"label": "Count", "numeric": True}, {"label": "Share", "numeric": True}]
     assert per_class["key_column"] == ""
     assert [r["key"] for r in per_class["rows"]] == ["No", "Yes"]
     assert per_class["rows"][0]["cells"] == [{"text": "6,767", "numeric": True}, {"text": "0.967", "numeric": True}]
     features = view._record_table([{"name": "balance", "score": 0.94}, {"name": "income", "score": 0.51}])
     assert features["key_column"] is None
-    assert features["columns"] == [{"label": "name", "numeric": False}, {"label": "score", "numeric": True}]
+    assert features["columns"] == [{"label": "Name", "numeric": False}, {"label": "Score used", "numeric": True}]
     assert features["rows"][1]["cells"][0] == {"text": "income", "numeric": False}
     many = view._record_table({str(i): {"x": i} for i in range(view.MAX_EVIDENCE_ROWS + 7)})
     assert len(many["rows"]) == view.MAX_EVIDENCE_ROWS and many["more"] == 7
     shares = view._record_table({"No": {"test_share": 0.9, "train_share": 0.8, "val_share": 0.85}})
-    assert [c["label"] for c in shares["columns"]] == ["train share", "val share", "test share"]
+    assert [c["label"] for c in shares["columns"]] == ["Train share", "Val share", "Test share"]
     assert [c["text"] for c in shares["rows"][0]["cells"]] == ["0.800", "0.850", "0.900"]
     assert view._record_table({"a": 1, "b": {"x": 1}}) is None  # not all records
     assert view._record_table([1, 2]) is None and view._record_table({}) is None
@@ -325,7 +325,25 @@ def test_parallel_lists_in_evidence_become_one_table() -> None:
     items = view._generic_items(evidence)
     table = items[0]["table"]
     assert items[0]["key"] == "thresholds" and table["key_column"] is None
-    assert [c["label"] for c in table["columns"]] == ["thresholds", "precision", "recall"]
+    assert [c["label"] for c in table["columns"]] == ["Threshold", "Precision", "Recall"]  # one table of labels
     assert [c["text"] for c in table["rows"][1]["cells"]] == ["0.500", "0.500", "0.500"]
     assert [i["key"] for i in items[1:]] == ["best_f1", "long"] and items[2]["table"] is None  # too long: a list
     assert view._parallel_columns({"a": [1, 2], "b": "x"}) == []  # one list alone stays a list
+
+
+def test_every_evidence_key_the_real_checks_write_reads_as_words() -> None:
+    """No snake_case key, no empty brackets and no dict literal reaches the reader."""
+    import report_fixtures as F
+    from reportgen.render import view
+
+    for name in ("passing_binary", "failing_binary", "regression"):
+        for check in getattr(F, name)().checks:
+            shown = view.evidence_view(check)
+            if not shown or shown["kind"] != "generic":
+                continue
+            for item in shown["items"]:
+                assert "_" not in item["label"], (check.id, item["label"])
+                assert item["value"] not in ("[]", "{}") and not item["value"].startswith("{"), (check.id, item["value"])
+    assert view.evidence_label("tvd_train_test") == "Total variation distance, train vs test"
+    assert view.evidence_label("balanced_accuracy") == "Balanced accuracy"
+    assert view._compact([]) == "none" and view._compact({"mean": 1.5, "std": 0.25}) == "mean 1.500; std 0.250"

@@ -1,20 +1,26 @@
-"""Checks that compare this run with an earlier one (e.g. the last release's results.json)."""
+"""Checks that compare this run with an earlier one (e.g. the last release's results.json).
+
+The comparison fails closed: an earlier run of another task, or one scored on other test data,
+fails the check (unless the config accepts different data explicitly), because a gate that
+silently skips its comparison is a gate that passes anything.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, meets_threshold, register
+import numpy as np
+
+from reportgen import metric_registry
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
-from reportgen.metric_registry import METRICS
+from reportgen.errors import InputError
 
-# Headline test metrics per task, each with whether higher is better.
-DEFAULT_METRICS: dict[str, dict[str, bool]] = {
-    "binary": {"balanced_accuracy": True, "recall": True, "roc_auc": True},
-    "multiclass": {"balanced_accuracy": True, "f1_macro": True},
-    "regression": {"r2": True, "rmse": False},
-}
-LOWER_IS_BETTER = {"loss", "log_loss", "brier", "mse", "rmse", "mae"}
+THRESHOLD_ONLY = frozenset({"roc_auc", "pr_auc"})
+"""Ranking metrics: compared by their drop alone (a paired test would need per-sample scores)."""
 
 
 def metric_drop(previous: float, current: float, higher_is_better: bool) -> float:
@@ -22,6 +28,81 @@ def metric_drop(previous: float, current: float, higher_is_better: bool) -> floa
     if higher_is_better:
         return previous - current
     return (current - previous) / previous if previous > 0 else current - previous
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs.
+
+    Under H0 (both models equally often right) the discordant pairs split Binomial(b + c, 1/2);
+    p = min(1, 2 P[X <= min(b, c)]) (McNemar 1947; the exact form as in statsmodels'
+    ``mcnemar(exact=True)``). Summed in log space: linear in b + c, safe for millions of rows.
+    """
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    top = max(log_terms)
+    tail = math.exp(top + math.log(sum(math.exp(t - top) for t in log_terms)))
+    return min(1.0, 2.0 * tail)
+
+
+def newest_passing_run(folder: Path) -> Path:
+    """The results.json of the newest passing run in ``folder`` (itself or its direct subfolders).
+
+    Newest by ``environment.created_at``; raises InputError when the folder holds no passing run.
+    """
+    candidates = [folder / "results.json", *sorted(folder.glob("*/results.json"))]
+    passing: list[tuple[str, Path]] = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, Mapping) and document.get("status") == "pass":
+            passing.append((str((document.get("environment") or {}).get("created_at") or ""), path))
+    if not passing:
+        raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}")
+    return max(passing)[1]
+
+
+def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
+    """(p-value, test name) of a paired test between the earlier run's and this run's test outcomes."""
+    from reportgen.gate import unpack_bits
+
+    if metric in THRESHOLD_ONLY:
+        return None, "none (ranking metric: drop only)"
+    pred = ctx.predictions["test"]
+    n = int(outcomes.get("n", -1))
+    if n != pred.n or not isinstance(outcomes.get("correct"), str):
+        return None, "none (no per-sample outcomes of the earlier run)"
+    before = unpack_bits(outcomes["correct"], n)
+    now = np.asarray(pred.y_true) == np.asarray(pred.y_pred)
+    rows = np.ones(n, dtype=bool)
+    name = "exact McNemar on per-sample correctness"
+    if metric == "recall" and ctx.positive_index is not None:
+        rows = np.asarray(pred.y_true) == ctx.positive_index
+        name = "exact McNemar on the positive samples (recall)"
+    b = int(np.sum(before[rows] & ~now[rows]))
+    c = int(np.sum(~before[rows] & now[rows]))
+    return mcnemar_exact(b, c), name
+
+
+def _same_test_data(previous: Mapping[str, Any], ctx: CheckContext) -> tuple[bool, str]:
+    """Whether the earlier run scored the same test samples, and if not, why not."""
+    from reportgen.gate import correctness_record
+
+    before = (previous.get("data") or {}).get("fingerprint")
+    if before != dict(ctx.data.fingerprint):
+        return False, "its data fingerprint (files, target, preprocessing) differs from this run's"
+    outcomes = (previous.get("gate") or {}).get("test_outcomes")
+    if isinstance(outcomes, Mapping) and "labels_sha256" in outcomes:
+        pred = ctx.predictions["test"]
+        now = correctness_record(pred.y_true, pred.y_pred, ctx.positive_index)
+        if outcomes["labels_sha256"] != now["labels_sha256"]:
+            return False, "its test labels, in row order, differ from this run's (another split or order)"
+    return True, ""
 
 
 @register
@@ -33,51 +114,93 @@ class ReleaseComparison(Check):
         measures="largest headline-metric drop against --compare-to",
         title="Comparison with the previous release",
         family="performance",
-        detects="A model that scores worse on test than the run it is compared with (e.g. the last release).",
-        how_to_read="Each headline test metric is compared with the earlier run given by --compare-to. The value is "
-        "the largest drop: in points for scores such as balanced accuracy (0.02 = two points), relative for errors "
-        "such as RMSE (0.02 = 2% larger). A drop above the limit means this model is worse than the one it replaces.",
+        detects="A model that scores worse on test than the run it is compared with (e.g. the last release), "
+        "and a comparison that cannot be trusted: another task, or other test data.",
+        how_to_read="Each headline test metric is compared with the earlier run given by --compare-to, in its own "
+        "direction. The value is the largest drop: in points for scores such as precision (0.02 = two points), "
+        "relative for errors such as RMSE (0.02 = 2% larger). On the same test data a drop only fails when a paired "
+        "test on the same samples (exact McNemar) says it is not noise (p below alpha); ROC AUC and PR AUC are judged "
+        "by their drop alone. Comparing with another task, or with a run on other test data, fails unless "
+        "allow_different_data is set.",
         default_severity="error",
         threshold_key="max",
         default_threshold=0.02,
-        params=(Param("metrics", None, "test metrics to compare (default: the task's headline metrics)",
-                      kind=list, nullable=True, choices=tuple(m.key for m in METRICS if m.higher_is_better is not None)),),
+        params=(
+            Param("metrics", None, "test metrics to compare (default: the task's headline metrics)", kind=list, nullable=True,
+                  choices=tuple(m.key for m in metric_registry.METRICS if m.higher_is_better is not None)),
+            Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)"),
+            Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5),
+        ),
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         """Find the largest drop of a headline metric against the previous run."""
         previous = ctx.previous
         if previous is None:
             return Finding.skip("no earlier results given (reportgen run --compare-to results.json)")
+        previous_env = previous.get("environment") or {}
+        evidence: dict[str, Any] = {
+            "previous_name": previous.get("name"),
+            "previous_created_at": previous_env.get("created_at"),
+            "previous_version": previous_env.get("reportgen_version"),
+            "previous_statuses": {str(c.get("id")): c.get("status") for c in previous.get("checks") or []
+                                  if isinstance(c, Mapping)},
+        }
         if previous.get("task") != ctx.task:
-            return Finding.skip(f"the earlier run is a {previous.get('task')} task, this one {ctx.task}")
+            return Finding("violation", None, f"The earlier run is a {previous.get('task')} task and this one is "
+                           f"{ctx.task}: the comparison cannot judge this model. Compare with a run of the same task.",
+                           evidence)
+        same, why = _same_test_data(previous, ctx)
+        evidence["same_test_data"] = same
+        allow = bool(settings.params.get("allow_different_data"))
+        if not same and not allow:
+            return Finding("violation", None, f"The earlier run was scored on other test data: {why}. Its metrics "
+                           "cannot be compared with these; compare with a run on the same data, or set "
+                           "checks.release_comparison.allow_different_data: true to accept the comparison.", evidence)
         before = (previous.get("metrics") or {}).get("test") or {}
         now = ctx.metrics["test"]
-        names = settings.params.get("metrics") or list(DEFAULT_METRICS[ctx.task])
+        names = settings.params.get("metrics") or list(metric_registry.headline(ctx.task))
+        outcomes = (previous.get("gate") or {}).get("test_outcomes") if same else None
+        alpha = float(settings.params.get("alpha", 0.05))
+        limit = settings.threshold if settings.threshold is not None else float(self.spec.default_threshold or 0.0)
         rows: list[dict[str, Any]] = []
         for name in names:
-            higher = DEFAULT_METRICS[ctx.task].get(name, name not in LOWER_IS_BETTER)
+            spec = metric_registry.metric(name)
+            if spec is None or spec.higher_is_better is None:
+                continue
             old, new = before.get(name), now.get(name)
             if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
                 continue
-            rows.append({"metric": name, "previous": old, "current": new, "higher_is_better": higher,
-                         "drop": metric_drop(float(old), float(new), higher)})
+            drop = metric_drop(float(old), float(new), spec.higher_is_better)
+            row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
+                                   "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
+                                   "test": "none (other test data)" if not same else "none (not needed)"}
+            if drop > limit and isinstance(outcomes, Mapping):
+                row["p_value"], row["test"] = _paired_p_value(name, outcomes, ctx)
+            row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
+            rows.append(row)
+        evidence["metrics"] = rows
         if not rows:
-            return Finding.skip("the earlier results share no test metric with this run")
+            return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
+                           "nothing could be compared.", evidence)
         worst = max(rows, key=lambda row: row["drop"])
-        evidence = {
-            "metrics": rows,
-            "previous_name": previous.get("name"),
-            "previous_created_at": (previous.get("environment") or {}).get("created_at"),
-            "previous_version": (previous.get("environment") or {}).get("reportgen_version"),
-            "same_test_data": (previous.get("data") or {}).get("fingerprint") == dict(ctx.data.fingerprint),
-        }
-        summary = ", ".join(f"{r['metric']} {r['previous']:.3f} -> {r['current']:.3f}" for r in rows)
-        if meets_threshold(worst["drop"], settings.threshold, False):
-            return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {settings.threshold:g} against the earlier run ({summary}).", evidence)
-        return Finding(
-            "violation", worst["drop"],
-            f"{worst['metric']} dropped from {worst['previous']:.3f} to {worst['current']:.3f} against the earlier run "
-            f"(limit {settings.threshold:g}); {summary}.",
-            evidence,
-        )
+        summary = ", ".join(f"{metric_registry.label(r['metric'])} {r['previous']:.3f} → {r['current']:.3f}" for r in rows)
+        caveat = "" if same else " (on other test data, accepted by allow_different_data)"
+        failing = [r for r in rows if r["significant"]]
+        if failing:
+            worst = max(failing, key=lambda row: row["drop"])
+            return Finding(
+                "violation", worst["drop"],
+                f"{metric_registry.label(worst['metric'])} dropped from {worst['previous']:.3f} to {worst['current']:.3f} "
+                f"against the earlier run (limit {limit:g}"
+                + (f", paired test p = {worst['p_value']:.2g}" if worst["p_value"] is not None else "")
+                + f"){caveat}; {summary}.", evidence)
+        noisy = [r for r in rows if r["drop"] > limit]
+        if noisy:
+            return Finding(
+                "concern", worst["drop"],
+                f"{', '.join(metric_registry.label(r['metric']) for r in noisy)} dropped by more than "
+                f"{limit:g}, but the paired test on the same samples finds no significant difference "
+                f"(p ≥ {alpha:g}): likely noise{caveat}; {summary}.", evidence)
+        return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {limit:g} "
+                       f"against the earlier run{caveat} ({summary}).", evidence)

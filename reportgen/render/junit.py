@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from reportgen.render import fmt
+from reportgen.render import fmt, page_one as view
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def render_junit(report: "Report", options: RenderOptions) -> bytes:
     time_text = f"{total_time:.3f}"
     name = fmt.xml_safe(report.name)
     tests = str(len(report.checks))
-    failures, errors, skipped = str(counts["fail"]), str(counts["error"]), str(counts["skip"])
+    failures, errors, skipped = str(counts["fail"]), str(counts["error"]), str(counts["skip"] + counts["warn"])
 
     root = ET.Element("testsuites", name=name, tests=tests, failures=failures, errors=errors, time=time_text)
     suite = ET.SubElement(
@@ -50,6 +50,13 @@ def render_junit(report: "Report", options: RenderOptions) -> bytes:
         "seed": report.environment.get("seed"),
         "config_sha256": report.environment.get("config_sha256"),
     }
+    overrides = view.gate_overrides(report)
+    props["gate_strict"] = "true" if (report.gate or {}).get("strict") else "false"
+    props["gate_overrides"] = str(len(overrides))
+    props["gate_relaxations"] = str(sum(o.relaxes for o in overrides))
+    for index, override in enumerate(overrides[:100], start=1):
+        props[f"gate_override_{index}"] = f"{override.effect}: {override.describe()}"
+    props["warnings"] = str(counts["warn"])
     for key, value in props.items():
         if value is not None:
             ET.SubElement(properties, "property", name=key, value=fmt.xml_safe(value))
@@ -67,6 +74,11 @@ def render_junit(report: "Report", options: RenderOptions) -> bytes:
             element.text = detail
         elif check.status == "skip":
             ET.SubElement(case, "skipped", message=fmt.xml_safe(fmt.one_line(check.message, 500)))
+        elif check.status == "warn":
+            # Viewers draw a passing testcase green; a skipped one stands out (yellow/grey) with its message.
+            ET.SubElement(case, "skipped", message=fmt.xml_safe(fmt.one_line(f"WARN: {check.message} ({fmt.comparison_text(check)})", 500)))
+            out = ET.SubElement(case, "system-out")
+            out.text = detail
         else:
             out = ET.SubElement(case, "system-out")
             out.text = detail

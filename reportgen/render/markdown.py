@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from reportgen.render import fmt
+from reportgen.render import fmt, page_one as view
 from reportgen.render.base import Renderer, RenderOptions
 from reportgen.vocabulary import Status
 
@@ -51,16 +51,38 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
         f"## reportgen: {md_text(report.name, 200)} — {verdict}",
         "",
         f"**Verdict: {verdict}** · {len(report.checks)} checks: {report.status_summary(always=('fail', 'pass'))}"
-        f" · {md_text(report.task)} · model {md_text(model, 100)}",
+        f" · {md_text(report.task)} · model {md_text(model, 100)}"
+        + (f" (weights sha256 {md_text(report.model['weights_sha256'][:12], 20)}…)" if report.model.get("weights_sha256") else "")
+        + (" · evaluated only" if report.training is None else ""),
         "",
     ]
 
     test = report.metrics.get("test") or {}
-    headline = fmt.headline_metrics(report.task, test)
-    if headline:
+    page = view.page_one(report)
+    if page["tiles"]:
         n = test.get("n")
-        parts += [f"**Test split{f' (n = {fmt.num(n)})' if n is not None else ''}:** "
-                  + " · ".join(f"{label} {fmt.num(value)}" for _, label, value in headline), ""]
+        context = [f"threshold {page['threshold']}" if page["threshold"] else "",
+                   f"prevalence of “{md_text(report.data.get('positive_class'), 60)}” {page['prevalence']}" if page["prevalence"] else "",
+                   f"data {md_text(', '.join(page['sources']), 300)}" if page["sources"] else ""]
+        tiles = " · ".join(
+            f"{md_text(t['label'], 60)} {t['value']}" + (f" ({t['ci']})" if t["ci"] else "")
+            + (f" ({t['delta']['text']})" if t["delta"] else "") for t in page["tiles"])
+        parts += [f"**Test split{f' (n = {fmt.num(n)})' if n is not None else ''}:** {tiles}"
+                  + "".join(f" · {c}" for c in context if c), ""]
+    relaxed = [o for o in page["overrides"] if o["relaxes"]]
+    if page["overrides"]:
+        strict = " (strict gate: relaxations fail)" if page["strict"] else ""
+        title = f"**Gate differs from the default{strict}**" + (f" — {len(relaxed)} relaxed" if relaxed else "") + ":"
+        parts += [title, ""] + [f"- {'▼ relaxed: ' if o['relaxes'] else ''}{md_text(o['text'], 200)}" for o in page["overrides"][:50]] + [""]
+    else:
+        parts += ["Gate: the default thresholds and severities of every check" + (" (strict gate)." if page["strict"] else "."), ""]
+    if page["diff"]:
+        d = page["diff"]
+        parts += [f"**Against {md_text(d['previous'], 100)}:** newly failing: {md_text(', '.join(d['newly_failing']) or 'none')}"
+                  f" · fixed: {md_text(', '.join(d['fixed']) or 'none')} · still failing: {md_text(', '.join(d['still_failing']) or 'none')}", ""]
+    if page["evaluate_only_limits"]:
+        parts += ["**Evaluated only** (model trained elsewhere): these checks judge only the data given here: "
+                  + "; ".join(f"{md_text(limit['id'])} {md_text(limit['text'])}" for limit in page["evaluate_only_limits"]), ""]
 
     used = sum(len(p) + 1 for p in parts)
     blocking = report.blocking_checks()
@@ -75,6 +97,8 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
             parts.append(line)
             used += len(line) + 1
             shown += 1
+        if page["fixes"]:
+            parts += ["", "**What would fix it:**", ""] + [f"- {md_text(tip, 400)}" for tip in page["fixes"]]
         parts.append("")
 
     header = ["| Status | Check | Value | Threshold | Message |", "| --- | --- | ---: | ---: | --- |"]

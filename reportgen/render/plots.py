@@ -298,6 +298,10 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
 
 # --- classification -----------------------------------------------------------------------
 
+STACK_CONFUSION_ABOVE = 6
+"""Above this many classes the two confusion panels are stacked (the template prints them tall)."""
+
+
 def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> str | None:
     """Two annotated heatmaps: counts, and rows normalised (each actual class sums to 100 %)."""
     try:
@@ -314,10 +318,14 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     side = max(3.0, min(4.2, 1.6 + 0.32 * k))
     annotate = k <= MAX_CLASSES_ANNOTATED
-    with figure(2 * side + 1.2, side + 0.5, ncols=2) as (fig, axes):
+    stacked = k > STACK_CONFUSION_ABOVE  # side by side, a 10x10 pair shrinks to the page width, its numbers to ~4 pt
+    if stacked:
+        side = min(4.4, 1.2 + 0.35 * k)
+    size = (side + 1.2, 2 * side + 0.8) if stacked else (2 * side + 1.2, side + 0.5)
+    with figure(*size, ncols=1 if stacked else 2, nrows=2 if stacked else 1) as (fig, axes):
         for ax, values, title, fmt_cell, vmax in (
             (axes[0], counts, "Counts", lambda v: f"{int(v):,}", max(counts.max(), 1)),
-            (axes[1], normalised, "Row-normalised (recall per class)" if side >= 3.8 else "Row-normalised\n(recall per class)",
+            (axes[1], normalised, "Row-normalised (recall per class)" if side >= 3.8 or stacked else "Row-normalised\n(recall per class)",
              lambda v: f"{v:.0%}", 1.0),
         ):
             ax.imshow(values / vmax if vmax else values, cmap=_BLUES, vmin=0, vmax=1, aspect="equal",
@@ -330,7 +338,7 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
                     for j in range(k):
                         share = values[i, j] / vmax if vmax else 0
                         ax.text(j, i, fmt_cell(values[i, j]), ha="center", va="center",
-                                fontsize=8 if k <= 6 else 6, color="white" if share > 0.55 else "#1a1a1a",
+                                fontsize=8 if k <= 6 else 7.5, color="white" if share > 0.55 else "#1a1a1a",
                                 fontweight="bold" if i == j else "normal")
             for spine in ax.spines.values():
                 spine.set_visible(False)
@@ -448,11 +456,11 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
         ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="perfectly calibrated")
         ax.plot(pred[ok], frac[ok], color=OKABE_ITO[0], marker="o", label="model")
         ece = calibration.get("ece")
-        if isinstance(ece, (int, float)):
-            ax.text(0.03, 0.93, f"ECE = {ece:.3f}", transform=ax.transAxes, fontsize=8, va="top")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.01, 1.01)
-        ax.legend(loc="lower right")
+        # Upper left: over-confident models put their points below the diagonal, bottom right.
+        ax.legend(loc="upper left", title=f"ECE = {ece:.3f}" if isinstance(ece, (int, float)) else None,
+                  title_fontsize=8, alignment="left")
         ax.set_title("Reliability diagram")
         ax.set_ylabel("observed fraction positive")
         if lower is not None and upper is not None and count is not None and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
@@ -461,6 +469,13 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
         hist.set_ylabel("samples")
         hist.set_xlabel("mean predicted probability")
         return to_svg(fig, name)
+
+
+def undefined_where_nothing_flagged(precision: np.ndarray, predicted_positive: np.ndarray | None) -> np.ndarray:
+    """Precision with NaN (drawn as a gap) where nothing is predicted positive: 0/0 is undefined, not 0."""
+    if predicted_positive is None or len(predicted_positive) != len(precision):
+        return precision
+    return np.where(predicted_positive == 0, np.nan, precision)
 
 
 def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: str = "threshold-sweep") -> str | None:
@@ -472,6 +487,8 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
     series = [(k, v) for k, v in series if v is not None and len(v) == len(thresholds)]
     if not series:
         return None
+    flagged = numbers(sweep.get("predicted_positive"))
+    series = [(k, undefined_where_nothing_flagged(v, flagged) if k == "precision" else v) for k, v in series]
     with figure(4.6, 3.6) as (fig, ax):  # printed beside the 4.6 in reliability diagram: same scale
         for i, (key, values) in enumerate(series):
             t, v = thin(thresholds, values)
@@ -488,8 +505,8 @@ def threshold_sweep(sweep: Mapping[str, Any], operating_threshold: Any, name: st
 
 # --- regression -----------------------------------------------------------------------------
 
-def predicted_vs_actual(scatter: Mapping[str, Any], name: str = "pred-vs-actual") -> str | None:
-    """Predicted against actual values with the identity line."""
+def predicted_vs_actual(scatter: Mapping[str, Any], name: str = "pred-vs-actual", target: str | None = None) -> str | None:
+    """Predicted against actual values of ``target`` (the label column) with the identity line."""
     y_true = numbers(scatter.get("y_true")) if isinstance(scatter, Mapping) else None
     y_pred = numbers(scatter.get("y_pred")) if isinstance(scatter, Mapping) else None
     if y_true is None or y_pred is None or len(y_true) != len(y_pred):
@@ -505,12 +522,13 @@ def predicted_vs_actual(scatter: Mapping[str, Any], name: str = "pred-vs-actual"
         ax.plot([lo, hi], [lo, hi], color=OKABE_ITO[1], linestyle="--", linewidth=1.2, label="perfect prediction")
         ax.legend(loc="upper left")
         ax.set_aspect("equal", adjustable="datalim")
-        _finish(ax, "Predicted vs actual", "actual value", "predicted value")
+        what = short(target, 30) if target else "value"
+        _finish(ax, "Predicted vs actual", f"actual {what}", f"predicted {what}")
         return to_svg(fig, name)
 
 
-def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals") -> str | None:
-    """Histogram of residuals (prediction minus actual) from precomputed bins."""
+def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals", target: str | None = None) -> str | None:
+    """Histogram of residuals (prediction minus actual ``target``) from precomputed bins."""
     edges = numbers(residuals.get("bin_edges")) if isinstance(residuals, Mapping) else None
     counts = numbers(residuals.get("counts")) if isinstance(residuals, Mapping) else None
     if edges is None or counts is None or len(edges) != len(counts) + 1:
@@ -520,7 +538,7 @@ def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals") ->
                edgecolor="white", linewidth=0.4)
         ax.axvline(0, color="black", linestyle="--", linewidth=1, label="zero error")
         ax.legend(loc="upper right")
-        _finish(ax, "Residuals", "residual (predicted − actual)", "samples")
+        _finish(ax, "Residuals", f"residual: predicted − actual {short(target, 30) if target else 'value'}", "samples")
         return to_svg(fig, name)
 
 
@@ -544,8 +562,14 @@ def loss_history(history: Sequence[Mapping[str, Any]], best_epoch: Any, expected
 
 
 def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch: Any,
-                   expected_init: Any = None, name: str = "metric-history") -> str | None:
-    """``train_<metric>`` and ``val_<metric>`` per epoch, best epoch marked."""
+                   expected_init: Any = None, name: str = "metric-history",
+                   baseline: tuple[str, float] | None = None) -> str | None:
+    """``train_<metric>`` and ``val_<metric>`` per epoch, best epoch marked.
+
+    ``baseline`` (label, value), e.g. the majority-class accuracy, is drawn as a line and kept in
+    the y-range, with 1 as the top for proportions: a zoom onto 0.967-0.974 would hide that the
+    model does no better than always answering the majority class.
+    """
     rows = [h for h in history if isinstance(h, Mapping)] if isinstance(history, (list, tuple)) else []
     if not rows:
         return None
@@ -557,7 +581,9 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
             series.append((split, values))
     if not series or epochs is None:
         return None
-    label = "loss" if metric == "loss" else metric.replace("_", " ")
+    from reportgen import metric_registry
+
+    label = "loss" if metric == "loss" else metric_registry.label(metric)
     with figure(4.6, 3.2) as (fig, ax):  # printed in pairs, at the scale of the other half-width charts
         for i, (split, values) in enumerate(series):
             e, v = thin(epochs, values, limit=200)
@@ -573,8 +599,14 @@ def metric_history(history: Sequence[Mapping[str, Any]], metric: str, best_epoch
             ax.set_xticks(epochs)
         else:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if baseline is not None and math.isfinite(baseline[1]):
+            ax.axhline(baseline[1], color=OKABE_ITO[1], linestyle="--", linewidth=1.2, label=text(baseline[0]))
+            spec = metric_registry.metric(metric)
+            if spec is not None and (spec.proportion or metric == "balanced_accuracy"):
+                low = min([baseline[1]] + [float(np.nanmin(v)) for _, v in series])
+                ax.set_ylim(max(0.0, low - 0.05), 1.005)
         _legend_below(ax, 2)
-        _finish(ax, f"{label.capitalize()} per epoch", "epoch", text(label))
+        _finish(ax, f"{label[:1].upper()}{label[1:]} per epoch", "epoch", text(label))
         return to_svg(fig, name)
 
 

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from reportgen import metric_registry
 from reportgen.render import fmt, plots
+from reportgen.render.page_one import page_one
 from reportgen.vocabulary import SPLIT_ORDER, Status, Task
 
 if TYPE_CHECKING:
@@ -262,15 +263,65 @@ EVIDENCE_VIEWS = {
 """Special evidence layouts by check id; any other evidence gets the generic key/value view."""
 
 
+EVIDENCE_LABELS: dict[str, str] = {
+    "per_class": "Per class", "per_split": "Per split", "splits": "Per split", "split": "Split judged",
+    "tvd_train_test": "Total variation distance, train vs test", "tvd_train_val": "Total variation distance, train vs val",
+    "minority_class": "Rarest class", "minority_share": "Share of the rarest class", "majority_class": "Most common class",
+    "imbalance_ratio": "Most common / rarest class", "balanced_share": "Share each class would have if balanced",
+    "min_class_support": "Fewest samples of a class", "min_ratio": "Lowest ratio", "violations": "Violations",
+    "concerns": "Concerns", "examples": "Examples", "groups": "Groups of identical inputs",
+    "within_train": "Within train", "across_splits": "Across splits", "within_other_split": "Within another split",
+    "samples": "Samples", "score": "Score used", "features": "Features", "rows_used": "Rows used",
+    "rows_total": "Rows in total", "subsampled": "Subsampled", "metric": "Metric", "train_split": "Training split",
+    "holdout_split": "Held-out split", "train": "Train", "holdout": "Held-out", "gap": "Gap", "gain": "Gain over the baseline",
+    "thresholds": "Threshold", "threshold": "Threshold", "predicted_positive": "Predicted positive",
+    "best_f1_threshold": "Best-F1 threshold", "best_f1": "Best F1", "operating_threshold": "Threshold in use",
+    "operating": "At the threshold in use", "epochs": "Epoch", "epoch": "Epoch", "train_loss": "Training loss",
+    "val_loss": "Validation loss", "init_loss": "Initial loss", "expected_init_loss": "Expected initial loss (ln C)",
+    "first_nonfinite_loss": "First non-finite loss", "start_loss": "Loss at the start", "final_loss": "Loss at the end",
+    "ratio": "Ratio", "best_val_epoch": "Best validation epoch", "best_val_loss": "Best validation loss",
+    "epochs_after_best": "Epochs after the best", "loss": "Loss function", "layers": "Layers",
+    "parameter_tensors": "Parameter tensors", "parameters_without_gradient": "Parameters without gradient",
+    "largest_norm": "Largest gradient norm", "weakest_ratio": "Weakest / largest gradient norm",
+    "no_gradient": "No gradient", "vanishing": "Vanishing gradient", "ece": "Expected calibration error (ECE)",
+    "bins": "Bins", "achieved_recall": "Recall achieved", "mean_one_vs_one_auc": "Mean one-vs-one ROC AUC",
+    "abs_pearson_r": "|Pearson r|", "previous_name": "Earlier run", "previous_created_at": "Earlier run created",
+    "previous_version": "Earlier reportgen version", "previous_statuses": "Earlier check statuses",
+    "same_test_data": "Same test data", "p_value": "p-value", "drop": "Drop", "previous": "Earlier", "current": "Now",
+    "higher_is_better": "Higher is better", "significant": "Significant", "test": "Paired test", "count": "Count",
+    "share": "Share", "n": "Samples", "support": "Support", "class": "Class", "name": "Name", "exception": "Exception",
+    "at": "Where", "relaxations": "Relaxations", "nonfinite": "Non-finite", "kind": "Kind",
+}
+"""Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels."""
+
+
+def evidence_label(key: Any) -> str:
+    """A human label for an evidence key: this table, then the metric registry, then the key in words."""
+    from reportgen import metric_registry
+
+    text = str(key)
+    if text in EVIDENCE_LABELS:
+        return EVIDENCE_LABELS[text]
+    if metric_registry.metric(text) is not None:
+        return metric_registry.label(text)
+    words = text.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 def _compact(value: Any, depth: int = 0) -> str:
     if isinstance(value, Mapping):
-        if depth >= 2:
-            return "{" + f"{len(value)} keys" + "}"
-        inner = ", ".join(f"{k}: {_compact(v, depth + 1)}" for k, v in list(value.items())[:6])
-        return "{" + inner + (", …" if len(value) > 6 else "") + "}"
+        if not value:
+            return "none"
+        if depth >= 3:
+            return f"({len(value)} entries in results.json)"
+        inner = "; ".join(f"{k} {_compact(v, depth + 1)}" for k, v in list(value.items())[:6])
+        inner += "; …" if len(value) > 6 else ""
+        return f"({inner})" if depth else inner
     if isinstance(value, (list, tuple)):
+        if not value:
+            return "none"
         inner = ", ".join(_compact(v, depth + 1) for v in value[:8])
-        return "[" + inner + (f", … ({len(value)} items)" if len(value) > 8 else "") + "]"
+        return inner + (f", … ({len(value)} in all)" if len(value) > 8 else "")
     return fmt.num(value) if fmt.is_number(value) or isinstance(value, bool) or value is None else str(value)
 
 
@@ -318,7 +369,7 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
             for key, record in records[:MAX_EVIDENCE_ROWS]]
     numeric = [all(row["cells"][i]["numeric"] or row["cells"][i]["text"] == "—" for row in rows) for i in range(len(columns))]
     return {"key_column": first_column, "rows": rows,
-            "columns": [{"label": c.replace("_", " "), "numeric": n} for c, n in zip(columns, numeric)],
+            "columns": [{"label": evidence_label(c), "numeric": n} for c, n in zip(columns, numeric)],
             "more": max(0, len(records) - MAX_EVIDENCE_ROWS)}
 
 
@@ -346,10 +397,11 @@ def _generic_items(evidence: Mapping[str, Any], row_order: Sequence[str] = ()) -
     if columns:
         rows = [{c: evidence[c][i] for c in columns} for i in range(len(evidence[columns[0]]))]
         evidence = {columns[0]: rows, **{k: v for k, v in evidence.items() if k not in columns}}
-    items = [{"key": str(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS), "table": _record_table(v, row_order)}
+    items = [{"key": str(k), "label": evidence_label(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS),
+              "table": _record_table(v, row_order)}
              for k, v in list(evidence.items())[:GENERIC_EVIDENCE_ITEMS]]
     if len(evidence) > GENERIC_EVIDENCE_ITEMS:
-        items.append({"key": "…", "value": f"{len(evidence) - GENERIC_EVIDENCE_ITEMS} more entries in results.json",
+        items.append({"key": "…", "label": "…", "value": f"{len(evidence) - GENERIC_EVIDENCE_ITEMS} more entries in results.json",
                       "table": None})
     return items
 
@@ -390,11 +442,36 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "icon": fmt.STATUS_ICON.get(check.status, "?"), "severity": check.severity,
         "blocking": Status(check.status).blocks_gate(check.severity),
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
-        "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 400),
+        "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 240),
         "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
         "detects": detects, "how_to_read": note, "evidence": evidence_view(check, classes),
         "anchor": "check-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in check.id),
     }
+
+
+EXTRA_TERMS: tuple[tuple[str, str], ...] = (
+    ("Total variation distance", "Half the summed absolute differences between two class mixes: 0 when identical, "
+     "1 when they share no class (label shift)."),
+    ("ECE", "Expected calibration error: the gap between the predicted probability and the observed share of positives, "
+     "averaged over probability bins weighted by their samples (calibration)."),
+    ("AP and PR AUC", "The PR AUC shown is average precision (AP), the step-wise area under the precision-recall curve "
+     "as scikit-learn computes it; a trapezoidal PR AUC interpolates optimistically and is not used."),
+    ("95% interval", "Wilson score interval for a proportion: where the value would likely fall on another test sample "
+     "of the same size."),
+    ("McNemar test", "A paired test of two models on the same samples: only the samples one gets right and the other "
+     "wrong count; used by the release comparison so that the gate does not flap on noise."),
+)
+"""Terms the checks and charts use that are not metric keys; explained once, in the Metrics section."""
+
+
+def glossary(report: "Report") -> list[tuple[str, str]]:
+    """(term, explanation) for the described metrics this report shows, then the other jargon it uses."""
+    from reportgen import metric_registry
+
+    shown = {k for values in report.metrics.values() if isinstance(values, Mapping) for k in values}
+    terms = [(m.label, m.description) for m in metric_registry.METRICS
+             if m.description and m.key in shown and m.key != "loss"]
+    return terms + [t for t in EXTRA_TERMS if report.task != "regression" or t[0] in ("95% interval", "McNemar test")]
 
 
 def _metric_table(report: "Report") -> dict[str, Any] | None:
@@ -493,14 +570,16 @@ def _curves_section(report: "Report") -> dict[str, Any]:
     test = report.curves.get("test") if isinstance(report.curves.get("test"), Mapping) else {}
     op = test.get("operating_point") if isinstance(test.get("operating_point"), Mapping) else {}
     threshold = op.get("threshold", report.model.get("threshold"))
+    fingerprint = report.data.get("fingerprint") if isinstance(report.data.get("fingerprint"), Mapping) else {}
+    target = fingerprint.get("target") if isinstance(fingerprint.get("target"), str) else None
     charts = {
         "roc_pr": plots.roc_pr(test),
         "roc_per_class": plots.roc_per_class(_by_class(test["roc_per_class"], report))
         if isinstance(test.get("roc_per_class"), Mapping) else None,
         "reliability": plots.reliability(test["calibration"]) if isinstance(test.get("calibration"), Mapping) else None,
         "sweep": plots.threshold_sweep(test["threshold_sweep"], threshold) if isinstance(test.get("threshold_sweep"), Mapping) else None,
-        "scatter": plots.predicted_vs_actual(test["scatter"]) if isinstance(test.get("scatter"), Mapping) else None,
-        "residuals": plots.residual_histogram(test["residuals"]) if isinstance(test.get("residuals"), Mapping) else None,
+        "scatter": plots.predicted_vs_actual(test["scatter"], target=target) if isinstance(test.get("scatter"), Mapping) else None,
+        "residuals": plots.residual_histogram(test["residuals"], target=target) if isinstance(test.get("residuals"), Mapping) else None,
     }
     op_row = None
     if op:
@@ -517,6 +596,19 @@ def _last(history: list[Any], key: str) -> Any:
     return None
 
 
+def _history_baseline(report: "Report", metric: str) -> tuple[str, float] | None:
+    """What always answering the majority class of train scores on ``metric`` (accuracy, balanced accuracy)."""
+    train = ((report.data.get("splits") or {}).get("train") or {}) if isinstance(report.data.get("splits"), Mapping) else {}
+    counts = [v for v in (train.get("class_counts") or {}).values() if fmt.is_number(v)] if isinstance(train, Mapping) else []
+    if not counts or not sum(counts):
+        return None
+    if metric == "accuracy":
+        return f"always the majority class ({fmt.num(max(counts) / sum(counts))})", max(counts) / sum(counts)
+    if metric == "balanced_accuracy":
+        return f"always one class (1/{len(counts)})", 1 / len(counts)
+    return None
+
+
 def _training_section(report: "Report") -> dict[str, Any] | None:
     training = report.training
     if not isinstance(training, Mapping):
@@ -530,14 +622,20 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
                 for prefix in ("train_", "val_"):
                     if key.startswith(prefix) and key[len(prefix):] != "loss" and key[len(prefix):] not in metrics:
                         metrics.append(key[len(prefix):])
-    metric_charts = [_svg(plots.metric_history(history, m, best, name=f"history-{m}")) for m in metrics[:3]]
+    config_training = report.config.get("training") if isinstance(report.config.get("training"), Mapping) else {}
+    restored = bool(config_training.get("early_stopping")) or bool(training.get("stopped_early"))
+    best_val = next((row.get("val_loss") for row in history if isinstance(row, Mapping) and row.get("epoch") == best), None)
+    metric_charts = [_svg(plots.metric_history(history, m, best, name=f"history-{m}", baseline=_history_baseline(report, m)))
+                     for m in metrics[:3]]
     summary = [
         ("Epochs run", fmt.num(training.get("epochs_run"))),
         ("Best epoch", fmt.num(best)),
         ("Stopped early", fmt.num(training.get("stopped_early"))),
         ("Loss function", fmt.num(training.get("loss"))),
-        ("Final training loss", fmt.num(_last(history, "train_loss"))),
-        ("Final validation loss", fmt.num(_last(history, "val_loss"))),
+        (f"Training loss, last epoch ({fmt.num(training.get('epochs_run'))})", fmt.num(_last(history, "train_loss"))),
+        (f"Validation loss, last epoch ({fmt.num(training.get('epochs_run'))})", fmt.num(_last(history, "val_loss"))),
+        *([(f"Validation loss, best epoch ({fmt.num(best)}; these weights were evaluated)", fmt.num(best_val))]
+          if restored and best_val is not None else []),
         ("Initial loss", fmt.num(training.get("init_loss"))),
         ("Expected initial loss", fmt.num(training.get("expected_init_loss"))),
         ("First non-finite loss", fmt.num(training.get("first_nonfinite_loss")) if training.get("first_nonfinite_loss") is not None else "none"),
@@ -545,6 +643,9 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
     gradients = training.get("gradients") if isinstance(training.get("gradients"), list) else []
     return {
         "summary": summary,
+        "loss_note": (f"Early stopping restored the weights of epoch {fmt.num(best)}: the metrics and checks use them, so the "
+                      f"validation loss in the Metrics table is the best epoch's, not the last epoch's."
+                      if restored and best is not None and best != training.get("epochs_run") else None),
         "loss_chart": _svg(plots.loss_history(history, best, training.get("expected_init_loss"))),
         "loss_caption": loss_caption(training, report.config),
         "metric_charts": [c for c in metric_charts if c],
@@ -629,6 +730,7 @@ def build(report: "Report") -> dict[str, Any]:
         "positive_class": report.data.get("positive_class"),
         "evaluate_only": report.training is None,
         "headline": headline,
+        "page_one": page_one(report),
         "headline_split": headline_split,
         "headline_n": fmt.num(headline_metrics.get("n")),
         "counts": counts,
@@ -638,8 +740,10 @@ def build(report: "Report") -> dict[str, Any]:
         "blocking": [c for c in checks if c["blocking"]],
         "data": _data_section(report),
         "metric_table": _metric_table(report),
+        "glossary": glossary(report),
         "per_class": _per_class(report, "test"),
         "confusion": _svg(plots.confusion(test.get("confusion_matrix"), classes)) if test.get("confusion_matrix") else None,
+        "confusion_size": "tall" if len(classes) > plots.STACK_CONFUSION_ABOVE else "wide",
         "top_confusions": _top_confusions(test.get("confusion_matrix"), classes),
         "curves": _curves_section(report),
         "training": _training_section(report),

@@ -1,0 +1,192 @@
+"""The release gate as data: what differs from the default gate, and the strict rule on relaxations.
+
+Every function here is pure: it reads the registered check specs and the config's ``checks``
+section and returns values; the pipeline stores the result in results.json's ``gate`` block and
+every renderer shows it where the verdict is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from reportgen.checks.base import CheckResult, CheckSpec, gate_status
+from reportgen.vocabulary import Severity, Status
+
+Effect = Literal["disabled", "relaxed", "tightened", "severity_lowered", "severity_raised", "changed"]
+RELAXING_EFFECTS: frozenset[str] = frozenset({"disabled", "relaxed", "severity_lowered"})
+"""Effects that make the gate easier to pass; ``--strict`` turns each into a failure."""
+STRICT_CHECK_ID = "gate_strict"
+"""Id of the result that records a strict gate's refusal of relaxations (not a registered check)."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """One difference between the config's gate and the default gate.
+
+    ``setting`` is ``enabled``, ``severity``, the threshold key (``min``/``max``) or a parameter
+    name; ``default`` and ``value`` are the spec's default and the configured value.
+    """
+
+    check: str
+    setting: str
+    default: Any
+    value: Any
+    effect: Effect
+
+    @property
+    def relaxes(self) -> bool:
+        """True when this override makes the gate easier to pass."""
+        return self.effect in RELAXING_EFFECTS
+
+    def describe(self) -> str:
+        """'minority_recall.min relaxed from 0.5 to 0.1' / 'minority_recall disabled'."""
+        if self.effect == "disabled":
+            return f"{self.check} disabled"
+        words = {"relaxed": "relaxed", "tightened": "tightened", "severity_lowered": "lowered",
+                 "severity_raised": "raised", "changed": "changed"}[self.effect]
+        return f"{self.check}.{self.setting} {words} from {_text(self.default)} to {_text(self.value)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results.json form (the ``gate.overrides`` items)."""
+        return asdict(self)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _threshold_effect(spec: CheckSpec, default: float, value: float) -> Effect | None:
+    """A ``min`` lowered or a ``max`` raised relaxes the gate; the reverse tightens it."""
+    if value == default:
+        return None
+    looser = value < default if spec.threshold_key == "min" else value > default
+    return "relaxed" if looser else "tightened"
+
+
+def _param_effect(name: str, default: Any, value: Any) -> Effect | None:
+    """Parameters have no declared direction, except the convention that turning on ``allow_*`` relaxes."""
+    if value == default:
+        return None
+    if name.startswith("allow_") and isinstance(value, bool):
+        return "relaxed" if value else "tightened"
+    return "changed"
+
+
+def gate_overrides(specs: Iterable[CheckSpec], checks_config: Mapping[str, Mapping[str, Any]]) -> tuple[Override, ...]:
+    """Every difference between ``checks_config`` (the config's ``checks`` section) and the specs' defaults.
+
+    Settings equal to the default are no override. A disabled check lists only ``disabled``
+    (its other settings no longer matter). Ordered as the specs, then enabled, threshold,
+    severity, parameters. Settings that do not parse are left to config validation.
+    """
+    found: list[Override] = []
+    for spec in specs:
+        settings = checks_config.get(spec.id)
+        if not settings:
+            continue
+        if settings.get("enabled") is False:
+            found.append(Override(spec.id, "enabled", True, False, "disabled"))
+            continue
+        key = spec.threshold_key
+        if key and key in settings and spec.default_threshold is not None:
+            value = settings[key]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                effect = _threshold_effect(spec, float(spec.default_threshold), float(value))
+                if effect:
+                    found.append(Override(spec.id, key, spec.default_threshold, value, effect))
+        severity = settings.get("severity")
+        if severity in {s.value for s in Severity} and severity != spec.default_severity:
+            lower = Severity(severity).rank > Severity(spec.default_severity).rank
+            found.append(Override(spec.id, "severity", spec.default_severity, severity,
+                                  "severity_lowered" if lower else "severity_raised"))
+        for param in spec.params:
+            if param.name in settings:
+                effect = _param_effect(param.name, param.default, settings[param.name])
+                if effect:
+                    found.append(Override(spec.id, param.name, param.default, settings[param.name], effect))
+    return tuple(found)
+
+
+def strict_result(overrides: Sequence[Override]) -> CheckResult | None:
+    """The failing result a strict gate adds when the config relaxes the default gate, else None."""
+    relaxations = [o for o in overrides if o.relaxes]
+    if not relaxations:
+        return None
+    reasons = "; ".join(o.describe() for o in relaxations)
+    return CheckResult(
+        id=STRICT_CHECK_ID, title="Strict gate: no relaxed checks", family="gate", status="fail",
+        severity="error", value=len(relaxations), threshold=0.0, higher_is_better=False,
+        message=f"The strict gate refuses {len(relaxations)} relaxation{'s' if len(relaxations) != 1 else ''} "
+                f"of the default gate: {reasons}.",
+        evidence={"relaxations": [o.to_dict() for o in relaxations]},
+    )
+
+
+def gate_block(
+    checks: Sequence[CheckResult], overrides: Sequence[Override], strict: bool,
+    test_outcomes: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """results.json's ``gate`` block: verdict, blocking check ids, overrides, strict, and the paired-test data.
+
+    ``test_outcomes`` is what a later run's release comparison needs for a paired test on the
+    same test data (see ``correctness_record``).
+    """
+    block: dict[str, Any] = {
+        "verdict": gate_status(checks),
+        "blocking": [c.id for c in checks if Status(c.status).blocks_gate(c.severity)],
+        "overrides": [o.to_dict() for o in overrides],
+        "strict": bool(strict),
+    }
+    if test_outcomes is not None:
+        block["test_outcomes"] = dict(test_outcomes)
+    return block
+
+
+def overrides_of(gate: Mapping[str, Any] | None) -> list[Override]:
+    """The overrides recorded in a results.json ``gate`` block (an empty list for older files)."""
+    rows = (gate or {}).get("overrides") or []
+    return [Override(str(r.get("check")), str(r.get("setting")), r.get("default"), r.get("value"), r.get("effect", "changed"))
+            for r in rows if isinstance(r, Mapping)]
+
+
+# --- per-sample test outcomes, for a paired comparison with a later run -------------------------
+
+def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> dict[str, Any]:
+    """Pack per-sample correctness of the test split (class indices, shape (n,)) into a compact, JSON-safe record.
+
+    ``correct`` is base64 of the bits (1 = right), most significant bit first (numpy.packbits):
+    n/8 bytes, about 167 kB of JSON per million rows; ``positive`` (binary only) marks the
+    samples of the positive class, so a paired test on recall can use the same rows.
+    ``labels_sha256`` hashes the labels in row order: two runs with equal hashes and equal
+    data fingerprints scored the same samples in the same order.
+    """
+    import numpy as np
+
+    truth = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    record: dict[str, Any] = {
+        "n": int(truth.shape[0]),
+        "encoding": "base64 of numpy.packbits, most significant bit first",
+        "labels_sha256": hashlib.sha256(truth.astype("<i8").tobytes()).hexdigest(),
+        "correct": base64.b64encode(np.packbits(truth == pred).tobytes()).decode("ascii"),
+    }
+    if positive_index is not None:
+        record["positive"] = base64.b64encode(np.packbits(truth == positive_index).tobytes()).decode("ascii")
+    return record
+
+
+def unpack_bits(text: str, n: int) -> Any:
+    """The boolean array of length ``n`` that ``correctness_record`` packed; ValueError when it does not fit."""
+    import numpy as np
+
+    raw = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
+    if raw.size != (n + 7) // 8:
+        raise ValueError(f"{raw.size} bytes cannot hold {n} samples")
+    return np.unpackbits(raw)[:n].astype(bool)
