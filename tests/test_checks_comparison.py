@@ -152,7 +152,7 @@ def test_credit_balanced_model_fails_against_the_naive_release_on_precision(tmp_
     from conftest import SAMPLES
 
     naive, _ = execute(load_config(SAMPLES / "credit_default.yaml"))
-    previous = _write(tmp_path, naive.to_dict())
+    previous = _write(tmp_path, naive.document())
     report, _ = execute(load_config(SAMPLES / "credit_default_balanced.yaml"), compare_to=previous)
     result = check(report, "release_comparison")
     assert result.status == "fail" and report.status == "fail"

@@ -87,7 +87,7 @@ def test_a_disabled_blocking_check_is_listed_wherever_the_verdict_is(cancer_path
     assert props["gate_override_1"] == "disabled: minority_recall disabled"
     from reportgen.report import Report
 
-    first = page1_text(Report.from_dict(document))
+    first = page1_text(Report.from_document(document))
     assert "only because the config relaxes 2 settings of the default gate" in first
     assert "minority_recall disabled" in first and "calibration.max relaxed from 0.1 to 0.5" in first
 
