@@ -6,6 +6,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,6 +321,32 @@ class YamlLimitError(Exception):
     """A YAML document breaks one of the loader's bounds (duplicate key, too many nodes, too deep)."""
 
 
+_BOOL, _INT, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_CORE_SCHEMA = (  # YAML 1.2's core schema (yaml.org/spec/1.2.2 §10.3.2), in resolution order
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789"),
+    (_FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), "-+.0123456789"),
+)
+
+
+def _core_schema_resolvers(base: Any) -> dict[Any, list[tuple[str, Any]]]:
+    """PyYAML's implicit resolvers with YAML 1.1's booleans, numbers and sexagesimals replaced by YAML 1.2's.
+
+    YAML 1.1 (PyYAML's default) reads ``yes``/``no``/``on``/``off`` as booleans, ``010`` as 8 and
+    ``1:20`` as 80, and leaves ``1e-3`` a string: a class named "no" or a code "010" would silently
+    become something else. Under the core schema they stay as written.
+    """
+    resolvers: dict[Any, list[tuple[str, Any]]] = {
+        first: [(tag, regexp) for tag, regexp in entries if tag not in (_BOOL, _INT, _FLOAT)]
+        for first, entries in base.yaml_implicit_resolvers.items()
+    }
+    for tag, regexp, firsts in _CORE_SCHEMA:
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, regexp))
+    return resolvers
+
+
 class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """PyYAML's safe loader (the C one when built), with duplicate keys refused and aliases bounded.
 
@@ -329,6 +356,15 @@ class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     node once, so counting cannot explode): over ``MAX_YAML_NODES`` it is refused, which stops a
     "billion laughs" document of a few hundred bytes before anything expands it.
     """
+
+    yaml_implicit_resolvers = _core_schema_resolvers(_BaseLoader)
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        """An integer as YAML 1.2 writes it: decimal (leading zeros kept decimal), 0o octal or 0x hex."""
+        text = str(self.construct_scalar(node))
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)
 
     def construct_document(self, node: yaml.Node) -> Any:
         expanded = _expanded_size(node)
@@ -354,6 +390,9 @@ class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                     raise YamlLimitError(f"duplicate key {key!r} at lines {first} and {line}")
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(_INT, StrictLoader.construct_yaml_int)
 
 
 def _expanded_size(root: yaml.Node) -> int:

@@ -293,3 +293,23 @@ def test_library_flags_are_written_into_the_config_too(tmp_path: Path):
     assert loaded.with_flags({"report.formats": None}) is loaded
     with pytest.raises(ConfigError, match="report.formats"):
         loaded.with_flags({"report.formats": ["docx"]})
+
+
+def test_config_values_are_read_as_yaml_1_2_not_1_1(tmp_path: Path, cancer_csv: Path):
+    """A person writes `classes: [no, yes]`, a code 010 and lr 1e-3: YAML 1.1 (PyYAML's default) would read
+    False/True, 8 and the string '1e-3'. The core schema of YAML 1.2 keeps them as written."""
+    rows = "".join(f"{i / 10},{'yes' if i % 2 else 'no'}\n" for i in range(40))
+    (tmp_path / "labels.csv").write_text("x,label\n" + rows, encoding="utf-8")
+    text = (
+        "name: off\ntask: binary\nseed: 010\n"
+        "data: {kind: csv, path: labels.csv, target: label, classes: [no, yes], positive_class: yes}\n"
+        "model: {kind: linear}\ntraining: {epochs: 1, lr: 1e-3}\n"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path).config
+    assert config.name == "off" and config.seed == 10
+    assert config.data.classes == ["no", "yes"] and config.data.positive_class == "yes"
+    assert config.training is not None and config.training.lr == 0.001
+    code = main(["validate", str(path)], out=io.StringIO(), err=io.StringIO())
+    assert code == 0
