@@ -267,6 +267,17 @@ def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
     groups = next(i for i in fair["items"] if i["key"] == "groups")["table"]
     assert sorted(r["cells"][1]["text"] for r in groups["rows"]) == ["F", "M"]
     assert "[" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
+    # and the whole report renders them through the real templates (HTML and PDF share them)
+    import dataclasses
+
+    import report_fixtures as F
+    from reportgen.render import RenderOptions
+    from reportgen.render.html import render_html
+
+    results = (run("slice_performance", ctx), run("group_fairness", fair_ctx, {"sensitive": ["sex"]}))
+    report = dataclasses.replace(F.passing_binary(), checks=F.passing_binary().checks + results)
+    html = render_html(report, RenderOptions()).decode("utf-8")
+    assert "region = north" in html and "Worst slices" in html
 
 
 def test_multiclass_slices_use_accuracy():

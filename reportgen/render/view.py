@@ -217,7 +217,7 @@ def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
                      fmt.num(r.get("rest")), fmt.num(r.get("gap")), fmt.num(r.get("p_adjusted")), "fails" if r.get("fails") else "—"]
                     for r in rows[:MAX_EVIDENCE_ROWS]])
     rest = {k: v for k, v in evidence.items() if k != "worst_slices"}
-    return {"kind": "slices", "items": [{"key": "worst slices", "value": "", "table": table}, *_generic_items(rest)],
+    return {"kind": "slices", "items": [{"key": "worst_slices", "label": evidence_label("worst_slices"), "value": "", "table": table}, *_generic_items(rest)],
             "chart": _svg(plots.slice_metrics(rows, metric)), "chart_caption": "Worst slices against the rest of the test data"}
 
 
@@ -232,7 +232,7 @@ def _fairness_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
                      _rate_ci(g.get("tpr"), g.get("tpr_ci95")), _rate_ci(g.get("fpr"), g.get("fpr_ci95"))]
                     for g in groups[:MAX_TABLE_ROWS]], more=max(0, len(groups) - MAX_TABLE_ROWS))
     rest = {k: v for k, v in evidence.items() if k != "groups"}
-    return {"kind": "fairness", "items": [*_generic_items(rest), {"key": "groups", "value": "", "table": table}]}
+    return {"kind": "fairness", "items": [*_generic_items(rest), {"key": "groups", "label": evidence_label("groups"), "value": "", "table": table}]}
 
 
 def _importance_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
