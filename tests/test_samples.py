@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,10 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
     written = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.html", "report.pdf", "results.json", "junit.xml", "summary.md"} <= written
     assert err.getvalue() == ""
+    # page 1 of the PDF holds the verdict and every check that ran (the whole gate table)
+    from pypdf import PdfReader
+
+    page_one = re.sub(r"\s+", " ", PdfReader(str(tmp_path / "report" / "report.pdf")).pages[0].extract_text()).replace("- ", "-")
+    checks = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))["checks"]
+    missing = [c["title"] for c in checks if c["status"] != "skip" and c["title"] not in page_one]
+    assert not missing, missing

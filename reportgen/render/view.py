@@ -443,6 +443,7 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "blocking": Status(check.status).blocks_gate(check.severity),
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 240),
+        "message_short": fmt.one_line(check.message, 64),
         "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
         "detects": detects, "how_to_read": note, "evidence": evidence_view(check, classes),
         "anchor": "check-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in check.id),
