@@ -268,7 +268,7 @@ EVIDENCE_LABELS: dict[str, str] = {
     "tvd_train_test": "Total variation distance, train vs test", "tvd_train_val": "Total variation distance, train vs val",
     "minority_class": "Rarest class", "minority_share": "Share of the rarest class", "majority_class": "Most common class",
     "imbalance_ratio": "Most common / rarest class", "balanced_share": "Share each class would have if balanced",
-    "min_class_support": "Fewest samples of a class", "min_ratio": "Lowest ratio", "violations": "Violations",
+    "min_class_support": "Smallest class support measured (setting)", "min_ratio": "Lowest ratio", "violations": "Violations",
     "concerns": "Concerns", "examples": "Examples", "groups": "Groups of identical inputs",
     "within_train": "Within train", "across_splits": "Across splits", "within_other_split": "Within another split",
     "samples": "Samples", "score": "Score used", "features": "Features", "rows_used": "Rows used",
