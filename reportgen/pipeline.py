@@ -25,7 +25,7 @@ from reportgen.gate import correctness_record, gate_block, gate_overrides, stric
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate
-from reportgen.metrics import classification_metrics, plot_curves, regression_metrics
+from reportgen.metrics import SWEEP_THRESHOLDS, classification_metrics, plot_curves, regression_metrics, threshold_sweep
 from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
@@ -279,6 +279,11 @@ def _execute(
         if ci is not None:
             metrics["test"] = {**metrics["test"], "roc_auc_ci95": list(ci)}
     curves = {"test": plot_curves(predictions["test"], cfg.task, data.positive_index, cfg.model.threshold, classes=data.classes)}
+    val = predictions.get("val")
+    if cfg.task == "binary" and val is not None and val.probs is not None and data.positive_index is not None:
+        # A threshold is chosen on val, never on test (the page-1 fix suggestion reads this sweep).
+        curves["val"] = {"threshold_sweep": threshold_sweep(val.y_true == data.positive_index,
+                                                            val.probs[:, data.positive_index], SWEEP_THRESHOLDS)}
     timing["evaluate"] = time.perf_counter() - t0
 
     progress.stage("running checks")

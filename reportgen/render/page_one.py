@@ -131,15 +131,34 @@ def fix_suggestions(report: "Report") -> list[str]:
     results = {c.id: c for c in report.checks}
     tips: list[str] = []
     recall_check = results.get("minority_recall")
-    sweep = (report.curves.get("test") or {}).get("threshold_sweep") if isinstance(report.curves.get("test"), Mapping) else None
+    def sweep_of(split: str) -> Mapping[str, Any] | None:
+        curves = report.curves.get(split)
+        found = curves.get("threshold_sweep") if isinstance(curves, Mapping) else None
+        return found if isinstance(found, Mapping) else None
+
+    def rows_of(found: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return list(zip(found.get("thresholds") or [], found.get("precision") or [], found.get("recall") or [], found.get("f1") or []))
+
+    test_sweep, val_sweep = sweep_of("test"), sweep_of("val")
     if (recall_check is not None and recall_check.status == "fail" and report.task == "binary"
-            and isinstance(sweep, Mapping) and fmt.is_number(recall_check.threshold)):
-        rows = list(zip(sweep.get("thresholds") or [], sweep.get("precision") or [], sweep.get("recall") or [], sweep.get("f1") or []))
-        meeting = [r for r in rows if fmt.is_number(r[2]) and r[2] >= recall_check.threshold]
+            and test_sweep is not None and fmt.is_number(recall_check.threshold)):
+        rows = rows_of(test_sweep)
+        on_test = {r[0]: r for r in rows}
+        choose_on = rows_of(val_sweep) if val_sweep is not None else rows  # choose on val when there is one
+        meeting = [r for r in choose_on if fmt.is_number(r[2]) and r[2] >= recall_check.threshold]
         if meeting:
             t, precision, recall, _ = max(meeting, key=lambda r: r[0])
-            tips.append(f"Lower the decision threshold to {fmt.num(t, 2)} (model.threshold): on test, recall {fmt.num(recall)} "
-                        f"meets the {fmt.num(recall_check.threshold)} minimum, at a precision of {fmt.num(precision)}.")
+            if val_sweep is not None:
+                test_row = on_test.get(t)
+                then = (f"; on test it gives recall {fmt.num(test_row[2])} at precision {fmt.num(test_row[1])}"
+                        if test_row is not None else "")
+                tips.append(f"Lower the decision threshold to {fmt.num(t, 2)} (model.threshold), chosen on val: recall "
+                            f"{fmt.num(recall)} meets the {fmt.num(recall_check.threshold)} minimum at a precision of "
+                            f"{fmt.num(precision)}{then}.")
+            else:
+                tips.append(f"Lower the decision threshold to {fmt.num(t, 2)} (model.threshold): on test, recall {fmt.num(recall)} "
+                            f"meets the {fmt.num(recall_check.threshold)} minimum, at a precision of {fmt.num(precision)} "
+                            f"(chosen on the test split, as there is no val split: confirm it on fresh data).")
         scored = [r for r in rows if fmt.is_number(r[3])]
         if scored:
             t, _, recall, f1 = max(scored, key=lambda r: r[3])
