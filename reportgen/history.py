@@ -339,7 +339,6 @@ def _short_time(created_at: str) -> str:
 
 def _metric_chart(history: History) -> str | None:
     """Headline test metrics per run, one panel per metric, 95% Wilson band where computable."""
-    import matplotlib.ticker
     import numpy as np
 
     from reportgen.render import plots
@@ -367,8 +366,7 @@ def _metric_chart(history: History) -> str | None:
             ax.plot(x[failed_x], v[failed_x], linestyle="none", marker="x", color=plots.OKABE_ITO[1],
                     label="gate failed")
             ax.set_title(plots.text(metric_registry.label(key)))
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=5))
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"#{int(v) + 1}"))
+            _run_axis(ax, len(history.runs), 5)
         for ax in flat[len(keys):]:
             ax.set_visible(False)
         handles, labels = flat[0].get_legend_handles_labels()
@@ -377,9 +375,18 @@ def _metric_chart(history: History) -> str | None:
         return plots.to_svg(fig, "history-metrics")
 
 
+def _run_axis(ax: Any, runs: int, ticks: int) -> None:
+    """An x axis of run numbers #1..#N: whole runs only, and one tick (not five '#1') for a single run."""
+    import matplotlib.ticker
+
+    ax.set_xlim(-0.5, max(runs - 1, 0) + 0.5)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=min(ticks, max(runs, 1))))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _pos: f"#{int(round(v)) + 1}" if abs(v - round(v)) < 1e-9 and 0 <= round(v) < runs else ""))
+
+
 def _drift_chart(history: History) -> str | None:
     """The drift checks' values per run: share of drifted features, largest score KS D."""
-    import matplotlib.ticker
     import numpy as np
 
     from reportgen.render import plots
@@ -397,8 +404,7 @@ def _drift_chart(history: History) -> str | None:
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title("Drift over time")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=8))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"#{int(v) + 1}"))
+        _run_axis(ax, len(history.runs), 8)
         return plots.to_svg(fig, "history-drift")
 
 
