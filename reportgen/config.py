@@ -30,7 +30,7 @@ MAX_YAML_NODES = 100_000
 class _Strict(BaseModel):
     """Base for config sections: frozen, and unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SplitSpec(_Strict):
@@ -56,6 +56,15 @@ class CsvOptions(_Strict):
     encoding: str = "utf-8"
     na_values: list[str] = Field(default_factory=list)
     """Extra spellings of an empty cell (e.g. "?", "unknown"); data.missing then decides what happens to them."""
+
+    @model_validator(mode="after")
+    def _marks_differ(self) -> "CsvOptions":
+        marks = {"sep": self.sep, "decimal": self.decimal, "thousands": self.thousands}
+        for one, two in (("sep", "decimal"), ("sep", "thousands"), ("decimal", "thousands")):
+            if marks[one] is not None and marks[one] == marks[two]:
+                raise ValueError(f"data.csv.{one} and data.csv.{two} are both {marks[one]!r}: a number could be read "
+                                 f"two ways; set data.csv.decimal too for a European export (sep ';', decimal ',', thousands '.')")
+        return self
 
 
 class _DataCommon(_Strict):
@@ -219,6 +228,8 @@ class ReportConfig(_Strict):
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"name at least one format ({', '.join(ALL_FORMATS)}): a run must leave a report")
         for name in value:
             if name not in ALL_FORMATS:
                 raise ValueError(f"unknown format {name!r}{suggest(name, list(ALL_FORMATS))}; choose from {', '.join(ALL_FORMATS)}")
@@ -398,11 +409,14 @@ StrictLoader.add_constructor(_INT, StrictLoader.construct_yaml_int)
 def _expanded_size(root: yaml.Node) -> int:
     """Number of nodes of the document with aliases expanded, computed without expanding them."""
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # collections whose children are still being counted
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         if id(node) in sizes:
             continue
+        if not children_done and id(node) in open_nodes:  # an alias to one of its own ancestors
+            raise YamlLimitError("an alias (*) refers to a mapping or list that contains it: the value would be infinite")
         if isinstance(node, yaml.ScalarNode):
             sizes[id(node)] = 1
             continue
@@ -414,9 +428,15 @@ def _expanded_size(root: yaml.Node) -> int:
             for child in children:
                 total += sizes.get(id(child), 1)
             sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+            open_nodes.discard(id(node))
             continue
+        open_nodes.add(id(node))
         stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
+        for child in children:
+            if id(child) in open_nodes:
+                raise YamlLimitError("an alias (*) refers to a mapping or list that contains it: the value would be infinite")
+            if id(child) not in sizes:
+                stack.append((child, False))
     return sizes[id(root)]
 
 

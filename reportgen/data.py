@@ -677,8 +677,20 @@ def _load_npz(cfg: NpzData, task: str, resolve: Resolver) -> DataBundle:
             continue
         if x is None or y is None:
             raise DataError(f"{path.name}: found {'y' if x is None else 'X'}_{name} without {'X' if x is None else 'y'}_{name}")
+        for array, label in ((x, "X"), (y, "y")):
+            if array.ndim == 0 or array.dtype.kind not in "biuf":
+                what = "a single value" if array.ndim == 0 else f"{array.dtype} values"
+                raise DataError(f"{path.name}: {label}_{name} holds {what}; reportgen needs a numeric array with one row per sample")
         if len(x) != len(y):
             raise DataError(f"{path.name}: X_{name} has {len(x)} rows but y_{name} has {len(y)}")
+        first_x = next((arrays[f"X_{s}"] for s in SPLIT_ORDER if f"X_{s}" in arrays), x)
+        if x.shape[1:] != first_x.shape[1:]:
+            raise DataError(f"{path.name}: X_{name} has samples of shape {list(x.shape[1:])} but the first split's "
+                            f"have {list(first_x.shape[1:])}")
+        if task != "regression" and y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+            bad = int(np.flatnonzero(y.reshape(-1) != np.round(y.reshape(-1)))[0])
+            raise DataError(f"{path.name}: y_{name} holds {y.reshape(-1)[bad]!r} at index {bad}; labels must be whole "
+                            f"class indices 0..C-1")
         if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
             raise DataError(f"{path.name}: y_{name} has shape {y.shape}; reportgen needs one "
                             f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)"

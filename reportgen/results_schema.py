@@ -327,7 +327,7 @@ def validate_document(document: Any) -> dict[str, Any]:
     version = document.get("schema_version")
     if "schema_version" not in document:
         raise ResultsError("not a reportgen results.json (no schema_version)")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if version != SCHEMA_VERSION or type(version) is not int:
         raise ResultsError(f"schema_version {_clip(repr(version))} is not {SCHEMA_VERSION}, the one this reportgen reads")
     try:
         ResultsDocument.model_validate(document)
@@ -335,7 +335,36 @@ def validate_document(document: Any) -> dict[str, Any]:
         raise ResultsError(_first_problem(exc)) from None
     except RecursionError:
         raise ResultsError(f"nested more than {MAX_DEPTH} levels deep") from None
+    problem = contradiction(document)
+    if problem:
+        raise ResultsError(f"{problem}: the file was edited or damaged")
     return document
+
+
+def contradiction(document: Mapping[str, Any]) -> str | None:
+    """The first way a schema-valid document contradicts itself, or None (a pure function).
+
+    A check listed twice; a gate block whose verdict or blocking checks disagree with the checks.
+    (The top-level status against the checks is compared where the report is rebuilt.) Whether a
+    check's status fits its value is not judged here: several checks decide with more than their
+    threshold (a significance test, a second condition), so only the check itself can say.
+    """
+    seen: set[str] = set()
+    blocking = []
+    for i, check in enumerate(document["checks"]):
+        if check["id"] in seen:
+            return f"checks[{i}]: the check {_clip(repr(check['id']))} is listed twice"
+        seen.add(check["id"])
+        if check["severity"] == "error" and check["status"] in ("fail", "error"):
+            blocking.append(check["id"])
+    gate = document.get("gate")
+    if gate is not None:
+        verdict = "fail" if blocking else "pass"
+        if gate["verdict"] != verdict:
+            return f"gate.verdict is {gate['verdict']!r} but its checks give {verdict!r}"
+        if sorted(gate.get("blocking") or []) != sorted(blocking):
+            return f"gate.blocking lists {sorted(gate.get('blocking') or [])} but the blocking checks are {sorted(blocking)}"
+    return None
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -459,9 +488,21 @@ def parse_document(data: bytes) -> dict[str, Any]:
         raise ResultsError("is empty")
     _check_depth(text)
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ResultsError(f"nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # Python's bound on digits of an integer (a number no run writes)
+        raise ResultsError(f"holds a number that cannot be read: {str(exc)[:80]}") from None
     return validate_document(document)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: a repeated key (the last one silently winning) is refused."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ResultsError(f"repeats the key {_clip(repr(key))} in one object: the file was edited or damaged")
+        document[key] = value
+    return document

@@ -139,7 +139,7 @@ def test_a_failed_render_keeps_the_previous_report_and_leaves_nothing(tmp_path: 
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "report.html.j2").write_text("{{ r.no_such_field.deeper }}", encoding="utf-8")
-    with pytest.raises(RunError):
+    with pytest.raises(InputError):  # a custom template's mistake is bad input (exit 2)
         write_reports(F.cached("failing_binary"), out, ["json", "html"], template_dir=templates)
     assert snapshot(out) == before
     assert sorted(os.listdir(tmp_path)) == ["out", "templates"]

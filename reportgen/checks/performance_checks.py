@@ -142,7 +142,14 @@ class MinorityRecall(Check):
             per_class.append({"class": name, "recall": info["recall"], "support": int(info["support"]),
                               "ci95": list(ci) if ci is not None else None})
         if ctx.task == "binary":
-            candidates = [ctx.positive_index]
+            # The positive class and the train minority class are both judged: naming the majority class as
+            # positive must not move the rare class out of the gate's sight.
+            counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.int64)
+            minority = int(np.argmin(counts)) if counts.min() < counts.max() else ctx.positive_index
+            candidates = sorted({ctx.positive_index, minority})
+            roles = {ctx.positive_index: "positive class", minority: "minority class"}
+            if minority == ctx.positive_index:
+                roles[minority] = "positive class"
             role = "positive class"
         else:
             counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.float64)
@@ -154,6 +161,8 @@ class MinorityRecall(Check):
         if not measurable:
             return Finding.skip(f"the {split} split has no samples of the {role}")
         worst = min(measurable, key=lambda i: per_class[i]["recall"])
+        if ctx.task == "binary":
+            role = roles[worst]
         row = per_class[worst]
         recall, support, ci = row["recall"], row["support"], row["ci95"]
         found = round(recall * support)

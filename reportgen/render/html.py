@@ -27,6 +27,33 @@ _cache: "OrderedDict[tuple[int, RenderOptions], tuple[Any, bytes]]" = OrderedDic
 The report itself is kept in the entry, so its id cannot be reused while cached."""
 
 
+MAX_TEMPLATE_SEQUENCE = 1_000_000
+"""Longest string or list a template may build with ``*`` (characters or items)."""
+MAX_TEMPLATE_EXPONENT = 1_000
+"""Largest exponent a template may raise a number to with ``**``."""
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded: ``{{ "x" * 10**10 }}`` stops at once.
+
+    The sandbox already limits ``range()``; repeating a string or list, or a huge power, would
+    otherwise hold the render (and its memory) until the process is killed.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_TEMPLATE_EXPONENT:
+            raise SecurityError(f"the exponent {right!r} is larger than {MAX_TEMPLATE_EXPONENT:,}")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
+                    if len(sequence) * count > MAX_TEMPLATE_SEQUENCE:
+                        raise SecurityError(f"repeating a {type(sequence).__name__} {count:,} times builds more than "
+                                            f"{MAX_TEMPLATE_SEQUENCE:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
 def default_template_dir() -> Path:
     """The built-in templates: ``reportgen/templates`` in a wheel, else the repo's ``templates/``."""
     try:
@@ -38,8 +65,9 @@ def default_template_dir() -> Path:
     return Path(reportgen.__file__).resolve().parent.parent / "templates"
 
 
-_BIDI_AND_SURROGATES = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-"""Bidirectional controls (they could reorder the text around a name, e.g. show FAIL as LIAF or
+_BIDI_AND_SURROGATES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""Control characters (an ESC from a class name must not reach a terminal that cats the page),
+bidirectional controls (they could reorder the text around a name, e.g. show FAIL as LIAF or
 move a verdict) and lone surrogates (not encodable): replaced by U+FFFD anywhere in the page, chart
 labels included. Names are further isolated by <bdi> and ``unicode-bidi: isolate`` in the templates."""
 
@@ -81,7 +109,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
             raise InputError(f"template_dir {template_dir} is not a folder")
         search.append(template_dir)
     search.append(default_template_dir())
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         loader=ConfinedLoader([str(p) for p in search]),
         autoescape=True,
         trim_blocks=True,
@@ -115,12 +143,16 @@ def check_templates(template_dir: Path | None) -> None:
         folder = Path(template_dir)
         for path in sorted(folder.rglob("*")):
             _require_inside(path, [folder])
+            if path.suffix in (".j2", ".css") and not path.is_file():
+                raise InputError(f"template {path}: not a regular file (a folder, a FIFO or a device); refused")
         names += sorted(p.name for p in folder.iterdir() if p.suffix == ".j2" and p.name != TEMPLATE)
     for name in names:
         try:
             env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             raise InputError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"template {name} in {template_dir}: not UTF-8 text") from None
 
 
 def render_html(report: "Report", options: RenderOptions) -> bytes:
@@ -140,8 +172,10 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     except SecurityError as exc:
         raise InputError(f"template {_failing_template(exc)}: refused by the template sandbox: "
                          f"{' '.join(str(exc).split())}") from exc
-    except jinja2.TemplateError as exc:
-        raise RunError(f"template {TEMPLATE}: {exc.__class__.__name__}: {' '.join(str(exc).split())}") from exc
+    except (jinja2.TemplateError, UnicodeDecodeError, RecursionError, OverflowError, MemoryError) as exc:
+        # a custom template's mistake is bad input (exit 2); one in the built-in templates is a bug (exit 3)
+        error = InputError if options.template_dir is not None else RunError
+        raise error(f"template {TEMPLATE}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}") from exc
     html = _BIDI_AND_SURROGATES.sub("\ufffd", text).encode("utf-8")
     _cache[key] = (report, html)
     while len(_cache) > _CACHE_SIZE:
