@@ -41,7 +41,7 @@ def test_failure_keeps_previous_reports_untouched(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "report.html.j2").write_text("{{ r.no_such_field.deeper }}", encoding="utf-8")
-    with pytest.raises(RunError):
+    with pytest.raises(InputError):  # a custom template's mistake is bad input (exit 2)
         write_reports(F.cached("passing_binary"), out, ["json", "md", "html"], template_dir=templates)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
