@@ -115,8 +115,12 @@ def gate_overrides(specs: Iterable[CheckSpec], checks_config: Mapping[str, Mappi
 
 
 def strict_result(overrides: Sequence[Override]) -> CheckResult | None:
-    """The failing result a strict gate adds when the config relaxes the default gate, else None."""
-    relaxations = [o for o in overrides if o.relaxes]
+    """The failing result a strict gate adds when the config relaxes the default gate, else None.
+
+    A setting whose effect cannot be ranked (``changed``: fewer calibration bins, another metric list)
+    may weaken the check, so a strict gate refuses it too; only tightenings pass.
+    """
+    relaxations = [o for o in overrides if o.relaxes or o.effect == "changed"]
     if not relaxations:
         return None
     reasons = "; ".join(o.describe() for o in relaxations)

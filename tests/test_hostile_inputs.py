@@ -138,3 +138,17 @@ def test_control_characters_in_names_never_reach_the_html(tmp_path: Path):
     named = type(report)(**{**{f: getattr(report, f) for f in report.__dataclass_fields__}, "name": "names\x1b[31m\x07"})
     html = render_html(named, RenderOptions())
     assert b"\x1b" not in html and b"\x07" not in html
+
+
+def test_a_strict_gate_refuses_settings_it_cannot_rank():
+    """calibration.bins: 2 or release_comparison.metrics: [accuracy] may weaken a check; strict refuses them."""
+    from reportgen.checks import registry
+    from reportgen.gate import gate_overrides, strict_result
+
+    specs = [c.spec for c in registry.all()]
+    for checks in ({"calibration": {"bins": 2}}, {"release_comparison": {"metrics": ["accuracy"]}}):
+        overrides = gate_overrides(specs, checks)
+        assert [o.effect for o in overrides] == ["changed"]
+        refusal = strict_result(overrides)
+        assert refusal is not None and refusal.status == "fail" and refusal.severity == "error"
+    assert strict_result(gate_overrides(specs, {"minority_recall": {"min": 0.7}})) is None  # a tightening passes
