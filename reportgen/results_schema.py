@@ -31,6 +31,7 @@ from typing import Any, Literal, Mapping, Optional, Union
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from reportgen.errors import ResultsError
+from reportgen.vocabulary import Status
 
 # Version history of the results.json format (``schema_version``):
 #
@@ -355,7 +356,7 @@ def contradiction(document: Mapping[str, Any]) -> str | None:
         if check["id"] in seen:
             return f"checks[{i}]: the check {_clip(repr(check['id']))} is listed twice"
         seen.add(check["id"])
-        if check["severity"] == "error" and check["status"] in ("fail", "error"):
+        if Status(check["status"]).blocks_gate(check["severity"]):  # the one gate rule
             blocking.append(check["id"])
     gate = document.get("gate")
     if gate is not None:
