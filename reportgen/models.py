@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import pickletools
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from reportgen.config import ModelConfig, suggest
+from reportgen.data import file_sha256
 from reportgen.errors import ModelError
 from reportgen.outputs import output_kind_for
 from reportgen.plugins import call_user_object
@@ -379,3 +382,28 @@ def state_dict_bytes(model: nn.Module) -> bytes:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     return buffer.getvalue()
+
+
+def model_identity(model: nn.Module, checkpoint: Path | None) -> dict[str, Any]:
+    """What identifies the evaluated model: weights and checkpoint hashes, class, architecture summary.
+
+    ``weights_sha256`` hashes every state_dict entry (name, dtype, shape, bytes) in order, so it
+    is the same for the same weights however they were saved; ``checkpoint_sha256`` hashes the
+    checkpoint file as given (None without one).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
+    summary = " ".join(str(model).split())
+    module = type(model).__module__
+    source = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith("reportgen_user_") and source:  # a model file named in the config, imported under a private name
+        module = Path(source).name
+    return {
+        "weights_sha256": digest.hexdigest(),
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint and checkpoint.is_file() else None,
+        "module": f"{module}:{type(model).__qualname__}" if module.endswith(".py") else f"{module}.{type(model).__qualname__}",
+        "architecture": summary if len(summary) <= 600 else summary[:599] + "…",
+    }

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate
 from reportgen.metrics import SWEEP_THRESHOLDS, classification_metrics, plot_curves, regression_metrics, threshold_sweep
-from reportgen.models import ModelInfo, build_model, describe_model, probe_outputs, state_dict_bytes
+from reportgen.models import ModelInfo, build_model, describe_model, model_identity, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
 from reportgen.report import Report, load_results
@@ -141,31 +139,6 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
             for name, split in data.splits.items()
         },
         "fingerprint": dict(data.fingerprint),
-    }
-
-
-def model_identity(model: nn.Module, checkpoint: Path | None) -> dict[str, Any]:
-    """What identifies the evaluated model: weights and checkpoint hashes, class, architecture summary.
-
-    ``weights_sha256`` hashes every state_dict entry (name, dtype, shape, bytes) in order, so it
-    is the same for the same weights however they were saved; ``checkpoint_sha256`` hashes the
-    checkpoint file as given (None without one).
-    """
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
-    summary = " ".join(str(model).split())
-    module = type(model).__module__
-    source = getattr(sys.modules.get(module), "__file__", None)
-    if module.startswith("reportgen_user_") and source:  # a model file named in the config, imported under a private name
-        module = Path(source).name
-    return {
-        "weights_sha256": digest.hexdigest(),
-        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint and checkpoint.is_file() else None,
-        "module": f"{module}:{type(model).__qualname__}" if module.endswith(".py") else f"{module}.{type(model).__qualname__}",
-        "architecture": summary if len(summary) <= 600 else summary[:599] + "…",
     }
 
 
