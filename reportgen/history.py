@@ -480,20 +480,9 @@ def render_html(history: History) -> bytes:
 
 def render_pdf(history: History) -> bytes:
     """history.pdf: the HTML laid out by WeasyPrint (A4), the trend on page 1, no external resource."""
-    import logging
+    from reportgen.render.pdf import html_to_pdf
 
-    import weasyprint
-    from weasyprint.urls import FatalURLFetchingError
-
-    from reportgen.render.pdf import ExternalResourceRefused, _fetcher
-
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    document = weasyprint.HTML(string=render_html(history).decode("utf-8"), base_url=None, url_fetcher=_fetcher(),
-                               media_type="print")
-    try:
-        return document.write_pdf(uncompressed_pdf=False)
-    except FatalURLFetchingError as exc:
-        raise ExternalResourceRefused(str(exc.__cause__ or exc)) from exc
+    return html_to_pdf(render_html(history))
 
 
 def render_markdown(history: History) -> bytes:

@@ -33,11 +33,13 @@ def _fetcher():  # imported lazily: WeasyPrint loads Pango and friends on import
     return DataOnlyFetcher()
 
 
-def render_pdf(report: "Report", options: RenderOptions) -> bytes:
-    """Return the PDF: same content as the HTML, print CSS, outline, metadata and page numbers."""
+def html_to_pdf(html: bytes) -> bytes:
+    """Lay out a self-contained HTML page as a PDF with its print CSS; nothing outside it is fetched.
+
+    Raises ExternalResourceRefused when the page asks for anything but a ``data:`` URL.
+    """
     import weasyprint
 
-    html = render_html(report, options)
     # WeasyPrint logs every unsupported CSS property at WARNING; keep CI logs quiet.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     from weasyprint.urls import FatalURLFetchingError
@@ -49,6 +51,11 @@ def render_pdf(report: "Report", options: RenderOptions) -> bytes:
     except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: turn it into an ordinary error
         cause = exc.__cause__ or exc
         raise ExternalResourceRefused(str(cause)) from exc
+
+
+def render_pdf(report: "Report", options: RenderOptions) -> bytes:
+    """Return the PDF: same content as the HTML, print CSS, outline, metadata and page numbers."""
+    return html_to_pdf(render_html(report, options))
 
 
 RENDERER = Renderer(format="pdf", filename="report.pdf", render=render_pdf)
