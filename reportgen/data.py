@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
-from reportgen.errors import DataError
+from reportgen.errors import ConfigError, DataError
 from reportgen.plugins import call_user_object
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
 
@@ -727,3 +727,20 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> DataB
     if isinstance(cfg, NpzData):
         return _load_npz(cfg, task, resolve)
     return _load_python(cfg, task, resolve)
+
+
+def load_reference(cfg: DataConfig, resolve: Resolver, task: str) -> pd.DataFrame | None:
+    """Read the table named by ``data.reference`` (same kind and parsing as the data), target dropped.
+
+    Raises ConfigError when the data are not a table, DataError when the file is missing or unreadable.
+    """
+    reference = getattr(cfg, "reference", None)
+    if not reference:
+        return None
+    if not isinstance(cfg, TableData):
+        raise ConfigError(f"data.reference needs csv or parquet data, not data.kind {cfg.kind}")
+    path = _existing(resolve, reference, "data.reference")
+    frame = _read_table(path, cfg, task)
+    frame = frame.drop(columns=[cfg.target]) if cfg.target in frame.columns else frame
+    frame.attrs["source"] = {"file": path.name, "sha256": file_sha256(path)}
+    return frame

@@ -15,9 +15,8 @@ from reportgen.batching import iterate_batches
 from reportgen.checks import registry, run_checks
 from reportgen.checks.comparison_checks import newest_passing_run
 from reportgen.checks.context import CheckContext
-from reportgen.checks.drift_checks import load_reference
 from reportgen.config import LoadedConfig
-from reportgen.data import load_data
+from reportgen.data import load_data, load_reference
 from reportgen.distributed import World, broadcast_module, evaluate_sharded
 from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
 from reportgen.intervals import delong_auc_interval

@@ -24,7 +24,7 @@ from reportgen.results_schema import to_jsonable
 from reportgen.checks import drift_checks as D
 from reportgen.checks.context import CheckContext
 from reportgen.config import TableData
-from reportgen.data import load_data
+from reportgen.data import load_data, load_reference
 
 DEFAULT_CSV = Path(__file__).resolve().parents[1] / "sample_configs" / "data" / "default.csv"
 
@@ -219,7 +219,7 @@ def test_data_reference_replaces_train_as_the_reference(tmp_path):
     old["balance"] = old["balance"] * 0.6  # last year's training data: balances were lower
     old.to_csv(tmp_path / "reference.csv", index=False)
     bundle, cfg = _load_csv_bundle(tmp_path, train, test, reference="reference.csv")
-    reference = D.load_reference(cfg, lambda p: tmp_path / p, "binary")
+    reference = load_reference(cfg, lambda p: tmp_path / p, "binary")
     assert "default" not in reference.columns and len(reference) == len(old)
     base = context(bundle)
     ctx = CheckContext(task=base.task, data=bundle, predictions={}, metrics={}, training=None, reference_attributes=reference)

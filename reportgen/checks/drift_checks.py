@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,7 +30,6 @@ from reportgen.checks.context import CheckContext
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reportgen.config import DataConfig
 
 EXACT_MAX_ROWS = 200_000
 """Up to this many rows (reference + current) D is computed at every observed value: exact."""
@@ -558,24 +556,3 @@ class PredictionDrift(Check):
 
 
 # --------------------------------------------------------------------------------------- data.reference
-
-
-def load_reference(cfg: "DataConfig", resolve: Callable[[str], Path], task: str) -> "pd.DataFrame | None":
-    """Read the table named by ``data.reference`` (same kind and parsing as the data), target dropped.
-
-    Raises ConfigError when the data are not a table, DataError when the file is missing or unreadable.
-    """
-    reference = getattr(cfg, "reference", None)
-    if not reference:
-        return None
-    from reportgen.data import _existing, _read_table, file_sha256
-    from reportgen.config import TableData
-    from reportgen.errors import ConfigError
-
-    if not isinstance(cfg, TableData):
-        raise ConfigError(f"data.reference needs csv or parquet data, not data.kind {cfg.kind}")
-    path = _existing(resolve, reference, "data.reference")
-    frame = _read_table(path, cfg, task)
-    frame = frame.drop(columns=[cfg.target]) if cfg.target in frame.columns else frame
-    frame.attrs["source"] = {"file": path.name, "sha256": file_sha256(path)}
-    return frame
