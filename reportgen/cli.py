@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import sysconfig
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO, cast
 
 from reportgen import __version__, metric_registry
 from reportgen.errors import InputError, ReportgenError
@@ -326,9 +327,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ReaderTolerantOutput(io.TextIOBase):
+    """stdout for the commands: when its reader has gone (``reportgen run ... | head -1``), the rest of the
+    output goes nowhere and the command still ends with its own exit code (the report is written by then).
+
+    The recipe of the Python documentation ("Note on SIGPIPE", signal module): Python ignores SIGPIPE, so a
+    write to a pipe whose reader closed raises BrokenPipeError; the stream's descriptor is then pointed at
+    os.devnull, so that neither later writes nor the interpreter's final flush fail or print a traceback.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        """Write to the stream; a closed reader swallows the text."""
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream; a closed reader is not an error."""
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def _reader_gone(self) -> None:
+        try:
+            descriptor = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream: nothing to redirect
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, descriptor)
+        finally:
+            os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the CLI and return its exit code."""
-    out = out or sys.stdout
+    out = cast(TextIO, ReaderTolerantOutput(out or sys.stdout))
     err = err or sys.stderr
     # Before torch loads OpenMP: worker threads that sleep instead of spinning keep a busy or shared
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
@@ -344,6 +391,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         parser.print_help(out)
         return ExitCode.BAD_INPUT
     code = _handle(args, out, err)
+    out.flush()  # inside main, not at interpreter exit: a pipe's buffered lines meet a gone reader here
     if getattr(args, "exit_code_file", None):
         from reportgen.launch import record_exit_code
 

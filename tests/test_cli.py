@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -295,3 +296,38 @@ def test_an_output_folder_that_is_a_file_is_bad_input_before_training(tmp_path: 
         assert_one_line_error(err, f"{blocker} is a file, not a folder")
         assert "epoch" not in err  # refused before any training
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+@pytest.mark.parametrize("command", ["run", "checks"])
+def test_a_reader_that_closes_stdout_early_keeps_the_exit_code_and_stderr_quiet(tmp_path: Path, cancer_csv: Path,
+                                                                                 command: str):
+    """`reportgen run ... | head -1`: the reader goes before the console lines are written (here it closes
+    the pipe at once); the run still writes its report and exits with the gate's code, stderr stays empty."""
+    document = cancer_config(cancer_csv, checks={"baseline_comparison": {"min": 0.99}})  # gate fails: exit 1
+    out_dir = tmp_path / "out"
+    argv = ["run", str(write_config(tmp_path, document)), "--out", str(out_dir), "--quiet"] if command == "run" else ["checks"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    with open(write_end, "wb") as stdout:
+        completed = subprocess.run([sys.executable, "-m", "reportgen", *argv], cwd=REPO, stdout=stdout,
+                                   stderr=subprocess.PIPE, text=True, check=False, timeout=300)
+    assert completed.stderr == ""
+    if command == "run":
+        assert completed.returncode == 1
+        assert read_results(out_dir)["status"] == "fail"
+    else:
+        assert completed.returncode == 0
+
+
+def test_a_reader_that_reads_one_line_gets_the_verdict(tmp_path: Path, cancer_config_path: Path):
+    """`reportgen run ... | head -1` with a real head-like reader: the first line is the verdict, exit 0, stderr empty."""
+    out_dir = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "reportgen", "run", str(cancer_config_path), "--out", str(out_dir),
+                                "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0
+    assert first.startswith("PASS: cancer:")
+    assert stderr == ""
