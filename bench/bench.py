@@ -66,6 +66,41 @@ print(json.dumps({"accuracy": result, "timing": {"import": t_import, "load": t_l
 '''
 
 
+PLAIN_LOOP_CSV = r'''
+"""The minimum a person would write for CSV files: read, standardise with train's mean/std, batched no-grad inference."""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+weights, features, splits = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+t_import = time.perf_counter() - t0
+t1 = time.perf_counter()
+frames = {s: pd.read_csv(f"{s}.csv") for s in ["train"] + [s for s in splits if s != "train"]}
+columns = [c for c in frames["train"].columns if c != "y"]
+train_x = frames["train"][columns].to_numpy(dtype=np.float64)
+mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+data = {s: (torch.from_numpy(((frames[s][columns].to_numpy(dtype=np.float64) - mean) / std).astype(np.float32)),
+            torch.from_numpy(frames[s]["y"].to_numpy(dtype=np.int64, copy=True))) for s in splits}
+model = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
+model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+model.eval()
+t_load = time.perf_counter() - t1
+t2 = time.perf_counter()
+result = {}
+with torch.no_grad():
+    for s, (x, y) in data.items():
+        scores = torch.empty(len(x))
+        for start in range(0, len(x), 4096):
+            scores[start:start + 4096] = torch.sigmoid(model(x[start:start + 4096]).reshape(-1))
+        result[s] = float(((scores >= 0.5).long() == y).float().mean())
+t_eval = time.perf_counter() - t2
+print(json.dumps({"accuracy": result, "timing": {"import": t_import, "load": t_load, "evaluate": t_eval}}))
+'''
+
+
 # ------------------------------------------------------------------ inputs
 
 
@@ -76,8 +111,21 @@ def build_mlp(features: int) -> nn.Module:
     )
 
 
-def make_inputs(folder: Path, rows: int, features: int, fit_steps: int) -> dict[str, float]:
-    """Write data.npz, model.pt, config.yaml and plain_loop.py into ``folder``; return generation facts."""
+def write_csv(path: Path, columns: dict[str, np.ndarray], labels: np.ndarray) -> None:
+    """A CSV of float32 columns written with 7 significant digits (what float32 holds) and an integer label y."""
+    names = list(columns)
+    matrix = np.column_stack([columns[name] for name in names])
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(",".join(names + ["y"]) + "\n")
+        body = np.column_stack([matrix.astype(np.float64), labels.astype(np.float64)])
+        np.savetxt(handle, body, fmt=["%.7g"] * len(names) + ["%d"], delimiter=",")
+
+
+def make_inputs(folder: Path, rows: int, features: int, fit_steps: int, csv: bool = False) -> dict[str, float]:
+    """Write data.npz, model.pt, config.yaml and plain_loop.py into ``folder``; return generation facts.
+
+    With ``csv`` the splits are also written as train.csv and test.csv and config.yaml reads those
+    (data.kind csv, default batch size); plain_loop_csv.py is the plain loop over them."""
     rng = np.random.default_rng(SEED)
     w = rng.normal(size=features).astype(np.float32) / np.sqrt(features)
     arrays = {}
@@ -124,6 +172,15 @@ def make_inputs(folder: Path, rows: int, features: int, fit_steps: int) -> dict[
         encoding="utf-8",
     )
     (folder / "plain_loop.py").write_text(PLAIN_LOOP, encoding="utf-8")
+    if csv:  # the same arrays as train.csv / test.csv (column y the label) and a config that reads them
+        for split in ("train", "test"):
+            columns = {f"x{i}": arrays[f"X_{split}"][:, i] for i in range(features)}
+            write_csv(folder / f"{split}.csv", columns, arrays[f"y_{split}"])
+        config = (folder / "config.yaml").read_text(encoding="utf-8")
+        config = config.replace("  kind: npz\n  path: data.npz\n", "  kind: csv\n  train: train.csv\n  test: test.csv\n  target: y\n")
+        config = config.replace(f"  batch_size: {BATCH}\n", "")  # the default batch size, as a CSV user would leave it
+        (folder / "config.yaml").write_text(config, encoding="utf-8")
+        (folder / "plain_loop_csv.py").write_text(PLAIN_LOOP_CSV, encoding="utf-8")
     return {
         "npz_mb": (folder / "data.npz").stat().st_size / 2**20,
         "positive_rate": float(arrays["y_test"].mean()),
@@ -363,6 +420,92 @@ def bench_checks(rows: int, features: int) -> int:
     return 0
 
 
+RUN_PATH_CASES = ("plain loop, train+test (CSV)", "eval-only: run, checks off, json", "full: run, all checks, json")
+
+
+def run_path(args: argparse.Namespace) -> int:
+    """--run-path: CSV data, evaluate-only, JSON only, at --rows (default 250,000) and a fifth of it.
+
+    Three cases per size, alternated ``--repeat`` times (plain loop, reportgen with every check off,
+    reportgen with the whole battery); prints the table per size, the ratios to the plain loop at the
+    large size, and the marginal cost per row (the slope between the two sizes) in µs and bytes.
+    """
+    if args.threads > 0:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    rows_big = args.rows if args.rows != 1_000_000 else 250_000
+    sizes = (rows_big // 5, rows_big)
+    env = environment()
+    print(f"# reportgen run path, {env['date']}: CSV {sizes[0]:,} and {sizes[1]:,} rows per split x {args.features}, "
+          f"json only; python {env['python']}, torch {env['torch']}, {env['cpus']} CPUs (torch threads "
+          f"{env['torch_threads']}); reportgen at {git_head()}\n")
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-runpath-"))
+    best: dict[tuple[int, str], Measured] = {}
+    try:
+        ids: list[str] = []
+        for rows in sizes:
+            folder = root / f"rows{rows}"
+            folder.mkdir(parents=True, exist_ok=True)
+            make_inputs(folder, rows, args.features, args.fit_steps, csv=True)
+            if not ids:
+                ids, note = check_ids(args.python, folder / "logs")
+                if note:
+                    print(f"note: {note}")
+            disable = [a for cid in ids for a in ("--set", f"checks.{cid}.enabled=false")]
+            run = [args.python, "-m", "reportgen", "run", "config.yaml", "--quiet", "--format", "json"]
+            commands = {
+                RUN_PATH_CASES[0]: ([args.python, "plain_loop_csv.py", "model.pt", str(args.features), "train,test"], None),
+                RUN_PATH_CASES[1]: (run + ["--out", "out-eval"] + disable, folder / "out-eval" / "results.json"),
+                RUN_PATH_CASES[2]: (run + ["--out", "out-full"], folder / "out-full" / "results.json"),
+            }
+            for _ in range(max(args.repeat, 1)):  # alternate the cases so that a busy minute hits them alike
+                for name, (cmd, results_json) in commands.items():
+                    one = measure(name, cmd, folder, folder / "logs", (0, 1))
+                    if results_json is not None and one.ok:
+                        one.timing = read_timing(results_json)
+                    elif one.ok:
+                        try:
+                            inner = json.loads(one.stdout.strip().splitlines()[-1])["timing"]
+                            one.timing = {"load": inner["load"], "evaluate": inner["evaluate"]}
+                        except (ValueError, KeyError, IndexError):
+                            pass
+                    if not one.ok:
+                        print(f"  {name} at {rows:,}: FAILED rc {one.rc}: {tail(one.stderr, 4)}")
+                    kept = best.get((rows, name))
+                    if kept is None or (one.ok and (not kept.ok or one.wall < kept.wall)):
+                        if kept is not None and kept.rss_mb:
+                            one.rss_mb = max(one.rss_mb or 0.0, kept.rss_mb)
+                        best[(rows, name)] = one
+                    elif one.rss_mb and kept.rss_mb:
+                        kept.rss_mb = max(kept.rss_mb, one.rss_mb)
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
+        for rows in sizes:
+            results = [best[(rows, name)] for name in RUN_PATH_CASES]
+            print(f"## {rows:,} + {rows:,} rows, best of {max(args.repeat, 1)} (× plain: the plain loop over train+test)\n")
+            print(table(results, results[0]))
+            print()
+        plain_small, plain_big = best[(sizes[0], RUN_PATH_CASES[0])], best[(sizes[1], RUN_PATH_CASES[0])]
+        print("## Ratios and marginal cost per row (both splits' rows counted)\n")
+        delta_rows = 2 * (sizes[1] - sizes[0])
+        for name in RUN_PATH_CASES:
+            small, big = best[(sizes[0], name)], best[(sizes[1], name)]
+            if not (small.ok and big.ok and plain_big.ok and plain_small.ok):
+                continue
+            slope_us = (big.wall - small.wall) / delta_rows * 1e6
+            slope_cpu_us = (big.cpu - small.cpu) / delta_rows * 1e6
+            slope_b = (big.rss_mb - small.rss_mb) * 2**20 / delta_rows
+            plain_us = (plain_big.wall - plain_small.wall) / delta_rows * 1e6
+            plain_b = (plain_big.rss_mb - plain_small.rss_mb) * 2**20 / delta_rows
+            print(f"- {name}: at {sizes[1]:,} time {big.wall / plain_big.wall:.2f}x (CPU {big.cpu / plain_big.cpu:.2f}x), "
+                  f"peak RSS {big.rss_mb / plain_big.rss_mb:.2f}x; per row {slope_us:.2f} µs wall, {slope_cpu_us:.2f} µs CPU "
+                  f"({slope_us / plain_us:.2f}x the plain loop's), {slope_b:.0f} bytes ({slope_b / plain_b:.2f}x)")
+        return 0
+    finally:
+        if args.keep or args.workdir:
+            print(f"\ninputs and outputs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per split (train and test)")
@@ -390,7 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=0, metavar="N", help="only time reportgen history over N results.json files")
     parser.add_argument("--checks", action="store_true",
                         help="only time the slice, fairness and behaviour checks in-process on --rows test rows")
+    parser.add_argument("--run-path", action="store_true",
+                        help="only the run path on CSV data: plain loop, eval-only and full battery, json, at --rows "
+                             "(default 250,000) and a fifth of it, alternated --repeat times; prints the marginal cost per row")
     args = parser.parse_args(argv)
+    if args.run_path:
+        return run_path(args)
     if args.checks:
         if args.threads > 0:
             torch.set_num_threads(args.threads)
