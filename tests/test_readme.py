@@ -28,3 +28,17 @@ def test_main_job_config_exists():
     main_job = setup_commands()[0]
     config = re.search(r"reportgen run (\S+)", main_job).group(1)
     assert (REPO / config).is_file()
+
+
+def test_cpu_only_variant_installs_torch_from_the_cpu_index_and_the_main_command_keeps_pypi():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Set up without a GPU", 1)[1].split("\n## ", 1)[0]
+    commands = [block.strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)]
+    assert len(commands) == 1 and "\n" not in commands[0]
+    cpu_torch = ".venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_torch in commands[0]
+    assert commands[0].index(cpu_torch) < commands[0].index("pip install -e .")  # torch first: -e . then keeps it
+    assert commands[0].endswith(setup_commands()[0].split(" && ")[-1])  # the same main job
+    assert all("download.pytorch.org" not in c for c in setup_commands())
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'"torch>=2\.\d+"', pyproject)  # any recent torch, CPU or CUDA build
