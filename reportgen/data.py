@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,34 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class HashingReader(io.RawIOBase):
+    """A binary file read once for two purposes: what the parser reads also feeds a SHA-256 digest.
+
+    Used for CSV files, so that the fingerprint's hash costs no second pass over the file.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer`` and hash what was read."""
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            self.digest.update(memoryview(buffer)[:count])
+        return count or 0
+
+    def hexdigest(self) -> str:
+        """SHA-256 of the whole file (the part the parser did not read is read and hashed here)."""
+        for chunk in iter(lambda: self.raw.read(1 << 20), b""):
+            self.digest.update(chunk)
+        return self.digest.hexdigest()
 
 
 def _existing(resolve: Resolver, relative: str, key: str) -> Path:
@@ -103,6 +131,11 @@ def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:
 
 def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
     """Read one CSV or Parquet file; the label (classification) and categorical columns are read as text."""
+    return _read_table_hashed(path, cfg, task)[0]
+
+
+def _read_table_hashed(path: Path, cfg: TableData, task: str) -> tuple[pd.DataFrame, str]:
+    """``_read_table`` and the file's SHA-256 (of a CSV: computed on the bytes the parser reads, in the same pass)."""
     options = cfg.csv
     text_columns = set(cfg.categorical) | ({cfg.target} if task != "regression" and cfg.target else set())
     try:
@@ -113,13 +146,18 @@ def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
             na_values = {
                 name: ([""] + extra_na) if name in text_columns else list(PANDAS_NA_SPELLINGS) + extra_na for name in header
             }
-            frame = pd.read_csv(
-                path, sep=options.sep, decimal=options.decimal, thousands=options.thousands, encoding=options.encoding,
-                skipinitialspace=True, keep_default_na=False, na_values=na_values,
-                dtype={name: str for name in header if name in text_columns}, engine="c" if len(options.sep) == 1 else "python",
-            )
+            with path.open("rb", buffering=0) as raw:
+                hashing = HashingReader(raw)
+                frame = pd.read_csv(
+                    io.BufferedReader(hashing, 1 << 20), sep=options.sep, decimal=options.decimal,
+                    thousands=options.thousands, encoding=options.encoding, skipinitialspace=True, keep_default_na=False,
+                    na_values=na_values, dtype={name: str for name in header if name in text_columns},
+                    engine="c" if len(options.sep) == 1 else "python",
+                )
+                sha256 = hashing.hexdigest()
         else:
             frame = pd.read_parquet(path)
+            sha256 = file_sha256(path)
             for column in text_columns & set(frame.columns):
                 frame[column] = _as_text(frame[column])
     except ImportError as exc:
@@ -132,7 +170,7 @@ def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path} has no data rows")
     frame.columns = [str(c) for c in frame.columns]
-    return frame
+    return frame, sha256
 
 
 def _as_text(values: pd.Series) -> pd.Series:
@@ -158,7 +196,7 @@ def _label_strings(values: pd.Series) -> np.ndarray:
 def _sorted_classes(labels: np.ndarray) -> list[str]:
     """Sorted unique labels; numerically only when every label is a plain number without leading zeros
     ("2" < "10"), else as text, so codes such as "001", "010", "100" keep their order and spelling."""
-    unique = sorted(set(labels.tolist()))
+    unique = sorted(pd.unique(labels).tolist())
     if all(_PLAIN_NUMBER.match(label) for label in unique):
         return sorted(unique, key=float)
     return unique
@@ -239,13 +277,7 @@ class TablePreprocessor:
         """
         n = len(frame)
         matrix = np.zeros((n, len(self.feature_names)), dtype=np.float32)
-        for position, column in enumerate(self.numeric):
-            values = frame[column].to_numpy(dtype=np.float64)
-            if impute:
-                values = np.where(np.isnan(values), self.means[column], values)
-            if self.standardize:
-                values = (values - self.means[column]) / self.stds[column]
-            matrix[:, position] = values
+        self._numeric_block(frame, impute, matrix)
         offset = len(self.numeric)
         rows = np.arange(n)
         for column, categories in self.categorical.items():
@@ -257,6 +289,30 @@ class TablePreprocessor:
             matrix[rows[known], offset + codes[known]] = 1.0
             offset += len(categories)
         return matrix
+
+    def _numeric_block(self, frame: pd.DataFrame, impute: bool, matrix: np.ndarray) -> None:
+        """Fill ``matrix[:, :len(numeric)]`` with the numeric columns, imputed and standardised, in row chunks.
+
+        Each chunk is one (chunk, k) float64 array computed as ``(x - mean) / std`` in place and cast once to
+        float32: the same values as column by column, in a fraction of the time, and never an (n, k) float64
+        copy of the data. An empty cell (under missing: mean) takes the train mean, i.e. 0 once standardised.
+        """
+        if not self.numeric:
+            return
+        columns = [frame[column].to_numpy(dtype=np.float64) for column in self.numeric]  # views of float64 columns
+        means = np.array([self.means[c] for c in self.numeric], dtype=np.float64)
+        stds = np.array([self.stds[c] for c in self.numeric], dtype=np.float64)
+        fill = np.zeros_like(means) if self.standardize else means
+        k = len(columns)
+        step = max(1, (1 << 22) // (8 * k))  # about 4 MB of float64 per chunk
+        for start in range(0, len(frame), step):
+            chunk = np.stack([column[start : start + step] for column in columns], axis=1)
+            if self.standardize:
+                np.subtract(chunk, means, out=chunk)
+                np.divide(chunk, stds, out=chunk)
+            if impute:
+                np.copyto(chunk, np.broadcast_to(fill, chunk.shape), where=np.isnan(chunk))
+            matrix[start : start + step, :k] = chunk
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe summary for the report's data fingerprint."""
@@ -325,10 +381,10 @@ def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str, miss
     Infinite cells are empty cells when data.missing is drop or mean, an error otherwise; a number beyond
     float32's range (the model's input type) is always an error.
     """
-    frame = frame.copy()
+    converted: dict[str, np.ndarray] = {}  # only the columns whose values change; the frame itself is not copied
     for column in numeric:
         if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            values = frame[column].astype(np.float64)
+            values = frame[column]
         else:
             values = pd.to_numeric(frame[column], errors="coerce")
             bad = (values.isna() & frame[column].notna()).to_numpy()
@@ -347,7 +403,8 @@ def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str, miss
                 raise DataError(
                     f"{source}: column {column!r} is numeric but {count} of its cells are not numbers ({_cells(frame, column, bad)}); {hint}"
                 )
-        array = values.to_numpy(dtype=np.float64)
+        array = values.to_numpy(dtype=np.float64)  # a view when the column is float64 already
+        changed = frame[column].dtype != np.float64
         infinite = np.isinf(array)
         if infinite.any():
             if missing == "error":
@@ -355,13 +412,19 @@ def _numeric_or_error(frame: pd.DataFrame, numeric: list[str], source: str, miss
                     f"{source}: column {column!r} has {int(infinite.sum())} infinite cell(s) ({_cells(frame, column, infinite)}); "
                     "set data.missing: drop or mean to treat them as empty"
                 )
-            array = np.where(infinite, np.nan, array)
-        too_large = np.abs(np.nan_to_num(array)) > FLOAT32_MAX
+            array, changed = np.where(infinite, np.nan, array), True
+        too_large = np.abs(array) > FLOAT32_MAX  # NaN compares False; infinities are gone by now
         if too_large.any():
             raise DataError(
                 f"{source}: column {column!r} has {int(too_large.sum())} number(s) beyond float32's range ±{FLOAT32_MAX:.3g} "
                 f"({_cells(frame, column, too_large)}); rescale the column (e.g. to thousands or a logarithm)"
             )
+        if changed:
+            converted[column] = array
+    if not converted:
+        return frame
+    frame = frame.copy(deep=False)  # the caller's frame keeps its columns (pandas copy-on-write)
+    for column, array in converted.items():
         frame[column] = array
     return frame
 
@@ -372,9 +435,8 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
     hashes: dict[str, str] = {}
     if cfg.path:
         path = _existing(resolve, cfg.path, "data.path")
-        whole = _read_table(path, cfg, task)
+        whole, hashes[path.name] = _read_table_hashed(path, cfg, task)
         sources = {"all": path.name}
-        hashes[path.name] = file_sha256(path)
         frames = {"all": whole}
     else:
         frames = {}
@@ -383,9 +445,8 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
             if relative is None:
                 continue
             path = _existing(resolve, relative, f"data.{name}")
-            frames[name] = _read_table(path, cfg, task)
+            frames[name], hashes[path.name] = _read_table_hashed(path, cfg, task)
             sources[name] = path.name
-            hashes[path.name] = file_sha256(path)
 
     first = next(iter(frames.values()))
     first_source = next(iter(sources.values()))
@@ -476,16 +537,18 @@ def _encode_labels(
     texts = {name: _label_strings(column) for name, column in columns.items()}
     classes = list(cfg.classes) if cfg.classes else _sorted_classes(texts["train"])
     index_of = {c: i for i, c in enumerate(classes)}
+    names, indices = pd.Index(list(index_of), dtype=object), np.array(list(index_of.values()), dtype=np.int64)
     arrays = {}
     for name, labels in texts.items():
-        unknown = [i for i, label in enumerate(labels) if label not in index_of]
-        if unknown:
+        found = names.get_indexer(labels)  # one hash lookup per row; -1 for a label that is not a class
+        unknown = np.flatnonzero(found < 0)
+        if len(unknown):
             row = int(columns[name].index[unknown[0]]) + 1
             raise DataError(
                 f"{sources[name]}: label {labels[unknown[0]]!r} at data row {row} is not one of the classes "
                 f"{classes}{' (data.classes)' if cfg.classes else ' (seen in train)'}"
             )
-        arrays[name] = np.array([index_of[label] for label in labels], dtype=np.int64)
+        arrays[name] = indices[found]
     return classes, _positive(classes, arrays["train"], cfg, task), arrays
 
 
@@ -740,7 +803,7 @@ def load_reference(cfg: DataConfig, resolve: Resolver, task: str) -> pd.DataFram
     if not isinstance(cfg, TableData):
         raise ConfigError(f"data.reference needs csv or parquet data, not data.kind {cfg.kind}")
     path = _existing(resolve, reference, "data.reference")
-    frame = _read_table(path, cfg, task)
+    frame, sha256 = _read_table_hashed(path, cfg, task)
     frame = frame.drop(columns=[cfg.target]) if cfg.target in frame.columns else frame
-    frame.attrs["source"] = {"file": path.name, "sha256": file_sha256(path)}
+    frame.attrs["source"] = {"file": path.name, "sha256": sha256}
     return frame

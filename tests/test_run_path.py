@@ -1,0 +1,88 @@
+"""The run path's fast code gives the results of the plain definitions it replaces (data, inference, metrics)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reportgen.config import validate
+from reportgen.data import TablePreprocessor, _numeric_or_error, load_data
+from reportgen.errors import DataError
+
+from conftest import SAMPLES
+
+
+def load(tmp_path: Path, task: str = "binary", **data):
+    """Validate a data section and load it relative to tmp_path."""
+    config = validate({"name": "t", "task": task, "data": data, "model": {"kind": "mlp"}})
+    return load_data(config.data, task, lambda rel: tmp_path / rel, seed=config.seed)
+
+
+def test_csv_fingerprint_hashes_are_the_files_sha256(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """The hash is computed on the bytes the parser reads, in the same pass: it must equal hashlib's of the file."""
+    half = len(breast_cancer_frame) // 2
+    breast_cancer_frame.iloc[:half].to_csv(tmp_path / "train.csv", index=False)
+    breast_cancer_frame.iloc[half:].to_csv(tmp_path / "test.csv", index=False)
+    bundle = load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis")
+    for name in ("train.csv", "test.csv"):
+        assert bundle.fingerprint["files"][name] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    (tmp_path / "default.csv").write_bytes((SAMPLES / "data" / "default.csv").read_bytes())
+    whole = load(tmp_path, kind="csv", path="default.csv", target="default", ignore=["rownames"], categorical=["student"])
+    assert whole.fingerprint["files"]["default.csv"] == hashlib.sha256((tmp_path / "default.csv").read_bytes()).hexdigest()
+
+
+def _column_by_column(pre: TablePreprocessor, frame: pd.DataFrame, impute: bool) -> np.ndarray:
+    """The plain definition: each numeric column imputed with its train mean, then (x - mean) / std, as float32."""
+    out = np.zeros((len(frame), len(pre.numeric)), dtype=np.float32)
+    for position, column in enumerate(pre.numeric):
+        values = frame[column].to_numpy(dtype=np.float64)
+        if impute:
+            values = np.where(np.isnan(values), pre.means[column], values)
+        if pre.standardize:
+            values = (values - pre.means[column]) / pre.stds[column]
+        out[:, position] = values
+    return out
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_numeric_block_equals_the_column_by_column_definition(breast_cancer_frame: pd.DataFrame, standardize: bool):
+    frame = breast_cancer_frame.drop(columns=["diagnosis"]).astype(np.float64)
+    numeric = list(frame.columns)
+    rng = np.random.default_rng(0)
+    holes = frame.to_numpy().copy()
+    holes[rng.random(holes.shape) < 0.05] = np.nan  # empty cells, imputed with the train mean
+    with_holes = pd.DataFrame(holes, columns=numeric)
+    big = pd.concat([with_holes] * 40, ignore_index=True)  # 22,760 rows: several row chunks
+    pre = TablePreprocessor.fit(big, numeric, [], standardize)
+    matrix = pre.transform(big, impute=True)
+    assert np.array_equal(matrix, _column_by_column(pre, big, impute=True))  # bit for bit
+    assert np.array_equal(pre.transform(frame, impute=False), _column_by_column(pre, frame, impute=False))
+
+
+def test_numeric_conversion_leaves_the_callers_frame_alone():
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": [1.5, np.inf, 2.5], "c": [0.5, 1.0, 2.0], "y": ["p", "q", "p"]})
+    before = frame.copy()
+    converted = _numeric_or_error(frame, ["a", "b", "c"], "t.csv", "mean")
+    pd.testing.assert_frame_equal(frame, before)
+    assert converted["a"].dtype == np.float64 and np.isnan(converted["b"].iloc[1])
+    assert converted["c"].to_numpy().tolist() == [0.5, 1.0, 2.0]
+    with pytest.raises(DataError, match="column 'b' has 1 infinite cell"):
+        _numeric_or_error(frame, ["a", "b"], "t.csv", "error")
+
+
+def test_labels_are_encoded_by_class_index_and_an_unknown_label_is_named(tmp_path: Path):
+    default = pd.read_csv(SAMPLES / "data" / "default.csv")
+    default.to_csv(tmp_path / "d.csv", index=False)
+    bundle = load(tmp_path, kind="csv", path="d.csv", target="default", ignore=["rownames"], categorical=["student"],
+                  classes=["No", "Yes"])
+    for split in bundle.splits.values():
+        expected = (default.loc[split.source_rows, "default"].to_numpy() == "Yes").astype(np.int64)
+        assert split.labels.dtype == np.int64 and np.array_equal(split.labels, expected)
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "b"]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "c"]}).to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"test.csv: label 'c' at data row 3 is not one of the classes \['a', 'b'\]"):
+        load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="y")
