@@ -33,6 +33,30 @@ def model_outputs(
         model.train(was_training)
 
 
+INFERENCE_MAX_FACTOR = 8
+"""An evaluation batch holds at most this many times ``data.batch_size`` samples."""
+INFERENCE_MAX_SAMPLES = 4096
+"""... at most this many samples (the batch of bench/'s plain PyTorch loop) ..."""
+INFERENCE_MAX_INPUT_BYTES = 16 * 2**20
+"""... and at most this many bytes of float32 input (16 MiB; 128-byte rows of 32 features reach the sample cap first)."""
+
+
+def inference_batch_size(batch_size: int, input_shape: tuple[int, ...]) -> int:
+    """Samples per batch when scoring a split without gradients: larger than the training batch, bounded.
+
+    Every batch of evaluation pays a fixed cost (a Python step, the loss, a finiteness check, copies to
+    NumPy), so the training batch (default 512) makes scoring a large split several times slower than it
+    need be. Without gradients no activations are kept for a backward pass, so a forward pass over a
+    larger batch needs far less memory than a training step of the same size. The size is
+    ``min(8 * batch_size, 4096, 16 MiB / (4 bytes * prod(input_shape)))``, never below ``batch_size``:
+    4096 for the default 512 and any small tabular input; the training batch itself for images large
+    enough that 16 MiB holds fewer samples (a 3x224x224 image: 27). Lower ``data.batch_size`` to lower it.
+    """
+    sample_bytes = 4 * max(1, int(np.prod(input_shape, dtype=np.int64)))
+    bounded = min(INFERENCE_MAX_FACTOR * batch_size, INFERENCE_MAX_SAMPLES, INFERENCE_MAX_INPUT_BYTES // sample_bytes)
+    return max(batch_size, bounded)
+
+
 def metric_state(task: str, num_classes: int) -> ClassificationState | RegressionState:
     """An empty additive metric state for the task."""
     return RegressionState() if task == "regression" else ClassificationState(num_classes)

@@ -21,7 +21,7 @@ from reportgen.distributed import World, broadcast_module, evaluate_sharded
 from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
-from reportgen.evaluation import evaluate
+from reportgen.evaluation import evaluate, inference_batch_size
 from reportgen.metrics import SWEEP_THRESHOLDS, classification_metrics, plot_curves, regression_metrics, threshold_sweep
 from reportgen.models import ModelInfo, build_model, describe_model, model_identity, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
@@ -229,17 +229,18 @@ def _execute(
     loss_name = resolve_loss_name(cfg.training.loss if cfg.training else "auto", info.output_kind)
     loss_fn = make_loss(loss_name, info.output_kind, data.positive_index, None)
     predictions: dict[str, Predictions] = {}
+    scoring_batch = inference_batch_size(cfg.data.batch_size, data.input_shape)
     for name, split in data.splits.items():
         on_batch = functools.partial(progress.batches, name, total=split.n)
 
         def evaluate_part(part: SplitData, on_part: Callable[[int], None] | None) -> Predictions:
             return evaluate(
                 model, part, task=cfg.task, output_kind=info.output_kind, positive_index=data.positive_index,
-                threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=cfg.data.batch_size,
+                threshold=cfg.model.threshold, loss_fn=loss_fn, batch_size=scoring_batch,
                 device=prepared.device, num_classes=data.num_classes, on_batch=on_part,
             )
 
-        gathered = evaluate_sharded(split, world, cfg.data.batch_size, evaluate_part, on_batch)
+        gathered = evaluate_sharded(split, world, scoring_batch, evaluate_part, on_batch)
         if gathered is not None:
             predictions[name] = gathered
     if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report

@@ -86,3 +86,35 @@ def test_labels_are_encoded_by_class_index_and_an_unknown_label_is_named(tmp_pat
     pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "c"]}).to_csv(tmp_path / "test.csv", index=False)
     with pytest.raises(DataError, match=r"test.csv: label 'c' at data row 3 is not one of the classes \['a', 'b'\]"):
         load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="y")
+
+
+def test_inference_batch_is_larger_than_the_training_batch_and_bounded():
+    from reportgen.evaluation import inference_batch_size
+
+    assert inference_batch_size(512, (32,)) == 4096  # the default batch, a small table: the sample cap
+    assert inference_batch_size(128, (4,)) == 1024  # 8x the training batch
+    assert inference_batch_size(8, (3, 224, 224)) == 27  # 16 MiB of float32 input
+    assert inference_batch_size(64, (3, 224, 224)) == 64  # never below the training batch
+    assert inference_batch_size(10_000, (32,)) == 10_000
+
+
+def test_scoring_with_the_inference_batch_gives_the_training_batch_scores(tmp_path: Path, breast_cancer_frame):
+    """Per-sample scores do not depend on how samples are batched (up to float rounding), nor do the classes."""
+    import torch
+
+    from reportgen.evaluation import evaluate, inference_batch_size
+    from reportgen.outputs import make_loss
+
+    big = pd.concat([breast_cancer_frame] * 8, ignore_index=True)  # 4,552 rows: several batches of either size
+    big.to_csv(tmp_path / "c.csv", index=False)
+    bundle = load(tmp_path, kind="csv", path="c.csv", target="diagnosis", split={"val": 0.0, "test": 0.5}, batch_size=64)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    loss_fn = make_loss("bce", "sigmoid", bundle.positive_index, None)
+    runs = [evaluate(model, bundle.splits["test"], task="binary", output_kind="sigmoid", positive_index=bundle.positive_index,
+                     threshold=0.5, loss_fn=loss_fn, batch_size=size, device=torch.device("cpu"), num_classes=2)
+            for size in (64, inference_batch_size(64, bundle.input_shape))]
+    assert inference_batch_size(64, bundle.input_shape) == 512
+    assert np.allclose(runs[0].probs, runs[1].probs, rtol=0, atol=1e-6)
+    assert np.array_equal(runs[0].y_pred, runs[1].y_pred) and np.array_equal(runs[0].y_true, runs[1].y_true)
+    assert runs[0].loss == pytest.approx(runs[1].loss, rel=1e-6)
