@@ -94,6 +94,21 @@ def _binary_curve(y: np.ndarray, s: np.ndarray) -> _BinaryCurve:
     return _BinaryCurve(s_sorted[last_of_group], tps, fps, positives, int(y.size) - positives)
 
 
+def score_curve(pred: Predictions, column: int) -> _BinaryCurve | None:
+    """The binary curve of class ``column`` against the rest on ``pred`` (its probabilities in column
+    ``column``), computed once per split and class and kept in ``pred.score_curves``; None without
+    probabilities or when a score is not finite. The one sort behind ROC AUC, average precision, the ROC
+    and PR plot curves and every threshold sweep of the split.
+    """
+    if pred.probs is None:
+        return None
+    if column not in pred.score_curves:
+        scores = np.asarray(pred.probs, dtype=np.float64)[:, column]
+        finite = bool(np.isfinite(scores).all())
+        pred.score_curves[column] = _binary_curve(np.asarray(pred.y_true) == column, scores) if finite else None
+    return pred.score_curves[column]
+
+
 def _auc_from_curve(curve: _BinaryCurve) -> float | None:
     """Rank (Mann-Whitney) AUC, ties counted one half; None unless both classes are present."""
     if curve.positives == 0 or curve.negatives == 0:
@@ -133,14 +148,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 def threshold_sweep(y_binary: Any, scores: Any, thresholds: Sequence[float]) -> dict[str, list]:
     """Precision, recall, F1 and predicted-positive count at each threshold (positive: score >= t)."""
     y, s = _binary_inputs(y_binary, scores)
+    return sweep_from_curve(_binary_curve(y, s), thresholds)
+
+
+def prediction_threshold_sweep(pred: Predictions, positive_index: int, thresholds: Sequence[float]) -> dict[str, list] | None:
+    """``threshold_sweep`` of the positive class's scores on ``pred``, from the split's one sort (``score_curve``);
+    None without probabilities or when a score is not finite."""
+    curve = score_curve(pred, positive_index)
+    return None if curve is None else sweep_from_curve(curve, thresholds)
+
+
+def sweep_from_curve(curve: _BinaryCurve, thresholds: Sequence[float]) -> dict[str, list]:
+    """``threshold_sweep`` read off a binary curve: the samples with score >= t are those of the distinct
+    scores >= t, whose cumulative counts the curve holds (exact integers, no second sort)."""
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-    order = np.argsort(s, kind="stable")
-    s_sorted = s[order]
-    positives_below = np.r_[0, np.cumsum(y[order], dtype=np.int64)]
-    first_at_or_above = np.searchsorted(s_sorted, t, side="left")
-    predicted = s.size - first_at_or_above
-    tp = positives_below[-1] - positives_below[first_at_or_above]
-    positives = int(positives_below[-1])
+    distinct_at_or_above = curve.thresholds.size - np.searchsorted(curve.thresholds[::-1], t, side="left")
+    last = distinct_at_or_above - 1  # index of the lowest distinct score >= t, -1 when there is none
+    tp = np.where(last >= 0, curve.tps[np.maximum(last, 0)], 0) if curve.tps.size else np.zeros(t.size, np.int64)
+    fp = np.where(last >= 0, curve.fps[np.maximum(last, 0)], 0) if curve.fps.size else np.zeros(t.size, np.int64)
+    predicted = tp + fp
+    positives = curve.positives
     precision = [_ratio(a, b) for a, b in zip(tp.tolist(), predicted.tolist())]
     recall = [_ratio(a, positives) for a in tp.tolist()]
     return {
@@ -348,9 +375,10 @@ def _mcc(cm: np.ndarray) -> float:
 
 
 def _probability_metrics(
-    y: np.ndarray, probs: np.ndarray | None, positive_index: int | None
+    y: np.ndarray, probs: np.ndarray | None, positive_index: int | None, pred: Predictions | None = None
 ) -> dict[str, float | None]:
-    """roc_auc, pr_auc, log_loss and brier from class probabilities (None where undefined)."""
+    """roc_auc, pr_auc, log_loss and brier from class probabilities (None where undefined); with ``pred``
+    (whose y_true and probs these are) the curves come from its per-split sort (``score_curve``)."""
     out: dict[str, float | None] = {"roc_auc": None, "pr_auc": None, "log_loss": None, "brier": None}
     if probs is None or y.size == 0:
         return out
@@ -363,16 +391,20 @@ def _probability_metrics(
     clipped = np.clip(probs, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     clipped /= clipped.sum(axis=1, keepdims=True)
     out["log_loss"] = _float(-np.log(clipped[rows, y]).mean())
+    def curve_of(column: int) -> _BinaryCurve:
+        cached = score_curve(pred, column) if pred is not None else None
+        return cached if cached is not None else _binary_curve(y == column, probs[:, column])
+
     if positive_index is not None:
         is_pos = y == positive_index
-        curve = _binary_curve(is_pos, probs[:, positive_index])
+        curve = curve_of(positive_index)
         out["roc_auc"] = _auc_from_curve(curve)
         out["pr_auc"] = _ap_from_curve(curve)
         out["brier"] = _float(np.square(probs[:, positive_index] - is_pos).mean())
         return out
     aucs, aps = [], []
     for c in range(probs.shape[1]):
-        curve = _binary_curve(y == c, probs[:, c])
+        curve = curve_of(c)
         aucs.append(_auc_from_curve(curve))
         aps.append(_ap_from_curve(curve))
     defined_auc = [a for a in aucs if a is not None]
@@ -435,7 +467,7 @@ def classification_metrics(
         "f1_macro": macro(f1),
         "f1_weighted": _ratio(np.dot(f1, support), n) if n else None,
         "mcc": _mcc(cm) if n else None,
-        **_probability_metrics(np.asarray(pred.y_true, dtype=np.int64), pred.probs, positive_index),
+        **_probability_metrics(np.asarray(pred.y_true, dtype=np.int64), pred.probs, positive_index, pred),
         "classes": list(classes),
         "confusion_matrix": cm.tolist(),
         "per_class": per_class,
@@ -510,9 +542,9 @@ def _binary_curves(pred: Predictions, positive_index: int, threshold: float, max
     assert pred.probs is not None
     scores = np.asarray(pred.probs, dtype=np.float64)[:, positive_index]
     y = np.asarray(pred.y_true) == positive_index
-    if not np.isfinite(scores).all():
+    curve = score_curve(pred, positive_index)
+    if curve is None:  # a score that is not finite
         return dict.fromkeys(("roc", "pr", "operating_point", "calibration", "threshold_sweep"))
-    curve = _binary_curve(y, scores)
     flagged = scores >= threshold
     tp = int(np.count_nonzero(flagged & y))
     false_pos = int(np.count_nonzero(flagged)) - tp
@@ -527,7 +559,7 @@ def _binary_curves(pred: Predictions, positive_index: int, threshold: float, max
             "recall": _ratio(tp, curve.positives),
         },
         "calibration": calibration_bins(scores, y),
-        "threshold_sweep": threshold_sweep(y, scores, SWEEP_THRESHOLDS),
+        "threshold_sweep": sweep_from_curve(curve, SWEEP_THRESHOLDS),
     }
 
 
@@ -542,7 +574,8 @@ def _multiclass_curves(pred: Predictions, classes: Sequence[str], max_points: in
     return {
         "calibration": calibration_bins(probs.max(axis=1), correct),
         "roc_per_class": {
-            name: _roc_points(_binary_curve(y == i, probs[:, i]), max_points) for i, name in enumerate(classes)
+            name: _roc_points(score_curve(pred, i) or _binary_curve(y == i, probs[:, i]), max_points)
+            for i, name in enumerate(classes)
         },
     }
 

@@ -22,7 +22,9 @@ from reportgen.gate import correctness_record, gate_block, gate_overrides, stric
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate, inference_batch_size
-from reportgen.metrics import SWEEP_THRESHOLDS, classification_metrics, plot_curves, regression_metrics, threshold_sweep
+from reportgen.metrics import (
+    SWEEP_THRESHOLDS, classification_metrics, plot_curves, prediction_threshold_sweep, regression_metrics, threshold_sweep,
+)
 from reportgen.models import ModelInfo, build_model, describe_model, model_identity, probe_outputs, state_dict_bytes
 from reportgen.outputs import make_loss, resolve_loss_name
 from reportgen.render.html import check_templates
@@ -255,8 +257,9 @@ def _execute(
     val = predictions.get("val")
     if cfg.task == "binary" and val is not None and val.probs is not None and data.positive_index is not None:
         # A threshold is chosen on val, never on test (the page-1 fix suggestion reads this sweep).
-        curves["val"] = {"threshold_sweep": threshold_sweep(val.y_true == data.positive_index,
-                                                            val.probs[:, data.positive_index], SWEEP_THRESHOLDS)}
+        curves["val"] = {"threshold_sweep": prediction_threshold_sweep(val, data.positive_index, SWEEP_THRESHOLDS)
+                         or threshold_sweep(val.y_true == data.positive_index, val.probs[:, data.positive_index],
+                                            SWEEP_THRESHOLDS)}  # the second only to raise on a score that is not finite
     timing["evaluate"] = time.perf_counter() - t0
 
     progress.stage("running checks")

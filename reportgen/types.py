@@ -78,6 +78,9 @@ class Predictions:
     state: Any = field(default=None, compare=False, repr=False)
     """The additive metric state (reportgen.metrics ClassificationState or RegressionState) fed while the
     batches were evaluated; None when the predictions were built otherwise (the metrics then replay them)."""
+    score_curves: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Memo of reportgen.metrics.score_curve by class index: each class's scores are sorted once per split,
+    and metrics, plot curves, threshold sweeps and checks share that sort."""
 
     @property
     def n(self) -> int:

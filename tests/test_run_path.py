@@ -118,3 +118,54 @@ def test_scoring_with_the_inference_batch_gives_the_training_batch_scores(tmp_pa
     assert np.allclose(runs[0].probs, runs[1].probs, rtol=0, atol=1e-6)
     assert np.array_equal(runs[0].y_pred, runs[1].y_pred) and np.array_equal(runs[0].y_true, runs[1].y_true)
     assert runs[0].loss == pytest.approx(runs[1].loss, rel=1e-6)
+
+
+def _binary_predictions_with_ties(seed: int = 0):
+    """Breast-cancer labels with scores from a logistic regression, rounded to 2 decimals (many ties)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from reportgen.types import Predictions
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = StandardScaler().fit_transform(x)
+    p = np.round(LogisticRegression(C=0.05, max_iter=500).fit(x[::2], y[::2]).predict_proba(x)[:, 1], 2)
+    probs = np.stack([1 - p, p], axis=1).astype(np.float32)
+    return Predictions(split="test", y_true=y.astype(np.int64), y_pred=(probs[:, 1] >= 0.5).astype(np.int64),
+                       probs=probs, loss=0.0)
+
+
+def test_threshold_sweep_from_the_splits_one_sort_matches_scikit_learn():
+    from sklearn.metrics import precision_score, recall_score
+
+    from reportgen.metrics import SWEEP_THRESHOLDS, prediction_threshold_sweep, threshold_sweep
+
+    pred = _binary_predictions_with_ties()
+    scores = pred.probs[:, 1].astype(np.float64)
+    thresholds = list(SWEEP_THRESHOLDS) + [0.0, 0.5, 1.0, 1.5, float(scores[3])]  # on tied values, outside [0, 1]
+    sweep = prediction_threshold_sweep(pred, 1, thresholds)
+    assert sweep == threshold_sweep(pred.y_true == 1, scores, thresholds)
+    for i, t in enumerate(thresholds):
+        flagged = scores >= t
+        assert sweep["predicted_positive"][i] == int(flagged.sum())
+        assert sweep["recall"][i] == pytest.approx(recall_score(pred.y_true, flagged.astype(int), zero_division=0), abs=1e-15)
+        if flagged.any():
+            assert sweep["precision"][i] == pytest.approx(precision_score(pred.y_true, flagged.astype(int)), abs=1e-15)
+
+
+def test_metrics_curves_and_sweeps_share_one_sort_per_split():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from reportgen.metrics import classification_metrics, plot_curves, prediction_threshold_sweep
+
+    pred = _binary_predictions_with_ties()
+    metrics = classification_metrics(pred, ("malignant", "benign"), 1)
+    curve = pred.score_curves[1]
+    curves = plot_curves(pred, "binary", 1, 0.5, classes=("malignant", "benign"))
+    prediction_threshold_sweep(pred, 1, [0.3])
+    assert pred.score_curves == {1: curve} and pred.score_curves[1] is curve  # nothing sorted again
+    scores = pred.probs[:, 1].astype(np.float64)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(pred.y_true, scores), abs=1e-12)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(pred.y_true, scores), abs=1e-12)
+    assert curves["roc"]["auc"] == metrics["roc_auc"] and curves["pr"]["auc"] == metrics["pr_auc"]

@@ -303,11 +303,12 @@ class ThresholdTradeoff(Check):
             which = "only" if positives else "no"
             return Finding.skip(f"the {split} split holds {which} samples of the positive class "
                                 f"{ctx.classes[ctx.positive_index]!r}, so precision and recall cannot trade off")
-        sweep = M.threshold_sweep(y, scores, M.SWEEP_THRESHOLDS)
+        sweep = M.prediction_threshold_sweep(pred, ctx.positive_index, M.SWEEP_THRESHOLDS)  # the split's one sort
+        operating = M.prediction_threshold_sweep(pred, ctx.positive_index, [ctx.threshold])
+        assert sweep is not None and operating is not None  # probabilities present and finite (checked above)
         f1 = np.asarray(sweep["f1"])
         best = int(np.argmax(f1))
         best_t = sweep["thresholds"][best]
-        operating = M.threshold_sweep(y, scores, [ctx.threshold])
         op = {k: operating[k][0] for k in ("precision", "recall", "f1", "predicted_positive")}
         evidence: dict[str, Any] = {
             "split": split, **sweep,
