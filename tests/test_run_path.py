@@ -169,3 +169,18 @@ def test_metrics_curves_and_sweeps_share_one_sort_per_split():
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(pred.y_true, scores), abs=1e-12)
     assert metrics["pr_auc"] == pytest.approx(average_precision_score(pred.y_true, scores), abs=1e-12)
     assert curves["roc"]["auc"] == metrics["roc_auc"] and curves["pr"]["auc"] == metrics["pr_auc"]
+
+
+def test_target_leakage_binary_auc_is_scikit_learns_exactly_with_ties_and_outliers():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import roc_auc_score
+
+    from reportgen.checks.data_checks import _rank_auc_scores
+
+    x, y = load_breast_cancer(return_X_y=True)
+    columns = [x[:, j] for j in range(x.shape[1])]
+    columns += [np.round(x[:, 0]), np.where(np.arange(y.size) == 7, 1e12, x[:, 3])]  # heavy ties; one huge outlier
+    for column in columns:
+        reference = roc_auc_score(y, column)
+        assert _rank_auc_scores(column, y.astype(np.int64), 2) == pytest.approx(max(reference, 1 - reference), abs=1e-15)
+    assert _rank_auc_scores(x[:, 0], np.zeros(y.size, np.int64), 2) is None  # one class: no AUC

@@ -268,6 +268,8 @@ def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | 
         x, y = x[finite], y[finite]
     if x.size < 2:
         return None
+    if num_classes == 2:
+        return _binary_rank_auc(x, y == 1)
     values, inverse = np.unique(x, return_inverse=True)
     inverse = inverse.reshape(-1)
     counts = np.bincount(inverse * num_classes + y, minlength=values.size * num_classes)
@@ -286,6 +288,23 @@ def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | 
     first, second = first[both], second[both]
     auc = wins[first, second] / (sizes[first] * sizes[second])
     return float(np.maximum(auc, 1.0 - auc).mean())
+
+
+def _binary_rank_auc(x: np.ndarray, positive: np.ndarray) -> float | None:
+    """The binary case of ``_rank_auc_scores``, exact, from two value sorts instead of an argsort and ``np.unique``.
+
+    For each positive, the negatives below it and tied with it are found by binary search in the sorted
+    negatives: U = sum(below) + sum(tied) / 2 (Mann-Whitney), AUC = U / (P * N), folded to max(AUC, 1 - AUC).
+    The counts are integers, so U is exact; sorting values (not indices) is several times faster in numpy.
+    """
+    positives, negatives = np.sort(x[positive]), np.sort(x[~positive])
+    if positives.size == 0 or negatives.size == 0:
+        return None
+    below = np.searchsorted(negatives, positives, side="left")
+    at_or_below = np.searchsorted(negatives, positives, side="right")
+    wins = float(below.sum()) + 0.5 * float((at_or_below - below).sum())
+    auc = wins / (float(positives.size) * float(negatives.size))
+    return max(auc, 1.0 - auc)
 
 
 @register
