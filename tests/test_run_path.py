@@ -184,3 +184,36 @@ def test_target_leakage_binary_auc_is_scikit_learns_exactly_with_ties_and_outlie
         reference = roc_auc_score(y, column)
         assert _rank_auc_scores(column, y.astype(np.int64), 2) == pytest.approx(max(reference, 1 - reference), abs=1e-15)
     assert _rank_auc_scores(x[:, 0], np.zeros(y.size, np.int64), 2) is None  # one class: no AUC
+
+
+def test_fingerprints_are_computed_per_kind_when_read_and_match_as_before(breast_cancer_frame: pd.DataFrame):
+    """Lazy hashes equal the one-pass hashes; a clean pair of splits never needs the exact hashes;
+    planted copies (bit-identical and reformatted) are matched with the right exactness."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from reportgen.checks import fingerprints
+    from reportgen.types import SplitData
+
+    x = breast_cancer_frame.drop(columns=["diagnosis"]).to_numpy(dtype=np.float32, copy=True)
+    y = np.zeros(len(x), dtype=np.int64)
+
+    def split(name: str, rows: np.ndarray) -> SplitData:
+        return SplitData(name=name, dataset=TensorDataset(torch.from_numpy(rows), torch.from_numpy(y[: len(rows)])),
+                         labels=y[: len(rows)], features=rows)
+
+    train, test = split("train", x[:400]), split("test", x[400:].copy())
+    ref, query = fingerprints.compute(train, 64), fingerprints.compute(test, 64)
+    assert ref.nonfinite_values == 0 and ref.width == 30 and ref._hashes == {}  # counting hashed nothing
+    clean = fingerprints.match(ref, query)
+    assert not clean.found.any() and set(ref._hashes) == {"norm", "norm_shifted"}  # no exact hashes needed
+    one_pass = [fingerprints.fingerprint_block(x[:400][i:i + 64]) for i in range(0, 400, 64)]
+    for kind, column in (("exact", 0), ("norm", 1), ("norm_shifted", 2)):
+        assert np.array_equal(getattr(ref, kind), np.concatenate([part[column] for part in one_pass]))
+
+    planted = x[400:].copy()
+    planted[3] = x[10]  # a bit-identical copy of train row 10
+    planted[5] = np.float32(np.float64(x[20]) * (1 + 3e-8))  # train row 20 after a float32 rounding step
+    found = fingerprints.match(ref, fingerprints.compute(split("test", planted), 64))
+    assert np.flatnonzero(found.found).tolist() == [3, 5]
+    assert found.index[[3, 5]].tolist() == [10, 20] and found.exact[[3, 5]].tolist() == [True, False]

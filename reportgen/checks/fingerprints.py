@@ -39,17 +39,111 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-@dataclass(frozen=True)
 class SplitFingerprints:
-    """Per-sample hashes of one split and what the streaming pass saw on the way."""
+    """Per-sample hashes of one split, each kind computed on first use, and what a scan of the inputs saw.
 
-    exact: np.ndarray
-    norm: np.ndarray
-    norm_shifted: np.ndarray
-    nonfinite_values: int
-    nonfinite_rows: int
-    width: int
-    """Number of values per sample (after flattening); -1 when samples differ in size."""
+    ``exact``, ``norm`` and ``norm_shifted`` are (n,) uint64 arrays, computed when a check first reads
+    them (one streaming pass over the split per kind; the two normalised kinds share theirs) and kept:
+    data_integrity reads only the counts of non-finite values, conflicting_labels only ``norm``, and
+    train_test_overlap needs ``exact`` only when some sample matches on a normalised hash.
+    """
+
+    def __init__(self, split: SplitData, batch_size: int) -> None:
+        self._split, self._batch_size = split, batch_size
+        self._hashes: dict[str, np.ndarray] = {}
+        self._scan: tuple[int, int, int] | None = None
+        if split.features is None:  # inputs read through the dataset (maybe from disk): one pass for everything
+            self._everything_at_once()
+
+    def _everything_at_once(self) -> None:
+        exact, norm, shifted = [], [], []
+        bad_values = bad_rows = 0
+        widths: set[int] = set()
+        for block in _blocks(self._split, self._batch_size):
+            if block.shape[0] == 0:
+                continue
+            widths.add(block.shape[1])
+            values, rows = _nonfinite(block)
+            bad_values, bad_rows = bad_values + values, bad_rows + rows
+            for piece in _cut(block):
+                e, a, b = fingerprint_block(piece)
+                exact.append(e)
+                norm.append(a)
+                shifted.append(b)
+        self._hashes = {"exact": _concatenate(exact), "norm": _concatenate(norm), "norm_shifted": _concatenate(shifted)}
+        self._scan = (bad_values, bad_rows, widths.pop() if len(widths) == 1 else (-1 if widths else 0))
+
+    @property
+    def exact(self) -> np.ndarray:
+        """Hash of each sample's input bytes (float32 as stored)."""
+        if "exact" not in self._hashes:
+            self._hashes["exact"] = _concatenate([hash_words(_bytes_as_words(piece), seed=11)
+                                                  for piece in _pieces(self._split, self._batch_size)])
+        return self._hashes["exact"]
+
+    @property
+    def norm(self) -> np.ndarray:
+        """Hash of each sample's values rounded on the grid (module docstring)."""
+        self._normalised()
+        return self._hashes["norm"]
+
+    @property
+    def norm_shifted(self) -> np.ndarray:
+        """Hash of each sample's values rounded on the grid shifted by half a cell."""
+        self._normalised()
+        return self._hashes["norm_shifted"]
+
+    @property
+    def nonfinite_values(self) -> int:
+        """Number of NaN or infinite input values in the split."""
+        return self._scanned()[0]
+
+    @property
+    def nonfinite_rows(self) -> int:
+        """Number of samples with at least one NaN or infinite input value."""
+        return self._scanned()[1]
+
+    @property
+    def width(self) -> int:
+        """Number of values per sample (after flattening); -1 when samples differ in size."""
+        return self._scanned()[2]
+
+    def _normalised(self) -> None:
+        if "norm" in self._hashes:
+            return
+        norm, shifted = [], []
+        for piece in _pieces(self._split, self._batch_size):
+            scaled, shift, finite = _scaled(piece)
+            norm.append(hash_words(_rounded(scaled, shift, finite, piece, False).view(np.uint64), seed=23))
+            shifted.append(hash_words(_rounded(scaled, shift, finite, piece, True).view(np.uint64), seed=37))
+        self._hashes["norm"], self._hashes["norm_shifted"] = _concatenate(norm), _concatenate(shifted)
+
+    def _scanned(self) -> tuple[int, int, int]:
+        if self._scan is None:
+            bad_values = bad_rows = 0
+            widths: set[int] = set()
+            for block in _blocks(self._split, self._batch_size):
+                if block.shape[0] == 0:
+                    continue
+                widths.add(block.shape[1])
+                values, rows = _nonfinite(block)
+                bad_values, bad_rows = bad_values + values, bad_rows + rows
+            self._scan = (bad_values, bad_rows, widths.pop() if len(widths) == 1 else (-1 if widths else 0))
+        return self._scan
+
+
+def _nonfinite(block: np.ndarray) -> tuple[int, int]:
+    """(non-finite values, samples holding one) in a 2-d block."""
+    if not np.issubdtype(block.dtype, np.floating):
+        return 0, 0
+    finite = np.isfinite(block)
+    if finite.all():
+        return 0, 0
+    return int((~finite).sum()), int((~finite.all(axis=1)).sum())
+
+
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
 def _splitmix(z: np.ndarray) -> np.ndarray:
@@ -146,35 +240,22 @@ def fingerprint_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return exact, norm, shifted
 
 
-def compute(split: SplitData, batch_size: int) -> SplitFingerprints:
-    """Hash every sample of a split in one streaming pass."""
-    exact, norm, shifted = [], [], []
-    bad_values = bad_rows = 0
-    widths: set[int] = set()
+def _pieces(split: SplitData, batch_size: int) -> Iterator[np.ndarray]:
+    """The split's inputs in cache-sized 2-d pieces (about 2x faster to hash than whole blocks)."""
     for block in _blocks(split, batch_size):
-        if block.shape[0] == 0:
-            continue
-        widths.add(block.shape[1])
-        if np.issubdtype(block.dtype, np.floating):
-            finite = np.isfinite(block)
-            if not finite.all():
-                bad_values += int((~finite).sum())
-                bad_rows += int((~finite.all(axis=1)).sum())
-        step = max(64, _CACHE_VALUES // max(1, block.shape[1]))  # cache-sized pieces: ~2x faster than whole blocks
-        for start in range(0, block.shape[0], step):
-            e, a, b = fingerprint_block(block[start:start + step])
-            exact.append(e)
-            norm.append(a)
-            shifted.append(b)
-    empty = np.zeros(0, dtype=np.uint64)
-    return SplitFingerprints(
-        exact=np.concatenate(exact) if exact else empty,
-        norm=np.concatenate(norm) if norm else empty,
-        norm_shifted=np.concatenate(shifted) if shifted else empty,
-        nonfinite_values=bad_values,
-        nonfinite_rows=bad_rows,
-        width=widths.pop() if len(widths) == 1 else (-1 if widths else 0),
-    )
+        yield from _cut(block)
+
+
+def _cut(block: np.ndarray) -> Iterator[np.ndarray]:
+    """A 2-d block in pieces of about _CACHE_VALUES values."""
+    step = max(64, _CACHE_VALUES // max(1, block.shape[1]))
+    for start in range(0, block.shape[0], step):
+        yield block[start:start + step]
+
+
+def compute(split: SplitData, batch_size: int) -> SplitFingerprints:
+    """The fingerprints of a split; each kind of hash is computed when first read."""
+    return SplitFingerprints(split, batch_size)
 
 
 def for_split(cache: dict, split: SplitData, batch_size: int) -> SplitFingerprints:
@@ -222,7 +303,16 @@ class Matches:
 
 
 def match(reference: SplitFingerprints, query: SplitFingerprints) -> Matches:
-    """Match query samples against reference samples: exact bytes first, then normalised values."""
+    """Match query samples against reference samples: exact bytes first, then normalised values.
+
+    Bit-identical inputs also agree on the normalised hash, so when no query sample matches on either
+    normalised hash there is no exact match either, and the exact hashes are not computed.
+    """
+    candidates = first_match(reference.norm, query.norm) >= 0
+    if not candidates.all():
+        candidates[~candidates] = first_match(reference.norm_shifted, query.norm_shifted[~candidates]) >= 0
+    if not candidates.any():
+        return Matches(index=np.full(query.norm.size, -1, dtype=np.int64), exact=np.zeros(query.norm.size, dtype=bool))
     exact = first_match(reference.exact, query.exact)
     index = exact.copy()
     for ref_hash, query_hash in ((reference.norm, query.norm), (reference.norm_shifted, query.norm_shifted)):
