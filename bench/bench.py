@@ -221,13 +221,16 @@ with open(report, "w") as handle:
 """
 
 
-def measure(case: str, argv: list[str], cwd: Path, logs: Path, ok_codes=(0,), timeout: float = 3600) -> Measured:
-    """Run ``argv`` in a fresh process; wall time around it, peak RSS from wait4 (that process only)."""
+def measure(case: str, argv: list[str], cwd: Path, logs: Path, ok_codes=(0,), timeout: float = 3600,
+            repo: Path = REPO) -> Measured:
+    """Run ``argv`` in a fresh process; wall time around it, peak RSS from wait4 (that process only).
+
+    ``repo`` is the checkout whose reportgen the process imports (PYTHONPATH)."""
     logs.mkdir(parents=True, exist_ok=True)
     slug = "".join(ch if ch.isalnum() else "_" for ch in case)[:60]
     out_path, err_path, report = logs / f"{slug}.out", logs / f"{slug}.err", logs / f"{slug}.usage.json"
     report.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("PYTHONSTARTUP", None)
     launcher = [sys.executable, "-S", "-c", LAUNCHER, str(report)]
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -421,6 +424,7 @@ def bench_checks(rows: int, features: int) -> int:
 
 
 RUN_PATH_CASES = ("plain loop, train+test (CSV)", "eval-only: run, checks off, json", "full: run, all checks, json")
+BEFORE = "before: "
 
 
 def run_path(args: argparse.Namespace) -> int:
@@ -440,6 +444,10 @@ def run_path(args: argparse.Namespace) -> int:
           f"{env['torch_threads']}); reportgen at {git_head()}\n")
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-runpath-"))
     best: dict[tuple[int, str], Measured] = {}
+    before = Path(args.before).resolve() if args.before else None
+    names = RUN_PATH_CASES + ((BEFORE + RUN_PATH_CASES[1], BEFORE + RUN_PATH_CASES[2]) if before else ())
+    if before:
+        print(f"'{BEFORE.strip()}' rows: reportgen imported from {before}\n")
     try:
         ids: list[str] = []
         for rows in sizes:
@@ -453,13 +461,18 @@ def run_path(args: argparse.Namespace) -> int:
             disable = [a for cid in ids for a in ("--set", f"checks.{cid}.enabled=false")]
             run = [args.python, "-m", "reportgen", "run", "config.yaml", "--quiet", "--format", "json"]
             commands = {
-                RUN_PATH_CASES[0]: ([args.python, "plain_loop_csv.py", "model.pt", str(args.features), "train,test"], None),
-                RUN_PATH_CASES[1]: (run + ["--out", "out-eval"] + disable, folder / "out-eval" / "results.json"),
-                RUN_PATH_CASES[2]: (run + ["--out", "out-full"], folder / "out-full" / "results.json"),
+                RUN_PATH_CASES[0]: ([args.python, "plain_loop_csv.py", "model.pt", str(args.features), "train,test"], None, REPO),
+                RUN_PATH_CASES[1]: (run + ["--out", "out-eval"] + disable, folder / "out-eval" / "results.json", REPO),
+                RUN_PATH_CASES[2]: (run + ["--out", "out-full"], folder / "out-full" / "results.json", REPO),
             }
+            if before is not None:  # the same cases with the other checkout's reportgen, alternated with these
+                commands[BEFORE + RUN_PATH_CASES[1]] = (run + ["--out", "out-eval-b"] + disable,
+                                                        folder / "out-eval-b" / "results.json", before)
+                commands[BEFORE + RUN_PATH_CASES[2]] = (run + ["--out", "out-full-b"], folder / "out-full-b" / "results.json",
+                                                        before)
             for _ in range(max(args.repeat, 1)):  # alternate the cases so that a busy minute hits them alike
-                for name, (cmd, results_json) in commands.items():
-                    one = measure(name, cmd, folder, folder / "logs", (0, 1))
+                for name, (cmd, results_json, repo) in commands.items():
+                    one = measure(name, cmd, folder, folder / "logs", (0, 1), repo=repo)
                     if results_json is not None and one.ok:
                         one.timing = read_timing(results_json)
                     elif one.ok:
@@ -479,14 +492,14 @@ def run_path(args: argparse.Namespace) -> int:
                         kept.rss_mb = max(kept.rss_mb, one.rss_mb)
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
         for rows in sizes:
-            results = [best[(rows, name)] for name in RUN_PATH_CASES]
+            results = [best[(rows, name)] for name in names]
             print(f"## {rows:,} + {rows:,} rows, best of {max(args.repeat, 1)} (× plain: the plain loop over train+test)\n")
             print(table(results, results[0]))
             print()
         plain_small, plain_big = best[(sizes[0], RUN_PATH_CASES[0])], best[(sizes[1], RUN_PATH_CASES[0])]
         print("## Ratios and marginal cost per row (both splits' rows counted)\n")
         delta_rows = 2 * (sizes[1] - sizes[0])
-        for name in RUN_PATH_CASES:
+        for name in names:
             small, big = best[(sizes[0], name)], best[(sizes[1], name)]
             if not (small.ok and big.ok and plain_big.ok and plain_small.ok):
                 continue
@@ -494,10 +507,12 @@ def run_path(args: argparse.Namespace) -> int:
             slope_cpu_us = (big.cpu - small.cpu) / delta_rows * 1e6
             slope_b = (big.rss_mb - small.rss_mb) * 2**20 / delta_rows
             plain_us = (plain_big.wall - plain_small.wall) / delta_rows * 1e6
+            plain_cpu_us = (plain_big.cpu - plain_small.cpu) / delta_rows * 1e6
             plain_b = (plain_big.rss_mb - plain_small.rss_mb) * 2**20 / delta_rows
             print(f"- {name}: at {sizes[1]:,} time {big.wall / plain_big.wall:.2f}x (CPU {big.cpu / plain_big.cpu:.2f}x), "
-                  f"peak RSS {big.rss_mb / plain_big.rss_mb:.2f}x; per row {slope_us:.2f} µs wall, {slope_cpu_us:.2f} µs CPU "
-                  f"({slope_us / plain_us:.2f}x the plain loop's), {slope_b:.0f} bytes ({slope_b / plain_b:.2f}x)")
+                  f"peak RSS {big.rss_mb / plain_big.rss_mb:.2f}x; per row {slope_us:.2f} µs wall "
+                  f"({slope_us / plain_us:.2f}x the plain loop's), {slope_cpu_us:.2f} µs CPU ({slope_cpu_us / plain_cpu_us:.2f}x), "
+                  f"{slope_b:.0f} bytes ({slope_b / plain_b:.2f}x)")
         return 0
     finally:
         if args.keep or args.workdir:
@@ -536,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-path", action="store_true",
                         help="only the run path on CSV data: plain loop, eval-only and full battery, json, at --rows "
                              "(default 250,000) and a fifth of it, alternated --repeat times; prints the marginal cost per row")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="with --run-path: also run the reportgen cases with another checkout's reportgen (e.g. a "
+                             "`git worktree` of the previous commit), alternated with this one's")
     args = parser.parse_args(argv)
     if args.run_path:
         return run_path(args)
@@ -633,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: skipped ({m.note})", flush=True)
                 continue
             m = None
-            for attempt in range(max(args.repeat, 1)):
+            for _attempt in range(max(args.repeat, 1)):
                 one = measure(name, cmd, cwd, logs, ok_codes)
                 if results_json is not None and one.ok:
                     one.timing = read_timing(results_json)
