@@ -156,7 +156,7 @@ def _marker_model(folder: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("change, argv_tail, fragment", [
     ({"data": "not a mapping"}, ["--nproc-per-node", "2"], "data"),
     ({}, ["--nproc-per-node", "0"], "--nproc-per-node 0"),
-    ({"training": {"epochs": 1}}, ["--nproc-per-node", "2"], "training with several workers is not supported yet"),
+    ({"training": {"epochs": 0}}, ["--nproc-per-node", "2"], "training.epochs"),
 ])
 def test_bad_config_is_exit_2_before_any_worker_starts(tmp_path: Path, cancer_csv: Path, change: dict, argv_tail: list[str], fragment: str):
     document = _evaluate_only(cancer_config(cancer_csv, model=_marker_model(tmp_path)))
