@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from reportgen.config import TrainingConfig
-from reportgen.data_parallel import mean_denominator
+from reportgen.data_parallel import has_unused_parameters, mean_denominator
 from reportgen.distributed import World, join_world, shard_bounds
 from reportgen.launch import free_loopback_port
 from reportgen.models import build_mlp
@@ -108,8 +108,29 @@ def _diabetes_rows() -> dict[str, Any]:
     return {"data": data, "config": config, "outputs": 1, "hidden": [8], "output_kind": "regression", "batch_size": 16}
 
 
+class WithUnusedLayer(torch.nn.Module):
+    """An MLP beside a trainable layer its forward never uses (no gradient reaches it)."""
+
+    def __init__(self, inputs: int, outputs: int) -> None:
+        super().__init__()
+        self.used = build_mlp((inputs,), outputs, [8], 0.0)
+        self.unused = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.used(x)
+
+
+def _wine_unused_layer() -> dict[str, Any]:
+    """Multiclass with a layer the forward skips: DDP must not wait for its gradient, which stays None."""
+    scenario = _wine_weighted()
+    scenario["config"] = TrainingConfig(epochs=2, lr=0.05)
+    scenario["model"] = lambda: WithUnusedLayer(13, 3)
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "wine_weighted": _wine_weighted, "cancer_one_bad_row": _cancer_one_bad_row, "diabetes_rows": _diabetes_rows,
+    "wine_unused_layer": _wine_unused_layer,
 }
 
 
@@ -118,7 +139,7 @@ def _train(name: str, world: World) -> dict[str, Any]:
     scenario = SCENARIOS[name]()
     data: DataBundle = scenario["data"]
     generator = seed_everything(5)
-    model = build_mlp(data.input_shape, scenario["outputs"], scenario["hidden"], 0.0)
+    model = scenario["model"]() if "model" in scenario else build_mlp(data.input_shape, scenario["outputs"], scenario["hidden"], 0.0)
     result = train(model, data, scenario["config"], task=data.task, device=torch.device("cpu"), generator=generator,
                    output_kind=scenario["output_kind"], batch_size=scenario["batch_size"], world=world)
     return {
@@ -198,6 +219,19 @@ def test_a_parts_share_of_the_batch_mean_adds_up_to_torchs_mean(weighted: bool):
     assert mean_denominator("bce", torch.tensor([1.0, 3.0]), labels) == len(labels)
 
 
+def test_a_layer_outside_the_forward_pass_is_found_on_a_sample():
+    torch.manual_seed(0)
+    sample = torch.randn(2, 13)
+    assert has_unused_parameters(WithUnusedLayer(13, 3), sample)
+    model = build_mlp((13,), 3, [8], 0.1)
+    model.train()
+    assert not has_unused_parameters(model, sample)
+    assert model.training  # the mode is restored
+    frozen = WithUnusedLayer(13, 3)
+    frozen.unused.requires_grad_(False)
+    assert not has_unused_parameters(frozen, sample)  # only trainable parameters count
+
+
 # --------------------------------------------------------------------------- two gloo workers
 
 
@@ -239,7 +273,16 @@ def test_two_workers_take_the_one_process_steps(two_workers: list[dict[str, Any]
         assert multi["init_loss"] == pytest.approx(single["init_loss"], rel=1e-6)
         for (g_name, g_received, g_norm), (s_name, s_received, s_norm) in zip(multi["gradients"], single["gradients"]):
             assert (g_name, g_received) == (s_name, s_received)
-            assert g_norm == pytest.approx(s_norm, rel=1e-5)  # the first step's gradient is the whole batch's
+            assert g_norm == (None if s_norm is None else pytest.approx(s_norm, rel=1e-5))  # the whole batch's gradient
+
+
+@pytest.mark.slow
+def test_a_layer_the_forward_skips_trains_as_in_one_process(two_workers: list[dict[str, Any]], one_process: dict[str, Any]):
+    single = one_process["wine_unused_layer"]
+    assert [name for name, received, _ in single["gradients"] if not received] == ["unused.weight", "unused.bias"]
+    for worker in two_workers:
+        assert worker["wine_unused_layer"]["gradients"][-2:] == single["gradients"][-2:]  # no gradient on any rank
+        assert worker["wine_unused_layer"]["state"]["unused.weight"] == single["state"]["unused.weight"]
 
 
 @pytest.mark.slow
