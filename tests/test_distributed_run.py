@@ -174,6 +174,10 @@ def test_two_workers_train_deterministically_and_close_to_one_process(tmp_path: 
     assert first["environment"]["world_size"] == 2
     assert first["training"]["data_parallel"].startswith("DistributedDataParallel on 2 workers (gloo)")
     assert single["training"]["data_parallel"] is None
+    code, _, err = run_cli("render", str(tmp_path / "two-a" / "results.json"), "--out", str(tmp_path / "page"), "--format", "html")
+    assert code == one.returncode, err
+    html = (tmp_path / "page" / "report.html").read_text(encoding="utf-8")
+    assert "DistributedDataParallel on 2 workers (gloo)" in html  # the report says how training ran
     for document in (first, second):
         document.pop("timing")
         document["environment"].pop("created_at")
