@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from reportgen.vocabulary import ExitCode
-from reportgen.errors import ConfigError, InputError
+from reportgen.errors import InputError
 
 if TYPE_CHECKING:
     from reportgen.config import LoadedConfig
@@ -123,8 +123,8 @@ MAX_NPROC = 1024
 def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path | None) -> None:
     """Everything that can be checked before a worker starts; raises ConfigError/InputError (exit 2).
 
-    The worker count lies in [1, MAX_NPROC]; the config does not train (training with several workers
-    is not supported yet); the output folder can be written; the collective timeout is well formed.
+    The worker count lies in [1, MAX_NPROC]; the output folder can be written; the collective timeout
+    is well formed. (The config itself was validated when it was loaded.)
     """
     from reportgen.distributed import collective_timeout
     from reportgen.output import check_out_dir
@@ -132,9 +132,6 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path | None) -> 
 
     if not 1 <= nproc <= MAX_NPROC:
         raise InputError(f"--nproc-per-node {nproc}: expected a number of workers from 1 to {MAX_NPROC}")
-    if nproc > 1 and loaded.config.training is not None:
-        raise ConfigError("--nproc-per-node: training with several workers is not supported yet; "
-                          "evaluate a trained model (no training: section) or run in one process")
     collective_timeout()
     check_out_dir(out_dir or default_out_dir(loaded.config.name))
 

@@ -207,8 +207,6 @@ def _execute(
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
-    if world.distributed and cfg.training is not None:
-        raise ConfigError("training with several workers is not supported yet; drop --nproc-per-node or evaluate a trained model (no training: section)")
     prepared = prepare(loaded, device=world.device if world.distributed else None)
     data, model, info = prepared.data, prepared.model, prepared.model_info
     broadcast_module(model, world)
@@ -223,6 +221,7 @@ def _execute(
             model, data, cfg.training, task=cfg.task, device=prepared.device, generator=prepared.generator,
             output_kind=info.output_kind, batch_size=cfg.data.batch_size, threshold=cfg.model.threshold,
             on_epoch=lambda record: progress.epoch(record, cfg.training.epochs),  # type: ignore[union-attr]
+            world=world,
         )
         timing["train"] = time.perf_counter() - t0
 

@@ -162,6 +162,9 @@ class TrainingSummary(_Section):
     history: list[EpochRecord] = []
     evaluated_weights: Optional[StrictStr] = None
     gradients: list[GradientRecord] = []
+    data_parallel: Optional[StrictStr] = None
+    """How training was spread over several workers (DistributedDataParallel, the number of workers, the
+    backend), in words; null when one process trained. ``TrainingResult.data_parallel``."""
 
 
 class PerClassMetrics(_OpenNumbers):

@@ -12,6 +12,7 @@ from torch import nn
 
 from reportgen.batching import iterate_batches
 from reportgen.config import TrainingConfig
+from reportgen.distributed import World, reduce_state, shard_bounds, shard_split
 from reportgen.errors import ConfigError, RunError
 from reportgen.evaluation import model_outputs
 from reportgen.metrics import ClassificationState, RegressionState
@@ -100,6 +101,9 @@ class _Setup:
     plain_loss_fn: LossFn
     """The unweighted loss, recorded in the history so that train_loss, val_loss and init_loss share one unit."""
     weighted: bool
+    loss_name: str = ""
+    class_weights: torch.Tensor | None = None
+    """The weights of ``loss_fn`` (None when unweighted); several workers need them to split a batch's mean loss."""
 
 
 @dataclass
@@ -138,6 +142,10 @@ class EarlyStopping:
     def restore(self, model: nn.Module) -> None:
         """Load the kept weights into ``model``."""
         model.load_state_dict(self.best_state)
+
+
+EpochFn = Callable[[nn.Module, torch.optim.Optimizer, _Setup, int, _Diagnostics], "dict[str, float | None]"]
+"""One epoch: (model, optimizer, setup, epoch, diagnostics) -> the epoch's history record."""
 
 
 def _train_epoch(
@@ -199,8 +207,12 @@ def train(
     batch_size: int = 512,
     threshold: float = 0.5,
     on_epoch: Callable[[dict[str, float | None]], None] | None = None,
+    world: World | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place on the train split and return what happened.
+
+    On a ``world`` of several workers every worker calls this alike; each trains on its part of every
+    batch with DistributedDataParallel (reportgen/data_parallel.py) and returns the same result.
 
     Raises ConfigError for a loss that does not fit the outputs or a model without trainable parameters,
     RunError when the train split yields no batch.
@@ -214,10 +226,17 @@ def train(
     setup = _Setup(
         train_split, val_split, task, output_kind, data.positive_index, num_classes, batch_size, threshold, device,
         generator, make_loss(loss_name, output_kind, data.positive_index, weights),
-        make_loss(loss_name, output_kind, data.positive_index, None), weights is not None,
+        make_loss(loss_name, output_kind, data.positive_index, None), weights is not None, loss_name, weights,
     )
     optimizer = _optimizer(model, config)
     model.to(device)
+    world = world or World.single()
+    run_epoch: EpochFn = _train_epoch
+    parallel = None
+    if world.distributed:
+        from reportgen import data_parallel
+
+        run_epoch, parallel = data_parallel.epoch_function(model, world, train_split), data_parallel.describe(world)
     monitor = config.early_stopping.monitor if config.early_stopping else "val_loss"
     if monitor == "val_loss" and val_split is None:
         monitor = "train_loss"
@@ -226,7 +245,7 @@ def train(
     history: list[dict[str, float | None]] = []
     stopped_early = False
     for epoch in range(1, config.epochs + 1):
-        record = _train_epoch(model, optimizer, setup, epoch, facts)
+        record = run_epoch(model, optimizer, setup, epoch, facts)
         history.append(record)
         if facts.diverged is not None:
             break
@@ -260,6 +279,7 @@ def train(
         gradients=facts.gradients,
         first_nonfinite_loss=facts.diverged,
         evaluated_weights=evaluated,
+        data_parallel=parallel,
     )
 
 
@@ -274,12 +294,21 @@ def finite_or_none(record: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
-def _evaluate_pass(model: nn.Module, split: SplitData, setup: _Setup) -> dict[str, float | None]:
-    """Loss and headline metric of ``split`` for the epoch history, through the one evaluation loop."""
+def _evaluate_pass(model: nn.Module, split: SplitData, setup: _Setup, world: World | None = None) -> dict[str, float | None]:
+    """Loss and headline metric of ``split`` for the epoch history, through the one evaluation loop.
+
+    On a ``world`` of several workers each evaluates its shard and the statistics are reduced, so every
+    worker returns the same numbers.
+    """
     stats = _EpochStats(setup.num_classes)
-    for outputs, y in model_outputs(model, split, setup.batch_size, setup.device):
+    part = split
+    if world is not None and world.distributed:
+        part = shard_split(split, *shard_bounds(split.n, world.rank, world.world_size, align=setup.batch_size))
+    for outputs, y in model_outputs(model, part, setup.batch_size, setup.device):
         y = y.to(setup.device)
         predicted = None if setup.task == "regression" else predicted_classes(
             outputs, setup.output_kind, setup.positive_index, setup.threshold)
         stats.add(float(setup.plain_loss_fn(outputs, y)), y, outputs, predicted)
+    if world is not None and world.distributed:
+        stats.state = reduce_state(stats.state, world)  # type: ignore[assignment]
     return stats.summary(split.name)

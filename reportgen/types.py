@@ -120,3 +120,5 @@ class TrainingResult:
     first step whose loss was non-finite or after which the weights were."""
     evaluated_weights: str = ""
     """Which weights the model was left with and evaluated on, in words (e.g. "epoch 4 (the last epoch's weights)")."""
+    data_parallel: str | None = None
+    """How training was spread over several workers, in words (reportgen.data_parallel.describe); None for one process."""

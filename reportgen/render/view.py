@@ -640,6 +640,7 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
         ("Initial loss", fmt.num(training.get("init_loss"))),
         ("Expected initial loss", fmt.num(training.get("expected_init_loss"))),
         ("First non-finite loss", fmt.num(training.get("first_nonfinite_loss")) if training.get("first_nonfinite_loss") is not None else "none"),
+        *([("Workers", str(training["data_parallel"]))] if training.get("data_parallel") else []),
     ]
     gradients = training.get("gradients") if isinstance(training.get("gradients"), list) else []
     return {
