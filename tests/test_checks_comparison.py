@@ -147,19 +147,51 @@ def test_exact_mcnemar_matches_scipys_binomial_test(b: int, c: int):
     assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9)
 
 
-def test_credit_balanced_model_fails_against_the_naive_release_on_precision(tmp_path: Path):
-    """The real samples: the balanced model flags many more customers; its precision drop is no noise."""
+@pytest.fixture(scope="module")
+def credit_comparison(tmp_path_factory):
+    """The balanced credit model compared with the naive release (both real sample runs)."""
     from conftest import SAMPLES
 
     naive, _ = execute(load_config(SAMPLES / "credit_default.yaml"))
-    previous = _write(tmp_path, naive.document())
+    previous = _write(tmp_path_factory.mktemp("credit"), naive.document())
     report, _ = execute(load_config(SAMPLES / "credit_default_balanced.yaml"), compare_to=previous)
+    return naive, report
+
+
+def test_credit_balanced_model_fails_against_the_naive_release_on_precision(credit_comparison):
+    """The real samples: the balanced model flags many more customers; its precision drop is no noise."""
+    _, report = credit_comparison
     result = check(report, "release_comparison")
     assert result.status == "fail" and report.status == "fail"
     assert result.message.startswith("Precision dropped from")
     precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
     assert precision["significant"] and precision["p_value"] < 1e-6
     assert result.evidence["previous_statuses"]["minority_recall"] == "fail"
+
+
+def test_page_one_and_summary_show_the_status_diff_and_tile_deltas_against_the_earlier_run(credit_comparison):
+    import io
+
+    from pypdf import PdfReader
+
+    from reportgen.render import RENDERERS, RenderOptions
+
+    naive, report = credit_comparison
+    before = {c.id: c.status for c in naive.checks}
+    now = {c.id: c.status for c in report.checks if c.id != "release_comparison"}
+    bad = ("fail", "error")
+    fixed = sorted(i for i, s in now.items() if s not in bad and before.get(i) in bad)
+    assert "minority_recall" in fixed  # the balanced model meets the recall minimum the naive one missed
+    pdf = RENDERERS["pdf"].render(report, RenderOptions())
+    first = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    summary = RENDERERS["md"].render(report, RenderOptions()).decode("utf-8")
+    for name in fixed:
+        assert name in first and name.replace("_", "\\_") in summary
+    assert "newly failing" in first and "still failing" in first and "fixed" in first
+    assert "newly failing:" in summary and "still failing:" in summary
+    old, new = naive.metrics["test"]["precision"], report.metrics["test"]["precision"]
+    delta = f"{new - old:+.3f} vs previous".replace("-", "−")
+    assert delta.replace(" ", "") in first.replace(" ", "") and f"({delta})" in summary
 
 
 def test_a_bad_comparison_file_is_an_input_error(cancer_run, tmp_path: Path):
