@@ -227,6 +227,8 @@ def test_an_evaluate_only_run_records_the_models_identity_and_what_its_checks_ca
     report, _ = execute(load_config(write_config(cancer_path.parent, evaluate, "evaluate.yaml")))
     assert report.model["weights_sha256"] == first["weights_sha256"]  # the same weights, however they were saved
     assert report.model["checkpoint_sha256"] == hashlib.sha256((tmp_path / "trained" / "model.pt").read_bytes()).hexdigest()
+    data_sha256 = hashlib.sha256((cancer_path.parent / "cancer.csv").read_bytes()).hexdigest()
+    assert data_sha256 in report.data["fingerprint"]["files"].values()  # the data files' hashes, beside the model's
     limits = {row["id"] for row in page_one(report)["evaluate_only_limits"]}
     assert "train_test_overlap" in limits
     text = page1_text(report)
