@@ -164,6 +164,16 @@ def overrides_of(gate: Mapping[str, Any] | None) -> list[Override]:
 
 # --- per-sample test outcomes, for a paired comparison with a later run -------------------------
 
+def labels_sha256(y_true: Any) -> str:
+    """SHA-256 of the test labels (class indices, shape (n,)) in row order, as little-endian int64.
+
+    Two runs with equal hashes and equal data fingerprints scored the same samples in the same order.
+    """
+    import numpy as np
+
+    return hashlib.sha256(np.asarray(y_true, dtype=np.int64).astype("<i8").tobytes()).hexdigest()
+
+
 def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> dict[str, Any]:
     """Pack per-sample correctness of the test split (class indices, shape (n,)) into a compact, JSON-safe record.
 
@@ -180,7 +190,7 @@ def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> 
     record: dict[str, Any] = {
         "n": int(truth.shape[0]),
         "encoding": "base64 of numpy.packbits, most significant bit first",
-        "labels_sha256": hashlib.sha256(truth.astype("<i8").tobytes()).hexdigest(),
+        "labels_sha256": labels_sha256(truth),
         "correct": base64.b64encode(np.packbits(truth == pred).tobytes()).decode("ascii"),
     }
     if positive_index is not None:
@@ -216,12 +226,12 @@ def score_record(y_true: Any, positive_scores: Any, positive_index: int) -> dict
     from reportgen.paired_bootstrap import quantise_scores, stored_rows
 
     truth = np.asarray(y_true, dtype=np.int64)
-    labels_sha256 = hashlib.sha256(truth.astype("<i8").tobytes()).hexdigest()
-    rows = stored_rows(int(truth.shape[0]), labels_sha256)
+    labels_hash = labels_sha256(truth)
+    rows = stored_rows(int(truth.shape[0]), labels_hash)
     levels = quantise_scores(np.asarray(positive_scores)[rows]).astype("<u2")
     return {
         "n": int(truth.shape[0]),
-        "labels_sha256": labels_sha256,
+        "labels_sha256": labels_hash,
         "positive_index": int(positive_index),
         "rows": int(rows.size),
         "encoding": SCORE_ENCODING,

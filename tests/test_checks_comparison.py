@@ -327,3 +327,33 @@ def test_an_earlier_run_without_stored_scores_is_judged_by_the_drop_alone_and_sa
     row = check(report, "release_comparison").evidence["metrics"][0]
     assert row["p_value"] is None and row["significant"]
     assert row["test"] == "none (the earlier run stored no per-sample scores: drop only, as before)"
+
+
+def test_a_multiclass_auc_drop_is_judged_by_the_drop_alone_and_says_why():
+    """Scores are stored for binary tasks only: on wine, a recorded macro AUC 0.05 higher fails by its drop alone."""
+    import dataclasses
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from check_helpers import context, predictions_from_probs, run, tabular_bundle, wine
+    from reportgen.gate import correctness_record
+
+    bundle, *_ = tabular_bundle(wine, "multiclass")
+    weak = np.zeros(bundle.splits["train"].features.shape[1], dtype=np.float32)
+    weak[0] = 1.0  # one feature (alcohol): a model with a macro AUC well below 1
+    train = bundle.splits["train"]
+    model = LogisticRegression(max_iter=500).fit(train.features * weak, train.labels)
+    predictions = {name: predictions_from_probs(name, split.labels, model.predict_proba(split.features * weak))
+                   for name, split in bundle.splits.items()}
+    ctx = context(bundle, predictions)
+    test = ctx.predictions["test"]
+    auc = ctx.metrics["test"]["roc_auc"]
+    assert auc < 0.9
+    previous = {"name": "release", "task": "multiclass", "data": {"fingerprint": dict(bundle.fingerprint)},
+                "metrics": {"test": {**ctx.metrics["test"], "roc_auc": auc + 0.05}},
+                "gate": {"test_outcomes": correctness_record(test.y_true, test.y_pred, None)}, "checks": []}
+    result = run("release_comparison", dataclasses.replace(ctx, previous=previous), {"metrics": ["roc_auc"]})
+    row = result.evidence["metrics"][0]
+    assert result.status == "fail" and row["drop"] == pytest.approx(0.05) and row["p_value"] is None
+    assert row["test"] == "none (per-sample scores are stored for binary tasks only: drop only)"

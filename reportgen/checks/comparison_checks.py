@@ -96,7 +96,7 @@ def _ranking_bootstrap(scores: Any, ctx: CheckContext, replicates: int) -> Paire
     Both runs' scores are quantised alike (16 bits) and resampled on the stored rows
     (reportgen.paired_bootstrap.stored_rows), with a generator seeded by the run's seed (the same run gives the same p-value).
     """
-    from reportgen.gate import unpack_scores
+    from reportgen.gate import labels_sha256, unpack_scores
 
     pred = ctx.predictions["test"]
     positive = ctx.positive_index
@@ -107,10 +107,11 @@ def _ranking_bootstrap(scores: Any, ctx: CheckContext, replicates: int) -> Paire
     truth = np.asarray(pred.y_true, dtype=np.int64)
     try:
         before = unpack_scores(scores)
-        same_rows = int(scores["n"]) == truth.size and int(scores["positive_index"]) == positive
+        same_rows = (int(scores["n"]) == truth.size and int(scores["positive_index"]) == positive
+                     and scores.get("labels_sha256") == labels_sha256(truth))
     except (KeyError, TypeError, ValueError) as exc:
         return f"none (the earlier run's stored scores cannot be read: {exc}; drop only)"
-    rows = stored_rows(truth.size, str(scores.get("labels_sha256", "")))
+    rows = stored_rows(truth.size, str(scores["labels_sha256"]))
     if not same_rows or rows.size != before.size:
         return "none (the earlier run's stored scores are for other rows: drop only)"
     now = quantise_scores(np.asarray(pred.probs)[rows, positive]) / SCORE_LEVELS
