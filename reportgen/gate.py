@@ -135,12 +135,12 @@ def strict_result(overrides: Sequence[Override]) -> CheckResult | None:
 
 def gate_block(
     checks: Sequence[CheckResult], overrides: Sequence[Override], strict: bool,
-    test_outcomes: Mapping[str, Any] | None = None,
+    test_outcomes: Mapping[str, Any] | None = None, test_scores: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """results.json's ``gate`` block: verdict, blocking check ids, overrides, strict, and the paired-test data.
 
-    ``test_outcomes`` is what a later run's release comparison needs for a paired test on the
-    same test data (see ``correctness_record``).
+    ``test_outcomes`` and ``test_scores`` are what a later run's release comparison needs for
+    paired tests on the same test data (see ``correctness_record`` and ``score_record``).
     """
     block: dict[str, Any] = {
         "verdict": gate_status(checks),
@@ -150,6 +150,8 @@ def gate_block(
     }
     if test_outcomes is not None:
         block["test_outcomes"] = dict(test_outcomes)
+    if test_scores is not None:
+        block["test_scores"] = dict(test_scores)
     return block
 
 
@@ -161,6 +163,16 @@ def overrides_of(gate: Mapping[str, Any] | None) -> list[Override]:
 
 
 # --- per-sample test outcomes, for a paired comparison with a later run -------------------------
+
+def labels_sha256(y_true: Any) -> str:
+    """SHA-256 of the test labels (class indices, shape (n,)) in row order, as little-endian int64.
+
+    Two runs with equal hashes and equal data fingerprints scored the same samples in the same order.
+    """
+    import numpy as np
+
+    return hashlib.sha256(np.asarray(y_true, dtype=np.int64).astype("<i8").tobytes()).hexdigest()
+
 
 def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> dict[str, Any]:
     """Pack per-sample correctness of the test split (class indices, shape (n,)) into a compact, JSON-safe record.
@@ -178,7 +190,7 @@ def correctness_record(y_true: Any, y_pred: Any, positive_index: int | None) -> 
     record: dict[str, Any] = {
         "n": int(truth.shape[0]),
         "encoding": "base64 of numpy.packbits, most significant bit first",
-        "labels_sha256": hashlib.sha256(truth.astype("<i8").tobytes()).hexdigest(),
+        "labels_sha256": labels_sha256(truth),
         "correct": base64.b64encode(np.packbits(truth == pred).tobytes()).decode("ascii"),
     }
     if positive_index is not None:
@@ -194,3 +206,48 @@ def unpack_bits(text: str, n: int) -> Any:
     if raw.size != (n + 7) // 8:
         raise ValueError(f"{raw.size} bytes cannot hold {n} samples")
     return np.unpackbits(raw)[:n].astype(bool)
+
+
+SCORE_ENCODING = "base64 of little-endian uint16, score = value / 65535"
+"""How ``score_record`` packs the scores (reportgen.paired_bootstrap.quantise_scores)."""
+
+
+def score_record(y_true: Any, positive_scores: Any, positive_index: int) -> dict[str, Any]:
+    """Pack the test split's positive-class scores (shape (n,), in [0, 1]) for a later run's paired bootstrap.
+
+    Scores are quantised to 16 bits (reportgen.paired_bootstrap.quantise_scores; a step of
+    1.5e-5, far below any AUC difference the gate judges). Only the rows of
+    ``paired_bootstrap.stored_rows`` are kept (all rows up to 20,000; beyond, a subset seeded by
+    ``labels_sha256``), so the record is at most about 53 kB of JSON. ``labels_sha256`` is the
+    same hash as ``correctness_record``'s: it ties the row order to the test data.
+    """
+    import numpy as np
+
+    from reportgen.paired_bootstrap import quantise_scores, stored_rows
+
+    truth = np.asarray(y_true, dtype=np.int64)
+    labels_hash = labels_sha256(truth)
+    rows = stored_rows(int(truth.shape[0]), labels_hash)
+    levels = quantise_scores(np.asarray(positive_scores)[rows]).astype("<u2")
+    return {
+        "n": int(truth.shape[0]),
+        "labels_sha256": labels_hash,
+        "positive_index": int(positive_index),
+        "rows": int(rows.size),
+        "encoding": SCORE_ENCODING,
+        "scores": base64.b64encode(levels.tobytes()).decode("ascii"),
+    }
+
+
+def unpack_scores(record: Mapping[str, Any]) -> Any:
+    """The float scores (shape (rows,), multiples of 1/65535) that ``score_record`` packed; ValueError when damaged."""
+    import numpy as np
+
+    from reportgen.paired_bootstrap import SCORE_LEVELS
+
+    if record.get("encoding") != SCORE_ENCODING:
+        raise ValueError(f"unknown score encoding {record.get('encoding')!r}")
+    raw = base64.b64decode(str(record["scores"]).encode("ascii"), validate=True)
+    if len(raw) != 2 * int(record["rows"]):
+        raise ValueError(f"{len(raw)} bytes cannot hold {record['rows']} scores")
+    return np.frombuffer(raw, dtype="<u2").astype(np.float64) / SCORE_LEVELS

@@ -18,7 +18,7 @@ from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data, load_reference
 from reportgen.distributed import World, broadcast_module, evaluate_sharded
-from reportgen.gate import correctness_record, gate_block, gate_overrides, strict_result
+from reportgen.gate import correctness_record, gate_block, gate_overrides, score_record, strict_result
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate, inference_batch_size
@@ -275,7 +275,9 @@ def _execute(
     results = results + (refusal,) if refusal else results
     test_pred = predictions["test"]
     outcomes = None if cfg.task == "regression" else correctness_record(test_pred.y_true, test_pred.y_pred, data.positive_index)
-    gate = gate_block(results, overrides, cfg.gate.strict, outcomes)
+    scores = (score_record(test_pred.y_true, test_pred.probs[:, data.positive_index], data.positive_index)
+              if data.positive_index is not None and test_pred.probs is not None else None)
+    gate = gate_block(results, overrides, cfg.gate.strict, outcomes, scores)
     timing["checks"] = time.perf_counter() - t0
 
     environment = section(Environment, {**to_jsonable(run_info), "config_sha256": loaded.sha256,

@@ -214,6 +214,21 @@ class GateOverride(_Section):
     effect: Literal["disabled", "relaxed", "tightened", "severity_lowered", "severity_raised", "changed"]
 
 
+class TestScores(_Section):
+    """Quantised positive-class test scores for a later run's paired bootstrap of ROC AUC and PR AUC
+    (reportgen.gate.score_record; binary tasks only)."""
+
+    n: StrictInt
+    """Test rows of the run."""
+    labels_sha256: StrictStr
+    """SHA-256 of the test labels in row order (as in test_outcomes): ties the scores' row order to the test data."""
+    positive_index: StrictInt
+    rows: StrictInt
+    """Rows stored: all n up to 20,000, else a random subset seeded by labels_sha256 (reportgen.paired_bootstrap.stored_rows)."""
+    encoding: StrictStr
+    scores: StrictStr
+
+
 class GateBlock(_Section):
     """The gate's verdict and what it turned on (reportgen.gate.gate_block)."""
 
@@ -223,6 +238,8 @@ class GateBlock(_Section):
     strict: StrictBool = False
     test_outcomes: Optional[dict[str, JsonValue]] = None
     """Packed per-sample test correctness for a later run's paired comparison (reportgen.gate.correctness_record)."""
+    test_scores: Optional[TestScores] = None
+    """Positive-class test scores for a later run's paired bootstrap of ROC AUC and PR AUC (absent in files of earlier versions)."""
 
 
 class ResultsDocument(_Section):

@@ -147,19 +147,51 @@ def test_exact_mcnemar_matches_scipys_binomial_test(b: int, c: int):
     assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9)
 
 
-def test_credit_balanced_model_fails_against_the_naive_release_on_precision(tmp_path: Path):
-    """The real samples: the balanced model flags many more customers; its precision drop is no noise."""
+@pytest.fixture(scope="module")
+def credit_comparison(tmp_path_factory):
+    """The balanced credit model compared with the naive release (both real sample runs)."""
     from conftest import SAMPLES
 
     naive, _ = execute(load_config(SAMPLES / "credit_default.yaml"))
-    previous = _write(tmp_path, naive.document())
+    previous = _write(tmp_path_factory.mktemp("credit"), naive.document())
     report, _ = execute(load_config(SAMPLES / "credit_default_balanced.yaml"), compare_to=previous)
+    return naive, report
+
+
+def test_credit_balanced_model_fails_against_the_naive_release_on_precision(credit_comparison):
+    """The real samples: the balanced model flags many more customers; its precision drop is no noise."""
+    _, report = credit_comparison
     result = check(report, "release_comparison")
     assert result.status == "fail" and report.status == "fail"
     assert result.message.startswith("Precision dropped from")
     precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
     assert precision["significant"] and precision["p_value"] < 1e-6
     assert result.evidence["previous_statuses"]["minority_recall"] == "fail"
+
+
+def test_page_one_and_summary_show_the_status_diff_and_tile_deltas_against_the_earlier_run(credit_comparison):
+    import io
+
+    from pypdf import PdfReader
+
+    from reportgen.render import RENDERERS, RenderOptions
+
+    naive, report = credit_comparison
+    before = {c.id: c.status for c in naive.checks}
+    now = {c.id: c.status for c in report.checks if c.id != "release_comparison"}
+    bad = ("fail", "error")
+    fixed = sorted(i for i, s in now.items() if s not in bad and before.get(i) in bad)
+    assert "minority_recall" in fixed  # the balanced model meets the recall minimum the naive one missed
+    pdf = RENDERERS["pdf"].render(report, RenderOptions())
+    first = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    summary = RENDERERS["md"].render(report, RenderOptions()).decode("utf-8")
+    for name in fixed:
+        assert name in first and name.replace("_", "\\_") in summary
+    assert "newly failing" in first and "still failing" in first and "fixed" in first
+    assert "newly failing:" in summary and "still failing:" in summary
+    old, new = naive.metrics["test"]["precision"], report.metrics["test"]["precision"]
+    delta = f"{new - old:+.3f} vs previous".replace("-", "−")
+    assert delta.replace(" ", "") in first.replace(" ", "") and f"({delta})" in summary
 
 
 def test_a_bad_comparison_file_is_an_input_error(cancer_run, tmp_path: Path):
@@ -169,3 +201,159 @@ def test_a_bad_comparison_file_is_an_input_error(cancer_run, tmp_path: Path):
         execute(load_config(path), compare_to=tmp_path / "x.json")
     with pytest.raises(InputError, match="results file not found"):
         execute(load_config(path), compare_to=tmp_path / "absent.json")
+
+
+# --- paired bootstrap of ROC AUC and PR AUC --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cancer_scores():
+    """Real scores of two models on the same breast cancer test rows, rounded to plant ties."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.4, stratify=y, random_state=0)
+    strong = make_pipeline(StandardScaler(), LogisticRegression()).fit(x_train, y_train)
+    weak = make_pipeline(StandardScaler(), LogisticRegression()).fit(x_train[:, [1, 8]], y_train)
+    return (y_test == 1, np.round(strong.predict_proba(x_test)[:, 1], 2),
+            np.round(weak.predict_proba(x_test[:, [1, 8]])[:, 1], 2))
+
+
+def test_paired_bootstrap_replicates_equal_scikit_learn_on_the_same_rows(cancer_scores):
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from reportgen.paired_bootstrap import bootstrap_indices, paired_bootstrap
+
+    y, strong, weak = cancer_scores
+    result = paired_bootstrap(y, strong, weak, replicates=60, seed=7)
+    indices = np.concatenate(list(bootstrap_indices(y, 60, seed=7)))
+    assert indices.shape == (60, y.size)
+    for b in range(0, 60, 6):
+        rows = indices[b]
+        assert y[rows].sum() == y.sum()  # stratified: the class counts stay fixed
+        assert result.roc_auc_before[b] == pytest.approx(roc_auc_score(y[rows], strong[rows]), abs=1e-12)
+        assert result.roc_auc_now[b] == pytest.approx(roc_auc_score(y[rows], weak[rows]), abs=1e-12)
+        assert result.pr_auc_before[b] == pytest.approx(average_precision_score(y[rows], strong[rows]), abs=1e-12)
+        assert result.pr_auc_now[b] == pytest.approx(average_precision_score(y[rows], weak[rows]), abs=1e-12)
+    again = paired_bootstrap(y, strong, weak, replicates=60, seed=7)
+    assert np.array_equal(again.drop("pr_auc"), result.drop("pr_auc"))
+
+
+def test_paired_bootstrap_finds_a_real_auc_drop_and_agrees_with_delong_in_direction(cancer_scores):
+    from sklearn.metrics import roc_auc_score
+
+    from reportgen.intervals import delong_auc_interval
+    from reportgen.paired_bootstrap import paired_bootstrap
+
+    y, strong, weak = cancer_scores
+    result = paired_bootstrap(y, strong, weak, replicates=2000, seed=0)
+    assert result.p_value("roc_auc") < 0.01 and result.p_value("pr_auc") < 0.01
+    assert result.lower_bound("roc_auc", 0.05) > 0
+    low_strong, _ = delong_auc_interval(y, strong)
+    _, high_weak = delong_auc_interval(y, weak)
+    assert low_strong > high_weak  # DeLong's intervals do not overlap: the same direction, the same verdict
+    assert roc_auc_score(y, strong) - roc_auc_score(y, weak) == pytest.approx(
+        float(result.drop("roc_auc").mean()), abs=0.02)
+    same = paired_bootstrap(y, strong, strong, replicates=500, seed=0)
+    assert same.p_value("roc_auc") == 1.0  # a model compared with itself never drops
+
+
+def test_stored_rows_are_all_rows_up_to_the_cap_then_a_subset_fixed_by_the_labels_hash():
+    import numpy as np
+
+    from reportgen.paired_bootstrap import stored_rows
+
+    assert np.array_equal(stored_rows(100, "ab" * 32, cap=100), np.arange(100))
+    subset = stored_rows(1000, "ab" * 32, cap=100)
+    assert subset.size == 100 and np.all(np.diff(subset) > 0) and subset[-1] < 1000
+    assert np.array_equal(subset, stored_rows(1000, "ab" * 32, cap=100))
+    assert not np.array_equal(subset, stored_rows(1000, "cd" * 32, cap=100))
+
+
+def test_scores_are_stored_compactly_and_read_back_to_16_bits(cancer_run):
+    import numpy as np
+
+    from reportgen.gate import score_record, unpack_scores
+
+    _, previous = cancer_run
+    stored = previous["gate"]["test_scores"]
+    assert stored["labels_sha256"] == previous["gate"]["test_outcomes"]["labels_sha256"]
+    assert stored["rows"] == stored["n"] and len(stored["scores"]) <= 4 * (2 * stored["n"] + 2) // 3 + 4
+    scores = np.random.default_rng(0).random(1000)
+    record = score_record(np.arange(1000) % 2, scores, positive_index=1)
+    assert np.max(np.abs(unpack_scores(record) - scores)) <= 0.5 / 65535 + 1e-12
+    with pytest.raises(ValueError):
+        unpack_scores({**record, "rows": 999})
+
+
+def test_a_real_auc_drop_on_the_same_test_data_fails_by_the_paired_bootstrap(cancer_run, tmp_path: Path):
+    """The earlier run is the trained MLP; this one is the same model trained one epoch at a tiny rate."""
+    path, previous = cancer_run
+    degraded = load_config(path, ["training.epochs=1", "training.lr=0.0003",
+                                  "checks.release_comparison.metrics=[roc_auc,pr_auc]"])
+    report, _ = execute(degraded, compare_to=_write(tmp_path, previous))
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and report.status == "fail"
+    for row in result.evidence["metrics"]:
+        assert row["drop"] > 0.05 and row["significant"] and row["p_value"] < 0.01
+        assert row["test"].startswith("paired stratified bootstrap") and row["drop_lower_bound"] > 0
+
+
+def test_a_small_auc_difference_between_two_real_models_is_noise(cancer_run, tmp_path: Path):
+    """A narrower hidden layer scores a few test rows differently: the AUC drop is above a tight max, but no real drop."""
+    path, previous = cancer_run
+    other = load_config(path, ["model.hidden=[8]", "checks.release_comparison.max=0.001",
+                               "checks.release_comparison.metrics=[roc_auc,pr_auc]"])
+    report, _ = execute(other, compare_to=_write(tmp_path, previous))
+    result = check(report, "release_comparison")
+    roc = next(r for r in result.evidence["metrics"] if r["metric"] == "roc_auc")
+    assert 0.001 < roc["drop"] < 0.01
+    assert result.status == "warn" and "likely noise" in result.message
+    assert roc["p_value"] >= 0.05 and not roc["significant"] and roc["test"].startswith("paired stratified bootstrap")
+
+
+def test_an_earlier_run_without_stored_scores_is_judged_by_the_drop_alone_and_says_so(cancer_run, tmp_path: Path):
+    path, previous = cancer_run
+    older = copy.deepcopy(previous)
+    del older["gate"]["test_scores"]  # a results.json of an earlier version
+    degraded = load_config(path, ["training.epochs=1", "training.lr=0.0003",
+                                  "checks.release_comparison.metrics=[roc_auc]"])
+    report, _ = execute(degraded, compare_to=_write(tmp_path, older))
+    row = check(report, "release_comparison").evidence["metrics"][0]
+    assert row["p_value"] is None and row["significant"]
+    assert row["test"] == "none (the earlier run stored no per-sample scores: drop only, as before)"
+
+
+def test_a_multiclass_auc_drop_is_judged_by_the_drop_alone_and_says_why():
+    """Scores are stored for binary tasks only: on wine, a recorded macro AUC 0.05 higher fails by its drop alone."""
+    import dataclasses
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from check_helpers import context, predictions_from_probs, run, tabular_bundle, wine
+    from reportgen.gate import correctness_record
+
+    bundle, *_ = tabular_bundle(wine, "multiclass")
+    weak = np.zeros(bundle.splits["train"].features.shape[1], dtype=np.float32)
+    weak[0] = 1.0  # one feature (alcohol): a model with a macro AUC well below 1
+    train = bundle.splits["train"]
+    model = LogisticRegression(max_iter=500).fit(train.features * weak, train.labels)
+    predictions = {name: predictions_from_probs(name, split.labels, model.predict_proba(split.features * weak))
+                   for name, split in bundle.splits.items()}
+    ctx = context(bundle, predictions)
+    test = ctx.predictions["test"]
+    auc = ctx.metrics["test"]["roc_auc"]
+    assert auc < 0.9
+    previous = {"name": "release", "task": "multiclass", "data": {"fingerprint": dict(bundle.fingerprint)},
+                "metrics": {"test": {**ctx.metrics["test"], "roc_auc": auc + 0.05}},
+                "gate": {"test_outcomes": correctness_record(test.y_true, test.y_pred, None)}, "checks": []}
+    result = run("release_comparison", dataclasses.replace(ctx, previous=previous), {"metrics": ["roc_auc"]})
+    row = result.evidence["metrics"][0]
+    assert result.status == "fail" and row["drop"] == pytest.approx(0.05) and row["p_value"] is None
+    assert row["test"] == "none (per-sample scores are stored for binary tasks only: drop only)"

@@ -28,3 +28,23 @@ def test_early_stopping_is_announced(tmp_path: Path, cancer_csv: Path):
     code = main(["run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "r"), "--quiet"], out=out, err=err)
     assert code in (0, 1), err.getvalue()
     assert "early stopping: stopped after epoch" in out.getvalue() and "were restored and evaluated" in out.getvalue()
+
+
+
+def test_the_two_validation_losses_of_an_early_stopped_run_are_told_apart(tmp_path: Path, cancer_csv: Path):
+    """The last epoch's validation loss and the restored best epoch's (the one evaluated) carry their epochs and a note."""
+    import json
+    import re
+
+    document = cancer_config(cancer_csv, training={"epochs": 60, "lr": 0.05, "early_stopping": {"patience": 1}},
+                             report={"formats": ["json", "html"]})
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "r"), "--quiet"], out=out, err=err)
+    assert code in (0, 1), err.getvalue()
+    training = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))["training"]
+    best, last = training["best_epoch"], training["epochs_run"]
+    assert best < last
+    html = re.sub(r"\s+", " ", (tmp_path / "r" / "report.html").read_text(encoding="utf-8"))
+    assert f"Validation loss, last epoch ({last})" in html
+    assert f"Validation loss, best epoch ({best}; these weights were evaluated)" in html
+    assert f"Early stopping restored the weights of epoch {best}" in html

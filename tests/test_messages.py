@@ -27,15 +27,18 @@ def test_a_binary_task_on_numeric_labels_suggests_regression(tmp_path: Path):
                 "model": {"kind": "linear"}}
     code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
     assert code == 2 and "a binary task needs exactly 2 classes" in err and "did you mean task: regression?" in err
+    assert "2 targets" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_model_of_the_wrong_width_names_classes_and_the_singular(tmp_path: Path, cancer_csv: Path):
     three = user_model(tmp_path, "Three", "self.fc = torch.nn.Linear(30, 3)", "self.fc(x)")
     code, _, err = run_cli("validate", str(write_config(tmp_path, cancer_config(cancer_csv, model=three))))
     assert code == 2 and "outputs 3 values per sample but a binary task with 2 classes needs" in err
+    assert "targets" not in err
     document = cancer_config(cancer_csv, model=user_model(tmp_path, "One", "self.fc = torch.nn.Linear(30, 1)", "self.fc(x)"))
     document["task"] = "multiclass"
     document["data"].pop("positive_class")
     document["data"]["classes"] = None
     code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
     assert code == 2 and "outputs 1 value per sample but a multiclass task with 2 classes needs 2" in err
+    assert "1 values" not in err and "targets" not in err

@@ -123,6 +123,25 @@ def test_a_check_named_in_the_config_is_validated_and_can_fail_the_gate(tmp_path
     assert results["config"]["plugins"] == ["reportgen_example_check.py:PositiveRate"]
     assert "Predicted positive rate" in (out / "summary.md").read_text(encoding="utf-8")
     assert "positive_rate" in (out / "junit.xml").read_text(encoding="utf-8")
+    # A plug-in check's settings are compared with its own defaults like a built-in's.
+    assert results["gate"]["overrides"] == [
+        {"check": "positive_rate", "setting": "min", "default": 0.5, "value": 5, "effect": "tightened"},
+        {"check": "positive_rate", "setting": "severity", "default": "warning", "value": "error", "effect": "severity_raised"},
+    ]
+
+
+def test_a_relaxed_plugin_check_is_an_override_the_strict_gate_refuses():
+    import importlib.util
+
+    from reportgen.gate import gate_overrides, strict_result
+
+    spec = importlib.util.spec_from_file_location("reportgen_example_check_probe", EXAMPLE_MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    overrides = gate_overrides([module.PositiveRate.spec], {"positive_rate": {"min": 0.1}})
+    assert [o.describe() for o in overrides] == ["positive_rate.min relaxed from 0.5 to 0.1"]
+    refusal = strict_result(overrides)
+    assert refusal is not None and refusal.status == "fail" and "positive_rate.min relaxed" in refusal.message
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,12 @@ from reportgen import metric_registry
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
+from reportgen.paired_bootstrap import (
+    DEFAULT_REPLICATES, SCORE_LEVELS, PairedBootstrap, paired_bootstrap, quantise_scores, stored_rows,
+)
 
-THRESHOLD_ONLY = frozenset({"roc_auc", "pr_auc"})
-"""Ranking metrics: compared by their drop alone (a paired test would need per-sample scores)."""
+RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
+"""Metrics of the scores' ranking: paired by a bootstrap of the same rows (binary), not by McNemar."""
 
 
 def metric_drop(previous: float, current: float, higher_is_better: bool) -> float:
@@ -68,15 +71,13 @@ def newest_passing_run(folder: Path) -> Path:
 
 
 def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
-    """(p-value, test name) of a paired test between the earlier run's and this run's test outcomes."""
+    """(p-value, test name) of exact McNemar between the earlier run's and this run's per-sample correctness."""
     from reportgen.gate import unpack_bits
 
-    if metric in THRESHOLD_ONLY:
-        return None, "none (ranking metric: drop only)"
     pred = ctx.predictions["test"]
     n = int(outcomes.get("n", -1))
     if n != pred.n or not isinstance(outcomes.get("correct"), str):
-        return None, "none (no per-sample outcomes of the earlier run)"
+        return None, "none (no per-sample outcomes of the earlier run: drop only)"
     before = unpack_bits(outcomes["correct"], n)
     now = np.asarray(pred.y_true) == np.asarray(pred.y_pred)
     rows = np.ones(n, dtype=bool)
@@ -87,6 +88,35 @@ def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext)
     b = int(np.sum(before[rows] & ~now[rows]))
     c = int(np.sum(~before[rows] & now[rows]))
     return mcnemar_exact(b, c), name
+
+
+def _ranking_bootstrap(scores: Any, ctx: CheckContext, replicates: int) -> PairedBootstrap | str:
+    """The paired bootstrap of the earlier run's stored scores and this run's on the same rows, or why there is none.
+
+    Both runs' scores are quantised alike (16 bits) and resampled on the stored rows
+    (reportgen.paired_bootstrap.stored_rows), with a generator seeded by the run's seed (the same run gives the same p-value).
+    """
+    from reportgen.gate import labels_sha256, unpack_scores
+
+    pred = ctx.predictions["test"]
+    positive = ctx.positive_index
+    if positive is None or pred.probs is None:
+        return "none (per-sample scores are stored for binary tasks only: drop only)"
+    if not isinstance(scores, Mapping):
+        return "none (the earlier run stored no per-sample scores: drop only, as before)"
+    truth = np.asarray(pred.y_true, dtype=np.int64)
+    try:
+        before = unpack_scores(scores)
+        same_rows = (int(scores["n"]) == truth.size and int(scores["positive_index"]) == positive
+                     and scores.get("labels_sha256") == labels_sha256(truth))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"none (the earlier run's stored scores cannot be read: {exc}; drop only)"
+    rows = stored_rows(truth.size, str(scores["labels_sha256"]))
+    if not same_rows or rows.size != before.size:
+        return "none (the earlier run's stored scores are for other rows: drop only)"
+    now = quantise_scores(np.asarray(pred.probs)[rows, positive]) / SCORE_LEVELS
+    result = paired_bootstrap(truth[rows] == positive, before, now, replicates=replicates, seed=ctx.seed)
+    return result if result is not None else "none (fewer than two samples of a class: drop only)"
 
 
 def _same_test_data(previous: Mapping[str, Any], ctx: CheckContext) -> tuple[bool, str]:
@@ -119,8 +149,8 @@ class ReleaseComparison(Check):
         how_to_read="Each headline test metric is compared with the earlier run given by --compare-to, in its own "
         "direction. The value is the largest drop: in points for scores such as precision (0.02 = two points), "
         "relative for errors such as RMSE (0.02 = 2% larger). On the same test data a drop only fails when a paired "
-        "test on the same samples (exact McNemar) says it is not noise (p below alpha); ROC AUC and PR AUC are judged "
-        "by their drop alone. Comparing with another task, or with a run on other test data, fails unless "
+        "test on the same samples says it is not noise (p below alpha): exact McNemar on per-sample correctness, and "
+        "for ROC AUC and PR AUC a paired bootstrap that resamples the same rows for both runs. Comparing with another task, or with a run on other test data, fails unless "
         "allow_different_data is set.",
         default_severity="error",
         threshold_key="max",
@@ -130,6 +160,8 @@ class ReleaseComparison(Check):
                   choices=tuple(m.key for m in metric_registry.METRICS if m.higher_is_better is not None)),
             Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)"),
             Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5),
+            Param("bootstrap_replicates", DEFAULT_REPLICATES, "replicates of the paired bootstrap for ROC AUC and PR AUC",
+                  kind=int, minimum=200, maximum=20000),
         ),
     )
 
@@ -161,6 +193,9 @@ class ReleaseComparison(Check):
         now = ctx.metrics["test"]
         names = settings.params.get("metrics") or list(metric_registry.headline(ctx.task))
         outcomes = (previous.get("gate") or {}).get("test_outcomes") if same else None
+        scores = (previous.get("gate") or {}).get("test_scores") if same else None
+        bootstrap: PairedBootstrap | str | None = None  # computed once, for the first ranking metric that needs it
+        replicates = int(settings.params.get("bootstrap_replicates", DEFAULT_REPLICATES))
         alpha = float(settings.params.get("alpha", 0.05))
         limit = settings.threshold if settings.threshold is not None else float(self.spec.default_threshold or 0.0)
         rows: list[dict[str, Any]] = []
@@ -175,7 +210,16 @@ class ReleaseComparison(Check):
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > limit and isinstance(outcomes, Mapping):
+            if drop > limit and same and name in RANKING_METRICS:
+                if bootstrap is None:
+                    bootstrap = _ranking_bootstrap(scores, ctx, replicates)
+                if isinstance(bootstrap, PairedBootstrap):
+                    row["p_value"] = bootstrap.p_value(name)
+                    row["drop_lower_bound"] = bootstrap.lower_bound(name, alpha)
+                    row["test"] = f"paired stratified bootstrap of the same test rows ({replicates} replicates)"
+                else:
+                    row["test"] = bootstrap
+            elif drop > limit and isinstance(outcomes, Mapping):
                 row["p_value"], row["test"] = _paired_p_value(name, outcomes, ctx)
             row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
