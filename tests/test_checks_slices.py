@@ -113,7 +113,7 @@ def test_weak_region_is_found_with_its_numbers():
     k = round(expected * worst["n"])
     ci = stats.binomtest(k, worst["n"]).proportion_ci(method="wilson")
     assert (worst["ci_low"], worst["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert f"The model's recall is {expected:.2f} in region = north (n = {int(north.sum())}) against {rest:.2f} elsewhere" in result.message
+    assert f"The model's recall is {expected:.3f} in region = north (n = {int(north.sum())}) against {rest:.3f} elsewhere" in result.message
     assert result.value == pytest.approx(rest - expected)
     # numeric columns are sliced in the data's own units (raw attributes), not the standardised model inputs
     assert result.evidence["raw_values"] is True and "mean radius" in result.evidence["columns"]

@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 import report_fixtures as F
 from conftest import SAMPLES, cancer_config, write_config
+from reportgen import numbers
 from reportgen.checks.base import registry
 from reportgen.cli import main
 from reportgen.config import load_config
@@ -140,14 +141,14 @@ def test_page_one_of_the_failing_credit_sample_says_what_the_verdict_turns_on(cr
         ci = binomtest(k, n).proportion_ci(method="wilson")
         assert tiles[key]["ci"] == f"95% CI {ci.low:.3f}–{ci.high:.3f}"
     first = page1_text(report)
-    for fragment in ("Precision (Yes)", "Recall (Yes)", tiles["precision"]["ci"], "Decision threshold 0.500",
+    for fragment in ("Precision (Yes)", "Recall (Yes)", tiles["precision"]["ci"], "Decision threshold 0.5",
                      "is 3.3% (50 of 1,500) of test", "default.csv (sha256", "What would fix it",
                      "Lower the decision threshold to", "would still fail", "class_weights: balanced",
                      "the default thresholds and severities of every check"):
         assert fragment.replace(" ", "") in first.replace(" ", ""), fragment  # tiles wrap their lines
     summary = RENDERERS["md"].render(report, RenderOptions()).decode("utf-8")
     headline = next(line for line in summary.splitlines() if line.startswith("**Test split"))
-    for fragment in ("Precision (Yes) 0.680 (95% CI", "Recall (Yes) 0.340", "threshold 0.500",
+    for fragment in ("Precision (Yes) 0.680 (95% CI", "Recall (Yes) 0.340", "threshold 0.5",
                      "prevalence of “Yes” 3.3% (50 of 1,500)", "data default.csv (sha256"):
         assert fragment in headline, fragment
     assert "Lower the decision threshold to" in summary
@@ -161,7 +162,7 @@ def test_the_best_f1_threshold_is_never_offered_as_a_fix_when_it_fails_the_gate(
     proposed = next(f for f in fixes if f.startswith("Lower the decision threshold"))
     val_sweep = credit_naive.curves["val"]["threshold_sweep"]  # the threshold is chosen on val, never on test
     meeting = [t for t, r in zip(val_sweep["thresholds"], val_sweep["recall"]) if r >= minimum]
-    assert f"to {max(meeting):.2f}" in proposed and "chosen on val" in proposed
+    assert f"to {numbers.setting(max(meeting))} (model.threshold)" in proposed and "chosen on val" in proposed
     if sweep["recall"][best] < minimum:
         assert any("best-F1 threshold" in f and "would still fail" in f for f in fixes)
 

@@ -70,7 +70,7 @@ def test_first_screen_answers_can_it_ship(pages: dict[str, str]) -> None:
     gate = summary[summary.index('<table class="gate">'):]
     statuses = re.findall(r'<tr class="row-(\w+)">', gate)
     assert statuses[:6] == ["error", "fail", "fail", "fail", "fail", "fail"] and statuses[-1] == "pass"
-    assert "≥ 0.600" in gate and "≤ 0.050" in gate
+    assert "≥ 0.6" in gate and "≤ 0.05" in gate
     passing = pages["passing_binary"]
     assert "✔ PASS" in passing[: passing.index('id="checks"')]
 
