@@ -14,15 +14,16 @@ The rules (``tests/test_numbers.py`` holds them as examples):
 - **Counts** (``count``): whole numbers with thousands separators (``1,500``).
 - **p-values** (``p_value``): three decimals, and ``< 0.001`` below that (``p_clause`` gives
   ``p = 0.706`` / ``p < 0.001``).
-- **Percentages** of a share in [0, 1] (``percent``): one decimal (``3.3%``); a share that is not
-  zero but would round to ``0.0%`` is ``< 0.1%``, one short of 1 that would round to ``100.0%`` is
-  ``> 99.9%``.
+- **Percentages** of a share in [0, 1] (``percent``): one decimal (``3.3%``), exactly ``0%`` and
+  ``100%``; a share that is not zero but would round to ``0.0%`` is ``< 0.1%``, one short of 1 that
+  would round to ``100.0%`` is ``> 99.9%``.
 - **Settings** (thresholds, limits, decision thresholds, noise levels: ``setting``): as the config
   writes them, the shortest decimal that gives the value back (``0.5``, ``3``, ``0.0125``), with the
   power-of-ten form below 0.001 (``1×10⁻⁴``), so "below the 0.5 minimum" reads like the YAML.
 - **Differences** to an earlier value (``signed``): ``number`` with an explicit sign, ``+0.012`` / ``−0.034``
   (a true minus sign).
 - **Intervals** (``interval``): ``0.224–0.478`` (en dash).
+- **Durations** (``duration``): seconds with two decimals, ``5.54 s``; ``< 0.01 s`` rather than ``0.00 s``.
 - Missing or non-finite values are an em dash ``—``; booleans are ``yes`` / ``no``.
 """
 
@@ -117,10 +118,12 @@ def percent(share: Any) -> str:
     """A share in [0, 1] as a percentage with one decimal; ``< 0.1%`` and ``> 99.9%`` at the ends."""
     if not _is_number(share) or not math.isfinite(share):
         return MISSING
+    if share == 0 or share == 1:
+        return f"{share:.0%}"
     text = f"{share:.1%}"
-    if share != 0 and text in ("0.0%", "-0.0%"):
+    if text in ("0.0%", "-0.0%"):
         return "< 0.1%" if share > 0 else "> -0.1%"
-    if share != 1 and text == "100.0%":
+    if text == "100.0%":
         return "> 99.9%" if share < 1 else "< 100.1%"
     return text
 
@@ -156,6 +159,13 @@ def setting(value: Any, significant: int = 6) -> str:
         whole, _, fraction = text.partition(".")
         return f"{int(whole):,}" + (f".{fraction}" if fraction else "")
     return text
+
+
+def duration(seconds: Any) -> str:
+    """A duration in seconds with two decimals (``5.54 s``, ``1,234.50 s``); below 0.005 s ``< 0.01 s``."""
+    if not _is_number(seconds) or not math.isfinite(seconds):
+        return MISSING
+    return "< 0.01 s" if abs(seconds) < 0.005 else f"{seconds:,.2f} s"
 
 
 def signed(value: Any, digits: int = DECIMALS) -> str:

@@ -43,7 +43,7 @@ def test_p_values(value, text):
 
 
 @pytest.mark.parametrize("share, text", [
-    (0.03328, "3.3%"), (0.0, "0.0%"), (1.0, "100.0%"), (0.0004, "< 0.1%"), (0.99996, "> 99.9%"), (0.00067, "0.1%"),
+    (0.03328, "3.3%"), (0.0, "0%"), (1.0, "100%"), (0.5, "50.0%"), (0.0004, "< 0.1%"), (0.99996, "> 99.9%"), (0.00067, "0.1%"),
 ])
 def test_percentages(share, text):
     assert N.percent(share) == text
@@ -54,6 +54,7 @@ def test_differences_intervals_and_counts():
     assert N.signed(0.0104) == "+0.010" and N.signed(-0.034) == "−0.034" and N.signed(0.0) == "0"
     assert N.interval(0.22412, 0.47813) == "0.224–0.478" and N.interval(None, 0.4) == "—"
     assert N.count(1234567) == "1,234,567" and N.count(12.0) == "12"
+    assert N.duration(5.5432) == "5.54 s" and N.duration(0.001) == "< 0.01 s" and N.duration(1234.5) == "1,234.50 s"
 
 
 def test_one_scientific_form():

@@ -893,8 +893,8 @@ def build(report: "Report") -> dict[str, Any]:
         "config_yaml": _config_yaml(report.config),
         "fingerprint": _kv_rows(report.data.get("fingerprint")),
         "environment": environment_rows,
-        "timing": [(k, f"{v:.2f} s" if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
-        "total_time": f"{sum(v for v in report.timing.values() if fmt.is_number(v)):.2f} s" if report.timing else None,
+        "timing": [(k, numbers.duration(v) if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
+        "total_time": numbers.duration(sum(v for v in report.timing.values() if fmt.is_number(v))) if report.timing else None,
         "missing_glyphs": " ".join(plots.missing_glyphs(_names(report))),
     }
 
