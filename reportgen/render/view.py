@@ -88,8 +88,8 @@ def _overlap_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
             "count": fmt.num(info.get("count")), "share": fmt.pct(info.get("share")), "n": fmt.num(info.get("n")),
             "flag": fmt.is_number(info.get("count")) and info.get("count") > 0,
             "examples": [
-                {"a": fmt.num(e.get(f"{held_out}_row", e.get("test_row", e.get("row")))),
-                 "b": fmt.num(e.get(f"{reference}_row", e.get("train_row")))}
+                {"a": _cell("row", e.get(f"{held_out}_row", e.get("test_row", e.get("row")))),
+                 "b": _cell("row", e.get(f"{reference}_row", e.get("train_row")))}
                 for e in examples[:10]
             ],
             "more": max(0, len(examples) - 10),
@@ -230,7 +230,7 @@ def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], m
 
 
 def _rate_ci(rate: Any, ci: Any) -> str:
-    return f"{fmt.num(rate)} {_ci(ci)}" if fmt.is_number(rate) else "—"
+    return f"{fmt.num(rate)} ({_ci(ci)})" if fmt.is_number(rate) else "—"
 
 
 def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -377,7 +377,7 @@ split names used as keys are data and shown as they are.
 
 EVIDENCE_VALUES: dict[str, str] = {
     "abs_pearson_r": "|Pearson r| with the target", "mean_one_vs_one_auc": "mean one-vs-one ROC AUC",
-    "relative_rmse_gap": "relative RMSE increase", "ks": "Kolmogorov-Smirnov", "chi2": "chi-square",
+    "relative_rmse_gap": "relative RMSE increase", "ks": "KS", "chi2": "chi-square",
     "gradient_x_input": "gradient × input", "bce": "binary cross-entropy", "cross_entropy": "cross-entropy", "mse": "mean squared error",
 }
 """Identifiers that checks write as evidence values (a score, a loss, a method), in words; metric keys use the registry."""
@@ -412,9 +412,12 @@ def _key_text(key: Any) -> str:
 
 P_VALUE_KEYS = frozenset({"p_value", "p_adjusted"})
 """Evidence keys holding p-values: written as p-values (``< 0.001``), reportgen.numbers.p_value."""
-SETTING_KEYS = frozenset({"alpha", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold", "thresholds",
-                          "operating_threshold", "best_f1_threshold", "min_class_support", "recall_target"})
-"""Evidence keys holding a configured value or a threshold of the sweep: written as settings (``0.05``), not measurements."""
+SETTING_KEYS = frozenset({"alpha", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold",
+                          "operating_threshold", "best_f1_threshold", "min_class_support"})
+"""Evidence keys holding a configured value or a chosen decision threshold: written as settings (``0.05``); a sweep's
+column of thresholds keeps three decimals so that it aligns."""
+ROW_KEYS = frozenset({"sample", "row", "train_row", "val_row", "test_row"})
+"""Evidence keys holding a row number: an identifier, written without thousands separators (``row 5665``)."""
 
 
 def _cell(key: Any, value: Any, depth: int = 0) -> str:
@@ -423,6 +426,8 @@ def _cell(key: Any, value: Any, depth: int = 0) -> str:
         return numbers.p_value(value)
     if str(key) in SETTING_KEYS and fmt.is_number(value):
         return numbers.setting(value)
+    if str(key) in ROW_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return _compact(named_value(key, value), depth)
 
 
@@ -568,7 +573,7 @@ def evidence_view(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str
 
 def _ci(ci: Any) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(fmt.is_number(v) for v in ci):
-        return f"[{fmt.num(ci[0])}, {fmt.num(ci[1])}]"
+        return numbers.interval(ci[0], ci[1])
     return "—"
 
 
