@@ -110,7 +110,7 @@ def shown_evidence_problems(shown: Mapping[str, Any] | None, evidence_keys: set[
         problems += [f"evidence key {k!r} in {text!r}" for k in snake_keys if re.search(rf"\b{re.escape(k)}\b", text)]
         problems += number_format_problems(text, names)
     for label in labels:
-        derived = label.startswith("By ") and label[3:].capitalize() in known_labels
+        derived = (label.startswith("By ") and label[3:].capitalize() in known_labels) or label.split(" (")[0] in known_labels
         if label not in known_labels and not derived:
             problems.append(f"label {label!r} is not from the label table")
     problems += [f"column {label!r} reads as a key" for label in columns if "_" in label]

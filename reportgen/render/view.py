@@ -222,6 +222,20 @@ def _prediction_drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None
     return {"kind": "comparisons", "items": items}
 
 
+def _integrity_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """data_integrity: the per-split table, with the test split's support per class on a line of its own."""
+    splits = evidence.get("splits")
+    if not isinstance(splits, Mapping) or not all(isinstance(v, Mapping) for v in splits.values()):
+        return None
+    support = {name: info["class_support"] for name, info in splits.items() if isinstance(info.get("class_support"), Mapping)}
+    trimmed = {name: {k: v for k, v in info.items() if k != "class_support"} for name, info in splits.items()}
+    items = _generic_items({"splits": trimmed, **{k: v for k, v in evidence.items() if k != "splits"}})
+    for split, per_class in support.items():
+        items.insert(1, {"key": "class_support", "label": f"{evidence_label('class_support')} ({split})", "table": None,
+                         "value": fmt.clip(_compact(per_class), GENERIC_VALUE_CHARS * 2)})
+    return {"kind": "integrity", "items": items}
+
+
 def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], more: int = 0) -> dict[str, Any]:
     """A table in the shape of ``_record_table`` (rendered by the ``records`` macro) from cells already chosen."""
     return {"key_column": None, "columns": [{"label": label, "numeric": numeric} for label, numeric in columns],
@@ -279,6 +293,7 @@ def _importance_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 
 EVIDENCE_VIEWS = {
     "feature_drift": _drift_view,
+    "data_integrity": _integrity_view,
     "prediction_drift": _prediction_drift_view,
     "train_test_overlap": _overlap_view,
     "minority_recall": _per_class_view,
@@ -305,7 +320,7 @@ EVIDENCE_LABELS: dict[str, str] = {
     # data checks
     "nonfinite_values": "Non-finite values", "nonfinite_samples": "Non-finite samples",
     "nonfinite_targets": "Non-finite targets", "labels_out_of_range": "Unknown labels", "classes_present": "Classes present",
-    "class_support": "Test support", "violations": "Violations", "concerns": "Concerns",
+    "class_support": "Samples per class", "violations": "Violations", "concerns": "Concerns",
     "min_class_support": "Smallest class support measured (setting)",
     "pairs": "Split pairs", "test_in_train": "Test rows also in train", "val_in_train": "Validation rows also in train",
     "test_in_val": "Test rows also in validation", "exact": "Identical", "normalised": "Equal after rounding",
@@ -451,8 +466,9 @@ def _compact(value: Any, depth: int = 0) -> str:
             return "none"
         if depth >= 2:
             return f"{len(value)} entries (in results.json)"
-        parts = [f"{_key_text(k)}: {_cell(k, v, depth + 1)}" for k, v in list(value.items())[:6]]
-        return " · ".join(parts) + (f" · … ({len(value)} in all)" if len(value) > 6 else "")
+        limit = MAX_EVIDENCE_ROWS if depth == 0 else 6  # a line of its own holds more than a table cell
+        parts = [f"{_key_text(k)}: {_cell(k, v, depth + 1)}" for k, v in list(value.items())[:limit]]
+        return " · ".join(parts) + (f" · … ({len(value)} in all)" if len(value) > limit else "")
     if isinstance(value, (list, tuple)):
         if not value:
             return "none"
