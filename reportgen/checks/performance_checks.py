@@ -265,7 +265,7 @@ class Calibration(Check):
             return Finding.skip(f"the {split} split is empty")
         evidence = {"split": split, "kind": kind, "ece": ece, "bins": result["bins"]}
         worst = max((b for b in result["bins"] if b["count"]), key=lambda b: abs(b["fraction_positive"] - b["mean_predicted"]))
-        detail = (f"worst bin {interval(worst['lower'], worst['upper'])}: predicted {number(worst['mean_predicted'])}, "
+        detail = (f"worst bin {interval(worst['lower'], worst['upper'], 2)}: predicted {number(worst['mean_predicted'])}, "
                   f"observed {number(worst['fraction_positive'])} over {count(worst['count'])} samples")
         return Measurement(ece, f"expected calibration error on {split} is {number(ece)} ({detail})", evidence,
                            violation=f"Probabilities are miscalibrated on {split}")

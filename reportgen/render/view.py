@@ -134,7 +134,7 @@ def _calibration_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     bins = evidence.get("bins")
     if not isinstance(bins, list) or not all(isinstance(b, Mapping) for b in bins):
         return None
-    rows = [{"range": f"{fmt.num(b.get('lower'), 2)}–{fmt.num(b.get('upper'), 2)}", "count": fmt.num(b.get("count")),
+    rows = [{"range": numbers.interval(b.get('lower'), b.get('upper'), 2), "count": fmt.num(b.get("count")),
              "predicted": fmt.num(b.get("mean_predicted")), "observed": fmt.num(b.get("fraction_positive")),
              "gap": fmt.num(abs(b["mean_predicted"] - b["fraction_positive"]))
              if fmt.is_number(b.get("mean_predicted")) and fmt.is_number(b.get("fraction_positive")) else "—"}
