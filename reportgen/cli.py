@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TextIO, cast
 
 from reportgen import __version__, metric_registry
 from reportgen.errors import InputError, ReportgenError
+from reportgen.numbers import number
 from reportgen.render import FORMATS
 from reportgen.render.fmt import console_line
 from reportgen.vocabulary import TASKS, ExitCode, Verdict
@@ -64,7 +65,7 @@ class ConsoleProgress:
         for key in _EPOCH_KEYS:
             value = record.get(key)
             if value is not None:
-                parts.append(f"{key}={value:.4f}")
+                parts.append(f"{key}={number(value)}")
         self._line("  ".join(parts), transient=self.interactive)
         self._epoch_open = self.interactive
 
@@ -153,7 +154,7 @@ def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out
         best = training.get("best_epoch")
         val = next((row.get("val_loss") for row in training.get("history") or [] if row.get("epoch") == best), None)
         out.write(f"  early stopping: stopped after epoch {training.get('epochs_run')}; the weights of the best epoch {best}"
-                  + (f" (validation loss {val:.4f})" if isinstance(val, (int, float)) else "") + " were restored and evaluated\n")
+                  + (f" (validation loss {number(val)})" if isinstance(val, (int, float)) else "") + " were restored and evaluated\n")
     from reportgen.gate import overrides_of
 
     overrides = overrides_of(report.gate)

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from reportgen.checks.base import CheckResult, CheckSpec, gate_status
 from reportgen.vocabulary import Severity, Status
+from reportgen.numbers import setting
 
 Effect = Literal["disabled", "relaxed", "tightened", "severity_lowered", "severity_raised", "changed"]
 RELAXING_EFFECTS: frozenset[str] = frozenset({"disabled", "relaxed", "severity_lowered"})
@@ -57,8 +58,8 @@ class Override:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, (int, float)):
+        return setting(value)
     return str(value)
 
 

@@ -113,7 +113,7 @@ def test_weak_region_is_found_with_its_numbers():
     k = round(expected * worst["n"])
     ci = stats.binomtest(k, worst["n"]).proportion_ci(method="wilson")
     assert (worst["ci_low"], worst["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert f"The model's recall is {expected:.2f} in region = north (n = {int(north.sum())}) against {rest:.2f} elsewhere" in result.message
+    assert f"The model's recall is {expected:.3f} in region = north (n = {int(north.sum())}) against {rest:.3f} elsewhere" in result.message
     assert result.value == pytest.approx(rest - expected)
     # numeric columns are sliced in the data's own units (raw attributes), not the standardised model inputs
     assert result.evidence["raw_values"] is True and "mean radius" in result.evidence["columns"]
@@ -266,7 +266,7 @@ def test_slice_and_fairness_evidence_render_as_tables_and_a_chart(monkeypatch):
     fair = view.evidence_view(run("group_fairness", fair_ctx, {"sensitive": ["sex"]}))
     groups = next(i for i in fair["items"] if i["key"] == "groups")["table"]
     assert sorted(r["cells"][1]["text"] for r in groups["rows"]) == ["F", "M"]
-    assert "[" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
+    assert "–" in groups["rows"][0]["cells"][3]["text"]  # rate and its 95% interval in one cell
     # and the whole report renders them through the real templates (HTML and PDF share them)
     import dataclasses
 

@@ -18,7 +18,7 @@ def test_on_a_terminal_the_last_epochs_losses_stay_on_screen():
     screen = stream.getvalue()
     # What a terminal keeps: the text after the last carriage return of each line.
     lines = [line.rsplit("\r", 1)[-1].replace("\033[K", "") for line in screen.split("\n")]
-    assert any("epoch 3/3" in line and "val_loss=0.5000" in line for line in lines), lines
+    assert any("epoch 3/3" in line and "val_loss=0.500" in line for line in lines), lines
     assert any(line.endswith("evaluating") for line in lines)
 
 

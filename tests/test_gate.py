@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 import report_fixtures as F
 from conftest import SAMPLES, cancer_config, write_config
+from reportgen import numbers
 from reportgen.checks.base import registry
 from reportgen.cli import main
 from reportgen.config import load_config
@@ -144,14 +145,14 @@ def test_page_one_of_the_failing_credit_sample_says_what_the_verdict_turns_on(cr
         ci = binomtest(k, n).proportion_ci(method="wilson")
         assert tiles[key]["ci"] == f"95% CI {ci.low:.3f}–{ci.high:.3f}"
     first = page1_text(report)
-    for fragment in ("Precision (Yes)", "Recall (Yes)", tiles["precision"]["ci"], "Decision threshold 0.500",
+    for fragment in ("Precision (Yes)", "Recall (Yes)", tiles["precision"]["ci"], "Decision threshold 0.5",
                      "is 3.3% (50 of 1,500) of test", "default.csv (sha256", "What would fix it",
                      "Lower the decision threshold to", "would still fail", "class_weights: balanced",
                      "the default thresholds and severities of every check"):
         assert fragment.replace(" ", "") in first.replace(" ", ""), fragment  # tiles wrap their lines
     summary = RENDERERS["md"].render(report, RenderOptions()).decode("utf-8")
     headline = next(line for line in summary.splitlines() if line.startswith("**Test split"))
-    for fragment in ("Precision (Yes) 0.680 (95% CI", "Recall (Yes) 0.340", "threshold 0.500",
+    for fragment in ("Precision (Yes) 0.680 (95% CI", "Recall (Yes) 0.340", "threshold 0.5",
                      "prevalence of “Yes” 3.3% (50 of 1,500)", "data default.csv (sha256"):
         assert fragment in headline, fragment
     assert "Lower the decision threshold to" in summary
@@ -166,7 +167,7 @@ def test_the_best_f1_threshold_is_never_offered_as_a_fix_when_it_fails_the_gate(
     val_sweep = credit_naive.curves["val"]["threshold_sweep"]  # the threshold is chosen on val, never on test
     meeting = [i for i, r in enumerate(val_sweep["recall"]) if r >= minimum]
     chosen = max(meeting, key=lambda i: val_sweep["thresholds"][i])
-    assert f"to {val_sweep['thresholds'][chosen]:.2f}" in proposed and "chosen on val" in proposed
+    assert f"to {numbers.setting(val_sweep['thresholds'][chosen])} (model.threshold)" in proposed and "chosen on val" in proposed
     # ... and says what it costs: the precision at that threshold, on val and then on test
     assert f"at a precision of {val_sweep['precision'][chosen]:.3f}" in proposed
     on_test = sweep["thresholds"].index(val_sweep["thresholds"][chosen])
@@ -174,7 +175,7 @@ def test_the_best_f1_threshold_is_never_offered_as_a_fix_when_it_fails_the_gate(
     # On this sample the best-F1 threshold misses the recall minimum: it is named only as failing.
     assert sweep["recall"][best] < minimum
     best_f1 = [f for f in fixes if "best-F1" in f]
-    assert len(best_f1) == 1 and "would still fail" in best_f1[0] and f"{sweep['thresholds'][best]:.2f}" in best_f1[0]
+    assert len(best_f1) == 1 and "would still fail" in best_f1[0] and f"{numbers.setting(sweep['thresholds'][best])}" in best_f1[0]
 
 
 def test_a_passing_report_offers_no_fix_and_class_weights_only_when_training_is_imbalanced(credit_naive):

@@ -70,7 +70,7 @@ def test_first_screen_answers_can_it_ship(pages: dict[str, str]) -> None:
     gate = summary[summary.index('<table class="gate">'):]
     statuses = re.findall(r'<tr class="row-(\w+)">', gate)
     assert statuses[:6] == ["error", "fail", "fail", "fail", "fail", "fail"] and statuses[-1] == "pass"
-    assert "≥ 0.600" in gate and "≤ 0.050" in gate
+    assert "≥ 0.6" in gate and "≤ 0.05" in gate
     passing = pages["passing_binary"]
     assert "✔ PASS" in passing[: passing.index('id="checks"')]
 
@@ -84,7 +84,7 @@ def test_sections_and_charts_present(pages: dict[str, str]) -> None:
                   "Accuracy per epoch", "Gradient norm per layer (log scale)"):
         assert f">{title}<" in page, title
     assert "How to read this:" in page
-    assert "[0.002, 0.053]" in page  # recall interval of the minority class
+    assert "0.002–0.053" in page  # recall interval of the minority class
     assert "identical train row" in page and "4 more example pairs" in page
     assert "name: fraud-detector-v3" in page  # config as YAML
     regression = pages["regression"]
@@ -241,7 +241,7 @@ def test_record_evidence_becomes_a_table() -> None:
     many = view._record_table({str(i): {"x": i} for i in range(view.MAX_EVIDENCE_ROWS + 7)})
     assert len(many["rows"]) == view.MAX_EVIDENCE_ROWS and many["more"] == 7
     shares = view._record_table({"No": {"test_share": 0.9, "train_share": 0.8, "val_share": 0.85}})
-    assert [c["label"] for c in shares["columns"]] == ["Train share", "Val share", "Test share"]
+    assert [c["label"] for c in shares["columns"]] == ["Share in train", "Share in validation", "Share in test"]
     assert [c["text"] for c in shares["rows"][0]["cells"]] == ["0.800", "0.850", "0.900"]
     assert view._record_table({"a": 1, "b": {"x": 1}}) is None  # not all records
     assert view._record_table([1, 2]) is None and view._record_table({}) is None
@@ -324,7 +324,7 @@ def test_parallel_lists_in_evidence_become_one_table() -> None:
                 "long": list(range(view.MAX_EVIDENCE_ROWS + 1))}
     items = view._generic_items(evidence)
     table = items[0]["table"]
-    assert items[0]["key"] == "thresholds" and table["key_column"] is None
+    assert items[0]["key"] == "thresholds" and items[0]["label"] == "By threshold" and table["key_column"] is None
     assert [c["label"] for c in table["columns"]] == ["Threshold", "Precision", "Recall"]  # one table of labels
     assert [c["text"] for c in table["rows"][1]["cells"]] == ["0.500", "0.500", "0.500"]
     assert [i["key"] for i in items[1:]] == ["best_f1", "long"] and items[2]["table"] is None  # too long: a list
@@ -346,4 +346,4 @@ def test_every_evidence_key_the_real_checks_write_reads_as_words() -> None:
                 assert item["value"] not in ("[]", "{}") and not item["value"].startswith("{"), (check.id, item["value"])
     assert view.evidence_label("tvd_train_test") == "Total variation distance, train vs test"
     assert view.evidence_label("balanced_accuracy") == "Balanced accuracy"
-    assert view._compact([]) == "none" and view._compact({"mean": 1.5, "std": 0.25}) == "mean 1.500; std 0.250"
+    assert view._compact([]) == "none" and view._compact({"mean": 1.5, "std": 0.25}) == "mean: 1.500 · Standard deviation: 0.250"

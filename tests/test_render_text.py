@@ -88,7 +88,7 @@ def test_junit_failure_carries_message_value_and_threshold() -> None:
     failure = case.find("failure")
     check = next(c for c in report.checks if c.id == "minority_recall")
     assert check.message in failure.get("message")
-    assert "required ≥ 0.600" in failure.text and "value 0.010" in failure.text
+    assert "required ≥ 0.6" in failure.text and "value 0.010" in failure.text
     warn = root.find("testsuite/testcase[@name='calibration']")
     assert warn.find("failure") is None and "WARN" in warn.find("system-out").text
     assert warn.find("skipped").get("message").startswith("WARN: ")

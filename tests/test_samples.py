@@ -40,3 +40,16 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
     checks = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))["checks"]
     missing = [c["title"] for c in checks if c["status"] != "skip" and c["title"] not in page_one]
     assert not missing, missing
+    # the text a reader sees follows the one number rule and shows evidence in words (tests/text_scan.py)
+    from reportgen.report import load_results
+    from text_scan import evidence_problems, number_format_problems, slice_names
+
+    report = load_results(tmp_path / "report" / "results.json")
+    slices = slice_names(report.checks)
+    texts = {"page 1 of the PDF": page_one, "console": out.getvalue(),
+             "summary.md": (tmp_path / "report" / "summary.md").read_text(encoding="utf-8").replace("\\", ""),
+             "junit.xml": (tmp_path / "report" / "junit.xml").read_text(encoding="utf-8"),
+             **{f"message of {c.id}": c.message for c in report.checks}}
+    problems = {where: found for where, text in texts.items() if (found := number_format_problems(text, slices))}
+    assert not problems, problems
+    assert not evidence_problems(report), evidence_problems(report)

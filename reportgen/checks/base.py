@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
 
 from reportgen.errors import ConfigError
+from reportgen.numbers import setting
 
 from reportgen.vocabulary import SEVERITIES as SEVERITIES
 from reportgen.vocabulary import Status as StatusKind
@@ -222,10 +223,10 @@ def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Fi
         side = "below" if higher else "above"
         advice = f": {measured.advice}" if measured.advice else ""
         return Finding("violation", measured.value,
-                       sentence(measured.violation, f"{measured.summary}, {side} the {threshold:g} {bound}{advice}"),
+                       sentence(measured.violation, f"{measured.summary}, {side} the {setting(threshold)} {bound}{advice}"),
                        measured.evidence)
     verb = "meeting" if higher else "within"
-    body = f"{measured.summary}, {verb} the {threshold:g} {bound}"
+    body = f"{measured.summary}, {verb} the {setting(threshold)} {bound}"
     if measured.concern:  # the concern leads: it is why the result is a warning
         return Finding("concern", measured.value, sentence("", f"{measured.concern}; {body}"), measured.evidence)
     return Finding("ok", measured.value, sentence(measured.ok, body), measured.evidence)

@@ -25,6 +25,7 @@ from reportgen.checks.base import (
     register,
 )
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, number, percent, setting
 
 if TYPE_CHECKING:  # torch is imported when a check runs: rendering a report lists these checks without it
     import torch
@@ -191,15 +192,15 @@ class Stochasticity(Check):
         found = compare(ctx, first, second)
         value = found["max_score_difference"]
         evidence = {"samples": len(x), "batch_size": ctx.batch_size, **found}
-        changed = (f"; {found['changed']} of {len(x)} predicted classes ({100 * found['changed_share']:.1f}%) changed"
+        changed = (f"; {count(found['changed'])} of {count(len(x))} predicted classes ({percent(found['changed_share'])}) changed"
                    if "changed" in found else "")
         unit = "in probability" if ctx.task != "regression" else "in units of the predictions' standard deviation"
         if value > settings.threshold:
-            return Finding("violation", value, f"Scoring the same {len(x)} test samples twice in eval mode gives different "
-                           f"outputs: the largest difference is {value:.3g} {unit} (max {settings.threshold:g}){changed}. "
+            return Finding("violation", value, f"Scoring the same {count(len(x))} test samples twice in eval mode gives different "
+                           f"outputs: the largest difference is {number(value)} {unit} (max {setting(settings.threshold)}){changed}. "
                            "Look for dropout or noise applied in forward regardless of model.eval().", evidence)
-        return Finding("ok", value, f"Scoring the same {len(x)} test samples twice in eval mode gives the same outputs "
-                       f"(largest difference {value:.2g}, max {settings.threshold:g}).", evidence)
+        return Finding("ok", value, f"Scoring the same {count(len(x))} test samples twice in eval mode gives the same outputs "
+                       f"(largest difference {number(value)}, max {setting(settings.threshold)}).", evidence)
 
 
 # ----------------------------------------------------------------------------- batch dependence
@@ -269,14 +270,14 @@ class BatchDependence(Check):
             return Finding("violation", value, f"The model cannot score one sample alone ({alone}): its output depends "
                            "on the batch. Look for BatchNorm in training mode or batch statistics in forward.", evidence)
         if value is not None and value > settings.threshold:
-            changed = (f", {100 * worst['changed_share']:.1f}% of predicted classes change"
+            changed = (f", {percent(worst['changed_share'])} of predicted classes change"
                        if "changed_share" in worst else "")
             return Finding("violation", value, f"A sample's output depends on the other samples in its batch: scored "
-                           f"{worst['arrangement']} instead of batches of {batch}, outputs move by up to {value:.3g} "
-                           f"(max {settings.threshold:g}){changed}. Look for batch statistics in forward "
+                           f"{worst['arrangement']} instead of batches of {batch}, outputs move by up to {number(value)} "
+                           f"(max {setting(settings.threshold)}){changed}. Look for batch statistics in forward "
                            "(x - x.mean(0)) or BatchNorm left in training mode.", evidence)
-        return Finding("ok", value, f"Outputs of {n} test samples are the same in batches of {batch}, shuffled, in "
-                       f"batches of {other_batch} and one at a time (largest difference {value:.2g}).", evidence)
+        return Finding("ok", value, f"Outputs of {count(n)} test samples are the same in batches of {batch}, shuffled, in "
+                       f"batches of {other_batch} and one at a time (largest difference {number(value)}).", evidence)
 
 
 # ----------------------------------------------------------------------------- robustness
@@ -302,8 +303,8 @@ def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tup
         def gaussian(gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
             return x + scale * sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype)
 
-        return [(f"Gaussian noise, sigma = {noise / 2:g} x train std per numeric feature", lambda g: gaussian(g, 0.5)),
-                (f"Gaussian noise, sigma = {noise:g} x train std per numeric feature", gaussian)]
+        return [(f"Gaussian noise, sigma = {setting(noise / 2)} x train std per numeric feature", lambda g: gaussian(g, 0.5)),
+                (f"Gaussian noise, sigma = {setting(noise)} x train std per numeric feature", gaussian)]
     pixel_sigma = float(x.float().std())
 
     def image_noise(gen: torch.Generator) -> torch.Tensor:
@@ -315,7 +316,7 @@ def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tup
         return out
 
     perturbations: list[tuple[str, Callable[[torch.Generator], torch.Tensor]]] = [
-        (f"Gaussian noise, sigma = {noise:g} x pixel std", image_noise)]
+        (f"Gaussian noise, sigma = {setting(noise)} x pixel std", image_noise)]
     if x.dim() >= 3 and min(x.shape[-2:]) >= MIN_SHIFT_SIDE:
         perturbations += [("shift by 1 pixel right", lambda g: shifted(-1)), ("shift by 1 pixel down", lambda g: shifted(-2))]
     return perturbations
@@ -370,7 +371,7 @@ class Robustness(Check):
         worst = max(table, key=lambda r: r["flip_rate"])
         value = worst["flip_rate"]
         evidence = {"samples": len(x), "noise": noise, "flip_rates": table, "examples": examples}
-        return Measurement(value, f"{100 * value:.1f}% of {len(x)} test predictions change class under "
+        return Measurement(value, f"{percent(value)} of {count(len(x))} test predictions change class under "
                            f"{worst['perturbation']}", evidence,
                            advice="the model's answers are fragile under perturbations that should not matter")
 
@@ -448,9 +449,9 @@ class FeatureImportance(Check):
                     "baseline": -base if ctx.task == "regression" else base, "importances": rows}
         if skipped:
             evidence["not_measured"] = skipped
-        top = ", ".join(f"{r['feature']} ({r['importance']:.3f})" for r in rows[:3])
-        return Finding("ok", share, f"Permutation importance ({metric} when shuffled) on {len(x)} test samples: "
-                       f"{top}; the top feature holds {100 * share:.0f}% of the total.", evidence)
+        top = ", ".join(f"{r['feature']} ({number(r['importance'])})" for r in rows[:3])
+        return Finding("ok", share, f"Permutation importance ({metric} when shuffled) on {count(len(x))} test samples: "
+                       f"{top}; the top feature holds {percent(share)} of the total.", evidence)
 
     def _gradient_x_input(self, ctx: CheckContext, x: torch.Tensor, settings: CheckSettings) -> Finding:
         import torch
@@ -487,5 +488,5 @@ class FeatureImportance(Check):
                for i in order]
         evidence = {"method": "gradient_x_input", "samples": len(x), "pooling": [sh, sw],
                     "attribution_map": pooled.tolist(), "top_positions": top}
-        return Finding("ok", share, f"Mean |gradient x input| over {len(x)} test images: the strongest position "
-                       f"(row {top[0]['row']}, column {top[0]['column']}) holds {100 * share:.1f}% of the total.", evidence)
+        return Finding("ok", share, f"Mean |gradient x input| over {count(len(x))} test images: the strongest position "
+                       f"(row {top[0]['row']}, column {top[0]['column']}) holds {percent(share)} of the total.", evidence)

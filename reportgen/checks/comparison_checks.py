@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from reportgen import metric_registry
+from reportgen.numbers import number, p_clause, setting
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
@@ -228,23 +229,23 @@ class ReleaseComparison(Check):
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
                            "nothing could be compared.", evidence)
         worst = max(rows, key=lambda row: row["drop"])
-        summary = ", ".join(f"{metric_registry.label(r['metric'])} {r['previous']:.3f} → {r['current']:.3f}" for r in rows)
+        summary = ", ".join(f"{metric_registry.label(r['metric'])} {number(r['previous'])} → {number(r['current'])}" for r in rows)
         caveat = "" if same else " (on other test data, accepted by allow_different_data)"
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
             return Finding(
                 "violation", worst["drop"],
-                f"{metric_registry.label(worst['metric'])} dropped from {worst['previous']:.3f} to {worst['current']:.3f} "
-                f"against the earlier run (limit {limit:g}"
-                + (f", paired test p = {worst['p_value']:.2g}" if worst["p_value"] is not None else "")
+                f"{metric_registry.label(worst['metric'])} dropped from {number(worst['previous'])} to {number(worst['current'])} "
+                f"against the earlier run (limit {setting(limit)}"
+                + (f", paired test {p_clause(worst['p_value'])}" if worst["p_value"] is not None else "")
                 + f"){caveat}; {summary}.", evidence)
         noisy = [r for r in rows if r["drop"] > limit]
         if noisy:
             return Finding(
                 "concern", worst["drop"],
                 f"{', '.join(metric_registry.label(r['metric']) for r in noisy)} dropped by more than "
-                f"{limit:g}, but the paired test on the same samples finds no significant difference "
-                f"(p ≥ {alpha:g}): likely noise{caveat}; {summary}.", evidence)
-        return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {limit:g} "
+                f"{setting(limit)}, but the paired test on the same samples finds no significant difference "
+                f"(p ≥ {setting(alpha)}): likely noise{caveat}; {summary}.", evidence)
+        return Finding("ok", worst["drop"], f"No headline test metric dropped by more than {setting(limit)} "
                        f"against the earlier run{caveat} ({summary}).", evidence)

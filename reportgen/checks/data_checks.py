@@ -9,6 +9,7 @@ import numpy as np
 from reportgen.checks import fingerprints
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, number, percent
 from reportgen.types import SPLIT_ORDER, SplitData
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
@@ -16,14 +17,6 @@ MAX_EXAMPLES = 10
 LEAKAGE_MAX_ROWS = 200_000
 LEAKAGE_MAX_CLASSES = 100
 """target_leakage compares at most this many classes (the most frequent in train) pairwise: K² pairs per feature."""
-
-
-def _pct(share: float) -> str:
-    """A share as a percentage with sensible precision."""
-    value = 100.0 * share
-    if value == 0 or value >= 10:
-        return f"{value:.1f}%"
-    return f"{value:.2g}%" if value < 1 else f"{value:.1f}%"
 
 
 def _row_ids(split: SplitData, index: np.ndarray) -> list[int]:
@@ -85,7 +78,7 @@ class DataIntegrity(Check):
             info["nonfinite_samples"] = prints.nonfinite_rows
             if prints.nonfinite_values:
                 violations.append(
-                    f"{split.name} has {prints.nonfinite_values} non-finite input values in {prints.nonfinite_rows} samples"
+                    f"{split.name} has {count(prints.nonfinite_values)} non-finite input values in {count(prints.nonfinite_rows)} samples"
                 )
             labels = np.asarray(split.labels)
             if classification:
@@ -94,7 +87,7 @@ class DataIntegrity(Check):
                 bad = int((~valid).sum())
                 info["labels_out_of_range"] = bad
                 if bad:
-                    violations.append(f"{split.name} has {bad} labels outside 0..{num_classes - 1}")
+                    violations.append(f"{split.name} has {count(bad)} labels outside 0..{num_classes - 1}")
                 counts = np.bincount(labels[valid].astype(np.int64), minlength=num_classes)
                 present = [ctx.classes[i] for i in np.flatnonzero(counts)]
                 info["classes_present"] = len(present)
@@ -105,7 +98,7 @@ class DataIntegrity(Check):
                     small = {ctx.classes[i]: int(c) for i, c in enumerate(counts) if c < min_support}
                     info["class_support"] = {ctx.classes[i]: int(c) for i, c in enumerate(counts)}
                     if small and len(present) > 1:
-                        listed = ", ".join(f"{name!r} {count}" for name, count in small.items())
+                        listed = ", ".join(f"{name!r} {count(support)}" for name, support in small.items())
                         concerns.append(
                             f"test classes under {min_support} samples ({listed}) have recalls that cannot be measured reliably"
                         )
@@ -113,16 +106,16 @@ class DataIntegrity(Check):
                 bad = int((~np.isfinite(labels.astype(np.float64, copy=False))).sum())
                 info["nonfinite_targets"] = bad
                 if bad:
-                    violations.append(f"{split.name} has {bad} non-finite targets")
+                    violations.append(f"{split.name} has {count(bad)} non-finite targets")
             if split.n < min_support:
-                concerns.append(f"the {split.name} split has only {split.n} samples")
+                concerns.append(f"the {split.name} split has only {count(split.n)} samples")
         evidence = {"splits": per_split, "violations": violations, "concerns": concerns, "min_class_support": min_support}
         problems = len(violations) + len(concerns)
         if violations:
             return Finding("violation", problems, f"Broken data: {_join(violations + concerns)}.", evidence)
         if concerns:
             return Finding("concern", problems, f"Data too thin to judge: {_join(concerns)}.", evidence)
-        sizes = ", ".join(f"{name} {info['n']}" for name, info in per_split.items())
+        sizes = ", ".join(f"{name} {count(info['n'])}" for name, info in per_split.items())
         labels_ok = "every label is a known class" if classification else "every target is finite"
         return Finding("ok", 0, f"All inputs are finite and {labels_ok} ({sizes} samples).", evidence)
 
@@ -183,13 +176,13 @@ class TrainTestOverlap(Check):
             "rows": "data rows of the source file (1-based, header excluded)" if test.source_rows is not None
             else "positions within each split (1-based)",
         }
-        how = f"{main['exact']} identical, {main['normalised']} equal after rounding"
+        how = f"{count(main['exact'])} identical, {count(main['normalised'])} equal after rounding"
         first = main["examples"][0] if main["examples"] else {}
         example = f" (e.g. test row {first.get('test_row')} = train row {first.get('train_row')})" if first else ""
         others = [(name, p) for name, p in pairs.items() if name != "test_in_train" and p["count"]]
-        listed = ", ".join(f"{p['count']} of {p['n']} {name.replace('_in_', ' samples in ')}" for name, p in others)
+        listed = ", ".join(f"{count(p['count'])} of {count(p['n'])} {name.replace('_in_', ' samples in ')}" for name, p in others)
         return Measurement(
-            value, f"{main['count']} of {main['n']} test samples ({_pct(value)}) also occur in train ({how}){example}",
+            value, f"{count(main['count'])} of {count(main['n'])} test samples ({percent(value)}) also occur in train ({how}){example}",
             evidence, concern=f"{listed}, which biases model selection" if others else None,
         )
 
@@ -246,8 +239,8 @@ class ConflictingLabels(Check):
                 evidence["examples"].append({"size": int(len(rows)), "samples": samples})
         value = int(conflicting.size)
         return Measurement(
-            value, f"{value} groups of identical inputs carry different labels ({evidence['within_train']} within train, "
-            f"{evidence['across_splits']} across splits, {evidence['samples']} samples in all, of {len(labels)})",
+            value, f"{count(value)} groups of identical inputs carry different labels ({count(evidence['within_train'])} within train, "
+            f"{count(evidence['across_splits'])} across splits, {count(evidence['samples'])} samples in all, of {count(len(labels))})",
             evidence,
         )
 
@@ -379,12 +372,12 @@ class TargetLeakage(Check):
         best, best_name = ranked[0]
         label = {"abs_pearson_r": "|r| with the target", "roc_auc": "ROC AUC",
                  "mean_one_vs_one_auc": "mean one-vs-one AUC"}[kind]
-        sample = f" on a {rows_used}-row sample of train" if evidence["subsampled"] else " on train"
+        sample = f" on a {count(rows_used)}-row sample of train" if evidence["subsampled"] else " on train"
         if "classes_compared" in evidence:
             sample += f" (the {classes_compared} most frequent classes)"
         over = sum(1 for score, _ in ranked if settings.threshold is not None and score > settings.threshold)
         return Measurement(
-            best, f"the strongest single feature, {best_name!r}, reaches {label} {best:.4f}{sample} "
+            best, f"the strongest single feature, {best_name!r}, reaches {label} {number(best)}{sample} "
             f"({over} feature{'s' if over != 1 else ''} over the limit)", evidence,
             violation=f"Feature {best_name!r} alone predicts the label", advice="check it is not derived from the label",
         )
@@ -441,10 +434,10 @@ class ClassImbalance(Check):
             "imbalance_ratio": ratio,
             "balanced_share": 1.0 / c,
         }
-        ratio_text = f"{ratio:.1f}:1" if ratio is not None else "no samples"
+        ratio_text = f"{number(ratio)} to 1" if ratio is not None else "no samples"
         return Measurement(
-            value, f"the rarest class {minority!r} is {_pct(shares[minority])} of train ({counts[minority]} samples, "
-            f"majority/minority ratio {ratio_text}), {value:.2f} of a balanced share", evidence,
+            value, f"the rarest class {minority!r} is {percent(shares[minority])} of train ({count(counts[minority])} samples, "
+            f"majority/minority ratio {ratio_text}), {number(value)} of a balanced share", evidence,
             advice="accuracy will mislead, read balanced accuracy and per-class recall",
         )
 
@@ -488,9 +481,9 @@ class LabelShift(Check):
         if "val" in shares and ctx.data.splits["val"].n:
             evidence["tvd_train_val"] = _tvd(shares["train"], shares["val"])
         moved = int(np.argmax(np.abs(shares["train"] - shares["test"])))
-        detail = (f"class {ctx.classes[moved]!r} is {_pct(shares['train'][moved])} of train and "
-                  f"{_pct(shares['test'][moved])} of test")
-        return Measurement(value, f"the class mix differs by {value:.3f} (total variation) between train and test "
+        detail = (f"class {ctx.classes[moved]!r} is {percent(shares['train'][moved])} of train and "
+                  f"{percent(shares['test'][moved])} of test")
+        return Measurement(value, f"the class mix differs by {number(value)} (total variation) between train and test "
                            f"({detail})", evidence)
 
 
@@ -549,7 +542,7 @@ class UnseenCategories(Check):
         )
         return Measurement(
             worst_share,
-            f"{info['samples']} of {info['n']} {worst_split} samples ({_pct(worst_share)}) hold a category never seen "
+            f"{count(info['samples'])} of {count(info['n'])} {worst_split} samples ({percent(worst_share)}) hold a category never seen "
             f"in train ({listed})",
             evidence,
             advice="the model encodes them as all zeros",

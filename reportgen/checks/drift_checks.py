@@ -26,6 +26,7 @@ import numpy as np
 
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, number, p_clause, setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -346,10 +347,6 @@ def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str]
     return columns(train.features), columns(current_split.features), "train"
 
 
-def _fmt_p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
-
-
 @register
 class FeatureDrift(Check):
     spec = CheckSpec(
@@ -421,19 +418,19 @@ class FeatureDrift(Check):
         }
         assert settings.threshold is not None
         top = ranked[0]
-        largest = f"largest shift: {top!r} (effect {results[top].effect:.3f}, adjusted p {_fmt_p(adjusted[top])})"
+        largest = f"largest shift: {top!r} (effect {number(results[top].effect)}, {p_clause(adjusted[top], 'adjusted p')})"
         cut = f"; {len(untested)} more features not tested (max_features {limit})" if untested else ""
         if share > settings.threshold:
             listed = ", ".join(repr(n) for n in drifted[:5]) + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
             return Finding(
                 "violation", share,
-                f"{len(drifted)} of {len(results)} features drifted between {label} and test ({listed}); "
+                f"{count(len(drifted))} of {count(len(results))} features drifted between {label} and test ({listed}); "
                 f"{largest}{cut}.", evidence,
             )
         return Finding(
             "ok", share,
-            f"No feature drifted beyond chance and the effect floor {min_effect:g} between {label} and test "
-            f"({len(results)} features, {len(drifted)} drifted); {largest}{cut}.", evidence,
+            f"No feature drifted beyond chance and the effect floor {setting(min_effect)} between {label} and test "
+            f"({count(len(results))} features, {count(len(drifted))} drifted); {largest}{cut}.", evidence,
         )
 
 
@@ -548,10 +545,10 @@ class PredictionDrift(Check):
         largest = max(comparisons, key=lambda r: r["statistic"])
         evidence = {"score": kind, "alpha": alpha, "comparisons": comparisons, "histograms": histograms}
         drifted = [r for r in comparisons if r["drifted"]]
-        summary = "; ".join(f"test vs {r['reference']}: D {r['statistic']:.3f}, p {_fmt_p(r['p_value'])}" for r in comparisons)
+        summary = "; ".join(f"test vs {r['reference']}: D {number(r['statistic'])}, {p_clause(r['p_value'])}" for r in comparisons)
         if drifted:
             return Finding("violation", largest["statistic"],
-                           f"The model's {kind} moved: {summary} (maximum D {settings.threshold:g}){note}.", evidence)
+                           f"The model's {kind} moved: {summary} (maximum D {setting(settings.threshold)}){note}.", evidence)
         return Finding("ok", largest["statistic"], f"The model's {kind} is stable: {summary}{note}.", evidence)
 
 

@@ -6,9 +6,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from reportgen import metric_registry
 from reportgen import metrics as M
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, interval, number, percent, setting
 from reportgen.types import Predictions
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
@@ -30,10 +32,6 @@ def _metrics(ctx: CheckContext, split: str) -> Mapping[str, Any]:
         ctx.cache[cache_key] = (M.regression_metrics(pred) if ctx.task == "regression"
                                 else M.classification_metrics(pred, ctx.classes, ctx.positive_index))
     return ctx.cache[cache_key]
-
-
-def _pct(x: float) -> str:
-    return f"{100.0 * x:.1f}%"
 
 
 def _prediction(ctx: CheckContext, split: str) -> Predictions | None:
@@ -70,7 +68,7 @@ class BaselineComparison(Check):
                 return Finding.skip(f"R² is undefined: the {split} target is constant")
             evidence = {"split": split, "r2": r2, "baseline_r2": 0.0, "rmse": m.get("rmse"), "baseline_rmse": m.get("target_std")}
             return Measurement(
-                r2, f"R² on {split} is {r2:.3f} (the mean predictor scores 0)", evidence,
+                r2, f"R² on {split} is {number(r2)} (the mean predictor scores 0)", evidence,
                 violation=f"The model {'barely beats' if r2 >= 0 else 'is worse than'} predicting the mean",
                 ok="The model beats predicting the mean",
             )
@@ -96,11 +94,11 @@ class BaselineComparison(Check):
             "baseline": {"accuracy": baseline_accuracy, "balanced_accuracy": baseline_balanced},
             "gain": gain,
         }
-        numbers = (f"accuracy {_pct(accuracy)} vs {_pct(baseline_accuracy)} for always predicting "
-                   f"{ctx.classes[majority]!r}, balanced accuracy {balanced:.3f} vs {baseline_balanced:.3f}")
+        compared = (f"accuracy {percent(accuracy)} vs {percent(baseline_accuracy)} for always predicting "
+                    f"{ctx.classes[majority]!r}, balanced accuracy {number(balanced)} vs {number(baseline_balanced)}")
         paradox = accuracy >= 0.9 or accuracy >= baseline_accuracy
         return Measurement(
-            gain, f"{numbers}, a gain of {gain:.3f} in balanced accuracy over the majority-class baseline", evidence,
+            gain, f"{compared}, a gain of {number(gain)} in balanced accuracy over the majority-class baseline", evidence,
             violation="The accuracy paradox" if paradox else "The model barely beats always predicting the majority class",
             ok=("The model beats the majority-class baseline in balanced accuracy"
                 + (" (not in plain accuracy: it gives up majority-class hits to find the other classes)"
@@ -166,9 +164,9 @@ class MinorityRecall(Check):
         row = per_class[worst]
         recall, support, ci = row["recall"], row["support"], row["ci95"]
         found = round(recall * support)
-        text = (f"recall of the {role} {row['class']!r} on {split} is {recall:.3f} ({found} of {support} found, "
-                f"95% CI {ci[0]:.2f}-{ci[1]:.2f}")
-        text += f"; wide because only {support} test cases)" if support < SMALL_SUPPORT else ")"
+        text = (f"recall of the {role} {row['class']!r} on {split} is {number(recall)} ({count(found)} of {count(support)} found, "
+                f"95% CI {interval(ci[0], ci[1])}")
+        text += f"; wide because only {count(support)} test cases)" if support < SMALL_SUPPORT else ")"
         return Measurement(recall, f"the {text}", evidence)
 
 
@@ -207,7 +205,8 @@ class OverfitGap(Check):
             value = (hold_rmse - train_rmse) / floor
             evidence = {"metric": "relative_rmse_gap", "train_split": "train", "holdout_split": holdout,
                         "train": train_rmse, "holdout": hold_rmse, "gap": value}
-            numbers = f"RMSE {train_rmse:.4g} on train vs {hold_rmse:.4g} on {holdout} ({value:+.1%})"
+            compared = (f"RMSE {number(train_rmse)} on train vs {number(hold_rmse)} on {holdout} "
+                        f"({'+' if value > 0 else ''}{percent(value)})")
         else:
             metric = settings.params["metric"]
             present = np.unique(np.asarray(ctx.predictions[holdout].y_true)).size
@@ -220,8 +219,9 @@ class OverfitGap(Check):
             value = train_v - hold_v
             evidence = {"metric": metric, "train_split": "train", "holdout_split": holdout,
                         "train": train_v, "holdout": hold_v, "gap": value}
-            numbers = f"{metric} {train_v:.3f} on train vs {hold_v:.3f} on {holdout} (gap {value:.3f})"
-        return Measurement(value, numbers, evidence, violation="The model overfits", ok="No worrying overfitting")
+            compared = (f"{metric_registry.label(metric).lower()} {number(train_v)} on train vs {number(hold_v)} on "
+                        f"{holdout} (gap {number(value)})")
+        return Measurement(value, compared, evidence, violation="The model overfits", ok="No worrying overfitting")
 
 
 @register
@@ -265,9 +265,9 @@ class Calibration(Check):
             return Finding.skip(f"the {split} split is empty")
         evidence = {"split": split, "kind": kind, "ece": ece, "bins": result["bins"]}
         worst = max((b for b in result["bins"] if b["count"]), key=lambda b: abs(b["fraction_positive"] - b["mean_predicted"]))
-        detail = (f"worst bin {worst['lower']:.2f}-{worst['upper']:.2f}: predicted {worst['mean_predicted']:.2f}, "
-                  f"observed {worst['fraction_positive']:.2f} over {worst['count']} samples")
-        return Measurement(ece, f"expected calibration error on {split} is {ece:.3f} ({detail})", evidence,
+        detail = (f"worst bin {interval(worst['lower'], worst['upper'], 2)}: predicted {number(worst['mean_predicted'])}, "
+                  f"observed {number(worst['fraction_positive'])} over {count(worst['count'])} samples")
+        return Measurement(ece, f"expected calibration error on {split} is {number(ece)} ({detail})", evidence,
                            violation=f"Probabilities are miscalibrated on {split}")
 
 
@@ -315,9 +315,9 @@ class ThresholdTradeoff(Check):
             "best_f1_threshold": best_t, "best_f1": float(f1[best]),
             "operating_threshold": ctx.threshold, "operating": op,
         }
-        message = (f"F1 peaks at {f1[best]:.3f} at threshold {best_t:.2f} (precision {sweep['precision'][best]:.3f}, "
-                   f"recall {sweep['recall'][best]:.3f}); the operating threshold {ctx.threshold:g} gives precision "
-                   f"{op['precision']:.3f}, recall {op['recall']:.3f}")
+        message = (f"F1 peaks at {number(float(f1[best]))} at threshold {setting(best_t)} (precision "
+                   f"{number(sweep['precision'][best])}, recall {number(sweep['recall'][best])}); the operating threshold "
+                   f"{setting(ctx.threshold)} gives precision {number(op['precision'])}, recall {number(op['recall'])}")
         target = settings.params.get("target_recall")
         if target is None:
             return Measurement(best_t, message, evidence)
@@ -326,9 +326,9 @@ class ThresholdTradeoff(Check):
         if not reaching.size:
             evidence["target"] = {"recall": target, "threshold": None, "precision": None}
             return Measurement(best_t, message, evidence, concern=f"no threshold from 0.05 to 0.95 reaches the target "
-                               f"recall {target:g} (best {recalls.max():.3f})")
+                               f"recall {setting(target)} (best {number(float(recalls.max()))})")
         at = int(reaching.max())
         evidence["target"] = {"recall": target, "threshold": sweep["thresholds"][at],
                               "precision": sweep["precision"][at], "achieved_recall": sweep["recall"][at]}
-        return Measurement(best_t, message + f"; the target recall {target:g} holds up to threshold "
-                           f"{sweep['thresholds'][at]:.2f}, with precision {sweep['precision'][at]:.3f} there", evidence)
+        return Measurement(best_t, message + f"; the target recall {setting(target)} holds up to threshold "
+                           f"{setting(sweep['thresholds'][at])}, with precision {number(sweep['precision'][at])} there", evidence)

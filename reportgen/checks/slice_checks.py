@@ -28,6 +28,7 @@ from reportgen.checks.base import (
     register,
 )
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, number, p_clause, percent, setting
 
 MAX_COLUMNS = 100
 """Columns sliced when ``features`` is not given (the first 100 attribute columns)."""
@@ -88,7 +89,8 @@ class SliceColumn:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.4g}"
+    """A bin edge or category value in a slice's name: four significant digits, written as a setting."""
+    return setting(x, significant=4)
 
 
 def encode_column(name: str, values: Any, bins: int, max_categories: int) -> SliceColumn | None:
@@ -345,14 +347,14 @@ class SlicePerformance(Check):
         if failing:
             w = failing[0]
             more = f" ({len(failing) - 1} more slices fail, see the table)" if len(failing) > 1 else ""
-            gap_text = f"{100 * w.gap:.0f}% higher" if metric == "rmse" else f"a gap of {w.gap:.2f}"
-            return Finding("violation", w.gap, f"The model's {label} is {w.metric:.2f} in {w.label} (n = {w.size}) "
-                           f"against {w.rest:.2f} elsewhere: {gap_text}, beyond max_gap {max_gap:g} "
-                           f"(adjusted p = {w.q_value:.2g}){more}.", evidence)
+            gap_text = f"{percent(w.gap)} higher" if metric == "rmse" else f"a gap of {number(w.gap)}"
+            return Finding("violation", w.gap, f"The model's {label} is {number(w.metric)} in {w.label} (n = {count(w.size)}) "
+                           f"against {number(w.rest)} elsewhere: {gap_text}, beyond max_gap {setting(max_gap)} "
+                           f"({p_clause(w.q_value, 'adjusted p')}){more}.", evidence)
         w = max(stats, key=lambda s: s.gap)
-        return Finding("ok", value, f"No slice is worse than the rest by more than {max_gap:g} in {label} with "
-                       f"significance ({len(stats)} slices tested; weakest: {w.label}, {w.metric:.2f} "
-                       f"against {w.rest:.2f} elsewhere, n = {w.size}).", evidence)
+        return Finding("ok", value, f"No slice is worse than the rest by more than {setting(max_gap)} in {label} with "
+                       f"significance ({count(len(stats))} slice{'s' if len(stats) != 1 else ''} tested; weakest: {w.label}, {number(w.metric)} "
+                       f"against {number(w.rest)} elsewhere, n = {count(w.size)}).", evidence)
 
 
 # ----------------------------------------------------------------------------- group_fairness
@@ -443,7 +445,7 @@ class GroupFairness(Check):
         worst = max(differences, key=lambda d: max(d["demographic_parity_difference"] or 0.0, d["equalized_odds_difference"] or 0.0))
         value = max(worst["demographic_parity_difference"] or 0.0, worst["equalized_odds_difference"] or 0.0)
         evidence = {"split": split, "differences": differences, "groups": groups}
-        text = (f"on {worst['column']!r}: demographic-parity difference {worst['demographic_parity_difference'] or 0.0:.3f}, "
-                f"equalised-odds difference {worst['equalized_odds_difference'] or 0.0:.3f}")
+        text = (f"on {worst['column']!r}: demographic-parity difference {number(worst['demographic_parity_difference'] or 0.0)}, "
+                f"equalised-odds difference {number(worst['equalized_odds_difference'] or 0.0)}")
         return Measurement(value, text, evidence, violation="The model treats groups differently",
                            ok="Groups are treated alike", advice="see the per-group rates")

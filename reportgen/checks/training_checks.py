@@ -7,6 +7,7 @@ from typing import Any
 
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
+from reportgen.numbers import count, number, setting
 
 
 def _finite(value: Any) -> bool:
@@ -54,7 +55,7 @@ class LossCurve(Check):
             where = training.first_nonfinite_loss or {"epoch": bad_epoch}
             step = f", step {where['step']}" if "step" in where else ""
             last_good = [v for v in train_losses if _finite(v)]
-            before = f" (last finite epoch loss {last_good[-1]:.4g})" if last_good else ""
+            before = f" (last finite epoch loss {number(last_good[-1])})" if last_good else ""
             kept = f" Evaluated: {training.evaluated_weights}." if training.evaluated_weights else ""
             return Finding("violation", None, f"Training diverged: the loss or the weights became non-finite at epoch "
                            f"{where.get('epoch')}{step}{before}; lower the learning rate or check the inputs.{kept}", evidence)
@@ -68,7 +69,7 @@ class LossCurve(Check):
             return Finding.skip("one epoch and no initial loss: nothing to compare the final loss with")
         ratio = final / start if start > 0 else (1.0 if final <= 0 else math.inf)
         evidence.update(start_loss=start, final_loss=final, ratio=ratio)
-        summary = f"the training loss went from {start:.4g} to {final:.4g} by epoch {last_epoch} (ratio {ratio:.2f})"
+        summary = f"the training loss went from {number(start)} to {number(final)} by epoch {last_epoch} (ratio {number(ratio)})"
         val = [(e, h.get("val_loss")) for e, h in zip(epochs, history) if _finite(h.get("val_loss"))]
         concern = None
         if len(val) > patience:
@@ -81,8 +82,8 @@ class LossCurve(Check):
                     summary += (f"; validation loss was lowest at epoch {best_epoch} and early stopping kept that "
                                 f"epoch's weights")
                 else:
-                    concern = (f"overfitting from epoch {best_epoch}: validation loss rose from {best:.4g} to "
-                               f"{after[-1]:.4g} over the next {len(after)} epochs")
+                    concern = (f"overfitting from epoch {best_epoch}: validation loss rose from {number(best)} to "
+                               f"{number(after[-1])} over the next {len(after)} epochs")
         return Measurement(ratio, summary, evidence, violation="The model is not learning", concern=concern)
 
 
@@ -117,10 +118,10 @@ class InitLoss(Check):
         evidence = {"init_loss": init, "expected_init_loss": expected, "loss": training.loss_name}
         if not _finite(init):
             return Finding("violation", None, f"The loss before the first update is not finite ({init}); the expected "
-                           f"value is {expected:.3f}.", evidence)
+                           f"value is {number(expected)}.", evidence)
         ratio = init / expected
         evidence["ratio"] = ratio
-        return Measurement(ratio, f"the initial loss {init:.3f} is {ratio:.2f} times the {expected:.3f} of a neutral start",
+        return Measurement(ratio, f"the initial loss {number(init)} is {number(ratio)} times the {number(expected)} of a neutral start",
                            evidence, advice="the model starts confidently wrong")
 
 
@@ -184,13 +185,13 @@ class GradientFlow(Check):
                            f"in the first step ({names}).", evidence)
         if no_grad:
             names = ", ".join(g.name for g in no_grad[:8]) + (", ..." if len(no_grad) > 8 else "")
-            return Finding("violation", value, f"{len(no_grad)} of {len(grads)} trainable parameter tensors ({unused} of "
-                           f"{total} parameters) received no gradient, so they are never trained: {names}.", evidence)
+            return Finding("violation", value, f"{len(no_grad)} of {len(grads)} trainable parameter tensors ({count(unused)} of "
+                           f"{count(total)} parameters) received no gradient, so they are never trained: {names}.", evidence)
         if vanishing:
             first = min(vanishing, key=lambda g: g.norm)
             return Finding("concern", value, f"Gradients vanish: {len(vanishing)} of {len(grads)} parameter tensors get less "
-                           f"than {min_ratio:g} of the largest gradient norm ({largest:.3g}); the weakest, {first.name}, "
-                           f"gets {first.norm:.3g} ({first.norm / largest:.1e} of it).", evidence)
-        ratio_text = f"; the weakest gets {weakest:.1e} of the largest norm" if weakest is not None else ""
-        return Finding("ok", value, f"All {len(grads)} trainable parameter tensors ({total} parameters) received finite "
+                           f"than {setting(min_ratio)} of the largest gradient norm ({number(largest)}); the weakest, {first.name}, "
+                           f"gets {number(first.norm)} ({number(first.norm / largest)} of it).", evidence)
+        ratio_text = f"; the weakest gets {number(weakest)} of the largest norm" if weakest is not None else ""
+        return Finding("ok", value, f"All {len(grads)} trainable parameter tensors ({count(total)} parameters) received finite "
                        f"gradients{ratio_text}.", evidence)

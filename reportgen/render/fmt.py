@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Mapping
 
-from reportgen import metric_registry
+from reportgen import metric_registry, numbers
 from reportgen.checks.base import CheckResult
 from reportgen.vocabulary import SPLIT_ORDER, Status
 
@@ -30,33 +29,18 @@ def is_number(value: Any) -> bool:
 
 
 def num(value: Any, digits: int = 3) -> str:
-    """Format a metric value compactly; None (and non-finite) as an em dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "—"
-        if value == 0:
-            return "0"
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{int(value):,}"
-        if abs(value) >= 1000:
-            return f"{value:,.1f}"
-        if abs(value) < 10 ** (-digits):
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    return clip(str(value), 80)
+    """A measured value, by the report's one number rule (reportgen.numbers.number); None as an em dash.
+
+    Strings are clipped to 80 characters.
+    """
+    if isinstance(value, str):
+        return clip(value, 80)
+    return numbers.number(value, digits)
 
 
 def pct(value: Any) -> str:
-    """Format a share in [0, 1] as a percentage."""
-    if not is_number(value) or not math.isfinite(value):
-        return "—"
-    return f"{value:.1%}"
+    """A share in [0, 1] as a percentage (reportgen.numbers.percent)."""
+    return numbers.percent(value)
 
 
 def direction(higher_is_better: bool | None) -> str:
@@ -67,11 +51,11 @@ def direction(higher_is_better: bool | None) -> str:
 
 
 def threshold_text(check: CheckResult) -> str:
-    """'≥ 0.800' / '≤ 0.050', or an em dash for checks without a threshold."""
+    """'≥ 0.8' / '≤ 0.05' (a setting, as the config writes it), or an em dash for checks without a threshold."""
     if check.threshold is None:
         return "—"
     sign = direction(check.higher_is_better)
-    return f"{sign} {num(check.threshold)}".strip()
+    return f"{sign} {numbers.setting(check.threshold)}".strip()
 
 
 def value_text(check: CheckResult) -> str:
@@ -80,7 +64,7 @@ def value_text(check: CheckResult) -> str:
 
 
 def comparison_text(check: CheckResult) -> str:
-    """'value 0.712, required ≥ 0.800' for the plain-text formats."""
+    """'value 0.712, required ≥ 0.8' for the plain-text formats."""
     text = f"value {value_text(check)}"
     if check.threshold is not None:
         text += f", required {threshold_text(check)}"

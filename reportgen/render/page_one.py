@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from reportgen import numbers
 from reportgen.render import fmt
 
 if TYPE_CHECKING:
@@ -52,9 +53,9 @@ def _tile(key: str, label: str, value: Any, ci: tuple[float, float] | None, delt
     if isinstance(row, Mapping) and fmt.is_number(row.get("previous")) and fmt.is_number(row.get("current")):
         change = row["current"] - row["previous"]
         worse = change < 0 if row.get("higher_is_better") else change > 0
-        delta = {"text": f"{change:+.3f} vs previous".replace("-", "−"), "worse": worse and change != 0}
+        delta = {"text": f"{numbers.signed(change)} vs previous", "worse": worse and change != 0}
     return {"key": key, "label": label, "value": fmt.num(value),
-            "ci": f"95% CI {fmt.num(ci[0])}–{fmt.num(ci[1])}" if ci else "", "delta": delta}
+            "ci": f"95% CI {numbers.interval(ci[0], ci[1])}" if ci else "", "delta": delta}
 
 
 def headline_tiles(report: "Report") -> list[dict[str, Any]]:
@@ -152,19 +153,19 @@ def fix_suggestions(report: "Report") -> list[str]:
                 test_row = on_test.get(t)
                 then = (f"; on test it gives recall {fmt.num(test_row[2])} at precision {fmt.num(test_row[1])}"
                         if test_row is not None else "")
-                tips.append(f"Lower the decision threshold to {fmt.num(t, 2)} (model.threshold), chosen on val: recall "
-                            f"{fmt.num(recall)} meets the {fmt.num(recall_check.threshold)} minimum at a precision of "
+                tips.append(f"Lower the decision threshold to {numbers.setting(t)} (model.threshold), chosen on val: recall "
+                            f"{fmt.num(recall)} meets the {numbers.setting(recall_check.threshold)} minimum at a precision of "
                             f"{fmt.num(precision)}{then}.")
             else:
-                tips.append(f"Lower the decision threshold to {fmt.num(t, 2)} (model.threshold): on test, recall {fmt.num(recall)} "
-                            f"meets the {fmt.num(recall_check.threshold)} minimum, at a precision of {fmt.num(precision)} "
+                tips.append(f"Lower the decision threshold to {numbers.setting(t)} (model.threshold): on test, recall {fmt.num(recall)} "
+                            f"meets the {numbers.setting(recall_check.threshold)} minimum, at a precision of {fmt.num(precision)} "
                             f"(chosen on the test split, as there is no val split: confirm it on fresh data).")
         scored = [r for r in rows if fmt.is_number(r[3])]
         if scored:
             t, _, recall, f1 = max(scored, key=lambda r: r[3])
             if fmt.is_number(recall) and recall < recall_check.threshold:
-                tips.append(f"The best-F1 threshold ({fmt.num(t, 2)}, F1 {fmt.num(f1)}) would still fail: its recall "
-                            f"{fmt.num(recall)} is below the {fmt.num(recall_check.threshold)} minimum.")
+                tips.append(f"The best-F1 threshold ({numbers.setting(t)}, F1 {fmt.num(f1)}) would still fail: its recall "
+                            f"{fmt.num(recall)} is below the {numbers.setting(recall_check.threshold)} minimum.")
     imbalance = results.get("class_imbalance")
     training = report.config.get("training") if isinstance(report.config.get("training"), Mapping) else None
     if (imbalance is not None and imbalance.status in ("warn", "fail") and recall_check is not None
@@ -198,7 +199,7 @@ def page_one(report: "Report") -> dict[str, Any]:
         limits = [{"id": i, "text": why} for i, why in EVALUATE_ONLY_LIMITS if i in present]
     return {
         "tiles": headline_tiles(report),
-        "threshold": fmt.num(report.model.get("threshold")) if report.task == "binary" else None,
+        "threshold": numbers.setting(report.model.get("threshold")) if report.task == "binary" else None,
         "prevalence": prevalence(report),
         "sources": data_source(report),
         "overrides": [{"text": o.describe(), "effect": o.effect.replace("_", " "), "relaxes": o.relaxes} for o in overrides],

@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 from markupsafe import Markup
 
-from reportgen import metric_registry
+from reportgen import metric_registry, numbers
 from reportgen.render import fmt, plots
 from reportgen.render.page_one import page_one
 from reportgen.vocabulary import SPLIT_ORDER, Status, Task
@@ -88,8 +88,8 @@ def _overlap_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
             "count": fmt.num(info.get("count")), "share": fmt.pct(info.get("share")), "n": fmt.num(info.get("n")),
             "flag": fmt.is_number(info.get("count")) and info.get("count") > 0,
             "examples": [
-                {"a": fmt.num(e.get(f"{held_out}_row", e.get("test_row", e.get("row")))),
-                 "b": fmt.num(e.get(f"{reference}_row", e.get("train_row")))}
+                {"a": _cell("row", e.get(f"{held_out}_row", e.get("test_row", e.get("row")))),
+                 "b": _cell("row", e.get(f"{reference}_row", e.get("train_row")))}
                 for e in examples[:10]
             ],
             "more": max(0, len(examples) - 10),
@@ -134,7 +134,7 @@ def _calibration_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     bins = evidence.get("bins")
     if not isinstance(bins, list) or not all(isinstance(b, Mapping) for b in bins):
         return None
-    rows = [{"range": f"{fmt.num(b.get('lower'), 2)}–{fmt.num(b.get('upper'), 2)}", "count": fmt.num(b.get("count")),
+    rows = [{"range": numbers.interval(b.get('lower'), b.get('upper'), 2), "count": fmt.num(b.get("count")),
              "predicted": fmt.num(b.get("mean_predicted")), "observed": fmt.num(b.get("fraction_positive")),
              "gap": fmt.num(abs(b["mean_predicted"] - b["fraction_positive"]))
              if fmt.is_number(b.get("mean_predicted")) and fmt.is_number(b.get("fraction_positive")) else "—"}
@@ -185,13 +185,55 @@ def _drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
         top = next(iter(ref), None)
         return "—" if top is None else f"{top}: {fmt.pct(ref.get(top))} → {fmt.pct(cur.get(top))}"
 
-    rows = [{"feature": r.get("feature"), "test": r.get("test"), "effect": fmt.num(r.get("effect")),
-             "p": fmt.num(r.get("p_value")), "p_adjusted": fmt.num(r.get("p_adjusted")),
+    rows = [{"feature": r.get("feature"), "test": named_value("test", r.get("test")), "effect": fmt.num(r.get("effect")),
+             "p": numbers.p_value(r.get("p_value")), "p_adjusted": numbers.p_value(r.get("p_adjusted")),
              "drifted": "yes" if r.get("drifted") else "no", "flag": bool(r.get("drifted")), "moved": moved(r)}
             for r in features[:MAX_EVIDENCE_ROWS]]
     rest = {k: v for k, v in evidence.items() if k not in ("features",)}
     return {"kind": "drift", "rows": rows, "more": max(0, len(features) - MAX_EVIDENCE_ROWS),
             "chart": _svg(plots.drift_effects(features, evidence.get("min_effect"))), "extra": _generic_items(rest)}
+
+
+def _prediction_drift_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """prediction_drift: one row per comparison (KS D, p, samples, median score), the stored histograms summarised."""
+    comparisons = evidence.get("comparisons")
+    if not isinstance(comparisons, list) or not all(isinstance(r, Mapping) for r in comparisons):
+        return None
+
+    def median(quantiles: Any) -> Any:
+        return quantiles.get("p50") if isinstance(quantiles, Mapping) else None
+
+    table = _table([("current vs reference", False), ("KS D", True), ("p", True), ("samples", True),
+                    ("median score", True), ("drifted", False)],
+                   [[f"{r.get('current', '')} vs {r.get('reference', '')}", fmt.num(r.get("statistic")),
+                     numbers.p_value(r.get("p_value")), f"{fmt.num(r.get('n_current'))} vs {fmt.num(r.get('n_reference'))}",
+                     f"{fmt.num(median(r.get('current_quantiles')))} vs {fmt.num(median(r.get('reference_quantiles')))}"
+                     if median(r.get("current_quantiles")) is not None else "—", fmt.num(r.get("drifted"))]
+                    for r in comparisons[:MAX_EVIDENCE_ROWS]])
+    rest = {k: v for k, v in evidence.items() if k not in ("comparisons", "histograms")}
+    items = [*_generic_items(rest), {"key": "comparisons", "label": evidence_label("comparisons"), "value": "", "table": table}]
+    histograms = evidence.get("histograms")
+    if isinstance(histograms, Mapping) and histograms:
+        splits = [str(k) for k in histograms if k not in ("edges", "bin_edges")]
+        edges = histograms.get("edges") or histograms.get("bin_edges")
+        bins = f"{len(edges) - 1:,} bins" if isinstance(edges, list) and len(edges) > 1 else "bins"
+        items.append({"key": "histograms", "label": evidence_label("histograms"), "table": None,
+                      "value": f"{bins} per split ({', '.join(splits)}), kept in results.json for comparisons with later runs"})
+    return {"kind": "comparisons", "items": items}
+
+
+def _integrity_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
+    """data_integrity: the per-split table, with the test split's support per class on a line of its own."""
+    splits = evidence.get("splits")
+    if not isinstance(splits, Mapping) or not all(isinstance(v, Mapping) for v in splits.values()):
+        return None
+    support = {name: info["class_support"] for name, info in splits.items() if isinstance(info.get("class_support"), Mapping)}
+    trimmed = {name: {k: v for k, v in info.items() if k != "class_support"} for name, info in splits.items()}
+    items = _generic_items({"splits": trimmed, **{k: v for k, v in evidence.items() if k != "splits"}})
+    for split, per_class in support.items():
+        items.insert(1, {"key": "class_support", "label": f"{evidence_label('class_support')} ({split})", "table": None,
+                         "value": fmt.clip(_compact(per_class), GENERIC_VALUE_CHARS * 2)})
+    return {"kind": "integrity", "items": items}
 
 
 def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], more: int = 0) -> dict[str, Any]:
@@ -202,7 +244,7 @@ def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], m
 
 
 def _rate_ci(rate: Any, ci: Any) -> str:
-    return f"{fmt.num(rate)} {_ci(ci)}" if fmt.is_number(rate) else "—"
+    return f"{fmt.num(rate)} ({_ci(ci)})" if fmt.is_number(rate) else "—"
 
 
 def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -214,7 +256,7 @@ def _slice_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     table = _table([("slice", False), ("samples", True), (metric, True), ("95 % interval", True), ("rest of the data", True),
                     ("gap", True), ("adjusted p", True), ("result", False)],
                    [[r.get("slice", ""), fmt.num(r.get("size")), fmt.num(r.get("metric")), _ci([r.get("ci_low"), r.get("ci_high")]),
-                     fmt.num(r.get("rest")), fmt.num(r.get("gap")), fmt.num(r.get("p_adjusted")), "fails" if r.get("fails") else "—"]
+                     fmt.num(r.get("rest")), fmt.num(r.get("gap")), numbers.p_value(r.get("p_adjusted")), "fails" if r.get("fails") else "—"]
                     for r in rows[:MAX_EVIDENCE_ROWS]])
     rest = {k: v for k, v in evidence.items() if k != "worst_slices"}
     return {"kind": "slices", "items": [{"key": "worst_slices", "label": evidence_label("worst_slices"), "value": "", "table": table}, *_generic_items(rest)],
@@ -251,6 +293,8 @@ def _importance_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 
 EVIDENCE_VIEWS = {
     "feature_drift": _drift_view,
+    "data_integrity": _integrity_view,
+    "prediction_drift": _prediction_drift_view,
     "train_test_overlap": _overlap_view,
     "minority_recall": _per_class_view,
     "gradient_flow": _gradient_view,
@@ -264,41 +308,109 @@ EVIDENCE_VIEWS = {
 
 
 EVIDENCE_LABELS: dict[str, str] = {
-    "per_class": "Per class", "per_split": "Per split", "splits": "Per split", "split": "Split judged",
-    "tvd_train_test": "Total variation distance, train vs test", "tvd_train_val": "Total variation distance, train vs val",
+    # what was judged, and on what
+    "split": "Split judged", "splits": "Per split", "per_split": "Per split", "per_class": "Per class",
+    "train_split": "Training split", "holdout_split": "Held-out split", "train": "Train", "val": "Validation",
+    "holdout": "Held-out", "reference": "Reference", "current": "Current", "reference_file": "Reference file",
+    "judged": "Classes judged", "classes": "Classes", "class": "Class", "name": "Name", "feature": "Feature",
+    "features": "Features", "column": "Column", "columns": "Columns", "group": "Group", "label": "Label",
+    "samples": "Samples", "n": "Total samples", "size": "Samples", "count": "Count", "share": "Share", "support": "Support",
+    "sample": "Sample", "row": "Row", "position": "Position", "rows": "Row numbers", "kind": "Kind", "method": "Method",
+    "metric": "Metric", "score": "Score used", "test": "Statistical test", "at": "Where", "exception": "Exception", "error": "Error",
+    # data checks
+    "nonfinite_values": "Non-finite values", "nonfinite_samples": "Non-finite samples",
+    "nonfinite_targets": "Non-finite targets", "labels_out_of_range": "Unknown labels", "classes_present": "Classes present",
+    "class_support": "Samples per class", "violations": "Violations", "concerns": "Concerns",
+    "min_class_support": "Smallest class support measured (setting)",
+    "pairs": "Split pairs", "test_in_train": "Test rows also in train", "val_in_train": "Validation rows also in train",
+    "test_in_val": "Test rows also in validation", "exact": "Identical", "normalised": "Equal after rounding",
+    "examples": "Examples", "train_row": "Train row", "val_row": "Validation row", "test_row": "Test row",
+    "groups": "Groups", "within_train": "Within train", "across_splits": "Across splits",
+    "within_other_split": "Within another split", "distinct": "Distinct labels", "labels": "Labels",
+    "rows_used": "Rows used", "rows_total": "Rows in total", "subsampled": "Subsampled", "classes_compared": "Classes compared",
     "minority_class": "Rarest class", "minority_share": "Share of the rarest class", "majority_class": "Most common class",
     "imbalance_ratio": "Most common / rarest class", "balanced_share": "Share each class would have if balanced",
-    "min_class_support": "Smallest class support measured (setting)", "min_ratio": "Lowest ratio", "violations": "Violations",
-    "concerns": "Concerns", "examples": "Examples", "groups": "Groups of identical inputs",
-    "within_train": "Within train", "across_splits": "Across splits", "within_other_split": "Within another split",
-    "samples": "Samples", "score": "Score used", "features": "Features", "rows_used": "Rows used",
-    "rows_total": "Rows in total", "subsampled": "Subsampled", "metric": "Metric", "train_split": "Training split",
-    "holdout_split": "Held-out split", "train": "Train", "holdout": "Held-out", "gap": "Gap", "gain": "Gain over the baseline",
+    "train_share": "Share in train", "val_share": "Share in validation", "test_share": "Share in test",
+    "tvd_train_test": "Total variation distance, train vs test", "tvd_train_val": "Total variation distance, train vs validation",
+    "train_categories": "Categories seen in train",
+    # drift
+    "n_reference": "Reference samples", "n_current": "Current samples", "alpha": "Significance level (alpha)",
+    "min_effect": "Smallest effect that counts (setting)", "correction": "Multiple-testing correction",
+    "features_tested": "Features tested", "features_not_tested": "Features not tested", "drifted": "Drifted",
+    "statistic": "Statistic", "p_value": "p-value", "p_adjusted": "Adjusted p-value", "effect": "Effect size",
+    "comparisons": "Comparisons", "histograms": "Score histograms", "edges": "Bin edges", "bin_edges": "Bin edges",
+    "counts": "Counts", "reference_quantiles": "Reference quantiles", "current_quantiles": "Current quantiles",
+    "p5": "5th percentile", "p25": "25th percentile", "p50": "Median", "p75": "75th percentile", "p95": "95th percentile",
+    # performance
+    "model": "Model", "baseline": "Baseline", "gain": "Gain over the baseline", "baseline_r2": "R² of the mean predictor",
+    "baseline_rmse": "RMSE of the mean predictor", "target_std": "Target standard deviation", "target_mean": "Target mean",
+    "ci95": "95% interval", "recall_ci95": "Recall 95% interval", "ci_low": "95% interval, low", "ci_high": "95% interval, high",
+    "gap": "Gap", "relative_rmse_gap": "Relative RMSE increase", "ece": "Expected calibration error (ECE)", "bins": "Bins",
+    "lower": "From", "upper": "To", "mean_predicted": "Mean predicted", "fraction_positive": "Observed share",
     "thresholds": "Threshold", "threshold": "Threshold", "predicted_positive": "Predicted positive",
     "best_f1_threshold": "Best-F1 threshold", "best_f1": "Best F1", "operating_threshold": "Threshold in use",
-    "operating": "At the threshold in use", "epochs": "Epoch", "epoch": "Epoch", "train_loss": "Training loss",
-    "val_loss": "Validation loss", "init_loss": "Initial loss", "expected_init_loss": "Expected initial loss (ln C)",
-    "first_nonfinite_loss": "First non-finite loss", "start_loss": "Loss at the start", "final_loss": "Loss at the end",
-    "ratio": "Ratio", "best_val_epoch": "Best validation epoch", "best_val_loss": "Best validation loss",
-    "epochs_after_best": "Epochs after the best", "loss": "Loss function", "layers": "Layers",
-    "parameter_tensors": "Parameter tensors", "parameters_without_gradient": "Parameters without gradient",
+    "operating": "At the threshold in use", "target": "Target recall", "achieved_recall": "Recall achieved",
+    "mean_one_vs_one_auc": "Mean one-vs-one ROC AUC", "abs_pearson_r": "|Pearson r| with the target", "auc": "AUC",
+    # slices and fairness
+    "max_gap": "Largest gap allowed (setting)", "min_support": "Smallest slice support (setting)",
+    "slices_tested": "Slices tested", "pairs_searched": "Column pairs searched", "nested_merged": "Nested slices merged",
+    "raw_values": "Sliced on raw values", "worst_slices": "Worst slices", "slice": "Slice", "rest": "Rest of the data",
+    "fails": "Fails", "differences": "Differences between groups", "selection_rate": "Selection rate",
+    "selection_ci95": "Selection rate 95% interval", "tpr": "True-positive rate", "tpr_ci95": "True-positive rate 95% interval",
+    "fpr": "False-positive rate", "fpr_ci95": "False-positive rate 95% interval",
+    "demographic_parity_difference": "Demographic-parity difference", "equalized_odds_difference": "Equalised-odds difference",
+    "tpr_difference": "True-positive rate difference", "fpr_difference": "False-positive rate difference",
+    # behaviour
+    "batch_size": "Batch size", "max_score_difference": "Largest score difference", "changed_share": "Share of classes changed",
+    "changed": "Classes changed", "arrangements": "Arrangements", "arrangement": "Arrangement", "noise": "Noise (setting)",
+    "flip_rates": "Flip rates", "perturbation": "Perturbation", "flip_rate": "Flip rate", "flipped": "Flipped",
+    "predicted": "Predicted", "after": "After", "repeats": "Repeats", "importances": "Importances",
+    "importance": "Importance", "std": "Standard deviation", "not_measured": "Not measured", "pooling": "Pooling (rows × columns)",
+    "attribution_map": "Attribution map", "top_positions": "Strongest positions", "attribution": "Attribution",
+    # training
+    "epochs": "Epoch", "epoch": "Epoch", "train_loss": "Training loss", "val_loss": "Validation loss",
+    "init_loss": "Initial loss", "expected_init_loss": "Expected initial loss (ln C)", "first_nonfinite_loss": "First non-finite loss",
+    "start_loss": "Loss at the start", "final_loss": "Loss at the end", "ratio": "Ratio", "best_val_epoch": "Best validation epoch",
+    "best_val_loss": "Best validation loss", "epochs_after_best": "Epochs after the best",
+    "restored_best_epoch": "Epoch whose weights were restored", "step": "Step", "loss": "Loss function", "layers": "Layers",
+    "shape": "Shape", "parameters": "Parameters", "norm": "Gradient norm", "received": "Received a gradient",
+    "finite": "Finite", "parameter_tensors": "Parameter tensors", "parameters_without_gradient": "Parameters without gradient",
     "largest_norm": "Largest gradient norm", "weakest_ratio": "Weakest / largest gradient norm",
-    "no_gradient": "No gradient", "vanishing": "Vanishing gradient", "ece": "Expected calibration error (ECE)",
-    "bins": "Bins", "achieved_recall": "Recall achieved", "mean_one_vs_one_auc": "Mean one-vs-one ROC AUC",
-    "abs_pearson_r": "|Pearson r|", "previous_name": "Earlier run", "previous_created_at": "Earlier run created",
-    "previous_version": "Earlier reportgen version", "previous_statuses": "Earlier check statuses",
-    "same_test_data": "Same test data", "p_value": "p-value", "drop": "Drop", "previous": "Earlier", "current": "Now",
-    "higher_is_better": "Higher is better", "significant": "Significant", "test": "Paired test", "count": "Count",
-    "share": "Share", "n": "Samples", "support": "Support", "class": "Class", "name": "Name", "exception": "Exception",
-    "at": "Where", "relaxations": "Relaxations", "nonfinite": "Non-finite", "kind": "Kind",
+    "min_ratio": "Smallest ratio allowed (setting)", "no_gradient": "No gradient", "vanishing": "Vanishing gradient",
+    "nonfinite": "Non-finite gradient",
+    # release comparison
+    "previous_name": "Earlier run", "previous_created_at": "Earlier run created", "previous_version": "Earlier reportgen version",
+    "previous_statuses": "Earlier check statuses", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop",
+    "previous": "Earlier", "higher_is_better": "Higher is better", "significant": "Significant", "relaxations": "Relaxations",
 }
-"""Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels."""
+"""Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels.
+
+Every key a built-in check writes into its evidence has a label here or in the metric registry
+(tests/test_report_text.py runs the checks on real data and checks it); class, feature, column and
+split names used as keys are data and shown as they are.
+"""
+
+EVIDENCE_VALUES: dict[str, str] = {
+    "abs_pearson_r": "|Pearson r| with the target", "mean_one_vs_one_auc": "mean one-vs-one ROC AUC",
+    "relative_rmse_gap": "relative RMSE increase", "ks": "KS", "chi2": "chi-square",
+    "gradient_x_input": "gradient × input", "bce": "binary cross-entropy", "cross_entropy": "cross-entropy", "mse": "mean squared error",
+}
+"""Identifiers that checks write as evidence values (a score, a loss, a method), in words; metric keys use the registry."""
+
+NAMING_KEYS = frozenset({"metric", "score", "test", "method", "loss"})
+"""Evidence keys whose string values name a metric, test, method or loss (EVIDENCE_VALUES)."""
+
+MAX_LISTED_NUMBERS = 8
+"""A list of more numbers than this (a histogram, a curve) is counted, not printed, in an evidence cell."""
+
+
+def has_label(key: Any) -> bool:
+    """Whether an evidence key has a human label (EVIDENCE_LABELS or the metric registry)."""
+    return str(key) in EVIDENCE_LABELS or metric_registry.metric(str(key)) is not None
 
 
 def evidence_label(key: Any) -> str:
     """A human label for an evidence key: this table, then the metric registry, then the key in words."""
-    from reportgen import metric_registry
-
     text = str(key)
     if text in EVIDENCE_LABELS:
         return EVIDENCE_LABELS[text]
@@ -308,20 +420,65 @@ def evidence_label(key: Any) -> str:
     return words[:1].upper() + words[1:]
 
 
+def _key_text(key: Any) -> str:
+    """A key inside a nested value: its label when it is an evidence key, else (a class, a feature) the name as it is."""
+    return evidence_label(key) if has_label(key) else str(key)
+
+
+P_VALUE_KEYS = frozenset({"p_value", "p_adjusted"})
+"""Evidence keys holding p-values: written as p-values (``< 0.001``), reportgen.numbers.p_value."""
+SETTING_KEYS = frozenset({"alpha", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold",
+                          "operating_threshold", "best_f1_threshold", "min_class_support"})
+"""Evidence keys holding a configured value or a chosen decision threshold: written as settings (``0.05``); a sweep's
+column of thresholds keeps three decimals so that it aligns."""
+ROW_KEYS = frozenset({"sample", "row", "train_row", "val_row", "test_row"})
+"""Evidence keys holding a row number: an identifier, written without thousands separators (``row 5665``)."""
+
+
+def _cell(key: Any, value: Any, depth: int = 0) -> str:
+    """The text of one evidence value under ``key``: p-values as p-values, named values in words, the rest compacted."""
+    if str(key) in P_VALUE_KEYS and fmt.is_number(value):
+        return numbers.p_value(value)
+    if str(key) in SETTING_KEYS and fmt.is_number(value):
+        return numbers.setting(value)
+    if str(key) in ROW_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _compact(named_value(key, value), depth)
+
+
+def named_value(key: Any, value: Any) -> Any:
+    """The value of a naming key (``metric: roc_auc``) in words (``ROC AUC``); any other value unchanged."""
+    if str(key) not in NAMING_KEYS or not isinstance(value, str):
+        return value
+    if value in EVIDENCE_VALUES:
+        return EVIDENCE_VALUES[value]
+    return metric_registry.label(value) if metric_registry.metric(value) is not None else value
+
+
 def _compact(value: Any, depth: int = 0) -> str:
+    """One line for a nested evidence value: "label: value" pairs joined by " · ", lists by commas.
+
+    Nested records deeper than two levels and long lists of numbers (histograms, curves) are
+    counted rather than printed: they are in results.json.
+    """
     if isinstance(value, Mapping):
         if not value:
             return "none"
-        if depth >= 3:
-            return f"({len(value)} entries in results.json)"
-        inner = "; ".join(f"{k} {_compact(v, depth + 1)}" for k, v in list(value.items())[:6])
-        inner += "; …" if len(value) > 6 else ""
-        return f"({inner})" if depth else inner
+        if depth >= 2:
+            return f"{len(value)} entries (in results.json)"
+        limit = MAX_EVIDENCE_ROWS if depth == 0 else 6  # a line of its own holds more than a table cell
+        parts = [f"{_key_text(k)}: {_cell(k, v, depth + 1)}" for k, v in list(value.items())[:limit]]
+        return " · ".join(parts) + (f" · … ({len(value)} in all)" if len(value) > limit else "")
     if isinstance(value, (list, tuple)):
         if not value:
             return "none"
-        inner = ", ".join(_compact(v, depth + 1) for v in value[:8])
-        return inner + (f", … ({len(value)} in all)" if len(value) > 8 else "")
+        if len(value) > MAX_LISTED_NUMBERS and all(fmt.is_number(v) or v is None for v in value):
+            return f"{len(value):,} values (in results.json)"
+        if depth >= 2 and any(isinstance(v, (Mapping, list, tuple)) for v in value):
+            return f"{len(value):,} entries (in results.json)"
+        inner = ", ".join(f"({_compact(v, depth + 1)})" if isinstance(v, Mapping) and v else _compact(v, depth + 1)
+                          for v in value[:8])
+        return inner + (f", … ({len(value):,} in all)" if len(value) > 8 else "")
     return fmt.num(value) if fmt.is_number(value) or isinstance(value, bool) or value is None else str(value)
 
 
@@ -364,7 +521,7 @@ def _record_table(value: Any, row_order: Sequence[str] = ()) -> dict[str, Any] |
     split_of = [next((i for i, split in enumerate(SPLIT_ORDER) if split in c.split("_")), None) for c in columns]
     if None not in split_of:  # results.json sorts keys: put train_share, val_share, test_share back in split order
         columns = [c for _, c in sorted(zip(split_of, columns), key=lambda pair: pair[0])]
-    rows: list[dict[str, Any]] = [{"key": key, "cells": [{"text": fmt.clip(_compact(record.get(c), 1), GENERIC_VALUE_CHARS // 2),
+    rows: list[dict[str, Any]] = [{"key": key, "cells": [{"text": fmt.clip(_cell(c, record.get(c), 1), GENERIC_VALUE_CHARS // 2),
                                     "numeric": fmt.is_number(record.get(c))} for c in columns]}
             for key, record in records[:MAX_EVIDENCE_ROWS]]
     numeric = [all(row["cells"][i]["numeric"] or row["cells"][i]["text"] == "—" for row in rows) for i in range(len(columns))]
@@ -394,11 +551,13 @@ def _parallel_columns(evidence: Mapping[str, Any]) -> list[str]:
 def _generic_items(evidence: Mapping[str, Any], row_order: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Key/value lines for evidence, with records and parallel lists turned into tables."""
     columns = _parallel_columns(evidence)
+    labels = {str(k): evidence_label(k) for k in evidence}
     if columns:
         rows = [{c: evidence[c][i] for c in columns} for i in range(len(evidence[columns[0]]))]
         evidence = {columns[0]: rows, **{k: v for k, v in evidence.items() if k not in columns}}
-    items = [{"key": str(k), "label": evidence_label(k), "value": fmt.clip(_compact(v), GENERIC_VALUE_CHARS),
-              "table": _record_table(v, row_order)}
+        labels[columns[0]] = "By " + evidence_label(columns[0]).lower()  # the table's first column names the index
+    items = [{"key": str(k), "label": labels.get(str(k), evidence_label(k)),
+              "value": fmt.clip(_cell(k, v), GENERIC_VALUE_CHARS), "table": _record_table(v, row_order)}
              for k, v in list(evidence.items())[:GENERIC_EVIDENCE_ITEMS]]
     if len(evidence) > GENERIC_EVIDENCE_ITEMS:
         items.append({"key": "…", "label": "…", "value": f"{len(evidence) - GENERIC_EVIDENCE_ITEMS} more entries in results.json",
@@ -430,7 +589,7 @@ def evidence_view(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str
 
 def _ci(ci: Any) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(fmt.is_number(v) for v in ci):
-        return f"[{fmt.num(ci[0])}, {fmt.num(ci[1])}]"
+        return numbers.interval(ci[0], ci[1])
     return "—"
 
 
@@ -450,29 +609,32 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
     }
 
 
-EXTRA_TERMS: tuple[tuple[str, str], ...] = (
-    ("Total variation distance", "Half the summed absolute differences between two class mixes: 0 when identical, "
-     "1 when they share no class (label shift)."),
-    ("ECE", "Expected calibration error: the gap between the predicted probability and the observed share of positives, "
-     "averaged over probability bins weighted by their samples (calibration)."),
-    ("AP and PR AUC", "The PR AUC shown is average precision (AP), the step-wise area under the precision-recall curve "
-     "as scikit-learn computes it; a trapezoidal PR AUC interpolates optimistically and is not used."),
-    ("95% interval", "Wilson score interval for a proportion: where the value would likely fall on another test sample "
-     "of the same size."),
+EXTRA_TERMS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("95% interval", "Where the value would likely fall on another test sample of the same size: the Wilson score "
+     "interval for proportions (accuracy, precision, recall), DeLong's for ROC AUC.", frozenset()),
+    ("Total variation distance", "Half the summed absolute differences between two mixes of classes or categories: "
+     "0 when identical, 1 when they share nothing.", frozenset({"label_shift", "feature_drift"})),
+    ("Kolmogorov-Smirnov D (KS)", "The largest gap between two cumulative distributions: 0 when identical, 1 when they "
+     "do not overlap.", frozenset({"feature_drift", "prediction_drift"})),
+    ("Benjamini-Hochberg (BH)", "Adjusts p-values when many features or slices are tested at once, so that about "
+     "alpha of the flagged ones are false alarms.", frozenset({"feature_drift", "slice_performance"})),
+    ("ECE", "Expected calibration error: the gap between the predicted probability and the observed share, averaged "
+     "over probability bins weighted by their samples.", frozenset({"calibration"})),
     ("McNemar test", "A paired test of two models on the same samples: only the samples one gets right and the other "
-     "wrong count; used by the release comparison so that the gate does not flap on noise."),
+     "wrong count, so the gate does not flap on noise.", frozenset({"release_comparison"})),
 )
-"""Terms the checks and charts use that are not metric keys; explained once, in the Metrics section."""
+"""Jargon of the checks and charts that is not a metric: (term, explanation, the check ids that use it; empty = always).
+
+Explained once, under the Metrics table, when one of those checks ran (was not skipped)."""
 
 
 def glossary(report: "Report") -> list[tuple[str, str]]:
-    """(term, explanation) for the described metrics this report shows, then the other jargon it uses."""
-    from reportgen import metric_registry
-
+    """(term, explanation) for the described metrics this report shows, then the other jargon its checks use."""
     shown = {k for values in report.metrics.values() if isinstance(values, Mapping) for k in values}
     terms = [(m.label, m.description) for m in metric_registry.METRICS
              if m.description and m.key in shown and m.key != "loss"]
-    return terms + [t for t in EXTRA_TERMS if report.task != "regression" or t[0] in ("95% interval", "McNemar test")]
+    ran = {c.id for c in report.checks if c.status != Status.SKIP.value}
+    return terms + [(term, text) for term, text, used_by in EXTRA_TERMS if not used_by or used_by & ran]
 
 
 def _metric_table(report: "Report") -> dict[str, Any] | None:
@@ -753,8 +915,8 @@ def build(report: "Report") -> dict[str, Any]:
         "config_yaml": _config_yaml(report.config),
         "fingerprint": _kv_rows(report.data.get("fingerprint")),
         "environment": environment_rows,
-        "timing": [(k, f"{v:.2f} s" if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
-        "total_time": f"{sum(v for v in report.timing.values() if fmt.is_number(v)):.2f} s" if report.timing else None,
+        "timing": [(k, numbers.duration(v) if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
+        "total_time": numbers.duration(sum(v for v in report.timing.values() if fmt.is_number(v))) if report.timing else None,
         "missing_glyphs": " ".join(plots.missing_glyphs(_names(report))),
     }
 

@@ -1,0 +1,185 @@
+"""How every number a reader sees is written: check messages, evidence, page 1, summary.md, console, JUnit.
+
+One set of rules, so that a page never mixes ``4.76e-05``, ``0.000``, ``1.1e-01`` and ``0.07905``.
+It imports nothing but the standard library, so checks, renderers and the CLI can all use it.
+
+The rules (``tests/test_numbers.py`` holds them as examples):
+
+- **Measured values** (metrics, proportions, losses, gaps, effect sizes, ratios: ``number``): three
+  decimals below 1,000 (``0.973``, ``0.079``, ``-0.016``, ``29.043``); from 1,000 up, thousands
+  separators and one decimal unless whole (``34,539.6``, ``12,000``). Exactly zero is ``0``. A
+  magnitude below 0.001, which three decimals would show as ``0.000``, is written with two
+  significant digits as a power of ten: ``4.8×10⁻⁵``. That is the one scientific form; ``e-05`` is
+  never shown.
+- **Counts** (``count``): whole numbers with thousands separators (``1,500``).
+- **p-values** (``p_value``): three decimals, and ``< 0.001`` below that (``p_clause`` gives
+  ``p = 0.706`` / ``p < 0.001``).
+- **Percentages** of a share in [0, 1] (``percent``): one decimal (``3.3%``), exactly ``0%`` and
+  ``100%``; a share that is not zero but would round to ``0.0%`` is ``< 0.1%``, one short of 1 that
+  would round to ``100.0%`` is ``> 99.9%``.
+- **Settings** (thresholds, limits, decision thresholds, noise levels: ``setting``): as the config
+  writes them, the shortest decimal that gives the value back (``0.5``, ``3``, ``0.0125``), with the
+  power-of-ten form below 0.001 (``1×10⁻⁴``), so "below the 0.5 minimum" reads like the YAML.
+- **Differences** to an earlier value (``signed``): ``number`` with an explicit sign, ``+0.012`` / ``−0.034``
+  (a true minus sign).
+- **Intervals** (``interval``): ``0.224–0.478`` (en dash).
+- **Durations** (``duration``): seconds with two decimals, ``5.54 s``; ``< 0.01 s`` rather than ``0.00 s``.
+- Missing or non-finite values are an em dash ``—``; booleans are ``yes`` / ``no``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers as abc_numbers
+import re
+from typing import Any
+
+DECIMALS = 3
+"""Decimals of every measured value below 1,000."""
+SMALLEST_PLAIN = 10.0 ** -DECIMALS
+"""Magnitudes below this would print as 0.000: they get the power-of-ten form."""
+P_FLOOR = 0.001
+"""p-values below this are written ``< 0.001``."""
+MISSING = "—"
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+ALLOWED_SCIENTIFIC = re.compile(r"-?\d(?:\.\d)?×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+"""The one scientific form these functions write, e.g. ``4.8×10⁻⁵`` (for tests and linters)."""
+RAW_SCIENTIFIC = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?[eE][-+]?\d+\b")
+"""Python's scientific notation (``4.76e-05``, ``1.1e-01``, ``1e-4``): never shown to a reader."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, abc_numbers.Real) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python int or float; anything else unchanged."""
+    if isinstance(value, (bool, int, float)) or not _is_number(value):
+        return value
+    return int(value) if isinstance(value, abc_numbers.Integral) else float(value)
+
+
+def power_of_ten(value: float, significant: int = 2) -> str:
+    """``value`` as ``m×10ⁿ`` with ``significant`` digits in the mantissa (``4.8×10⁻⁵``)."""
+    mantissa, exponent = f"{value:.{significant - 1}e}".split("e")
+    return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+def number(value: Any, digits: int = DECIMALS) -> str:
+    """A measured value by the module's rules; ``digits`` decimals below 1,000 (3 unless a layout needs fewer).
+
+    None and non-finite floats give an em dash, bools ``yes``/``no``, ints ``count``, and any other
+    object its ``str``.
+    """
+    value = _plain(value)
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return count(value)
+    if not isinstance(value, float):
+        return str(value)
+    if not math.isfinite(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{int(value):,}" if value.is_integer() else f"{value:,.1f}"
+    if magnitude < 10.0 ** -digits:
+        return power_of_ten(value)
+    return f"{value:.{digits}f}"
+
+
+def count(value: Any) -> str:
+    """A whole number with thousands separators (``1,500``); an em dash when missing."""
+    if not _is_number(value) or not math.isfinite(value):
+        return MISSING
+    return f"{int(round(value)):,}"
+
+
+def p_value(value: Any) -> str:
+    """A p-value: ``0.706``, ``0.045``, ``< 0.001``; an em dash when missing."""
+    if not _is_number(value) or not math.isfinite(value):
+        return MISSING
+    return f"< {P_FLOOR:g}" if value < P_FLOOR else f"{value:.{DECIMALS}f}"
+
+
+def p_clause(value: Any, name: str = "p") -> str:
+    """``p = 0.706`` or ``p < 0.001`` (``name`` e.g. ``adjusted p``)."""
+    text = p_value(value)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def percent(share: Any) -> str:
+    """A share in [0, 1] as a percentage with one decimal; ``< 0.1%`` and ``> 99.9%`` at the ends."""
+    if not _is_number(share) or not math.isfinite(share):
+        return MISSING
+    if share == 0 or share == 1:
+        return f"{share:.0%}"
+    text = f"{share:.1%}"
+    if text in ("0.0%", "-0.0%"):
+        return "< 0.1%" if share > 0 else "> -0.1%"
+    if text == "100.0%":
+        return "> 99.9%" if share < 1 else "< 100.1%"
+    return text
+
+
+def setting(value: Any, significant: int = 6) -> str:
+    """A configured value (threshold, limit, decision threshold) as written: ``0.5``, ``3``, ``0.0125``, ``1×10⁻⁴``.
+
+    The shortest decimal that reads back as the value (up to ``significant`` digits), without
+    trailing zeros or exponent; below 0.001 the power-of-ten form with as few digits as it needs.
+    Also for values named in labels, such as the bin edges of a slice (``age in [25, 37.5)``).
+    """
+    value = _plain(value)
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not _is_number(value):
+        return str(value)
+    if isinstance(value, int):
+        return count(value)
+    if not math.isfinite(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    if abs(value) < SMALLEST_PLAIN:
+        value = float(f"{value:.{significant - 1}e}")
+        digits = next(d for d in range(1, significant + 1) if float(f"{value:.{d - 1}e}") == value)
+        return power_of_ten(value, digits)
+    text = f"{value:.{significant}g}"
+    if "e" in text:  # 1e+06 and beyond: a large setting is a whole number in practice
+        return f"{value:,.0f}"
+    if abs(value) >= 1000:
+        whole, _, fraction = text.partition(".")
+        return f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+    return text
+
+
+def duration(seconds: Any) -> str:
+    """A duration in seconds with two decimals (``5.54 s``, ``1,234.50 s``); below 0.005 s ``< 0.01 s``."""
+    if not _is_number(seconds) or not math.isfinite(seconds):
+        return MISSING
+    return "< 0.01 s" if abs(seconds) < 0.005 else f"{seconds:,.2f} s"
+
+
+def signed(value: Any, digits: int = DECIMALS) -> str:
+    """A difference with its sign: ``+0.012``, ``−0.034`` (U+2212), ``0``."""
+    if not _is_number(value) or not math.isfinite(value):
+        return MISSING
+    text = number(float(value), digits)
+    if value > 0:
+        return "+" + text
+    return text.replace("-", "−", 1) if value < 0 else text
+
+
+def interval(low: Any, high: Any, digits: int = DECIMALS) -> str:
+    """A confidence interval ``0.224–0.478``; an em dash when either end is missing."""
+    if not (_is_number(low) and _is_number(high)):
+        return MISSING
+    return f"{number(float(low), digits)}–{number(float(high), digits)}"
