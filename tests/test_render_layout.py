@@ -1,4 +1,5 @@
-"""How the report reads on paper: legends off the data, readable confusion matrices, honest accuracy charts."""
+"""How the report reads on paper: legends off the data, readable confusion matrices, honest accuracy charts,
+and PDF pages that are neither near-empty nor split in the middle of a short list (real WeasyPrint, pypdf)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from reportgen.render import plots
+import pdf_layout
+import report_fixtures as F
+from pdf_layout import assert_reads_well
+from reportgen.render import RENDERERS, RenderOptions, plots, view
 
 A4_TEXT_WIDTH_PT = (210 - 2 * 14) / 25.4 * 72  # the print stylesheet's page width less its margins
 
@@ -76,3 +80,15 @@ def test_accuracy_per_epoch_shows_the_majority_baseline_and_does_not_zoom_past_i
     assert ">always the majority class (0.967)<" in svg
     ticks = [float(t) for t in re.findall(r">(0\.\d+|1\.0+)</text>", svg)]
     assert ticks and min(ticks) <= 0.93 and max(ticks) >= 1.0  # the axis reaches below the baseline and up to 1
+
+
+# --- the PDF ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fixture_report_pdf_reads_page_by_page() -> None:
+    report = F.cached("failing_binary")
+    pdf = RENDERERS["pdf"].render(report, RenderOptions())
+    pages = assert_reads_well(pdf, max_pages=11, glossary_terms=[term for term, _ in view.glossary(report)])
+    accuracy_chart = pdf_layout.page_of(pages, "Accuracy per epoch")
+    assert accuracy_chart and accuracy_chart == pdf_layout.page_of(pages, "always the majority class (0.950)")
