@@ -323,7 +323,8 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
     width = 0.8 / len(names)
     hatches = ("", "//", "\\\\", "xx")
     top = 0.0
-    with figure(max(4.5, min(7.0, 1.6 + 0.16 * len(classes) * len(names))), 2.8) as (fig, ax):
+    height = 2.3 if len(classes) <= 4 else 2.8  # two bars of a binary task need no more
+    with figure(max(4.5, min(7.0, 1.6 + 0.16 * len(classes) * len(names))), height) as (fig, ax):
         for i, split in enumerate(names):
             counts = splits[split]["class_counts"]
             total = sum(v for v in counts.values() if isinstance(v, (int, float))) or 1
