@@ -80,9 +80,10 @@ def test_sections_and_charts_present(pages: dict[str, str]) -> None:
     for section in ("checks", "data", "metrics", "curves", "training", "leakage", "appendix"):
         assert f'id="{section}"' in page
     for title in ("Class distribution per split", "Counts", "Row-normalised", "(recall per class)", "ROC curve", "Precision–recall curve",
-                  "Reliability diagram", "Precision, recall and F1 vs threshold", "Loss per epoch",
+                  "Precision, recall and F1 vs threshold", "Loss per epoch",
                   "Accuracy per epoch", "Gradient norm per layer (log scale)"):
         assert f">{title}<" in page, title
+    assert re.search(r">Reliability diagram \(ECE \d\.\d{3}\)<", page)  # the ECE in the title, not in a legend over the data
     assert "How to read this:" in page
     assert "0.002–0.053" in page  # recall interval of the minority class
     assert "identical train row" in page and "4 more example pairs" in page

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES
+from pdf_layout import assert_reads_well, page_of
 from reportgen.cli import main
 
 EXPECTED_EXIT = {
@@ -17,6 +18,13 @@ EXPECTED_EXIT = {
     "credit_default_balanced.yaml": 0,
     "digits_cnn.yaml": 0,
     "auto_regression.yaml": 0,
+}
+
+MAX_PAGES = {  # A4 pages of report.pdf: 17, 16, 16 and 11 when written, with room for a longer page 1
+    "credit_default.yaml": 19,
+    "credit_default_balanced.yaml": 18,
+    "digits_cnn.yaml": 18,
+    "auto_regression.yaml": 13,
 }
 
 
@@ -53,3 +61,10 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
     problems = {where: found for where, text in texts.items() if (found := number_format_problems(text, slices))}
     assert not problems, problems
     assert not evidence_problems(report), evidence_problems(report)
+    # every page reads well: none near-empty or holding a line, the glossary whole, the page count bounded
+    from reportgen.render import view
+
+    terms = [term for term, _ in view.glossary(report)]
+    pages = assert_reads_well((tmp_path / "report" / "report.pdf").read_bytes(), MAX_PAGES[sample], terms)
+    if sample.startswith("credit_default"):  # the accuracy paradox: the majority baseline is on the accuracy chart
+        assert page_of(pages, "Accuracy per epoch") == page_of(pages, "always the majority class") != []

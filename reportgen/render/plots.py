@@ -200,11 +200,12 @@ def _flatten(svg: str) -> str:
 
 VERIFY_LAYOUT = False
 """When True (the tests set it), ``to_svg`` raises ChartOverflow for a chart that draws outside its
-figure, e.g. a title wider than its panel. Off by default: the check costs a layout pass per chart."""
+figure (e.g. a title wider than its panel) or whose legend covers a plotting area or a label.
+Off by default: the check costs a layout pass per chart."""
 
 
 class ChartOverflow(AssertionError):
-    """A chart's text or artists reach outside its figure, so part of it would be cut off."""
+    """A chart's text or artists reach outside its figure, or a legend covers data or text."""
 
 
 def _check_fits(fig: Any, name: str, tolerance: float = 0.05) -> None:
@@ -219,6 +220,38 @@ def _check_fits(fig: Any, name: str, tolerance: float = 0.05) -> None:
     if box.x0 < -tolerance or box.y0 < -tolerance or box.x1 > width + tolerance or box.y1 > height + tolerance:
         raise ChartOverflow(f"chart {name!r} draws outside its {width:.2f} x {height:.2f} in figure: "
                             f"x {box.x0:.2f}..{box.x1:.2f}, y {box.y0:.2f}..{box.y1:.2f}")
+    _check_legends(fig, name)
+
+
+def _check_legends(fig: Any, name: str, tolerance: float = 2.0) -> None:
+    """Raise ChartOverflow when a legend overlaps a plotting area, a title, an axis label or a tick label.
+
+    The charts' rule: legends sit outside the data (below or beside the axes), so no data point
+    can hide behind one whatever the data, and they never cover the text that names an axis.
+    ``tolerance`` is in pixels at the figure's dpi (72: points).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with matplotlib.rc_context(RC), _quiet_missing_glyphs():
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        legends = [lg for lg in [*(ax.get_legend() for ax in fig.axes), *fig.legends] if lg is not None]
+        if not legends:
+            return
+        obstacles: list[tuple[str, Any]] = []
+        for ax in fig.axes:
+            if ax.axison and ax.patch.get_visible():
+                obstacles.append(("the plotting area", ax.get_window_extent(renderer)))
+            texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+            obstacles += [(f"the text {t.get_text()!r}", t.get_window_extent(renderer))
+                          for t in texts if t.get_visible() and t.get_text().strip()]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for what, other in obstacles:
+                overlap_x = min(box.x1, other.x1) - max(box.x0, other.x0)
+                overlap_y = min(box.y1, other.y1) - max(box.y0, other.y0)
+                if overlap_x > tolerance and overlap_y > tolerance:
+                    raise ChartOverflow(f"chart {name!r}: a legend covers {what}")
 
 
 def to_svg(fig: Any, name: str) -> str:
@@ -250,9 +283,24 @@ def to_svg(fig: Any, name: str) -> str:
     return svg.strip()
 
 
-def _legend_below(ax: Any, ncols: int = 2) -> None:
-    """A legend under the axes, so it never hides a curve."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, fontsize=7.5)
+LEGEND_GAP_PT = 34.0
+"""How far below the axes a legend starts (points): below the tick marks, one line of tick labels
+and the x-axis label (3.5 + 3.5 + 8 pt text + 4 + 9 pt text, with line spacing), whatever the axes' height."""
+
+
+def _legend_below(ax: Any, ncols: int = 2, handles_of: Any = None, **options: Any) -> None:
+    """A legend under the axes (and under their x-axis label), so it never hides a curve or a label.
+
+    ``handles_of``: another axes whose artists the legend names (a reliability diagram's legend
+    sits under its histogram). The offset is fixed in points, not a fraction of the axes'
+    height, so a short axes does not pull its legend up onto its own axis label.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    below = ax.transAxes + ScaledTranslation(0, -LEGEND_GAP_PT / 72, ax.figure.dpi_scale_trans)
+    handles, labels = (handles_of or ax).get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below, ncols=ncols,
+              fontsize=7.5, **options)
 
 
 def _finish(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
@@ -275,7 +323,8 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
     width = 0.8 / len(names)
     hatches = ("", "//", "\\\\", "xx")
     top = 0.0
-    with figure(max(4.5, min(7.0, 1.6 + 0.16 * len(classes) * len(names))), 2.8) as (fig, ax):
+    height = 2.3 if len(classes) <= 4 else 2.8  # two bars of a binary task need no more
+    with figure(max(4.5, min(7.0, 1.6 + 0.16 * len(classes) * len(names))), height) as (fig, ax):
         for i, split in enumerate(names):
             counts = splits[split]["class_counts"]
             total = sum(v for v in counts.values() if isinstance(v, (int, float))) or 1
@@ -298,12 +347,27 @@ def class_distribution(splits: Mapping[str, Any], classes: Sequence[str], name: 
 
 # --- classification -----------------------------------------------------------------------
 
-STACK_CONFUSION_ABOVE = 6
+STACK_CONFUSION_ABOVE = 10
 """Above this many classes the two confusion panels are stacked (the template prints them tall)."""
+PRINT_WIDTH_IN = 7.1
+"""The A4 text width (210 mm less 2 x 14 mm margins = 7.17 in): a chart this wide prints at its own size."""
+
+
+def _cell_font(cell_pt: float, texts: Iterable[str], bold: float = 0.65) -> float:
+    """The font size (pt) at which the longest of ``texts`` fills at most 85 % of a ``cell_pt`` wide cell.
+
+    ``bold``: DejaVu Sans Bold's average digit advance in em. Between 5.5 and 8.5 pt.
+    """
+    longest = max((len(t) for t in texts), default=1)
+    return float(np.clip(0.85 * cell_pt / (bold * longest), 5.5, 8.5))
 
 
 def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> str | None:
-    """Two annotated heatmaps: counts, and rows normalised (each actual class sums to 100 %)."""
+    """Two annotated heatmaps: counts, and rows normalised (each actual class sums to 100 %).
+
+    Up to 10 classes the panels sit side by side within the printed page width, so they print at
+    their own size (a 10 x 10 pair at about 8 pt per number); more classes are stacked.
+    """
     try:
         counts = np.array(matrix, dtype=float)
     except (TypeError, ValueError):
@@ -316,29 +380,38 @@ def confusion(matrix: Any, classes: Sequence[str], name: str = "confusion") -> s
     labels = [short(c, 14) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    side = max(3.0, min(4.2, 1.6 + 0.32 * k))
     annotate = k <= MAX_CLASSES_ANNOTATED
-    stacked = k > STACK_CONFUSION_ABOVE  # side by side, a 10x10 pair shrinks to the page width, its numbers to ~4 pt
-    if stacked:
-        side = min(4.4, 1.2 + 0.35 * k)
-    size = (side + 1.2, 2 * side + 0.8) if stacked else (2 * side + 1.2, side + 0.5)
+    stacked = k > STACK_CONFUSION_ABOVE
+    if stacked:  # two panels and their labels within the A4 text height under a heading (8.4 in)
+        side = min(3.8, 1.2 + 0.35 * k)
+        size = (side + 1.2, 2 * side + 0.8)
+    else:
+        side = min((PRINT_WIDTH_IN - 1.2) / 2, max(2.4, 1.6 + 0.32 * k))
+        size = (2 * side + 1.2, side + 0.5)
+    cell_pt = (side - 0.6) * 72 / k  # the panel less its tick labels and axis label, per class
+    # From 7 classes a cell is too narrow for "100%" at a readable size: the panel's title gives the unit.
+    percent = "%" if k <= 6 else ""
+    normalised_title = "Row-normalised (recall per class)" if percent else "Row-normalised, % (recall per class)"
     with figure(*size, ncols=1 if stacked else 2, nrows=2 if stacked else 1) as (fig, axes):
-        for ax, values, title, fmt_cell, vmax in (
-            (axes[0], counts, "Counts", lambda v: f"{int(v):,}", max(counts.max(), 1)),
-            (axes[1], normalised, "Row-normalised (recall per class)" if side >= 3.8 or stacked else "Row-normalised\n(recall per class)",
-             lambda v: f"{v:.0%}", 1.0),
+        for ax, values, title, cells, vmax in (
+            (axes[0], counts, "Counts", [f"{int(v):,}" for v in counts.ravel()], max(counts.max(), 1)),
+            (axes[1], normalised, normalised_title if stacked else normalised_title.replace(" (", "\n("),
+             [f"{v * 100:.0f}{percent}" for v in normalised.ravel()], 1.0),
         ):
             ax.imshow(values / vmax if vmax else values, cmap=_BLUES, vmin=0, vmax=1, aspect="equal",
                       interpolation="nearest")
             ax.grid(False)
-            ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+            crowded = k > 3 and max(len(label) for label in labels) > 2  # digits "0".."9" stand upright
+            ax.set_xticks(range(k), labels, rotation=45 if crowded else 0, ha="right" if crowded else "center")
             ax.set_yticks(range(k), labels)
             if annotate:
+                font_size = _cell_font(cell_pt, cells)
                 for i in range(k):
                     for j in range(k):
                         share = values[i, j] / vmax if vmax else 0
-                        ax.text(j, i, fmt_cell(values[i, j]), ha="center", va="center",
-                                fontsize=8 if k <= 6 else 7.5, color="white" if share > 0.55 else "#1a1a1a",
+                        # Empty cells in grey: the few mistakes stand out among a hundred cells in print.
+                        colour = "white" if share > 0.55 else ("#1a1a1a" if values[i, j] else "#9a9a9a")
+                        ax.text(j, i, cells[i * k + j], ha="center", va="center", fontsize=font_size, color=colour,
                                 fontweight="bold" if i == j else "normal")
             for spine in ax.spines.values():
                 spine.set_visible(False)
@@ -452,22 +525,20 @@ def reliability(calibration: Mapping[str, Any], name: str = "reliability") -> st
     if pred is None or frac is None:
         return None
     ok = np.isfinite(pred) & np.isfinite(frac)
-    with figure(4.6, 4.2, ncols=1, nrows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]}) as (fig, (ax, hist)):
+    with figure(4.6, 4.5, ncols=1, nrows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]}) as (fig, (ax, hist)):
         ax.plot([0, 1], [0, 1], color="#777777", linestyle="--", linewidth=1, label="perfectly calibrated")
         ax.plot(pred[ok], frac[ok], color=OKABE_ITO[0], marker="o", label="model")
         ece = calibration.get("ece")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.01, 1.01)
-        # Upper left: over-confident models put their points below the diagonal, bottom right.
-        ax.legend(loc="upper left", title=f"ECE = {ece:.3f}" if isinstance(ece, (int, float)) else None,
-                  title_fontsize=8, alignment="left")
-        ax.set_title("Reliability diagram")
+        ax.set_title("Reliability diagram" + (f" (ECE {ece:.3f})" if isinstance(ece, (int, float)) else ""))
         ax.set_ylabel("observed fraction positive")
         if lower is not None and upper is not None and count is not None and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
             hist.bar(lower, np.nan_to_num(count), width=upper - lower, align="edge", color=OKABE_ITO[5],
                      edgecolor="white", linewidth=0.5)
         hist.set_ylabel("samples")
         hist.set_xlabel("mean predicted probability")
+        _legend_below(hist, 2, handles_of=ax)  # under the histogram: points above or below the diagonal stay visible
         return to_svg(fig, name)
 
 
@@ -520,10 +591,10 @@ def predicted_vs_actual(scatter: Mapping[str, Any], name: str = "pred-vs-actual"
         ax.scatter(y_true, y_pred, s=8, alpha=0.55, color=OKABE_ITO[0], edgecolors="none", label="test samples",
                    rasterized=False)
         ax.plot([lo, hi], [lo, hi], color=OKABE_ITO[1], linestyle="--", linewidth=1.2, label="perfect prediction")
-        ax.legend(loc="upper left")
         ax.set_aspect("equal", adjustable="datalim")
         what = short(target, 30) if target else "value"
         _finish(ax, "Predicted vs actual", f"actual {what}", f"predicted {what}")
+        _legend_below(ax, 2)
         return to_svg(fig, name)
 
 
@@ -537,8 +608,8 @@ def residual_histogram(residuals: Mapping[str, Any], name: str = "residuals", ta
         ax.bar(edges[:-1], np.nan_to_num(counts), width=np.diff(edges), align="edge", color=OKABE_ITO[0],
                edgecolor="white", linewidth=0.4)
         ax.axvline(0, color="black", linestyle="--", linewidth=1, label="zero error")
-        ax.legend(loc="upper right")
         _finish(ax, "Residuals", f"residual: predicted − actual {short(target, 30) if target else 'value'}", "samples")
+        _legend_below(ax, 1)
         return to_svg(fig, name)
 
 
@@ -652,7 +723,8 @@ def drift_effects(rows: Sequence[Mapping[str, Any]], floor: Any, name: str = "fe
     labels = [short(r.get("feature", "?"), 28) for r in rows][::-1]
     effects = [float(r["effect"]) for r in rows][::-1]
     drifted = [bool(r.get("drifted")) for r in rows][::-1]
-    with figure(6.0, 0.6 + 0.24 * len(rows)) as (fig, ax):
+    has_floor = isinstance(floor, (int, float)) and not isinstance(floor, bool)
+    with figure(6.0, 0.6 + 0.24 * len(rows) + (0.35 if has_floor else 0)) as (fig, ax):  # + the legend row below
         y = np.arange(len(rows))
         ax.barh(y, effects, color=[OKABE_ITO[1] if d else OKABE_ITO[0] for d in drifted],
                 hatch=None, edgecolor="white")
@@ -661,7 +733,7 @@ def drift_effects(rows: Sequence[Mapping[str, Any]], floor: Any, name: str = "fe
                 ax.text(effects[i], i, " drifted", va="center", fontsize=7.5)
         if isinstance(floor, (int, float)) and not isinstance(floor, bool):
             ax.axvline(float(floor), color="black", linestyle="--", linewidth=1.0, label=f"effect floor ({float(floor):g})")
-            ax.legend(loc="lower right")
+            _legend_below(ax, 1)
         ax.set_yticks(y, labels)
         ax.set_xlim(0, max(1e-3, max(effects), float(floor) if isinstance(floor, (int, float)) else 0) * 1.25)
         ax.grid(axis="y", visible=False)
