@@ -20,6 +20,7 @@ so only SIGKILL or a power loss can stop it half-way; what those can leave is li
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -29,11 +30,11 @@ import shutil
 import signal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from reportgen.errors import InputError, ReportgenError, RunError
 from reportgen.interrupts import Interrupted, deferred_signals, pause_for_tests
-from reportgen.render import RENDERERS, RenderOptions
+from reportgen.render import RENDERERS, Renderer, RenderOptions
 
 if TYPE_CHECKING:
     from reportgen.report import Report
@@ -61,18 +62,26 @@ def render_all(report: "Report", formats: Sequence[str], options: RenderOptions)
     if unknown:
         raise RunError(f"unknown report format {unknown[0]!r}; choose from {', '.join(RENDERERS)}")
     rendered = []
-    for fmt in dict.fromkeys(formats):
-        renderer = RENDERERS[fmt]
-        try:
-            content = renderer.render(report, options)
-        except InputError as exc:  # a user template the sandbox refused: bad input, exit 2
-            raise type(exc)(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
-        except ReportgenError as exc:
-            raise RunError(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
-        except Exception as exc:
-            raise RunError(f"could not render {renderer.filename}: {exc.__class__.__name__}: {_one_line(exc)}") from exc
-        rendered.append((renderer.filename, content))
+    with contextlib.ExitStack() as prepared:
+        wanted = [RENDERERS[fmt] for fmt in dict.fromkeys(formats)]
+        # formats with a `prepare` (the PDF) start their report-independent work before any format renders
+        render = {r.format: prepared.enter_context(r.prepare()) if r.prepare else r.render for r in wanted}
+        for renderer in wanted:
+            rendered.append((renderer.filename, _render_one(renderer, render[renderer.format], report, options)))
     return rendered
+
+
+def _render_one(renderer: Renderer, render: Callable[["Report", RenderOptions], bytes], report: "Report",
+                options: RenderOptions) -> bytes:
+    """``render(report, options)``; an error becomes "could not render <file>: ..." (a RunError, or an InputError)."""
+    try:
+        return render(report, options)
+    except InputError as exc:  # a user template the sandbox refused: bad input, exit 2
+        raise type(exc)(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
+    except ReportgenError as exc:
+        raise RunError(f"could not render {renderer.filename}: {_one_line(exc)}") from exc
+    except Exception as exc:
+        raise RunError(f"could not render {renderer.filename}: {exc.__class__.__name__}: {_one_line(exc)}") from exc
 
 
 def _sibling_stem(name: str) -> str:

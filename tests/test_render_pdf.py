@@ -101,3 +101,32 @@ def test_external_reference_in_a_user_template_stops_the_pdf(tmp_path: Path) -> 
     with pytest.raises(RunError, match="report.pdf"):
         write_reports(F.cached("multiclass"), tmp_path / "out", ["pdf"], template_dir=tmp_path / "tpl")
     assert not (tmp_path / "out").exists()
+
+
+def test_pdf_from_the_worker_process_is_the_in_process_pdf(pdfs: dict[str, bytes]) -> None:
+    from reportgen.render.pdf import prepared
+
+    with prepared() as render:
+        assert render(F.cached("failing_binary"), OPTIONS) == pdfs["failing_binary"]
+
+
+def test_pdf_worker_failure_is_none_and_the_worker_is_reaped() -> None:
+    from reportgen.render.pdf_engine import PdfWorker
+
+    worker = PdfWorker.start()
+    assert worker is not None
+    try:
+        page = b'<html><head><link rel="stylesheet" href="https://example.com/x.css"></head><body>x</body></html>'
+        assert worker.convert(page) is None  # the caller then converts in-process and raises the error
+    finally:
+        worker.close()
+    assert worker._process.returncode not in (None, 0)
+
+
+def test_unused_pdf_worker_is_ended_by_close() -> None:
+    from reportgen.render.pdf_engine import PdfWorker
+
+    worker = PdfWorker.start()
+    assert worker is not None
+    worker.close()
+    assert worker._process.returncode is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 if TYPE_CHECKING:
     from reportgen.report import Report
@@ -23,8 +23,14 @@ class RenderOptions:
 
 @dataclass(frozen=True)
 class Renderer:
-    """One output format: its name, the file it writes and a pure ``render`` returning the bytes."""
+    """One output format: its name, the file it writes and a pure ``render`` returning the bytes.
+
+    ``prepare``, when set, starts work that needs no report (e.g. getting a PDF engine ready in another
+    process) before any format renders; it is a context manager giving the render function to use
+    instead of ``render`` (same bytes) and ending that work when the rendering is over.
+    """
 
     format: str
     filename: str
     render: Callable[["Report", RenderOptions], bytes]
+    prepare: Callable[[], ContextManager[Callable[["Report", RenderOptions], bytes]]] | None = None

@@ -6,17 +6,15 @@ import importlib.resources
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
-
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 import reportgen
 from reportgen.errors import InputError, RunError
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
+    import jinja2
+
     from reportgen.report import Report
 
 TEMPLATE = "report.html.j2"
@@ -25,33 +23,6 @@ _CACHE_SIZE = 4
 _cache: "OrderedDict[tuple[int, RenderOptions], tuple[Any, bytes]]" = OrderedDict()
 """Recent (report, html) by report identity: the PDF renderer reuses the HTML of the same report.
 The report itself is kept in the entry, so its id cannot be reused while cached."""
-
-
-MAX_TEMPLATE_SEQUENCE = 1_000_000
-"""Longest string or list a template may build with ``*`` (characters or items)."""
-MAX_TEMPLATE_EXPONENT = 1_000
-"""Largest exponent a template may raise a number to with ``**``."""
-
-
-class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded: ``{{ "x" * 10**10 }}`` stops at once.
-
-    The sandbox already limits ``range()``; repeating a string or list, or a huge power, would
-    otherwise hold the render (and its memory) until the process is killed.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_TEMPLATE_EXPONENT:
-            raise SecurityError(f"the exponent {right!r} is larger than {MAX_TEMPLATE_EXPONENT:,}")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
-                    if len(sequence) * count > MAX_TEMPLATE_SEQUENCE:
-                        raise SecurityError(f"repeating a {type(sequence).__name__} {count:,} times builds more than "
-                                            f"{MAX_TEMPLATE_SEQUENCE:,} items")
-        return super().call_binop(context, operator, left, right)
 
 
 def default_template_dir() -> Path:
@@ -72,36 +43,17 @@ move a verdict) and lone surrogates (not encodable): replaced by U+FFFD anywhere
 labels included. Names are further isolated by <bdi> and ``unicode-bidi: isolate`` in the templates."""
 
 
-class ConfinedLoader(jinja2.FileSystemLoader):
-    """A FileSystemLoader whose templates must resolve inside the folder they were found in.
-
-    A symlink (or a path through one) that leads outside its template folder is refused, so a
-    template folder cannot pull other files of the machine into report.html.
-    """
-
-    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
-        source, filename, uptodate = super().get_source(environment, template)
-        if filename is not None:
-            _require_inside(Path(filename), [Path(p) for p in self.searchpath])
-        return source, filename, uptodate
-
-
-def _require_inside(path: Path, roots: list[Path]) -> None:
-    """Raise InputError unless ``path`` resolves inside the root it lies in."""
-    for root in roots:
-        if path.is_relative_to(root) or path.absolute().is_relative_to(root.absolute()):
-            if not path.resolve().is_relative_to(root.resolve()):
-                raise InputError(f"template {path}: resolves outside its template folder {root} (a symlink?); refused")
-            return
-
-
-def environment(template_dir: Path | None = None) -> jinja2.Environment:
+def environment(template_dir: Path | None = None) -> "jinja2.Environment":
     """A sandboxed Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name.
 
     Jinja's ImmutableSandboxedEnvironment: templates read the report and format it, but cannot
     reach Python internals (``__globals__``, ``__subclasses__``, ...) or modify data; such an
     attempt is an InputError naming the template. Templates resolve only inside their folder.
     """
+    import jinja2
+
+    from reportgen.render.sandbox import BoundedSandbox, ConfinedLoader
+
     search: list[Path] = []
     if template_dir is not None:
         template_dir = Path(template_dir)
@@ -137,6 +89,10 @@ def check_templates(template_dir: Path | None) -> None:
 
     Raises InputError for a missing folder or a template with a syntax error, naming file and line.
     """
+    import jinja2
+
+    from reportgen.render.sandbox import _require_inside
+
     env = environment(template_dir)
     names = [TEMPLATE]
     if template_dir is not None:
@@ -161,7 +117,11 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     cached = _cache.get(key)
     if cached is not None and cached[0] is report:
         return cached[1]
-    from reportgen.render import view  # imported here: it loads matplotlib, which json, junit and md never need
+    # imported here: they load Jinja2 and matplotlib, which json, junit and md never need
+    import jinja2
+    from jinja2.exceptions import SecurityError
+
+    from reportgen.render import view
 
     env = environment(options.template_dir)
     try:

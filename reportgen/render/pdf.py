@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from reportgen.render.base import Renderer, RenderOptions
 from reportgen.render.html import render_html
+from reportgen.render.pdf_engine import ExternalResourceRefused, PdfWorker, _fetcher, html_to_pdf
 
 if TYPE_CHECKING:
     from reportgen.report import Report
 
-
-class ExternalResourceRefused(ValueError):
-    """The report tried to load something other than a ``data:`` URL."""
-
-
-def _fetcher():  # imported lazily: WeasyPrint loads Pango and friends on import
-    from weasyprint.urls import URLFetcher
-
-    class DataOnlyFetcher(URLFetcher):
-        """Fetches ``data:`` URLs and refuses everything else: a report never reaches outside."""
-
-        def __init__(self) -> None:
-            super().__init__(allowed_protocols=("data",), fail_on_errors=True)
-
-        def fetch(self, url, headers=None):  # noqa: ANN001 - WeasyPrint's signature
-            if not str(url).startswith("data:"):
-                raise ExternalResourceRefused(f"reportgen reports load no external resources (refused {url[:80]!r})")
-            return super().fetch(url, headers)
-
-    return DataOnlyFetcher()
-
-
-def html_to_pdf(html: bytes) -> bytes:
-    """Lay out a self-contained HTML page as a PDF with its print CSS; nothing outside it is fetched.
-
-    Raises ExternalResourceRefused when the page asks for anything but a ``data:`` URL.
-    """
-    import weasyprint
-
-    # WeasyPrint logs every unsupported CSS property at WARNING; keep CI logs quiet.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    from weasyprint.urls import FatalURLFetchingError
-
-    document = weasyprint.HTML(string=html.decode("utf-8"), base_url=None, url_fetcher=_fetcher(),
-                               media_type="print")
-    try:
-        return document.write_pdf(uncompressed_pdf=False)
-    except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: turn it into an ordinary error
-        cause = exc.__cause__ or exc
-        raise ExternalResourceRefused(str(cause)) from exc
+__all__ = ["ExternalResourceRefused", "RENDERER", "_fetcher", "html_to_pdf", "prepared", "render_pdf"]
 
 
 def render_pdf(report: "Report", options: RenderOptions) -> bytes:
@@ -58,4 +20,26 @@ def render_pdf(report: "Report", options: RenderOptions) -> bytes:
     return html_to_pdf(render_html(report, options))
 
 
-RENDERER = Renderer(format="pdf", filename="report.pdf", render=render_pdf)
+@contextmanager
+def prepared() -> Iterator[Callable[["Report", RenderOptions], bytes]]:
+    """``render_pdf``, with WeasyPrint made ready in a worker process while the other formats render.
+
+    Gives the same bytes as ``render_pdf`` (the worker runs the same ``html_to_pdf``); where the worker
+    cannot start or fails, the page is converted in this process, which raises any error itself.
+    The worker is ended when the block exits.
+    """
+    worker = PdfWorker.start()
+
+    def render(report: "Report", options: RenderOptions) -> bytes:
+        html = render_html(report, options)
+        pdf = worker.convert(html) if worker is not None else None
+        return pdf if pdf is not None else html_to_pdf(html)
+
+    try:
+        yield render
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+RENDERER = Renderer(format="pdf", filename="report.pdf", render=render_pdf, prepare=prepared)
