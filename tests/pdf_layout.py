@@ -56,9 +56,10 @@ def _page(number: int, page: Any, count: int) -> Page:
 
 
 def page_of(all_pages: list[Page], needle: str) -> list[int]:
-    """The numbers of the pages whose text holds ``needle`` (whitespace-insensitive)."""
+    """The numbers of the pages whose text holds ``needle`` (whitespace-insensitive; a word broken after
+    its hyphen at a line end, "Kolmogorov-" then "Smirnov", counts as written)."""
     flat = " ".join(needle.split())
-    return [p.number for p in all_pages if flat in p.text]
+    return [p.number for p in all_pages if flat in p.text.replace("- ", "-")]
 
 
 def assert_reads_well(pdf: bytes, max_pages: int, glossary_terms: Sequence[str] = ()) -> list[Page]:
