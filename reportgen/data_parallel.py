@@ -15,8 +15,8 @@ The rule (N workers of a ``reportgen.distributed.World``; one process never come
   by their sample counts and the gradient is the one a single process takes on the whole batch, up
   to the order of float additions. With a given seed, N workers therefore take the single-process
   steps: the trained weights match the one-process run's to float rounding (float32 on the CPU; the
-  rounding grows with epochs), and the same N and seed give the same weights on every run (gloo adds
-  two workers' gradients in a fixed order).
+  rounding grows with epochs), and the same N and seed give the same weights on every run (tested with
+  two workers, whose two gradients add up the same whichever comes first).
 - A worker whose part of a batch is empty (a last batch smaller than N) runs the batch's first row
   with weight 0, so DDP's all-reduce hears from every worker; it adds nothing to the gradient.
 - Every decision is taken from numbers every worker holds after a collective, so all of them decide
