@@ -31,6 +31,7 @@ ALL_FORMATS = "html,pdf,json,junit,md"
 SEED = 0
 CAP_S = 600  # a peer run still going after 10 minutes is recorded as "did not finish in 10 min"
 MEMORY_CAP_GB = 10  # address-space limit of a peer process (prlimit --as), so one peer cannot take the shared machine
+TIMEOUT_RC = 124  # coreutils timeout's exit status when it stopped the command
 DID_NOT_FINISH = "did not finish in {minutes:g} min"
 OUT_OF_MEMORY = "out of memory"
 
@@ -352,10 +353,11 @@ class Row:
 def outcome_of(wall: float | None, rc: int | None, stderr: str, accepted: Sequence[int], cap_s: float) -> str:
     """What became of a run: "" (success), "did not finish in N min", "out of memory" or "failed (rc N)".
 
-    ``wall`` is None when the run was stopped at the cap. A MemoryError, an allocation failure
-    under the address-space limit or a SIGKILL (the kernel's OOM killer) count as out of memory.
+    ``wall`` is None when the launcher was stopped at its backstop; rc 124 is coreutils ``timeout``
+    stopping a peer at the cap (its CPU and RSS up to then are kept). A MemoryError, an allocation
+    failure under the address-space limit or a SIGKILL (the kernel's OOM killer) count as out of memory.
     """
-    if wall is None:
+    if wall is None or rc == TIMEOUT_RC or (rc in (-9, 137) and wall >= cap_s):
         return DID_NOT_FINISH.format(minutes=cap_s / 60)
     if rc in accepted:
         return ""
@@ -368,16 +370,17 @@ def summarise(case: str, samples: Sequence[Sample]) -> Row:
     """Best and median wall/CPU over the successful samples, the highest peak RSS; else the first failure."""
     good = [s for s in samples if not s.outcome and s.wall is not None and s.cpu is not None]
     loads = tuple(s.load1 for s in samples if s.load1 is not None)
-    if not good:
-        return Row(case, len(samples), outcome=samples[0].outcome if samples else "not run", load1=loads)
+    if not good:  # the first failure, with what it had used when it stopped (when known)
+        first = samples[0] if samples else Sample(None, None, None, "not run")
+        return Row(case, len(samples), first.wall, first.wall, first.cpu, first.cpu, first.rss_mb, first.outcome, loads)
     walls, cpus = [s.wall for s in good], [s.cpu for s in good]
     return Row(case, len(samples), min(walls), statistics.median(walls), min(cpus), statistics.median(cpus),
                max(s.rss_mb or 0.0 for s in good), "", loads)
 
 
 def ratio(numerator: Row | None, denominator: Row | None, attribute: str = "median_wall") -> float | None:
-    """numerator / denominator of one figure (e.g. median wall), None when either is missing."""
-    if numerator is None or denominator is None:
+    """numerator / denominator of one figure (e.g. median wall), None when either is missing or did not succeed."""
+    if numerator is None or denominator is None or numerator.outcome or denominator.outcome:
         return None
     top, bottom = getattr(numerator, attribute), getattr(denominator, attribute)
     return top / bottom if top is not None and bottom else None
@@ -390,15 +393,17 @@ def _cell(value: float | None, digits: int = 2) -> str:
 def markdown_table(rows: Sequence[Row], base: str | None = None) -> str:
     """A Markdown table of ``rows``; "× base" divides median wall and median CPU by those of the row named ``base``.
 
-    A row without a successful run shows its outcome (e.g. "did not finish in 10 min") in place of the figures.
+    A row without a successful run shows its outcome (e.g. "did not finish in 10 min") in place of the best wall
+    and, where known, the wall, CPU and peak RSS it had reached when it stopped; no ratios.
     """
     by_case = {r.case: r for r in rows}
     head = "| case | runs | best wall s | median wall s | best CPU s | median CPU s | peak RSS MB | wall × base | CPU × base | load 1 min |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         loads = "–".join(f"{v:.1f}" for v in (min(r.load1), max(r.load1))) if r.load1 else "-"
-        if r.outcome:
-            lines.append(f"| {r.case} | {r.runs} | **{r.outcome}** | | | | | | | {loads} |")
+        if r.outcome:  # figures, where known, are those at the stop
+            lines.append(f"| {r.case} | {r.runs} | **{r.outcome}** | {_cell(r.median_wall)} | | {_cell(r.median_cpu)} | "
+                         f"{_cell(r.peak_rss_mb, 0)} | | | {loads} |")
             continue
         base_row = by_case.get(base) if base else None
         lines.append(
@@ -422,7 +427,7 @@ def run_case(case: Case, logs: Path) -> tuple[Sample, str]:
     """Run one case in a fresh process with bench.py's launcher; the sample and the script's last stdout line."""
     bench = bench_module()
     load1 = os.getloadavg()[0]
-    m = bench.measure(case.name, case.argv, case.cwd, logs, case.accepted, timeout=case.cap_s)
+    m = bench.measure(case.name, case.argv, case.cwd, logs, case.accepted, timeout=case.cap_s + 60)
     outcome = outcome_of(m.wall, m.rc, m.stderr, case.accepted, case.cap_s)
     last = m.stdout.strip().splitlines()[-1] if m.stdout.strip() else ""
     if outcome:
@@ -460,16 +465,21 @@ REPORTGEN_LARGE_ALL = "reportgen run, evaluate-only: all five formats"
 
 def peer_cases(cache: Path, train: Path, test: Path, target: str, positive: str, folder: Path, tag: str,
                peers: Sequence[str], cap_s: float, memory_cap_gb: float) -> list[Case]:
-    """The peer rows: each peer's script in its own venv, under the address-space cap (prlimit --as)."""
+    """The peer rows: each peer's script in its own venv, under the address-space cap (prlimit --as).
+
+    coreutils ``timeout`` stops a peer at ``cap_s`` (TERM, then KILL 10 s later) inside the launcher, so the
+    launcher still reports the CPU and peak RSS it had used; the launcher's own backstop is a minute later.
+    """
     cases = []
     for peer, script, name in (("evidently", EVIDENTLY, EVIDENTLY_ROW), ("deepchecks", DEEPCHECKS, DEEPCHECKS_ROW)):
         if peer not in peers:
             continue
         path = folder / f"peer_{peer}.py"
         path.write_text(script, encoding="utf-8")
+        stop = ["timeout", "--kill-after=10", f"{cap_s:g}"]
         limit = ["prlimit", f"--as={int(memory_cap_gb * 2**30)}"] if memory_cap_gb > 0 else []
-        cases.append(Case(name, limit + [str(venv_python(cache, peer)), str(path), str(train), str(test), target, positive,
-                                         str(folder / f"{peer}-{tag}.html")], folder, cap_s=cap_s))
+        cases.append(Case(name, stop + limit + [str(venv_python(cache, peer)), str(path), str(train), str(test), target,
+                                                positive, str(folder / f"{peer}-{tag}.html")], folder, cap_s=cap_s))
     return cases
 
 

@@ -49,6 +49,8 @@ def test_outcomes_name_what_became_of_a_run() -> None:
     assert peers.outcome_of(12.0, 0, "", (0,), 600) == ""
     assert peers.outcome_of(12.0, 1, "", (0, 1), 600) == ""  # reportgen's failed gate is a finished run
     assert peers.outcome_of(None, -9, "", (0,), 600) == "did not finish in 10 min"
+    assert peers.outcome_of(600.2, 124, "", (0,), 600) == "did not finish in 10 min"  # coreutils timeout
+    assert peers.outcome_of(610.3, 137, "", (0,), 600) == "did not finish in 10 min"  # killed after the TERM
     assert peers.outcome_of(3.0, 1, "Traceback ...\nMemoryError: Unable to allocate 4.0 GiB", (0,), 600) == "out of memory"
     assert peers.outcome_of(3.0, -9, "", (0,), 600) == "out of memory"
     assert peers.outcome_of(3.0, 1, "ValueError: bad", (0,), 600) == "failed (rc 1)"
@@ -61,19 +63,21 @@ def test_summary_takes_best_and_median_of_the_successful_runs_and_the_highest_pe
     assert (row.runs, row.best_wall, row.median_wall, row.best_cpu, row.median_cpu, row.peak_rss_mb) == (
         4, 3.0, 4.0, 2.5, 3.0, 320.0)
     assert row.outcome == "" and row.load1 == (1.0, 2.0, 3.0)
-    failed = peers.summarise("y", [peers.Sample(None, None, None, "did not finish in 10 min")])
-    assert failed.outcome == "did not finish in 10 min" and failed.median_wall is None
+    failed = peers.summarise("y", [peers.Sample(600.1, 170.0, 2048.0, "did not finish in 10 min")])
+    assert failed.outcome == "did not finish in 10 min"
+    assert (failed.median_wall, failed.median_cpu, failed.peak_rss_mb) == (600.1, 170.0, 2048.0)  # at the stop
 
 
 def test_table_divides_by_the_base_row_and_shows_an_outcome_instead_of_figures() -> None:
     rows = [peers.Row("plain", 3, 2.0, 2.0, 1.5, 1.6, 300.0, load1=(0.5, 0.7)),
             peers.Row("peer", 3, 5.0, 6.0, 4.0, 4.8, 500.0, load1=(0.6,)),
-            peers.Row("slow peer", 1, outcome="did not finish in 10 min")]
+            peers.Row("slow peer", 1, 600.1, 600.1, 170.0, 170.0, 2048.0, outcome="did not finish in 10 min")]
     lines = peers.markdown_table(rows, base="plain").splitlines()
     assert len(lines) == 5 and lines[0].startswith("| case | runs |")
     cells = [c.strip() for c in lines[3].strip("|").split("|")]
     assert cells == ["peer", "3", "5.00", "6.00", "4.00", "4.80", "500", "3.00", "3.00", "0.6–0.6"]
-    assert "**did not finish in 10 min**" in lines[4]
+    stopped = [c.strip() for c in lines[4].strip("|").split("|")]
+    assert stopped[2:7] == ["**did not finish in 10 min**", "600.10", "", "170.00", "2048"] and stopped[7:9] == ["", ""]
     assert peers.ratio(rows[1], rows[0]) == 3.0 and peers.ratio(rows[2], rows[0]) is None
 
 
