@@ -530,7 +530,9 @@ def verdicts(rows: Sequence[Row], large: bool) -> list[str]:
     else:
         for peer in (EVIDENTLY_ROW, DEEPCHECKS_ROW):
             row = by.get(peer)
-            if row is not None and row.outcome:
+            if row is None:
+                continue
+            if row.outcome:
                 lines.append(f"- {peer}: {row.outcome} (target: ≥ 10× reportgen)")
                 continue
             lines.append(f"- {peer} / reportgen json: {both(peer, REPORTGEN_JSON)}; "
