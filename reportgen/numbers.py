@@ -44,7 +44,7 @@ MISSING = "—"
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
-ALLOWED_SCIENTIFIC = re.compile(r"-?\d(?:\.\d)?×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+ALLOWED_SCIENTIFIC = re.compile(r"-?\d(?:\.\d+)?×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 """The one scientific form these functions write, e.g. ``4.8×10⁻⁵`` (for tests and linters)."""
 RAW_SCIENTIFIC = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?[eE][-+]?\d+\b")
 """Python's scientific notation (``4.76e-05``, ``1.1e-01``, ``1e-4``): never shown to a reader."""
