@@ -168,13 +168,15 @@ def sweep_from_curve(curve: _BinaryCurve, thresholds: Sequence[float]) -> dict[s
     fp = np.where(last >= 0, curve.fps[np.maximum(last, 0)], 0) if curve.fps.size else np.zeros(t.size, np.int64)
     predicted = tp + fp
     positives = curve.positives
-    precision = [_ratio(a, b) for a, b in zip(tp.tolist(), predicted.tolist())]
+    # Precision is undefined (None) at a threshold that flags nothing, not 0: a reader must not take
+    # "no alarms" for "every alarm false". F1 stays defined there: 2TP / (2TP + FP + FN) = 0.
+    precision = [float(a) / float(b) if b else None for a, b in zip(tp.tolist(), predicted.tolist())]
     recall = [_ratio(a, positives) for a in tp.tolist()]
     return {
         "thresholds": [float(x) for x in t.tolist()],
         "precision": precision,
         "recall": recall,
-        "f1": [_f1(p, r) for p, r in zip(precision, recall)],
+        "f1": [_f1(p or 0.0, r) for p, r in zip(precision, recall)],
         "predicted_positive": [int(x) for x in predicted.tolist()],
     }
 

@@ -244,7 +244,8 @@ def test_precision_is_drawn_undefined_where_nothing_is_predicted_positive(credit
     flagged = np.asarray(sweep["predicted_positive"], dtype=float)
     shown = plots.undefined_where_nothing_flagged(np.asarray(sweep["precision"], dtype=float), flagged)
     assert np.array_equal(np.isnan(shown), flagged == 0)
-    assert np.allclose(shown[flagged > 0], np.asarray(sweep["precision"])[flagged > 0])
+    assert np.allclose(shown[flagged > 0], np.asarray(sweep["precision"], dtype=float)[flagged > 0])
+    assert [p is None for p in sweep["precision"]] == (flagged == 0).tolist()  # stored undefined too, not as 0
     assert plots.threshold_sweep(sweep, 0.5) is not None
     planted = plots.undefined_where_nothing_flagged(np.array([0.5, 0.0]), np.array([3.0, 0.0]))  # 0 of 0 flagged
     assert planted[0] == 0.5 and np.isnan(planted[1])

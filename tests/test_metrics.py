@@ -379,10 +379,13 @@ def test_threshold_sweep_matches_sklearn_at_every_threshold(cancer: Predictions)
     for i, t in enumerate(thresholds):
         flagged = scores >= t
         assert sweep["predicted_positive"][i] == int(flagged.sum())
-        assert sweep["precision"][i] == approx(skm.precision_score(y, flagged, zero_division=0))
+        if flagged.any():
+            assert sweep["precision"][i] == approx(skm.precision_score(y, flagged))
+        else:  # undefined, as scikit-learn's zero_division=np.nan says, never a precision of 0
+            assert np.isnan(skm.precision_score(y, flagged, zero_division=np.nan)) and sweep["precision"][i] is None
         assert sweep["recall"][i] == approx(skm.recall_score(y, flagged, zero_division=0))
         assert sweep["f1"][i] == approx(skm.f1_score(y, flagged, zero_division=0))
-    assert sweep["predicted_positive"][-1] == 0 and sweep["precision"][-1] == 0.0
+    assert sweep["predicted_positive"][-1] == 0 and sweep["precision"][-1] is None
     json_safe(sweep)
 
 

@@ -380,7 +380,7 @@ EVIDENCE_LABELS: dict[str, str] = {
     "nonfinite": "Non-finite gradient",
     # release comparison
     "previous_name": "Earlier run", "previous_created_at": "Earlier run created", "previous_version": "Earlier reportgen version",
-    "previous_statuses": "Earlier check statuses", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop",
+    "previous_statuses": "Earlier check statuses", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
     "previous": "Earlier", "higher_is_better": "Higher is better", "significant": "Significant", "relaxations": "Relaxations",
 }
 """Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels.
