@@ -239,7 +239,7 @@ def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """reportgen history PATH...: a trend report over many runs; exit code of the newest run's verdict."""
+    """reportgen history PATH...: a trend report over many runs; exit 1 when any job's newest run failed its gate."""
     from reportgen import history
 
     formats = [part.strip() for part in (args.format or ",".join(history.FORMATS)).split(",") if part.strip()]
@@ -247,14 +247,18 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if unknown or not formats:
         raise InputError(f"--format: choose from {', '.join(history.FORMATS)}" + (f", not {unknown[0]!r}" if unknown else ""))
     collected = history.collect(args.paths, skip_invalid=args.skip_invalid)
-    for path, reason in collected.skipped:
-        err.write(f"reportgen: skipped {path}: {reason}\n")
+    for path, reason in collected.skipped:  # the reason names the file already ("PATH: is empty")
+        err.write(f"reportgen: skipped {reason if reason.startswith(path) else f'{path}: {reason}'}\n")
     written = history.write(collected, Path(args.out), formats)
     for h in collected.histories:
         last = h.last_pass()
         out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs):,} runs ({h.newest.created_at}); "
                   f"last passing run: {last.created_at if last else 'none'}\n")
-    out.write(f"history: {args.out} ({', '.join(sorted({p.name for p in written}))})\n")
+    folders: dict[Path, list[str]] = {}  # one job writes into --out, several into --out/<name>/
+    for written_path in written:
+        folders.setdefault(written_path.parent, []).append(written_path.name)
+    for folder, names in folders.items():
+        out.write(f"history: {folder} ({', '.join(sorted(names))})\n")
     return ExitCode.PASSED if collected.verdict == "pass" else ExitCode.GATE_FAILED
 
 

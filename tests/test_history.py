@@ -144,6 +144,7 @@ def test_bad_results_file_exits_2_and_writes_nothing_unless_skipped(runs, tmp_pa
                           "--skip-invalid")
     assert code == 0
     assert "skipped" in err and "broken/results.json" in err
+    assert err.count(str(bad / "results.json")) == 1, err  # the path once, then the problem
     assert len(json.loads((out_dir / "history.json").read_text())["runs"]) == 5
 
 
@@ -157,6 +158,10 @@ def test_several_jobs_get_one_folder_each(runs, tmp_path):
     assert code == 1  # the other job's only run failed
     assert (tmp_path / "h" / "cancer" / "history.json").is_file()
     assert json.loads((tmp_path / "h" / "cancer-nightly" / "history.json").read_text())["verdict"] == "fail"
+    # the console names the folders the files are in, not --out
+    assert f"history: {tmp_path / 'h' / 'cancer'} (history.json)" in out.splitlines(), out
+    assert f"history: {tmp_path / 'h' / 'cancer-nightly'} (history.json)" in out.splitlines(), out
+    assert f"history: {tmp_path / 'h'} (" not in out
 
 
 def test_missing_path_and_unknown_format_are_bad_input(runs, tmp_path):
