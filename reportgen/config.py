@@ -233,7 +233,8 @@ class ReportConfig(_Strict):
         for name in value:
             if name not in ALL_FORMATS:
                 raise ValueError(f"unknown format {name!r}{suggest(name, list(ALL_FORMATS))}; choose from {', '.join(ALL_FORMATS)}")
-        return value
+        # The canonical order, each once: config_sha256 describes what ran, not the order it was typed in.
+        return [name for name in ALL_FORMATS if name in value]
 
 
 class GateConfig(_Strict):
@@ -317,6 +318,7 @@ class LoadedConfig:
             return self
         raw = apply_flags(self.raw, flags)
         config = validate(raw, self.resolve)
+        raw = _as_validated(raw, config)
         return LoadedConfig(config=config, path=self.path, base_dir=self.base_dir, raw=raw, sha256=_config_sha256(raw))
 
     def resolve(self, relative: str) -> Path:
@@ -705,6 +707,7 @@ def load_config(
     raw = apply_flags(apply_overrides(raw, overrides or []), flags)
     base_dir = config_path.resolve().parent
     config = validate(raw, lambda relative: base_dir / Path(relative).expanduser())
+    raw = _as_validated(raw, config)
     return LoadedConfig(
         config=config,
         path=config_path.resolve(),
@@ -712,6 +715,15 @@ def load_config(
         raw=raw,
         sha256=_config_sha256(raw),
     )
+
+
+def _as_validated(raw: dict[str, Any], config: Config) -> dict[str, Any]:
+    """``raw`` with the values the validators put in canonical form (report.formats in format order), so
+    ``config_sha256`` and the recorded config describe what runs, not how it was typed."""
+    report = raw.get("report")
+    if isinstance(report, dict) and "formats" in report:
+        return {**raw, "report": {**report, "formats": list(config.report.formats)}}
+    return raw
 
 
 def _config_sha256(raw: Mapping[str, Any]) -> str:

@@ -117,3 +117,20 @@ def test_paths_resolve_relative_to_the_yaml_and_hash_is_stable(tmp_path: Path):
     assert first.resolve("d.csv") == folder.resolve() / "d.csv"
     assert load_config(path).sha256 == first.sha256
     assert load_config(path, ["seed=1"]).sha256 != first.sha256
+
+
+def test_formats_are_stored_in_the_canonical_order_so_the_hash_describes_what_runs(tmp_path: Path):
+    import yaml
+
+    from reportgen.render import FORMATS
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(with_changes(report={"formats": ["md", "json", "md"]})), encoding="utf-8")
+    typed = load_config(path)
+    flagged = [load_config(path, flags={"report.formats": order}) for order in (["json", "md"], ["md", "json"])]
+    canonical = [name for name in FORMATS if name in ("md", "json")]
+    assert typed.config.report.formats == typed.raw["report"]["formats"] == canonical
+    assert flagged[0].sha256 == flagged[1].sha256 == typed.sha256
+    assert flagged[0].with_flags({"report.formats": ["md", "json"]}).sha256 == typed.sha256
+    different = load_config(path, flags={"report.formats": ["json"]})
+    assert different.sha256 != typed.sha256
