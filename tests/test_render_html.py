@@ -348,3 +348,18 @@ def test_every_evidence_key_the_real_checks_write_reads_as_words() -> None:
     assert view.evidence_label("tvd_train_test") == "Total variation distance, train vs test"
     assert view.evidence_label("balanced_accuracy") == "Balanced accuracy"
     assert view._compact([]) == "none" and view._compact({"mean": 1.5, "std": 0.25}) == "mean: 1.500 · Standard deviation: 0.250"
+
+
+def test_page_one_counts_checks_that_ran_apart_from_those_that_did_not_apply():
+    import dataclasses as dc
+
+    from reportgen.render import view
+
+    base = F.cached("failing_binary")
+    report = dc.replace(base, checks=(*base.checks[:-1], dc.replace(base.checks[-1], status="skip")))
+    skipped = sum(c.status == "skip" for c in report.checks)
+    assert skipped >= 1
+    line = view.checks_line(report)
+    assert line.startswith(f"{len(report.checks)} checks: {len(report.checks) - skipped} ran (")
+    assert line.endswith(f"), {skipped} did not apply") and "skipped" not in line
+    assert ", did not apply" not in view.checks_line(dc.replace(base, checks=tuple(c for c in base.checks if c.status != "skip")))

@@ -48,6 +48,13 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
     checks = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))["checks"]
     missing = [c["title"] for c in checks if c["status"] != "skip" and c["title"] not in page_one]
     assert not missing, missing
+    # ... and the line naming the checks that did not apply, under the table, not spilled onto page 2
+    skipped = [c for c in checks if c["status"] == "skip"]
+    if skipped:
+        assert f"SKIP {len(skipped)} did not apply" in page_one, page_one[-600:]
+        assert all(c["id"] in page_one.split(f"SKIP {len(skipped)} did not apply", 1)[1] for c in skipped), page_one[-600:]
+    ran = len(checks) - len(skipped)
+    assert f"{len(checks)} checks: {ran} ran (" in page_one and " skipped" not in page_one, page_one[:600]
     # the text a reader sees follows the one number rule and shows evidence in words (tests/text_scan.py)
     from reportgen.report import load_results
     from text_scan import evidence_problems, number_format_problems, slice_names

@@ -628,6 +628,18 @@ EXTRA_TERMS: tuple[tuple[str, str, frozenset[str]], ...] = (
 Explained once, under the Metrics table, when one of those checks ran (was not skipped)."""
 
 
+def checks_line(report: "Report") -> str:
+    """Page 1's count of checks, skipped ones apart from those that ran:
+    '24 checks: 21 ran (1 failed, 0 crashed, 1 warning, 19 passed), 3 did not apply'."""
+    from reportgen.report import STATUS_WORDS
+
+    counts = report.status_counts()
+    skipped = counts.pop(Status.SKIP.value, 0)
+    ran = ", ".join(f"{n} {STATUS_WORDS[Status(s)]}{'s' if s == Status.WARN and n != 1 else ''}" for s, n in counts.items())
+    text = f"{len(report.checks)} checks: {sum(counts.values())} ran ({ran})"
+    return text + (f", {skipped} did not apply" if skipped else "")
+
+
 def glossary(report: "Report") -> list[tuple[str, str]]:
     """(term, explanation) for the described metrics this report shows, then the other jargon its checks use."""
     shown = {k for values in report.metrics.values() if isinstance(values, Mapping) for k in values}
@@ -900,6 +912,7 @@ def build(report: "Report") -> dict[str, Any]:
         "counts": counts,
         "n_checks": len(checks),
         "status_summary": report.status_summary(),
+        "checks_line": checks_line(report),
         "checks": checks,
         "blocking": [c for c in checks if c["blocking"]],
         "data": _data_section(report),
