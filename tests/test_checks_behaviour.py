@@ -160,6 +160,11 @@ def test_smooth_model_is_robust_to_small_noise(cancer, cancer_mlp):
     assert result.status == "pass", result.message
     assert result.value <= 0.05
     assert len(result.evidence["flip_rates"]) == 2
+    # each perturbation names its sigma against the noise setting the evidence shows
+    assert [r["perturbation"] for r in result.evidence["flip_rates"]] == [
+        "Gaussian noise, sigma = 0.025 x train std per numeric feature (half the noise setting 0.05)",
+        "Gaussian noise, sigma = 0.05 x train std per numeric feature (the noise setting)"]
+    assert result.evidence["noise"] == 0.05
 
 
 def test_jittery_model_flips_under_small_noise(cancer, cancer_mlp):

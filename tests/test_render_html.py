@@ -363,3 +363,37 @@ def test_page_one_counts_checks_that_ran_apart_from_those_that_did_not_apply():
     assert line.startswith(f"{len(report.checks)} checks: {len(report.checks) - skipped} ran (")
     assert line.endswith(f"), {skipped} did not apply") and "skipped" not in line
     assert ", did not apply" not in view.checks_line(dc.replace(base, checks=tuple(c for c in base.checks if c.status != "skip")))
+
+
+def test_appendix_shows_the_whole_architecture_and_each_features_preprocessing():
+    import dataclasses as dc
+
+    from reportgen.render import view
+
+    base = F.cached("failing_binary")
+    layers = " ".join(f"({i}): Linear(in_features=32, out_features=32, bias=True)" for i in range(6))
+    architecture = f"Sequential( {layers} )"
+    assert len(architecture) > 200  # longer than an appendix cell used to show
+    preprocessing = {"fitted_on": "train", "numeric": {"balance": {"mean": 834.5, "std": 483.25}}}
+    report = dc.replace(base, model={**base.model, "architecture": architecture},
+                        data={**base.data, "fingerprint": {**(base.data.get("fingerprint") or {}), "preprocessing": preprocessing}})
+    built = view.build(report)
+    shown = dict(built["model_rows"])["architecture"]
+    assert shown.splitlines()[0] == "Sequential(" and shown.splitlines()[-1] == ")" and len(shown.splitlines()) == 8
+    assert "…" not in shown and all(f"  ({i}): Linear(in_features=32, out_features=32, bias=True)" in shown.splitlines() for i in range(6))
+    assert "balance: mean 834.500, std 483.250" in dict(built["fingerprint"])["preprocessing"]
+    html = RENDERERS["html"].render(report, OPTIONS).decode("utf-8")
+    assert 'class="mono architecture"' in html and "(5): Linear(in_features=32" in html
+
+
+def test_backticks_in_check_texts_become_code_and_the_rest_is_escaped():
+    from reportgen.render import view
+
+    assert str(view.inline_code("a fraction `noise` of <b>")) == "a fraction <code>noise</code> of &lt;b&gt;"
+    assert str(view.inline_code("a lone ` stays")) == "a lone ` stays"
+    import dataclasses as dc
+
+    base = F.cached("failing_binary")  # its last check read as robustness, whose "How to read this" names `noise`
+    report = dc.replace(base, checks=(*base.checks[:-1], dc.replace(base.checks[-1], id="robustness")))
+    html = RENDERERS["html"].render(report, OPTIONS).decode("utf-8")
+    assert "fraction <code>noise</code> of" in html and "`noise`" not in html

@@ -303,8 +303,10 @@ def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tup
         def gaussian(gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
             return x + scale * sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype)
 
-        return [(f"Gaussian noise, sigma = {setting(noise / 2)} x train std per numeric feature", lambda g: gaussian(g, 0.5)),
-                (f"Gaussian noise, sigma = {setting(noise)} x train std per numeric feature", gaussian)]
+        # Named with the noise setting, so a finding about the half budget reads against the evidence's setting.
+        return [(f"Gaussian noise, sigma = {setting(noise / 2)} x train std per numeric feature (half the noise "
+                 f"setting {setting(noise)})", lambda g: gaussian(g, 0.5)),
+                (f"Gaussian noise, sigma = {setting(noise)} x train std per numeric feature (the noise setting)", gaussian)]
     pixel_sigma = float(x.float().std())
 
     def image_noise(gen: torch.Generator) -> torch.Tensor:

@@ -7,6 +7,7 @@ is made here, in plain Python that can be tested.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -593,6 +594,13 @@ def _ci(ci: Any) -> str:
     return "—"
 
 
+def inline_code(text: str) -> Markup:
+    """``text`` HTML-escaped, with Markdown-style `backtick` spans (a setting's name) set as <code>; a lone backtick stays."""
+    from markupsafe import escape
+
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, Any]:
     detects, note = how_to_read(check)
     return {
@@ -604,7 +612,7 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 240),
         "message_short": fmt.one_line(check.message, 64),
         "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
-        "detects": detects, "how_to_read": note, "evidence": evidence_view(check, classes),
+        "detects": inline_code(detects), "how_to_read": inline_code(note), "evidence": evidence_view(check, classes),
         "anchor": "check-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in check.id),
     }
 
@@ -850,9 +858,27 @@ def loss_caption(training: Mapping[str, Any], config: Mapping[str, Any]) -> str:
 
 
 def _kv_rows(mapping: Any, limit: int = 40) -> list[tuple[str, str]]:
+    """Appendix rows (key, text). The model's architecture is shown whole (results.json bounds it to 600
+    characters), a layer a line; small records of numbers (a feature's mean and std) are spelled out."""
     if not isinstance(mapping, Mapping):
         return []
-    return [(str(k), fmt.clip(_compact(v), 200)) for k, v in list(mapping.items())[:limit]]
+    rows = []
+    for k, v in list(mapping.items())[:limit]:
+        if k == "architecture" and isinstance(v, str):
+            rows.append((str(k), re.sub(r" \)$", "\n)", re.sub(r" (\(\d+\): )", r"\n  \1", v.strip()))))
+        else:
+            rows.append((str(k), fmt.clip(_compact(_spelled_out(v)), 200 if k != "preprocessing" else 1200)))
+    return rows
+
+
+def _spelled_out(value: Any, depth: int = 0) -> Any:
+    """``value`` with records of at most four numbers below the second level as text ("mean 834.349, std 483.304"),
+    which ``_compact`` would otherwise count as "2 entries"."""
+    if isinstance(value, Mapping):
+        if depth >= 2 and 0 < len(value) <= 4 and all(fmt.is_number(v) for v in value.values()):
+            return ", ".join(f"{k} {fmt.num(v)}" for k, v in value.items())
+        return {k: _spelled_out(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def _config_yaml(config: Mapping[str, Any]) -> str:
