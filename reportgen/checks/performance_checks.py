@@ -140,7 +140,7 @@ def _rare_classes(classes: tuple[str, ...] | list[str], shares: np.ndarray) -> t
 class MinorityRecall(Check):
     spec = CheckSpec(
         id="minority_recall",
-        measures="positive-class recall (multiclass: worst minority recall)",
+        measures="worse of positive- and rarest-class recall (multiclass: worst recall of the rarer classes, all when near-balanced)",
         threshold_range=(0.0, 1.0),
         title="Minority-class recall",
         family="performance",
