@@ -516,6 +516,7 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
         feature_names=preprocessor.feature_names,
         input_shape=(len(preprocessor.feature_names),),
         fingerprint={"kind": cfg.kind, "files": hashes, "target": cfg.target, "preprocessing": preprocessor.describe()},
+        model_columns=tuple(features),
     )
 
 

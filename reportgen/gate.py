@@ -96,8 +96,9 @@ def gate_overrides(specs: Iterable[CheckSpec], checks_config: Mapping[str, Mappi
             found.append(Override(spec.id, "enabled", True, False, "disabled"))
             continue
         key = spec.threshold_key
-        if key and key in settings and spec.default_threshold is not None:
-            value = settings[key]
+        given = key if key in settings or not spec.threshold_alias else spec.threshold_alias
+        if key and given in settings and spec.default_threshold is not None:
+            value = settings[given]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 effect = _threshold_effect(spec, float(spec.default_threshold), float(value))
                 if effect:

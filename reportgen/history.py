@@ -127,6 +127,8 @@ def gate_overrides(config_checks: Any) -> dict[str, dict[str, Any]]:
             defaults: dict[str, Any] = {"enabled": True, "severity": spec.default_severity}
             if spec.threshold_key:
                 defaults[spec.threshold_key] = spec.default_threshold
+                if spec.threshold_alias:
+                    defaults[spec.threshold_alias] = spec.default_threshold
             defaults.update({p.name: p.default for p in spec.params})
             changed = {k: v for k, v in settings.items() if k not in defaults or defaults[k] != v}
         if changed:

@@ -50,6 +50,9 @@ class DataBundle:
     input_shape: tuple[int, ...]
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
     """Source files with their sha256 and the preprocessing fitted on train."""
+    model_columns: tuple[str, ...] | None = None
+    """The attribute columns the model reads (tables: data.features, else every column but the target and
+    data.ignore); None when the data kind does not say. Slice checks default to these."""
 
     @property
     def num_classes(self) -> int:

@@ -11,6 +11,7 @@ from check_helpers import (
     context,
     default_credit,
     diabetes,
+    digits,
     make_bundle,
     memorisable_noisy_cancer,
     mlp,
@@ -91,10 +92,35 @@ def test_minority_recall_multiclass_judges_the_rarer_classes_and_says_support_is
     ctx = context(bundle, sklearn_predictions(bundle, model))
     result = run("minority_recall", ctx)
     counts = np.bincount(bundle.splits["train"].labels)
-    rarer = {bundle.classes[i] for i in np.flatnonzero(counts / counts.sum() < 1 / 3)}
-    assert set(result.evidence["judged"]) == rarer
+    rarer = {bundle.classes[i] for i in np.flatnonzero(counts / counts.sum() < 0.9 / 3)}
+    assert set(result.evidence["judged"]) == rarer == {bundle.classes[int(np.argmin(counts))]} == {"class_2"}
     assert result.status == "pass"
+    assert "The rarest class" in result.message and "'class_2'" in result.message
+    assert "minority class" not in result.message and "'class_0'" not in result.message
     assert "wide because only" in result.message  # wine's test classes hold 12-18 samples
+
+
+def test_minority_recall_near_balanced_classes_judges_every_class_and_finds_the_planted_weak_one():
+    """Digits' classes are 9.8-10.2% of train: none is a minority, so the worst recall of all ten is judged."""
+    from sklearn.metrics import recall_score
+
+    bundle, *_ = tabular_bundle(digits, "multiclass", standardise=False)
+    model = LogisticRegression(max_iter=2000).fit(bundle.splits["train"].features, bundle.splits["train"].labels)
+    predictions = sklearn_predictions(bundle, model)
+    clean = run("minority_recall", context(bundle, predictions))
+    test = predictions["test"]
+    assert clean.evidence["judged"] == list(bundle.classes)
+    assert clean.value == pytest.approx(recall_score(test.y_true, test.y_pred, average=None).min())
+    assert clean.status == "pass" and clean.message.startswith("Classes are near-balanced in train")
+    # plant the defect: the model answers '7' for two thirds of the test's real '1's
+    y_pred = test.y_pred.copy()
+    ones = np.flatnonzero(test.y_true == 1)
+    y_pred[ones[: 2 * len(ones) // 3]] = 7
+    predictions["test"] = Predictions("test", test.y_true, y_pred, None, test.loss)
+    weak = run("minority_recall", context(bundle, predictions))
+    assert weak.status == "fail"
+    assert weak.value == pytest.approx(recall_score(test.y_true, y_pred, average=None)[1])
+    assert "the worst recall is '1' on test" in weak.message and "minority" not in weak.message
 
 
 def test_baseline_regression_r2_against_the_mean_predictor():

@@ -305,3 +305,75 @@ def test_multiclass_slices_use_accuracy():
     assert worst["metric"] == pytest.approx(accuracy_score(pred.y_true[north], pred.y_pred[north]))
     assert worst["rest"] == pytest.approx(accuracy_score(pred.y_true[~north], pred.y_pred[~north]))
     assert "accuracy" in result.message
+
+
+# ----------------------------------------------------------------------------- slice columns, wording, threshold
+
+AUTO = Path(__file__).resolve().parent.parent / "sample_configs" / "data" / "auto.csv"
+
+
+def auto_mpg(ignore: list[str], planted: bool = True):
+    """ISLR Auto (mpg regression) loaded as the sample config does. With ``planted``, the predictions miss by
+    exactly 0.5 mpg on 4-cylinder cars and 2 mpg elsewhere, so the 4-cylinder slice is *better* than the rest."""
+    cfg = validate({"name": "auto", "task": "regression", "model": {"kind": "mlp"},
+                    "data": {"kind": "csv", "path": str(AUTO), "target": "mpg", "ignore": ignore,
+                             "categorical": ["origin"], "split": {"val": 0.15, "test": 0.2, "stratify": False}}})
+    bundle = load_data(cfg.data, "regression", lambda rel: Path(rel), seed=0)
+    if planted:
+        preds = {}
+        for name, split in bundle.splits.items():
+            four = (split.attributes["cylinders"] == 4).to_numpy()
+            preds[name] = Predictions(name, split.labels, (split.labels + np.where(four, 0.5, 2.0)).astype(np.float32), None, 0.0)
+    else:
+        model = LinearRegression().fit(bundle.splits["train"].features, bundle.splits["train"].labels)
+        preds = sklearn_predictions(bundle, model)
+    return context(bundle, preds)
+
+
+def test_ignored_and_identifier_columns_are_not_sliced_and_a_better_slice_is_not_called_weakest():
+    ctx = auto_mpg(["rownames", "name"])
+    result = run("slice_performance", ctx)
+    assert result.evidence["columns"] == ["cylinders", "displacement", "horsepower", "weight", "acceleration", "year", "origin"]
+    assert [c["column"] for c in result.evidence["columns_left_out"]] == ["rownames", "name"]
+    assert result.status == "pass" and result.threshold == pytest.approx(0.1)  # the Required column reads it
+    tested = result.evidence["worst_slices"]
+    assert all(r["metric"] < r["rest"] for r in tested) and result.value <= 0  # only better-than-rest slices
+    assert result.message.startswith("No slice is worse than the rest in RMSE") and "weakest" not in result.message
+    assert "0.500 against 2.000 elsewhere" in result.message  # oracle: the planted errors
+    # named explicitly, an ignored column is sliced; identifier-like columns never are
+    named = run("slice_performance", ctx, {"features": ["rownames", "name", "year"], "min_support": 10})
+    assert named.evidence["columns"] == ["year"]
+    assert {c["column"]: c["reason"].split(":")[0] for c in named.evidence["columns_left_out"]} == {
+        "rownames": "identifier-like", "name": "identifier-like"}
+    ignored_origin = auto_mpg(["rownames", "name", "origin"], planted=False)
+    assert "origin" not in run("slice_performance", ignored_origin).evidence["columns"]
+    assert run("slice_performance", ignored_origin, {"features": ["origin"], "min_support": 10}).evidence["columns"] == ["origin"]
+
+
+def test_slice_threshold_is_the_base_max_with_max_gap_as_its_deprecated_name():
+    from reportgen.checks.base import registry
+    from reportgen.errors import ConfigError
+
+    ctx, _ = cancer_with_region(noisy_north=True)
+    strict, loose = run("slice_performance", ctx, {"max": 0.1}), run("slice_performance", ctx, {"max_gap": 0.9})
+    assert strict.threshold == 0.1 and strict.status == "warn" and "above the 0.1 limit" in strict.message
+    assert loose.threshold == 0.9 and loose.status == "pass"
+    assert run("slice_performance", ctx, {"max": 0.9}).evidence == loose.evidence
+    spec = registry.get("slice_performance").spec
+    assert spec.threshold_key == "max" and spec.default_threshold == 0.1
+    base = {"name": "t", "task": "binary", "data": {"kind": "csv", "path": "x.csv", "target": "y"}, "model": {"kind": "mlp"}}
+    validate({**base, "checks": {"slice_performance": {"max_gap": 0.2}}})
+    with pytest.raises(ConfigError, match="max or its deprecated name max_gap, not both"):
+        validate({**base, "checks": {"slice_performance": {"max_gap": 0.2, "max": 0.2}}})
+    with pytest.raises(ConfigError, match="max must be from 0 to 1"):
+        validate({**base, "checks": {"slice_performance": {"max_gap": 1.5}}})
+
+
+def test_skip_says_plainly_why_no_slice_was_tested():
+    ctx, _ = cancer_with_region(noisy_north=False)
+    result = run("slice_performance", ctx, {"min_support": 10_000})
+    assert result.status == "skip"
+    positive = ctx.classes[ctx.positive_index]
+    assert result.message == ("no slice could be tested: every slice, or the rest of the test data outside it, has fewer "
+                              f"than 10,000 actual positives ({positive!r}) to measure recall on (lower min_support to "
+                              "test smaller slices)")

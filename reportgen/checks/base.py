@@ -112,6 +112,8 @@ class CheckSpec:
     """Inclusive bounds a user's ``min``/``max`` must respect (e.g. (0, 1) for a share)."""
     measures: str = ""
     """What the value is, in a few words (the 'value' column of docs/checks.md)."""
+    threshold_alias: str | None = None
+    """A deprecated name of the threshold setting, still accepted (slice_performance's ``max_gap``)."""
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -125,6 +127,8 @@ class CheckSpec:
         names = {"enabled", "severity"} | {p.name for p in self.params}
         if self.threshold_key:
             names.add(self.threshold_key)
+            if self.threshold_alias:
+                names.add(self.threshold_alias)
         return names
 
     def settings_from(self, overrides: Mapping[str, Any] | None) -> "CheckSettings":
@@ -137,6 +141,10 @@ class CheckSpec:
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be error, warning or info, not {severity!r}")
         threshold = self.default_threshold
+        if self.threshold_key and self.threshold_alias and self.threshold_alias in overrides:
+            if self.threshold_key in overrides:
+                raise ValueError(f"give {self.threshold_key} or its deprecated name {self.threshold_alias}, not both")
+            overrides[self.threshold_key] = overrides.pop(self.threshold_alias)
         if self.threshold_key and self.threshold_key in overrides:
             threshold = overrides.pop(self.threshold_key)
             if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):

@@ -106,18 +106,48 @@ class BaselineComparison(Check):
         )
 
 
+NEAR_BALANCED = 0.9
+"""A class counts as rarer when its train share is under this fraction of a balanced share 1/C.
+
+Shares within 10% of 1/C differ by split noise (digits' 113-119 train rows a class), so such a class is
+no minority; judging only the ones a hair under 1/C would pick classes by chance."""
+
+
+def _rare_classes(classes: tuple[str, ...] | list[str], shares: np.ndarray) -> tuple[list[int], str]:
+    """Multiclass classes minority_recall judges, and the phrase that says which and why.
+
+    ``shares``: (C,) train shares summing to 1. Classes under ``NEAR_BALANCED``/C are judged; when none
+    is, the classes are near-balanced and all of them are judged (the value is the worst-class recall).
+    The phrase ends where the worst judged class's name follows ("..., so all 10 are judged; the worst recall is ").
+    """
+    c = len(shares)
+    balanced = 1.0 / c
+    rare = [i for i in range(c) if shares[i] < NEAR_BALANCED * balanced]
+    if not rare:
+        return list(range(c)), (f"classes are near-balanced in train ({percent(float(shares.min()))}"
+                                f"\u2013{percent(float(shares.max()))} each, a balanced share is {percent(balanced)}), "
+                                f"so all {c} are judged; the worst recall is ")
+    under = f"{percent(NEAR_BALANCED * balanced)} of train (90% of a balanced share)"
+    if len(rare) == 1:
+        return rare, f"the rarest class, the only one under {under}, is judged: "
+    rarest = int(np.argmin(shares))
+    listed = ", ".join(f"{classes[i]!r} {percent(float(shares[i]))}" + (" (the rarest)" if i == rarest else "")
+                       for i in rare)
+    return rare, f"the {len(rare)} classes under {under} are judged ({listed}); the worst recall is "
+
+
 @register
 class MinorityRecall(Check):
     spec = CheckSpec(
         id="minority_recall",
-        measures="positive-class recall (multiclass: worst minority recall)",
+        measures="worse of positive- and rarest-class recall (multiclass: worst recall of the rarer classes, all when near-balanced)",
         threshold_range=(0.0, 1.0),
         title="Minority-class recall",
         family="performance",
         detects="A model that misses most cases of the rare (or positive) class.",
         how_to_read="Recall is the share of a class's real cases that the model finds. For two-class tasks the "
-        "value is the recall of the positive class; with more classes, the worst recall among the rarer "
-        "classes. The 95% interval shows how much that number could move by chance; it is wide when the test "
+        "value is the worse recall of the positive class and the rarest class; with more classes, the worst recall "
+        "among the classes under 90% of a balanced share of train, or among all classes when they are near-balanced. The 95% interval shows how much that number could move by chance; it is wide when the test "
         "set holds few cases of the class.",
         default_severity="error",
         threshold_key="min",
@@ -130,7 +160,6 @@ class MinorityRecall(Check):
         if split not in ctx.predictions:
             return Finding.skip(f"there are no predictions on the {split} split")
         m = _metrics(ctx, split)
-        c = ctx.data.num_classes
         per_class = []
         for name in ctx.classes:
             info = m["per_class"][name]
@@ -139,35 +168,43 @@ class MinorityRecall(Check):
                 ci = M.wilson_interval(round(info["recall"] * info["support"]), info["support"])
             per_class.append({"class": name, "recall": info["recall"], "support": int(info["support"]),
                               "ci95": list(ci) if ci is not None else None})
+        counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.int64)
+        shares = counts / max(int(counts.sum()), 1)
         if ctx.task == "binary":
             # The positive class and the train minority class are both judged: naming the majority class as
             # positive must not move the rare class out of the gate's sight.
-            counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.int64)
             minority = int(np.argmin(counts)) if counts.min() < counts.max() else ctx.positive_index
             candidates = sorted({ctx.positive_index, minority})
-            roles = {ctx.positive_index: "positive class", minority: "minority class"}
+            roles = {ctx.positive_index: "positive class", minority: "rarest class"}
             if minority == ctx.positive_index:
                 roles[minority] = "positive class"
-            role = "positive class"
+            scope = ""
         else:
-            counts = np.array(list(ctx.data.class_counts("train").values()), dtype=np.float64)
-            shares = counts / counts.sum()
-            candidates = [i for i in range(c) if shares[i] < 1.0 / c] or [int(np.argmin(shares))]
-            role = "minority class"
+            candidates, scope = _rare_classes(ctx.classes, shares)
+            roles = {}
         measurable = [i for i in candidates if per_class[i]["support"] > 0]
         evidence = {"split": split, "per_class": per_class, "judged": [ctx.classes[i] for i in candidates]}
         if not measurable:
-            return Finding.skip(f"the {split} split has no samples of the {role}")
+            judged = " or ".join(repr(ctx.classes[i]) for i in candidates)
+            return Finding.skip(f"the {split} split has no samples of {judged}")
         worst = min(measurable, key=lambda i: per_class[i]["recall"])
-        if ctx.task == "binary":
-            role = roles[worst]
         row = per_class[worst]
         recall, support, ci = row["recall"], row["support"], row["ci95"]
         found = round(recall * support)
-        text = (f"recall of the {role} {row['class']!r} on {split} is {number(recall)} ({count(found)} of {count(support)} found, "
-                f"95% CI {interval(ci[0], ci[1])}")
+        if ctx.task == "binary":
+            both = len(candidates) == 2
+            scope = (f"both the positive class {ctx.classes[ctx.positive_index]!r} and the rarest class "
+                     f"{ctx.classes[minority]!r} are judged; the worst recall is " if both else "")
+            who = f"{row['class']!r}" if both else f"the {roles[worst]} {row['class']!r}"
+        else:
+            who = f"{row['class']!r}" if scope.endswith("is ") else f"{row['class']!r} ({percent(float(shares[worst]))} of train)"
+        if scope.endswith("is "):
+            text = f"{who} on {split}, {number(recall)} ("
+        else:
+            text = f"the recall of {who} on {split} is {number(recall)} ("
+        text += f"{count(found)} of {count(support)} found, 95% CI {interval(ci[0], ci[1])}"
         text += f"; wide because only {count(support)} test cases)" if support < SMALL_SUPPORT else ")"
-        return Measurement(recall, f"the {text}", evidence)
+        return Measurement(recall, f"{scope}{text}", evidence)
 
 
 @register

@@ -149,6 +149,50 @@ def _columns(table, wanted: list[str] | None, setting: str) -> list[str]:
     return list(wanted)
 
 
+def identifier_like(values: Any) -> bool:
+    """True for a column that names rows rather than describing them: a row number or id (every value
+    distinct and whole), or text with more distinct values than half its rows (auto-mpg's car ``name``).
+    Such columns give one-row slices or arbitrary bins. Columns of under 20 values are never judged so."""
+    import pandas as pd
+
+    series = pd.Series(values).dropna()
+    n = len(series)
+    if n < 20:
+        return False
+    distinct = series.nunique()
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        v = series.to_numpy(dtype=np.float64)
+        return distinct == n and bool(np.all(np.isfinite(v) & (v == np.round(v))))
+    return distinct > n / 2
+
+
+def slice_columns(ctx: CheckContext, table, raw: bool, wanted: list[str] | None,
+                  setting: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The columns slice_performance cuts, and those it leaves out with the reason ({column, reason}).
+
+    By default: the model's own columns (``DataBundle.model_columns``; every column when unknown). A column the
+    model does not read (data.ignore) is sliced only when ``wanted`` names it, and an identifier-like one never.
+    Raises ValueError when ``wanted`` names a column the test data lacks. At most ``MAX_COLUMNS``.
+    """
+    model_columns = ctx.data.model_columns if raw else None
+    left_out: list[dict[str, str]] = []
+    if wanted is None:
+        names = [str(c) for c in table.columns]
+        if model_columns is not None:
+            left_out += [{"column": c, "reason": "not a model input (data.ignore); name it in features to slice on it"}
+                         for c in names if c not in model_columns]
+            names = [c for c in names if c in model_columns]
+    else:
+        names = _columns(table, wanted, setting)
+    if raw:
+        unread = [c for c in names if model_columns is None or c not in model_columns]
+        ids = {c for c in unread if identifier_like(table[c])}
+        left_out += [{"column": c, "reason": "identifier-like: it names rows rather than describing them"}
+                     for c in names if c in ids]
+        names = [c for c in names if c not in ids]
+    return names[:MAX_COLUMNS], left_out
+
+
 # ----------------------------------------------------------------------------- slice_performance
 
 
@@ -252,6 +296,11 @@ def _worse_than(metric: str, a: float, b: float, max_gap: float) -> bool:
     return b - a > max_gap
 
 
+def label_of(metric: str) -> str:
+    """A slice metric's name in a sentence."""
+    return {"recall": "recall", "precision": "precision", "accuracy": "accuracy", "rmse": "RMSE"}[metric]
+
+
 @register
 class SlicePerformance(Check):
     spec = CheckSpec(
@@ -263,19 +312,22 @@ class SlicePerformance(Check):
         how_to_read="The test split is cut into slices by each feature (each category; numbers in quantile bins, "
         "in their original units) and by pairs of the features with the weakest slices. Each slice's metric "
         "(default: recall of the positive class, accuracy for multiclass, RMSE for regression) is compared with "
-        "the rest of the data; a slice fails when it is worse by more than max_gap (RMSE: relatively) and the "
+        "the rest of the data; a slice fails when it is worse by more than the max (RMSE: relatively) and the "
         "difference stays significant after a Benjamini–Hochberg false-discovery-rate correction across every "
         "slice tested. The table lists the worst slices with support and 95% intervals; the value is the largest "
         "gap found.",
         default_severity="warning",
+        threshold_key="max",
+        default_threshold=0.1,
+        threshold_range=(0.0, 1.0),
+        threshold_alias="max_gap",
+        measures="largest gap of a slice to the rest (RMSE: relative)",
         params=(
             Param("metric", None, "recall | precision (binary), accuracy (classification), rmse (regression); "
                   "default: recall for binary, accuracy for multiclass, rmse for regression.",
                   choices=("recall", "precision", "accuracy", "rmse"), nullable=True),
-            Param("features", None, "Columns to slice on (default: the first 100 columns of the test data).",
-                  kind=list, nullable=True),
-            Param("max_gap", 0.1, "Largest tolerated gap to the rest of the data: absolute for proportions, "
-                  "relative for RMSE (0.1 = 10% higher).", kind=float, minimum=0.0, maximum=1.0),
+            Param("features", None, "Columns to slice on (default: the model's input columns, at most 100; name an "
+                  "ignored column here to slice on it).", kind=list, nullable=True),
             Param("min_support", 30, "Samples behind a slice's metric (for recall: its actual positives) needed "
                   "to test it.", kind=int, minimum=1),
             Param("alpha", 0.05, "False discovery rate (Benjamini–Hochberg) across all slices tested.",
@@ -301,9 +353,9 @@ class SlicePerformance(Check):
         metric = params["metric"] or default_metric
         if (metric == "rmse") != (ctx.task == "regression") or (metric in ("recall", "precision") and ctx.task != "binary"):
             raise ValueError(f"metric {metric!r} does not apply to {ctx.task} tasks")
-        max_gap, min_support = params["max_gap"], params["min_support"]
+        max_gap, min_support = float(settings.threshold if settings.threshold is not None else 0.1), params["min_support"]
         sums = metric_sums(ctx, metric)
-        names = _columns(table, params["features"], "checks.slice_performance.features")
+        names, left_out = slice_columns(ctx, table, raw, params["features"], "checks.slice_performance.features")
         columns = [col for col in (encode_column(name, table[name], params["bins"], params["max_categories"])
                                    for name in names) if col is not None]
         stats: list[SliceStat] = []
@@ -322,8 +374,12 @@ class SlicePerformance(Check):
             parents = [(la, lb) for la in a.labels for lb in b.labels]
             stats += _stats_for_codes(codes, labels, parents, sums, max_gap, min_support)
         if not stats:
-            return Finding.skip(f"no slice has {min_support} samples behind its {metric} on each side "
-                                "(lower min_support to test smaller slices)")
+            unit = {"recall": f"actual positives ({ctx.classes[ctx.positive_index]!r})" if ctx.task == "binary" else "",
+                    "precision": f"predicted positives ({ctx.classes[ctx.positive_index]!r})" if ctx.task == "binary" else "",
+                    }.get(metric) or f"{split} samples"
+            return Finding.skip(f"no slice could be tested: every slice, or the rest of the {split} data outside it, "
+                                f"has fewer than {count(min_support)} {unit} to measure {label_of(metric)} on "
+                                f"(lower min_support to test smaller slices)")
         for s, q in zip(stats, benjamini_hochberg([s.p_value for s in stats])):
             s.q_value = float(q)
             s.flagged = s.gap > max_gap and q < params["alpha"]
@@ -337,11 +393,12 @@ class SlicePerformance(Check):
                     merged += 1
         failing = sorted((s for s in stats if s.flagged), key=lambda s: -s.gap)
         shown = (failing + sorted((s for s in stats if not s.flagged), key=lambda s: -s.gap))[:MAX_EVIDENCE_SLICES]
-        label = {"recall": "recall", "precision": "precision", "accuracy": "accuracy", "rmse": "RMSE"}[metric]
+        label = label_of(metric)
         evidence = {
             "metric": metric, "max_gap": max_gap, "min_support": min_support, "alpha": params["alpha"],
             "slices_tested": len(stats), "columns": [c.name for c in columns], "pairs_searched": len(pairs),
             "nested_merged": merged, "raw_values": raw, "worst_slices": [s.record() for s in shown],
+            "columns_left_out": left_out,
         }
         value = max(s.gap for s in stats)
         if failing:
@@ -349,11 +406,15 @@ class SlicePerformance(Check):
             more = f" ({len(failing) - 1} more slices fail, see the table)" if len(failing) > 1 else ""
             gap_text = f"{percent(w.gap)} higher" if metric == "rmse" else f"a gap of {number(w.gap)}"
             return Finding("violation", w.gap, f"The model's {label} is {number(w.metric)} in {w.label} (n = {count(w.size)}) "
-                           f"against {number(w.rest)} elsewhere: {gap_text}, beyond max_gap {setting(max_gap)} "
+                           f"against {number(w.rest)} elsewhere: {gap_text}, above the {setting(max_gap)} limit "
                            f"({p_clause(w.q_value, 'adjusted p')}){more}.", evidence)
         w = max(stats, key=lambda s: s.gap)
+        tested = f"{count(len(stats))} slice{'s' if len(stats) != 1 else ''} tested"
+        if w.gap <= 0:  # every slice scores at least as well as the data outside it: none is "weakest"
+            return Finding("ok", value, f"No slice is worse than the rest in {label} ({tested}; the closest, {w.label}, "
+                           f"has {number(w.metric)} against {number(w.rest)} elsewhere, n = {count(w.size)}).", evidence)
         return Finding("ok", value, f"No slice is worse than the rest by more than {setting(max_gap)} in {label} with "
-                       f"significance ({count(len(stats))} slice{'s' if len(stats) != 1 else ''} tested; weakest: {w.label}, {number(w.metric)} "
+                       f"significance ({tested}; weakest: {w.label}, {number(w.metric)} "
                        f"against {number(w.rest)} elsewhere, n = {count(w.size)}).", evidence)
 
 

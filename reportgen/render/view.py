@@ -356,6 +356,7 @@ EVIDENCE_LABELS: dict[str, str] = {
     "max_gap": "Largest gap allowed (setting)", "min_support": "Smallest slice support (setting)",
     "slices_tested": "Slices tested", "pairs_searched": "Column pairs searched", "nested_merged": "Nested slices merged",
     "raw_values": "Sliced on raw values", "worst_slices": "Worst slices", "slice": "Slice", "rest": "Rest of the data",
+    "columns_left_out": "Columns not sliced", "reason": "Reason",
     "fails": "Fails", "differences": "Differences between groups", "selection_rate": "Selection rate",
     "selection_ci95": "Selection rate 95% interval", "tpr": "True-positive rate", "tpr_ci95": "True-positive rate 95% interval",
     "fpr": "False-positive rate", "fpr_ci95": "False-positive rate 95% interval",
