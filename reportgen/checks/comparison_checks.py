@@ -22,7 +22,10 @@ from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
     DEFAULT_REPLICATES, SCORE_LEVELS, PairedBootstrap, paired_bootstrap, quantise_scores, stored_rows,
 )
+from reportgen.record_consistency import records_disagreement
 
+RECORDS_DISAGREE = "stored per-sample records disagree with the recorded metrics"
+"""Why no paired test is used when the earlier run's records fail reportgen.record_consistency."""
 RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
 """Metrics of the scores' ranking: paired by a bootstrap of the same rows (binary), not by McNemar."""
 
@@ -199,6 +202,9 @@ class ReleaseComparison(Check):
         replicates = int(settings.params.get("bootstrap_replicates", DEFAULT_REPLICATES))
         alpha = float(settings.params.get("alpha", 0.05))
         limit = settings.threshold if settings.threshold is not None else float(self.spec.default_threshold or 0.0)
+        records_problem = records_disagreement(previous, ctx.predictions["test"].y_true, ctx.positive_index) if same else None
+        if records_problem:
+            evidence["records_disagreement"] = f"{RECORDS_DISAGREE}: {records_problem}"
         rows: list[dict[str, Any]] = []
         for name in names:
             spec = metric_registry.metric(name)
@@ -211,7 +217,9 @@ class ReleaseComparison(Check):
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > limit and same and name in RANKING_METRICS:
+            if drop > limit and records_problem:
+                row["test"] = f"none ({RECORDS_DISAGREE}: drop only)"
+            elif drop > limit and same and name in RANKING_METRICS:
                 if bootstrap is None:
                     bootstrap = _ranking_bootstrap(scores, ctx, replicates)
                 if isinstance(bootstrap, PairedBootstrap):
@@ -231,6 +239,7 @@ class ReleaseComparison(Check):
         worst = max(rows, key=lambda row: row["drop"])
         summary = ", ".join(f"{metric_registry.label(r['metric'])} {number(r['previous'])} → {number(r['current'])}" for r in rows)
         caveat = "" if same else " (on other test data, accepted by allow_different_data)"
+        caveat += f" ({RECORDS_DISAGREE}, so no paired test: judged by the drop alone)" if records_problem else ""
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
