@@ -440,3 +440,49 @@ def test_constant_stored_scores_are_refused_by_the_threshold_and_auc_checks(canc
     report, _ = execute(degraded, compare_to=_write(tmp_path, forged))
     result = check(report, "release_comparison")
     assert result.status == "fail" and "are tied" in result.evidence["records_disagreement"]
+
+
+def test_a_folder_scan_skips_invalid_files_through_the_bounded_loader(cancer_run, tmp_path: Path):
+    """A deeply nested file, an oversized one and a newer 'pass' file of another schema version are skipped and listed."""
+    path, previous = cancer_run
+    runs = tmp_path / "runs"
+    _write(runs / "good", previous, "results.json")
+    (runs / "deep").mkdir()
+    (runs / "deep" / "results.json").write_text("[" * 200_000, encoding="utf-8")
+    (runs / "huge").mkdir()
+    with open(runs / "huge" / "results.json", "wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # sparse: refused by its size before any read
+    newer = {**copy.deepcopy(previous), "schema_version": 2, "name": "newer"}
+    newer["environment"]["created_at"] = "2099-01-01T00:00:00Z"
+    _write(runs / "newer", newer, "results.json")
+    report, _ = execute(load_config(path), compare_to=runs)
+    result = check(report, "release_comparison")
+    assert result.status == "pass" and result.evidence["previous_name"] == previous["name"]
+    reasons = {Path(s["path"]).parent.name: s["reason"] for s in result.evidence["skipped_runs"]}
+    assert reasons == {"deep": "nested more than 64 levels deep",
+                       "huge": "larger than 64 MiB, the most a results.json may be",
+                       "newer": "schema_version 2 is not 1, the one this reportgen reads"}
+    (runs / "good" / "results.json").unlink()
+    with pytest.raises(InputError, match=r"no passing run .*\(3 invalid results.json skipped, e\.g\. .*deep"):
+        execute(load_config(path), compare_to=runs)
+
+
+def test_a_compare_to_folder_holding_the_output_folder_never_compares_with_its_previous_report(cancer_run, tmp_path: Path):
+    """--compare-to runs/ --out runs/new: the report being replaced in runs/new is not a candidate."""
+    import io
+
+    from reportgen.cli import main
+
+    path, previous = cancer_run
+    runs = tmp_path / "runs"
+    _write(runs / "old", previous, "results.json")
+    stale = {**copy.deepcopy(previous), "name": "stale-report-in-the-output-folder"}
+    stale["environment"]["created_at"] = "2099-01-01T00:00:00Z"
+    _write(runs / "new", stale, "results.json")
+    err = io.StringIO()
+    code = main(["run", str(path), "--compare-to", str(runs), "--out", str(runs / "new"), "--quiet"],
+                out=io.StringIO(), err=err)
+    assert code == 0, err.getvalue()
+    written = json.loads((runs / "new" / "results.json").read_text(encoding="utf-8"))
+    result = next(c for c in written["checks"] if c["id"] == "release_comparison")
+    assert result["evidence"]["previous_name"] == previous["name"] != stale["name"]
