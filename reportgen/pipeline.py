@@ -13,7 +13,7 @@ from torch import nn
 
 from reportgen.batching import iterate_batches
 from reportgen.checks import registry, run_checks
-from reportgen.checks.comparison_checks import newest_passing_run
+from reportgen.checks.comparison_checks import SKIPPED_RUNS_KEY, scan_runs
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data, load_reference
@@ -149,15 +149,21 @@ def _checkpoint_path(loaded: LoadedConfig) -> Path | None:
     return loaded.resolve(reference) if reference else None
 
 
-def load_previous_results(path: Path) -> dict[str, Any]:
+def load_previous_results(path: Path, exclude: Path | None = None) -> dict[str, Any]:
     """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed);
-    a folder gives its newest passing run."""
+    a folder gives its newest valid passing run (``scan_runs``; ``exclude``, the run's own output folder,
+    is not scanned), and the document then lists the invalid files skipped under ``SKIPPED_RUNS_KEY``."""
+    skipped: tuple[tuple[str, str], ...] = ()
     if path.is_dir():
-        path = newest_passing_run(path)
+        scan = scan_runs(path, exclude)
+        path, skipped = scan.chosen, scan.skipped
     try:
-        return load_results(path).document()
+        document = load_results(path).document()
     except ResultsError as exc:
         raise ResultsError(f"compare_to: {exc}") from None
+    if skipped:
+        document[SKIPPED_RUNS_KEY] = [{"path": p, "reason": why} for p, why in skipped]
+    return document
 
 
 def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
@@ -171,7 +177,7 @@ def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
     if out_dir is not None:
         check_out_dir(out_dir)
     if cfg.compare_to:
-        load_previous_results(loaded.resolve(cfg.compare_to))
+        load_previous_results(loaded.resolve(cfg.compare_to), out_dir)
     if cfg.report.template_dir:
         check_templates(loaded.resolve(cfg.report.template_dir))
 
@@ -196,6 +202,7 @@ def _execute(
     clock: Callable[[], Any],
     compare_to: Path | None,
     world: World,
+    out_dir: Path | None = None,
 ) -> tuple[Report | None, Prepared]:
     """``execute`` as one worker of ``world``: every worker evaluates its shard; rank 0 gets the report, the others None."""
     progress = progress or SilentProgress()
@@ -203,7 +210,7 @@ def _execute(
         loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
     cfg = loaded.config
     previous_path = loaded.resolve(cfg.compare_to) if cfg.compare_to else None
-    previous = load_previous_results(previous_path) if previous_path else None
+    previous = load_previous_results(previous_path, out_dir) if previous_path else None
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
@@ -352,7 +359,8 @@ def run(
         with OutputFolder(target, inputs=input_paths(loaded)) as claimed:
             return run(loaded, progress=progress, clock=clock, folder=claimed, world=world)
     progress = with_test_pauses(progress or SilentProgress())
-    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=None, world=world)
+    report, prepared = _execute(loaded, progress=progress, clock=clock, compare_to=None, world=world,
+                                out_dir=folder.path if folder is not None else None)
     if report is None or folder is None:  # a worker other than rank 0
         return None
     chosen = list(cfg.report.formats)

@@ -28,7 +28,10 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
+    model_validator,
+)
 
 from reportgen.errors import ResultsError
 from reportgen.vocabulary import Status
@@ -214,19 +217,71 @@ class GateOverride(_Section):
     effect: Literal["disabled", "relaxed", "tightened", "severity_lowered", "severity_raised", "changed"]
 
 
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+"""A SHA-256 digest as reportgen writes it: 64 lower-case hex digits."""
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+"""Standard base64 (RFC 4648 section 4) with padding and nothing else: no whitespace, no URL-safe letters."""
+MAX_RECORD_ROWS = 1 << 40
+"""Bound on the row counts of the per-sample records (far above any test split; keeps the arithmetic exact)."""
+
+
+def base64_bytes(text: str) -> int:
+    """Bytes that a padded base64 text (matching BASE64_PATTERN) decodes to, without decoding it."""
+    return len(text) // 4 * 3 - text[-2:].count("=") if text else 0
+
+
+class TestOutcomes(BaseModel):
+    """Packed per-sample test correctness for a later run's paired comparison (reportgen.gate.correctness_record).
+
+    The bit strings must hold exactly ``n`` samples (ceil(n / 8) bytes), so a damaged or hand-edited
+    record is refused when the file is read, not when a check decodes it.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+    n: StrictInt = Field(ge=0, le=MAX_RECORD_ROWS)
+    """Test rows of the run."""
+    encoding: Optional[StrictStr] = None
+    labels_sha256: StrictStr = Field(pattern=SHA256_PATTERN)
+    """SHA-256 of the test labels (int64, little-endian) in row order."""
+    correct: StrictStr = Field(pattern=BASE64_PATTERN)
+    """base64 of numpy.packbits of the per-sample correctness, most significant bit first."""
+    positive: Optional[StrictStr] = Field(None, pattern=BASE64_PATTERN)
+    """Binary only: the same packing of 'the sample is of the positive class'."""
+
+    @model_validator(mode="after")
+    def _bits_hold_n(self) -> "TestOutcomes":
+        need = (self.n + 7) // 8
+        for key in ("correct", "positive"):
+            text = getattr(self, key)
+            if text is not None and base64_bytes(text) != need:
+                raise ValueError(f"{key} holds {base64_bytes(text)} bytes, but {self.n} samples need {need}")
+        return self
+
+
 class TestScores(_Section):
     """Quantised positive-class test scores for a later run's paired bootstrap of ROC AUC and PR AUC
     (reportgen.gate.score_record; binary tasks only)."""
 
-    n: StrictInt
+    n: StrictInt = Field(ge=0, le=MAX_RECORD_ROWS)
     """Test rows of the run."""
-    labels_sha256: StrictStr
+    labels_sha256: StrictStr = Field(pattern=SHA256_PATTERN)
     """SHA-256 of the test labels in row order (as in test_outcomes): ties the scores' row order to the test data."""
-    positive_index: StrictInt
-    rows: StrictInt
+    positive_index: StrictInt = Field(ge=0, le=1)
+    """Index of the positive class among the two classes."""
+    rows: StrictInt = Field(ge=0, le=MAX_RECORD_ROWS)
     """Rows stored: all n up to 20,000, else a random subset seeded by labels_sha256 (reportgen.paired_bootstrap.stored_rows)."""
     encoding: StrictStr
-    scores: StrictStr
+    scores: StrictStr = Field(pattern=BASE64_PATTERN)
+    """base64 of the little-endian uint16 levels, ``rows`` of them."""
+
+    @model_validator(mode="after")
+    def _scores_hold_rows(self) -> "TestScores":
+        if self.rows > self.n:
+            raise ValueError(f"rows is {self.rows}, more than the {self.n} test rows")
+        if base64_bytes(self.scores) != 2 * self.rows:
+            raise ValueError(f"scores holds {base64_bytes(self.scores)} bytes, but {self.rows} scores need {2 * self.rows}")
+        return self
 
 
 class GateBlock(_Section):
@@ -236,7 +291,7 @@ class GateBlock(_Section):
     blocking: list[StrictStr] = []
     overrides: list[GateOverride] = []
     strict: StrictBool = False
-    test_outcomes: Optional[dict[str, JsonValue]] = None
+    test_outcomes: Optional[TestOutcomes] = None
     """Packed per-sample test correctness for a later run's paired comparison (reportgen.gate.correctness_record)."""
     test_scores: Optional[TestScores] = None
     """Positive-class test scores for a later run's paired bootstrap of ROC AUC and PR AUC (absent in files of earlier versions)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from reportgen.checks.comparison_checks import metric_drop
+from reportgen.checks.comparison_checks import RECORDS_DISAGREE, metric_drop
 from reportgen.config import load_config
 from reportgen.errors import InputError
 from reportgen.pipeline import execute
@@ -68,16 +70,63 @@ def test_a_better_earlier_release_without_per_sample_outcomes_fails_the_gate(can
     assert report.status == "fail"
 
 
+def _bits(text: str, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:n].astype(bool)
+
+
+def _consistent_better_run(previous: dict, flips: int) -> dict:
+    """The earlier run as if it had been right on ``flips`` more positive samples: its correctness bits and its
+    count metrics (scikit-learn as the oracle) changed together, its stored scores left out (an older file)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
+
+    better = copy.deepcopy(previous)
+    outcomes, test = better["gate"]["test_outcomes"], better["metrics"]["test"]
+    n = outcomes["n"]
+    correct, positive = _bits(outcomes["correct"], n), _bits(outcomes["positive"], n)
+    wrong_positives = np.flatnonzero(positive & ~correct)
+    assert wrong_positives.size >= flips
+    correct[wrong_positives[:flips]] = True
+    y_true = positive.astype(int)
+    y_pred = np.where(correct, y_true, 1 - y_true)
+    outcomes["correct"] = base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")
+    pos = test["classes"].index(test["positive_class"])
+    names = [test["classes"][1 - pos], test["classes"][pos]]  # index 0 = negative, 1 = positive
+    recalls = recall_score(y_true, y_pred, average=None)
+    test.update(accuracy=accuracy_score(y_true, y_pred), recall=recall_score(y_true, y_pred),
+                precision=precision_score(y_true, y_pred))
+    matrix = confusion_matrix(y_true, y_pred).tolist()
+    order = [0, 1] if pos == 1 else [1, 0]
+    test["confusion_matrix"] = [[matrix[i][j] for j in order] for i in order]
+    for k, name in enumerate(names):
+        test["per_class"][name]["recall"] = float(recalls[k])
+    del better["gate"]["test_scores"]
+    return better
+
+
 def test_a_drop_the_paired_test_calls_noise_only_warns(cancer_run, tmp_path: Path):
-    """Same samples, same per-sample correctness: a recorded recall 0.05 higher cannot be a real difference."""
+    """Same samples; the earlier run was right on two more positives, consistently recorded: too few to be a real difference."""
+    path, previous = cancer_run
+    better = _consistent_better_run(previous, 2)
+    settings = ["checks.release_comparison.metrics=[recall]", "checks.release_comparison.max=0.005"]
+    report, _ = execute(load_config(path, settings), compare_to=_write(tmp_path, better))
+    result = check(report, "release_comparison")
+    assert "records_disagreement" not in result.evidence
+    assert result.status == "warn" and "likely noise" in result.message
+    recall = next(r for r in result.evidence["metrics"] if r["metric"] == "recall")
+    assert recall["drop"] > 0.005 and recall["p_value"] == 0.5 and "McNemar" in recall["test"]
+
+
+def test_a_recorded_metric_edited_away_from_its_records_is_judged_by_the_drop_alone(cancer_run, tmp_path: Path):
+    """A recall 0.05 higher than the file's own correctness bits give: the paired test may not call it noise."""
     path, previous = cancer_run
     better = copy.deepcopy(previous)
     better["metrics"]["test"]["recall"] = min(1.0, previous["metrics"]["test"]["recall"] + 0.05)
     report, _ = execute(load_config(path), compare_to=_write(tmp_path, better))
     result = check(report, "release_comparison")
-    assert result.status == "warn" and "likely noise" in result.message
+    assert result.status == "fail" and RECORDS_DISAGREE in result.message
+    assert result.evidence["records_disagreement"].startswith(RECORDS_DISAGREE + ": recall is recorded as")
     recall = next(r for r in result.evidence["metrics"] if r["metric"] == "recall")
-    assert recall["p_value"] == 1.0 and "McNemar" in recall["test"]
+    assert recall["p_value"] is None and recall["significant"] and RECORDS_DISAGREE in recall["test"]
 
 
 def test_every_headline_metric_is_compared_in_its_direction(cancer_run, tmp_path: Path):
@@ -357,3 +406,83 @@ def test_a_multiclass_auc_drop_is_judged_by_the_drop_alone_and_says_why():
     row = result.evidence["metrics"][0]
     assert result.status == "fail" and row["drop"] == pytest.approx(0.05) and row["p_value"] is None
     assert row["test"] == "none (per-sample scores are stored for binary tasks only: drop only)"
+
+
+def test_forged_per_sample_records_cannot_turn_a_real_drop_into_noise(cancer_run, tmp_path: Path):
+    """The earlier file keeps its metrics but carries the degraded model's own records: the paired tests would see
+    no difference at all (p = 1); the records disagree with the file's metrics, so the drop is judged alone."""
+    path, previous = cancer_run
+    degraded = load_config(path, ["training.epochs=1", "training.lr=0.0003"])
+    honest, _ = execute(degraded, compare_to=_write(tmp_path, previous, "honest.json"))
+    assert check(honest, "release_comparison").status == "fail"
+    assert "records_disagreement" not in check(honest, "release_comparison").evidence
+    forged = copy.deepcopy(previous)
+    forged["gate"]["test_outcomes"]["correct"] = honest.gate["test_outcomes"]["correct"]
+    forged["gate"]["test_scores"]["scores"] = honest.gate["test_scores"]["scores"]
+    report, _ = execute(degraded, compare_to=_write(tmp_path, forged, "forged.json"))
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and report.status == "fail" and RECORDS_DISAGREE in result.message
+    assert all(row["p_value"] is None and RECORDS_DISAGREE in row["test"]
+               for row in result.evidence["metrics"] if row["drop"] > 0.02)
+
+
+def test_constant_stored_scores_are_refused_by_the_threshold_and_auc_checks(cancer_run, tmp_path: Path):
+    path, previous = cancer_run
+    degraded = load_config(path, ["training.epochs=1", "training.lr=0.0003",
+                                  "checks.release_comparison.metrics=[roc_auc,pr_auc]"])
+    forged = copy.deepcopy(previous)
+    rows = forged["gate"]["test_scores"]["rows"]
+    forged["gate"]["test_scores"]["scores"] = base64.b64encode(bytes(2 * rows)).decode("ascii")
+    report, _ = execute(degraded, compare_to=_write(tmp_path, forged))
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and "fall on the other side of the threshold" in result.evidence["records_disagreement"]
+    del forged["gate"]["test_outcomes"]  # without correctness bits, the tie bound refuses the constant
+    report, _ = execute(degraded, compare_to=_write(tmp_path, forged))
+    result = check(report, "release_comparison")
+    assert result.status == "fail" and "are tied" in result.evidence["records_disagreement"]
+
+
+def test_a_folder_scan_skips_invalid_files_through_the_bounded_loader(cancer_run, tmp_path: Path):
+    """A deeply nested file, an oversized one and a newer 'pass' file of another schema version are skipped and listed."""
+    path, previous = cancer_run
+    runs = tmp_path / "runs"
+    _write(runs / "good", previous, "results.json")
+    (runs / "deep").mkdir()
+    (runs / "deep" / "results.json").write_text("[" * 200_000, encoding="utf-8")
+    (runs / "huge").mkdir()
+    with open(runs / "huge" / "results.json", "wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # sparse: refused by its size before any read
+    newer = {**copy.deepcopy(previous), "schema_version": 2, "name": "newer"}
+    newer["environment"]["created_at"] = "2099-01-01T00:00:00Z"
+    _write(runs / "newer", newer, "results.json")
+    report, _ = execute(load_config(path), compare_to=runs)
+    result = check(report, "release_comparison")
+    assert result.status == "pass" and result.evidence["previous_name"] == previous["name"]
+    reasons = {Path(s["path"]).parent.name: s["reason"] for s in result.evidence["skipped_runs"]}
+    assert reasons == {"deep": "nested more than 64 levels deep",
+                       "huge": "larger than 64 MiB, the most a results.json may be",
+                       "newer": "schema_version 2 is not 1, the one this reportgen reads"}
+    (runs / "good" / "results.json").unlink()
+    with pytest.raises(InputError, match=r"no passing run .*\(3 invalid results.json skipped, e\.g\. .*deep"):
+        execute(load_config(path), compare_to=runs)
+
+
+def test_a_compare_to_folder_holding_the_output_folder_never_compares_with_its_previous_report(cancer_run, tmp_path: Path):
+    """--compare-to runs/ --out runs/new: the report being replaced in runs/new is not a candidate."""
+    import io
+
+    from reportgen.cli import main
+
+    path, previous = cancer_run
+    runs = tmp_path / "runs"
+    _write(runs / "old", previous, "results.json")
+    stale = {**copy.deepcopy(previous), "name": "stale-report-in-the-output-folder"}
+    stale["environment"]["created_at"] = "2099-01-01T00:00:00Z"
+    _write(runs / "new", stale, "results.json")
+    err = io.StringIO()
+    code = main(["run", str(path), "--compare-to", str(runs), "--out", str(runs / "new"), "--quiet"],
+                out=io.StringIO(), err=err)
+    assert code == 0, err.getvalue()
+    written = json.loads((runs / "new" / "results.json").read_text(encoding="utf-8"))
+    result = next(c for c in written["checks"] if c["id"] == "release_comparison")
+    assert result["evidence"]["previous_name"] == previous["name"] != stale["name"]

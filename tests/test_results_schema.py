@@ -253,3 +253,44 @@ def test_render_of_a_runs_results_json_is_byte_identical_to_the_run(tmp_path: Pa
                 out=io.StringIO(), err=err) in (0, 1), err.getvalue()
     for name in ("report.html", "report.pdf", "results.json", "junit.xml", "summary.md"):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
+
+
+def _with_records(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with a gate block holding real per-sample records of 27 test rows."""
+    import numpy as np
+
+    from reportgen.gate import correctness_record, score_record
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 2, size=27)
+    blocking = [c["id"] for c in document["checks"]
+                if vocabulary.Status(c["status"]).blocks_gate(c["severity"])]
+    gate = {"verdict": document["status"], "blocking": blocking,
+            "test_outcomes": correctness_record(truth, rng.integers(0, 2, size=27), 1),
+            "test_scores": score_record(truth, rng.random(27), 1)}
+    return {**document, "gate": gate}
+
+
+@pytest.mark.parametrize("section, key, value, fragment", [
+    ("test_outcomes", "correct", "@@@@", "gate.test_outcomes.correct"),
+    ("test_outcomes", "correct", "AAAA", "correct holds 3 bytes, but 27 samples need 4"),
+    ("test_outcomes", "positive", "AAA=\n", "gate.test_outcomes.positive"),
+    ("test_outcomes", "n", "abc", "gate.test_outcomes.n: Input should be a valid integer"),
+    ("test_outcomes", "n", 10 ** 30, "gate.test_outcomes.n: Input should be less than or equal"),
+    ("test_outcomes", "labels_sha256", "not-hex", "gate.test_outcomes.labels_sha256"),
+    ("test_scores", "labels_sha256", "not-hex", "gate.test_scores.labels_sha256"),
+    ("test_scores", "labels_sha256", "A" * 64, "gate.test_scores.labels_sha256"),
+    ("test_scores", "rows", 26, "scores holds 54 bytes, but 26 scores need 52"),
+    ("test_scores", "rows", 28, "rows is 28, more than the 27 test rows"),
+    ("test_scores", "positive_index", 7, "gate.test_scores.positive_index"),
+    ("test_scores", "scores", "QUJD\nREVG", "gate.test_scores.scores"),
+])
+def test_damaged_per_sample_records_are_refused_when_read(section: str, key: str, value: Any, fragment: str) -> None:
+    document = _with_records(_document("passing_binary"))
+    Report.from_document(document)  # the intact records are valid
+    damaged = copy.deepcopy(document)
+    damaged["gate"][section][key] = value
+    with pytest.raises(ResultsError) as caught:
+        Report.from_document(damaged)
+    assert fragment in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -7,8 +7,8 @@ silently skips its comparison is a gate that passes anything.
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,7 +22,13 @@ from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
     DEFAULT_REPLICATES, SCORE_LEVELS, PairedBootstrap, paired_bootstrap, quantise_scores, stored_rows,
 )
+from reportgen.record_consistency import records_disagreement
 
+SKIPPED_RUNS_KEY = "compare_to_skipped"
+"""Key under which reportgen.pipeline.load_previous_results lists the invalid results.json files a compare_to folder
+held ([{path, reason}]); not part of results.json, shown in this check's evidence."""
+RECORDS_DISAGREE = "stored per-sample records disagree with the recorded metrics"
+"""Why no paired test is used when the earlier run's records fail reportgen.record_consistency."""
 RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
 """Metrics of the scores' ranking: paired by a bootstrap of the same rows (binary), not by McNemar."""
 
@@ -50,25 +56,52 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def newest_passing_run(folder: Path) -> Path:
-    """The results.json of the newest passing run in ``folder`` (itself or its direct subfolders).
+def newest_passing_run(folder: Path, exclude: Path | None = None) -> Path:
+    """The results.json of the newest passing run in ``folder`` (see ``scan_runs``); raises InputError when there is none."""
+    return scan_runs(folder, exclude).chosen
 
-    Newest by ``environment.created_at``; raises InputError when the folder holds no passing run.
+
+@dataclass(frozen=True)
+class RunScan:
+    """What ``scan_runs`` found in a compare_to folder: the chosen results.json and the files it skipped, with why."""
+
+    chosen: Path
+    skipped: tuple[tuple[str, str], ...]
+    """(path, reason) of each candidate that is not a valid results.json (reportgen.report.load_results), in path order."""
+
+
+def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
+    """The newest passing run in ``folder``: its own results.json or one in a direct subfolder.
+
+    Every candidate goes through the one bounded loader (reportgen.report.load_results: size, depth,
+    schema and status checked); an invalid one is skipped and listed, so one damaged or forged file
+    can neither crash the run nor be chosen. Newest by the validated ``environment.created_at``.
+    ``exclude`` (the run's own output folder) is not scanned, so a run never compares with the report
+    it is about to replace. Raises InputError when no valid passing run remains, naming how many were skipped.
     """
+    from reportgen.errors import ResultsError
+    from reportgen.report import load_results
+
+    skip_folder = exclude.resolve() if exclude is not None else None
     candidates = [folder / "results.json", *sorted(folder.glob("*/results.json"))]
-    passing: list[tuple[str, Path]] = []
+    passing: list[tuple[str, str, Path]] = []
+    skipped: list[tuple[str, str]] = []
     for path in candidates:
-        if not path.is_file():
+        if skip_folder is not None and path.parent.resolve() == skip_folder:
+            continue
+        if not path.exists() and not path.is_symlink():
             continue
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            report = load_results(path)
+        except ResultsError as exc:
+            skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
             continue
-        if isinstance(document, Mapping) and document.get("status") == "pass":
-            passing.append((str((document.get("environment") or {}).get("created_at") or ""), path))
+        if report.status == "pass":
+            passing.append((str(report.environment.get("created_at") or ""), str(path), path))
     if not passing:
-        raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}")
-    return max(passing)[1]
+        note = f" ({len(skipped)} invalid results.json skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}{note}")
+    return RunScan(max(passing)[2], tuple(skipped))
 
 
 def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
@@ -179,6 +212,8 @@ class ReleaseComparison(Check):
             "previous_statuses": {str(c.get("id")): c.get("status") for c in previous.get("checks") or []
                                   if isinstance(c, Mapping)},
         }
+        if previous.get(SKIPPED_RUNS_KEY):
+            evidence["skipped_runs"] = list(previous[SKIPPED_RUNS_KEY])
         if previous.get("task") != ctx.task:
             return Finding("violation", None, f"The earlier run is a {previous.get('task')} task and this one is "
                            f"{ctx.task}: the comparison cannot judge this model. Compare with a run of the same task.",
@@ -199,6 +234,9 @@ class ReleaseComparison(Check):
         replicates = int(settings.params.get("bootstrap_replicates", DEFAULT_REPLICATES))
         alpha = float(settings.params.get("alpha", 0.05))
         limit = settings.threshold if settings.threshold is not None else float(self.spec.default_threshold or 0.0)
+        records_problem = records_disagreement(previous, ctx.predictions["test"].y_true, ctx.positive_index) if same else None
+        if records_problem:
+            evidence["records_disagreement"] = f"{RECORDS_DISAGREE}: {records_problem}"
         rows: list[dict[str, Any]] = []
         for name in names:
             spec = metric_registry.metric(name)
@@ -211,7 +249,9 @@ class ReleaseComparison(Check):
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > limit and same and name in RANKING_METRICS:
+            if drop > limit and records_problem:
+                row["test"] = f"none ({RECORDS_DISAGREE}: drop only)"
+            elif drop > limit and same and name in RANKING_METRICS:
                 if bootstrap is None:
                     bootstrap = _ranking_bootstrap(scores, ctx, replicates)
                 if isinstance(bootstrap, PairedBootstrap):
@@ -231,6 +271,7 @@ class ReleaseComparison(Check):
         worst = max(rows, key=lambda row: row["drop"])
         summary = ", ".join(f"{metric_registry.label(r['metric'])} {number(r['previous'])} → {number(r['current'])}" for r in rows)
         caveat = "" if same else " (on other test data, accepted by allow_different_data)"
+        caveat += f" ({RECORDS_DISAGREE}, so no paired test: judged by the drop alone)" if records_problem else ""
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
