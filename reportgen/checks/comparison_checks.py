@@ -225,6 +225,7 @@ class ReleaseComparison(Check):
             row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
+        evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
         if not rows:
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
                            "nothing could be compared.", evidence)
