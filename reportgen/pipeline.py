@@ -203,7 +203,10 @@ def _execute(
         loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
     cfg = loaded.config
     previous_path = loaded.resolve(cfg.compare_to) if cfg.compare_to else None
-    previous = load_previous_results(previous_path) if previous_path else None
+    previous_file = newest_passing_run(previous_path) if previous_path and previous_path.is_dir() else previous_path
+    previous = load_previous_results(previous_file) if previous_file else None
+    previous_source = (previous_file.relative_to(previous_path).as_posix()
+                       if previous_path and previous_file and previous_file != previous_path else None)
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
@@ -266,7 +269,7 @@ def _execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
+        previous_source=previous_source, model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
         seed=cfg.seed,
     )
     results = run_checks(context, cfg.checks)
