@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from check_helpers import breast_cancer, context, make_bundle, run, split_rows
