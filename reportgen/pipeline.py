@@ -153,17 +153,23 @@ def load_previous_results(path: Path, exclude: Path | None = None) -> dict[str, 
     """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed);
     a folder gives its newest valid passing run (``scan_runs``; ``exclude``, the run's own output folder,
     is not scanned), and the document then lists the invalid files skipped under ``SKIPPED_RUNS_KEY``."""
-    skipped: tuple[tuple[str, str], ...] = ()
+    return _previous_run(path, exclude)[0]
+
+
+def _previous_run(path: Path, exclude: Path | None) -> tuple[dict[str, Any], str | None]:
+    """``load_previous_results`` and, when ``path`` is a folder, the chosen results.json's path relative to it
+    (recorded in release_comparison's evidence as ``previous_source``)."""
+    chosen, skipped, source = path, (), None
     if path.is_dir():
         scan = scan_runs(path, exclude)
-        path, skipped = scan.chosen, scan.skipped
+        chosen, skipped, source = scan.chosen, scan.skipped, scan.chosen.relative_to(path).as_posix()
     try:
-        document = load_results(path).document()
+        document = load_results(chosen).document()
     except ResultsError as exc:
         raise ResultsError(f"compare_to: {exc}") from None
     if skipped:
         document[SKIPPED_RUNS_KEY] = [{"path": p, "reason": why} for p, why in skipped]
-    return document
+    return document, source
 
 
 def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
@@ -210,7 +216,7 @@ def _execute(
         loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
     cfg = loaded.config
     previous_path = loaded.resolve(cfg.compare_to) if cfg.compare_to else None
-    previous = load_previous_results(previous_path, out_dir) if previous_path else None
+    previous, previous_source = _previous_run(previous_path, out_dir) if previous_path else (None, None)
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
@@ -273,7 +279,7 @@ def _execute(
     context = CheckContext(
         task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
-        model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
+        previous_source=previous_source, model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
         seed=cfg.seed,
     )
     results = run_checks(context, cfg.checks)

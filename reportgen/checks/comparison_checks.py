@@ -16,7 +16,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -102,6 +102,29 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
         note = f" ({len(skipped)} invalid results.json skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}{note}")
     return RunScan(max(passing)[2], tuple(skipped))
+
+
+MAX_FAILING_NAMED = 3
+"""Failing checks of a baseline named in the message; the evidence lists up to MAX_FAILING_LISTED."""
+MAX_FAILING_LISTED = 50
+
+
+def failed_checks(previous: Mapping[str, Any] | None) -> list[str]:
+    """Ids of the earlier run's checks that blocked its gate (status fail or error), in its order, at most MAX_FAILING_LISTED."""
+    found = [str(c.get("id")) for c in (previous or {}).get("checks") or []
+             if isinstance(c, Mapping) and c.get("status") in ("fail", "error")]
+    return found[:MAX_FAILING_LISTED]
+
+
+def baseline_failure(previous: Mapping[str, Any] | None) -> str | None:
+    """'minority_recall failed', when the earlier run's own gate failed (results.json ``status`` 'fail'), else None."""
+    if previous is None or previous.get("status") != "fail":
+        return None
+    failing = failed_checks(previous)
+    if not failing:
+        return "status fail"
+    named = ", ".join(failing[:MAX_FAILING_NAMED]) + (f" and {len(failing) - MAX_FAILING_NAMED} more" if len(failing) > MAX_FAILING_NAMED else "")
+    return f"{named} failed"
 
 
 def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
@@ -200,7 +223,21 @@ class ReleaseComparison(Check):
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
-        """Find the largest drop of a headline metric against the previous run."""
+        """Find the largest drop of a headline metric against the previous run; flag a baseline that failed its gate.
+
+        Not being worse than a run that failed its own gate proves little, so a comparison that
+        would pass becomes a warning (concern) whose message leads with the baseline's failure;
+        a failing comparison stays a failure and says so too (docs/gate.md).
+        """
+        finding = self._compare(ctx, settings)
+        failed = baseline_failure(ctx.previous)
+        if finding.outcome == "skip" or failed is None:
+            return finding
+        outcome: Outcome = "concern" if finding.outcome == "ok" else finding.outcome
+        return Finding(outcome, finding.value, f"The baseline failed its own gate ({failed}): {finding.message}",
+                       {**finding.evidence, "previous_failing_checks": failed_checks(ctx.previous)})
+
+    def _compare(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         previous = ctx.previous
         if previous is None:
             return Finding.skip("no earlier results given (reportgen run --compare-to results.json)")
@@ -209,6 +246,8 @@ class ReleaseComparison(Check):
             "previous_name": previous.get("name"),
             "previous_created_at": previous_env.get("created_at"),
             "previous_version": previous_env.get("reportgen_version"),
+            "previous_status": previous.get("status"),
+            **({"previous_source": ctx.previous_source} if ctx.previous_source else {}),
             "previous_statuses": {str(c.get("id")): c.get("status") for c in previous.get("checks") or []
                                   if isinstance(c, Mapping)},
         }
@@ -265,6 +304,7 @@ class ReleaseComparison(Check):
             row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
+        evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
         if not rows:
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
                            "nothing could be compared.", evidence)

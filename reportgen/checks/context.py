@@ -21,6 +21,9 @@ class CheckContext:
     batch_size: int = 512
     previous: Mapping[str, Any] | None = None
     """The results.json of the run to compare with (e.g. the last release), when given."""
+    previous_source: str | None = None
+    """Where ``previous`` was read from when compare_to names a folder: the chosen results.json's path
+    relative to that folder (POSIX separators); None when compare_to names the file itself."""
     model: Any = None
     """The evaluated ``torch.nn.Module`` (eval mode), for checks that run extra forward passes."""
     device: Any = None

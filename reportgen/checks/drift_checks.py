@@ -427,6 +427,12 @@ class FeatureDrift(Check):
                 f"{count(len(drifted))} of {count(len(results))} features drifted between {label} and test ({listed}); "
                 f"{largest}{cut}.", evidence,
             )
+        chance = [n for n in ranked if n not in drifted and results[n].effect >= min_effect]
+        if chance:  # past the effect floor but not significant: say so first, or the chart's bars read as drift
+            named = ", ".join(f"{n!r} (effect {number(results[n].effect)}, {p_clause(adjusted[n], 'adjusted p')})"
+                              for n in chance[:5]) + (f" and {len(chance) - 5} more" if len(chance) > 5 else "")
+            largest = (f"{named} {'reach' if len(chance) > 1 else 'reaches'} the effect floor but "
+                       f"{'are' if len(chance) > 1 else 'is'} not significant (adjusted p not below {setting(alpha)})")
         return Finding(
             "ok", share,
             f"No feature drifted beyond chance and the effect floor {setting(min_effect)} between {label} and test "
@@ -543,13 +549,20 @@ class PredictionDrift(Check):
         for row in comparisons:
             row["drifted"] = bool(row["statistic"] > settings.threshold and row["p_value"] < level)
         largest = max(comparisons, key=lambda r: r["statistic"])
-        evidence = {"score": kind, "alpha": alpha, "comparisons": comparisons, "histograms": histograms}
+        evidence = {"score": kind, "alpha": alpha, "significance_level": level, "comparisons": comparisons,
+                    "histograms": histograms}
         drifted = [r for r in comparisons if r["drifted"]]
         summary = "; ".join(f"test vs {r['reference']}: D {number(r['statistic'])}, {p_clause(r['p_value'])}" for r in comparisons)
         if drifted:
             return Finding("violation", largest["statistic"],
-                           f"The model's {kind} moved: {summary} (maximum D {setting(settings.threshold)}){note}.", evidence)
-        return Finding("ok", largest["statistic"], f"The model's {kind} is stable: {summary}{note}.", evidence)
+                           f"The model's {kind} moved: {summary} (maximum D {setting(settings.threshold)}, "
+                           f"significant at p < {setting(level)}){note}.", evidence)
+        # a D past the maximum that passes says why: it is not significant
+        unproven = "; ".join(
+            f"test vs {r['reference']}: D {number(r['statistic'])} is above the {setting(settings.threshold)} maximum "
+            f"but not significant ({p_clause(r['p_value'])}, not below {setting(level)})" if r["statistic"] > settings.threshold
+            else f"test vs {r['reference']}: D {number(r['statistic'])}, {p_clause(r['p_value'])}" for r in comparisons)
+        return Finding("ok", largest["statistic"], f"The model's {kind} is stable: {unproven}{note}.", evidence)
 
 
 # --------------------------------------------------------------------------------------- data.reference

@@ -50,12 +50,29 @@ def direction(higher_is_better: bool | None) -> str:
     return "≥" if higher_is_better else "≤"
 
 
+SIGNIFICANCE_LEVEL_KEY = "significance_level"
+"""Evidence key of a check whose verdict needs two conditions: a value past its threshold fails only
+when its p-value is also below this level (e.g. prediction_drift, release_comparison)."""
+
+
+def significance_level(check: CheckResult) -> float | None:
+    """The level a p-value must fall below for a value past the threshold to count, when the check has one."""
+    level = check.evidence.get(SIGNIFICANCE_LEVEL_KEY) if isinstance(check.evidence, Mapping) else None
+    return float(level) if is_number(level) else None
+
+
 def threshold_text(check: CheckResult) -> str:
-    """'≥ 0.8' / '≤ 0.05' (a setting, as the config writes it), or an em dash for checks without a threshold."""
+    """'≥ 0.8' / '≤ 0.05' (a setting, as the config writes it), or an em dash for checks without a threshold.
+
+    A check whose verdict also needs significance shows its whole condition for passing:
+    '≤ 0.1 or p ≥ 0.05', so a passing value past the threshold does not contradict it.
+    """
     if check.threshold is None:
         return "—"
     sign = direction(check.higher_is_better)
-    return f"{sign} {numbers.setting(check.threshold)}".strip()
+    text = f"{sign} {numbers.setting(check.threshold)}".strip()
+    level = significance_level(check)
+    return f"{text} or p ≥ {numbers.setting(level)}" if level is not None else text
 
 
 def value_text(check: CheckResult) -> str:

@@ -716,26 +716,46 @@ def gradient_norms(layers: Sequence[Mapping[str, Any]], name: str = "gradient-no
 
 
 def drift_effects(rows: Sequence[Mapping[str, Any]], floor: Any, name: str = "feature-drift", limit: int = 10) -> str | None:
-    """Horizontal bars: effect size (KS D or total variation distance) of the most shifted features, floor marked."""
+    """Horizontal bars: effect size (KS D or total variation distance) of the most shifted features, floor marked.
+
+    Orange bars are the features flagged as drifted (significant and at or past the floor); a bar at
+    or past the floor that is not significant is hatched grey, so no bar past the line reads as drift
+    the check did not find. The legend names each kind shown.
+    """
     rows = [r for r in rows if isinstance(r, Mapping) and isinstance(r.get("effect"), (int, float))][:limit]
     if not rows:
         return None
+    has_floor = isinstance(floor, (int, float)) and not isinstance(floor, bool)
     labels = [short(r.get("feature", "?"), 28) for r in rows][::-1]
     effects = [float(r["effect"]) for r in rows][::-1]
-    drifted = [bool(r.get("drifted")) for r in rows][::-1]
-    has_floor = isinstance(floor, (int, float)) and not isinstance(floor, bool)
-    with figure(6.0, 0.6 + 0.24 * len(rows) + (0.35 if has_floor else 0)) as (fig, ax):  # + the legend row below
+
+    def kind(r: Mapping[str, Any]) -> str:
+        if r.get("drifted"):
+            return "drifted"
+        return "not significant" if has_floor and float(r["effect"]) >= float(floor) else "below the floor"
+
+    kinds = [kind(r) for r in rows][::-1]
+    looks = {"drifted": {"color": OKABE_ITO[1], "edgecolor": "white", "label": "drifted (significant, past the floor)"},
+             "not significant": {"color": "#BBBBBB", "edgecolor": "#666666", "hatch": "////",
+                                 "label": "past the floor, not significant"},
+             "below the floor": {"color": OKABE_ITO[0], "edgecolor": "white", "label": "not drifted"}}
+    shown = [k for k in looks if k in kinds]
+    entries = len(shown) + int(has_floor) if has_floor or len(shown) > 1 else 0
+    legend_rows = (entries + 1) // 2
+    with figure(6.0, 0.6 + 0.24 * len(rows) + 0.3 * legend_rows) as (fig, ax):  # + the legend rows below
         y = np.arange(len(rows))
-        ax.barh(y, effects, color=[OKABE_ITO[1] if d else OKABE_ITO[0] for d in drifted],
-                hatch=None, edgecolor="white")
-        for i, d in enumerate(drifted):
-            if d:
-                ax.text(effects[i], i, " drifted", va="center", fontsize=7.5)
-        if isinstance(floor, (int, float)) and not isinstance(floor, bool):
+        for k in shown:
+            at = [i for i, found in enumerate(kinds) if found == k]
+            ax.barh([y[i] for i in at], [effects[i] for i in at], **looks[k])
+        for i, k in enumerate(kinds):
+            if k != "below the floor":
+                ax.text(effects[i], i, f" {k}", va="center", fontsize=7.5)
+        if has_floor:
             ax.axvline(float(floor), color="black", linestyle="--", linewidth=1.0, label=f"effect floor ({float(floor):g})")
-            _legend_below(ax, 1)
+        if entries:
+            _legend_below(ax, min(2, entries))
         ax.set_yticks(y, labels)
-        ax.set_xlim(0, max(1e-3, max(effects), float(floor) if isinstance(floor, (int, float)) else 0) * 1.25)
+        ax.set_xlim(0, max(1e-3, max(effects), float(floor) if has_floor else 0) * 1.35)
         ax.grid(axis="y", visible=False)
         _finish(ax, "Most shifted features", "effect size (KS D or total variation distance)", "")
         return to_svg(fig, name)

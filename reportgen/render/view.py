@@ -382,7 +382,10 @@ EVIDENCE_LABELS: dict[str, str] = {
     "nonfinite": "Non-finite gradient",
     # release comparison
     "previous_name": "Earlier run", "previous_created_at": "Earlier run created", "previous_version": "Earlier reportgen version",
-    "previous_statuses": "Earlier check statuses", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
+    "previous_statuses": "Earlier check statuses", "previous_status": "Earlier run's gate",
+    "previous_source": "Earlier results file (in the compare_to folder)",
+    "previous_failing_checks": "Checks that failed the earlier run's gate",
+    "significance_level": "Significant below p (a value past the threshold counts only then)", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
     "previous": "Earlier", "higher_is_better": "Higher is better", "significant": "Significant", "relaxations": "Relaxations",
 }
 """Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels.
@@ -429,7 +432,7 @@ def _key_text(key: Any) -> str:
 
 P_VALUE_KEYS = frozenset({"p_value", "p_adjusted"})
 """Evidence keys holding p-values: written as p-values (``< 0.001``), reportgen.numbers.p_value."""
-SETTING_KEYS = frozenset({"alpha", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold",
+SETTING_KEYS = frozenset({"alpha", "significance_level", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold",
                           "operating_threshold", "best_f1_threshold", "min_class_support"})
 """Evidence keys holding a configured value or a chosen decision threshold: written as settings (``0.05``); a sweep's
 column of thresholds keeps three decimals so that it aligns."""
