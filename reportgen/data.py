@@ -337,7 +337,7 @@ def _stratified_split(labels: np.ndarray | None, n: int, val: float, test: float
         parts["test"].append(group[:n_test])
         parts["val"].append(group[n_test : n_test + n_val])
         parts["train"].append(group[n_test + n_val :])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    return {name: np.sort(np.concatenate(chunks)) if chunks else np.arange(0) for name, chunks in parts.items()}
 
 
 def _check_columns(frame: pd.DataFrame, wanted: list[str], key: str, source: str) -> None:
@@ -364,6 +364,13 @@ def _handle_missing(frames: dict[str, pd.DataFrame], columns: list[str], policy:
             raise DataError(
                 f"{sources[name]}: {count} empty cell{'s' if count > 1 else ''}, first in column "
                 f"{columns[cols[0]]!r} at data row {int(row_label) + 1}; set data.missing: drop or mean"
+            )
+        if policy == "drop" and missing.any(axis=1).all():
+            column = columns[int(np.argmax(missing.sum(axis=0)))]
+            raise DataError(
+                f"{sources[name]}: data.missing: drop removes all {len(frame)} rows (each has an empty feature cell; "
+                f"column {column!r} is empty in {int(missing[:, columns.index(column)].sum())}); fill the cells, "
+                "set data.missing: mean, or list the emptiest columns in data.ignore"
             )
         result[name] = frame[~missing.any(axis=1)] if policy == "drop" else frame
     return result
@@ -473,7 +480,11 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
     for name, rows in target_missing.items():
         if len(rows):
             raise DataError(f"{sources[name]}: {len(rows)} rows have no value in the target column {cfg.target!r} (first at data row {int(rows.index[0]) + 1})")
+    read_rows = {name: len(frame) for name, frame in frames.items()}
     frames = _handle_missing(frames, numeric + categorical, cfg.missing, sources)
+    dropped = sum(read_rows.values()) - sum(len(frame) for frame in frames.values())
+    after_drop = (f"; data.missing: drop removed {dropped} of {sum(read_rows.values())} rows with empty cells"
+                  if dropped else "")
 
     if cfg.path:
         whole = frames["all"]
@@ -484,9 +495,10 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
         sources = {name: sources["all"] for name in frames}
     for name in ("train", "test"):
         if name not in frames or len(frames[name]) == 0:
-            raise DataError(f"the {name} split is empty ({sources.get(name, 'no file')}); check data.split or the file")
+            raise DataError(f"the {name} split is empty ({sources.get(name, 'no file')}); check data.split or the file"
+                            f"{after_drop}")
     if "val" in frames and len(frames["val"]) == 0:
-        raise DataError(f"the val split is empty ({sources['val']}); raise data.split.val or set it to 0")
+        raise DataError(f"the val split is empty ({sources['val']}); raise data.split.val or set it to 0{after_drop}")
 
     preprocessor = TablePreprocessor.fit(frames["train"], numeric, categorical, cfg.standardize, sources["train"])
     classes, positive_index, label_arrays = _encode_labels(

@@ -262,3 +262,37 @@ def test_regression_target_cells_are_named_by_row(tmp_path: Path):
     _write(tmp_path / "t.csv", "x,price\n1,1.0\n2,2.0\n")
     with pytest.raises(DataError, match=r"d.csv: the regression target 'price' has 2 cell\(s\) that are not finite float32 numbers \(data row 3: 'unknown'; data row 6: 'inf'\)"):
         load(tmp_path, task="regression", kind="csv", train="d.csv", test="t.csv", target="price")
+
+
+# ----------------------------------------------------------------------------- missing: drop
+
+
+@pytest.mark.parametrize("stratify", [True, False])
+def test_missing_drop_that_removes_every_row_names_the_setting(tmp_path: Path, breast_cancer_frame: pd.DataFrame, stratify: bool):
+    """The breast cancer table with one feature emptied in every row: drop leaves nothing to split."""
+    frame = breast_cancer_frame.copy()
+    frame["mean_radius"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    with pytest.raises(DataError, match=r"data.missing: drop removes all 569 rows .*'mean_radius' is empty in 569"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", missing="drop", split={"stratify": stratify})
+
+
+def test_missing_drop_that_empties_a_split_says_how_many_rows_it_removed(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """All but two rows have an empty cell: the test split is empty, and the message says drop removed 567 rows."""
+    frame = breast_cancer_frame.copy()
+    frame.loc[frame.index[2:], "mean_texture"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    with pytest.raises(DataError, match=r"split is empty .*data.missing: drop removed 567 of 569 rows"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", missing="drop", split={"val": 0.2, "test": 0.25})
+
+
+def test_missing_drop_cli_exits_2(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    frame = breast_cancer_frame.copy()
+    frame["mean_area"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    document = {"name": "t", "task": "binary", "data": {"kind": "csv", "path": "cancer.csv", "target": "diagnosis",
+                                                        "missing": "drop", "split": {"stratify": True}},
+                "model": {"kind": "mlp"}}
+    code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
+    assert code == 2, err
+    assert_one_line_error(err, "data.missing: drop removes all 569 rows")
