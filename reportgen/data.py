@@ -269,15 +269,16 @@ class TablePreprocessor:
                 modes[column] = str(counts.sort_index().idxmax())
         return cls(tuple(numeric), categories, means, stds, standardize, tuple(constant), modes)
 
-    def transform(self, frame: pd.DataFrame, impute: bool) -> np.ndarray:
+    def transform(self, frame: pd.DataFrame, impute: bool, source: str = "data") -> np.ndarray:
         """Turn rows into an (n, features) float32 matrix; unseen categories become all-zero one-hot blocks.
 
         The matrix is allocated once in float32 and one-hot blocks are filled from category codes, so no
-        (n, K) float64 or boolean intermediate exists.
+        (n, K) float64 or boolean intermediate exists. Raises DataError naming ``source`` (the file) when a
+        standardised value lies beyond float32's range.
         """
         n = len(frame)
         matrix = np.zeros((n, len(self.feature_names)), dtype=np.float32)
-        self._numeric_block(frame, impute, matrix)
+        self._numeric_block(frame, impute, matrix, source)
         offset = len(self.numeric)
         rows = np.arange(n)
         for column, categories in self.categorical.items():
@@ -290,7 +291,7 @@ class TablePreprocessor:
             offset += len(categories)
         return matrix
 
-    def _numeric_block(self, frame: pd.DataFrame, impute: bool, matrix: np.ndarray) -> None:
+    def _numeric_block(self, frame: pd.DataFrame, impute: bool, matrix: np.ndarray, source: str) -> None:
         """Fill ``matrix[:, :len(numeric)]`` with the numeric columns, imputed and standardised, in row chunks.
 
         Each chunk is one (chunk, k) float64 array computed as ``(x - mean) / std`` in place and cast once to
@@ -310,6 +311,16 @@ class TablePreprocessor:
             if self.standardize:
                 np.subtract(chunk, means, out=chunk)
                 np.divide(chunk, stds, out=chunk)
+                # float64 holds (x - mean) / std for any float32-range x; the cast to float32 may not
+                beyond = np.abs(chunk) > FLOAT32_MAX
+                if beyond.any():
+                    row, col = (int(i) for i in np.argwhere(beyond)[0])
+                    raise DataError(
+                        f"{source}: standardising column {self.numeric[col]!r} overflows float32 (the model's input "
+                        f"type): data row {int(frame.index[start + row]) + 1} holds {columns[col][start + row]:.4g}, which "
+                        f"becomes {chunk[row, col]:.4g} with the train mean {means[col]:.4g} and scale {stds[col]:.4g} "
+                        f"(float32 ends at ±{FLOAT32_MAX:.3g}); rescale the column or set data.standardize: false"
+                    )
             if impute:
                 np.copyto(chunk, np.broadcast_to(fill, chunk.shape), where=np.isnan(chunk))
             matrix[start : start + step, :k] = chunk
@@ -509,7 +520,7 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
         if name not in frames:
             continue
         frame = frames[name]
-        x = preprocessor.transform(frame, impute=cfg.missing == "mean")
+        x = preprocessor.transform(frame, impute=cfg.missing == "mean", source=sources[name])
         y = label_arrays[name]
         splits[name] = SplitData(
             name=name,

@@ -296,3 +296,27 @@ def test_missing_drop_cli_exits_2(tmp_path: Path, breast_cancer_frame: pd.DataFr
     code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
     assert code == 2, err
     assert_one_line_error(err, "data.missing: drop removes all 569 rows")
+
+
+# ----------------------------------------------------------------------------- standardising beyond float32
+
+
+def test_standardising_that_overflows_float32_names_the_column(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """Every value fits float32, but train is constant at -3e38 and test holds 3e38: standardised, 6e38 does not.
+    One line naming the file, column and row (exit 2), and no numpy overflow warning on stderr."""
+    frame = breast_cancer_frame.copy()
+    train, test = frame.iloc[:400].copy(), frame.iloc[400:].copy()
+    train["extreme"], test["extreme"] = -3e38, 3e38
+    _two_files(tmp_path, train, test)
+    with pytest.raises(DataError, match=r"test.csv: standardising column 'extreme' overflows float32 .* data row 1 holds "
+                                        r"3e\+38, which becomes 6e\+38 with the train mean -3e\+38 and scale 1"):
+        load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis")
+    document = {"name": "t", "task": "binary", "data": {"kind": "csv", "train": "train.csv", "test": "test.csv",
+                                                        "target": "diagnosis"}, "model": {"kind": "mlp"}}
+    code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
+    assert code == 2, err
+    assert_one_line_error(err, "standardising column 'extreme' overflows float32", "data.standardize: false")
+    assert "RuntimeWarning" not in err and "non-finite" not in err
+    # unstandardised, the same values fit float32 as they are
+    bundle = load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis", standardize=False)
+    assert np.isfinite(bundle.splits["test"].dataset.tensors[0].numpy()).all()
