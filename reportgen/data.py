@@ -110,7 +110,15 @@ def _header(path: Path, options: CsvOptions) -> list[str]:
 
 
 def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:
-    """Stop on a repeated column name and on a header that reads as one column because of the separator."""
+    """Stop on a repeated column name, a column without a name and a header that reads as one column because
+    of the separator."""
+    unnamed = [position for position, name in enumerate(header, start=1) if not name.strip()]
+    if unnamed and len(header) > 1:
+        raise DataError(
+            f"{path.name}: column {unnamed[0]} of the header has no name (pandas would call it "
+            f"'Unnamed: {unnamed[0] - 1}'); name it in the file, or drop it (pandas' to_csv writes its row index "
+            "as such a column unless index=False)"
+        )
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(header, start=1):
         positions.setdefault(name, []).append(position)
@@ -189,8 +197,9 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 def _label_strings(values: pd.Series) -> np.ndarray:
-    """Label values as strings: the text of the file's cells."""
-    return np.array(_as_text(values).tolist(), dtype=object)
+    """Label values as strings: the text of the file's cells without leading or trailing whitespace, so " yes"
+    and "yes " are the class "yes" (the CSV reader already drops leading spaces; a trailing one is invisible)."""
+    return np.array(_as_text(values).str.strip().tolist(), dtype=object)
 
 
 def _sorted_classes(labels: np.ndarray) -> list[str]:

@@ -320,3 +320,26 @@ def test_standardising_that_overflows_float32_names_the_column(tmp_path: Path, b
     # unstandardised, the same values fit float32 as they are
     bundle = load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis", standardize=False)
     assert np.isfinite(bundle.splits["test"].dataset.tensors[0].numpy()).all()
+
+
+# ----------------------------------------------------------------------------- labels and names that look alike
+
+
+def test_labels_differing_only_in_surrounding_spaces_are_one_class(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """' malignant' (a space after the comma) and 'malignant ' (a trailing space) read as the class 'malignant'."""
+    frame = breast_cancer_frame.copy()
+    malignant = np.flatnonzero(frame["diagnosis"] == "malignant")
+    frame.loc[frame.index[malignant[::2]], "diagnosis"] = "malignant "
+    frame.loc[frame.index[malignant[1::2]], "diagnosis"] = " malignant"
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    bundle = load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", split={"val": 0.2, "test": 0.25})
+    assert list(bundle.classes) == ["benign", "malignant"]
+    counts = sum(np.bincount(split.labels, minlength=2) for split in bundle.splits.values())
+    assert counts.tolist() == [int((breast_cancer_frame["diagnosis"] == "benign").sum()), len(malignant)]
+
+
+def test_a_column_without_a_header_name_is_refused(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """pandas' to_csv with its default index=True writes a first column with an empty name."""
+    breast_cancer_frame.to_csv(tmp_path / "cancer.csv")
+    with pytest.raises(DataError, match=r"cancer.csv: column 1 of the header has no name \(pandas would call it 'Unnamed: 0'\)"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis")
