@@ -110,7 +110,15 @@ def _header(path: Path, options: CsvOptions) -> list[str]:
 
 
 def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:
-    """Stop on a repeated column name and on a header that reads as one column because of the separator."""
+    """Stop on a repeated column name, a column without a name and a header that reads as one column because
+    of the separator."""
+    unnamed = [position for position, name in enumerate(header, start=1) if not name.strip()]
+    if unnamed and len(header) > 1:
+        raise DataError(
+            f"{path.name}: column {unnamed[0]} of the header has no name (pandas would call it "
+            f"'Unnamed: {unnamed[0] - 1}'); name it in the file, or drop it (pandas' to_csv writes its row index "
+            "as such a column unless index=False)"
+        )
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(header, start=1):
         positions.setdefault(name, []).append(position)
@@ -189,8 +197,9 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 def _label_strings(values: pd.Series) -> np.ndarray:
-    """Label values as strings: the text of the file's cells."""
-    return np.array(_as_text(values).tolist(), dtype=object)
+    """Label values as strings: the text of the file's cells without leading or trailing whitespace, so " yes"
+    and "yes " are the class "yes" (the CSV reader already drops leading spaces; a trailing one is invisible)."""
+    return np.array(_as_text(values).str.strip().tolist(), dtype=object)
 
 
 def _sorted_classes(labels: np.ndarray) -> list[str]:
@@ -269,15 +278,16 @@ class TablePreprocessor:
                 modes[column] = str(counts.sort_index().idxmax())
         return cls(tuple(numeric), categories, means, stds, standardize, tuple(constant), modes)
 
-    def transform(self, frame: pd.DataFrame, impute: bool) -> np.ndarray:
+    def transform(self, frame: pd.DataFrame, impute: bool, source: str = "data") -> np.ndarray:
         """Turn rows into an (n, features) float32 matrix; unseen categories become all-zero one-hot blocks.
 
         The matrix is allocated once in float32 and one-hot blocks are filled from category codes, so no
-        (n, K) float64 or boolean intermediate exists.
+        (n, K) float64 or boolean intermediate exists. Raises DataError naming ``source`` (the file) when a
+        standardised value lies beyond float32's range.
         """
         n = len(frame)
         matrix = np.zeros((n, len(self.feature_names)), dtype=np.float32)
-        self._numeric_block(frame, impute, matrix)
+        self._numeric_block(frame, impute, matrix, source)
         offset = len(self.numeric)
         rows = np.arange(n)
         for column, categories in self.categorical.items():
@@ -290,7 +300,7 @@ class TablePreprocessor:
             offset += len(categories)
         return matrix
 
-    def _numeric_block(self, frame: pd.DataFrame, impute: bool, matrix: np.ndarray) -> None:
+    def _numeric_block(self, frame: pd.DataFrame, impute: bool, matrix: np.ndarray, source: str) -> None:
         """Fill ``matrix[:, :len(numeric)]`` with the numeric columns, imputed and standardised, in row chunks.
 
         Each chunk is one (chunk, k) float64 array computed as ``(x - mean) / std`` in place and cast once to
@@ -310,6 +320,16 @@ class TablePreprocessor:
             if self.standardize:
                 np.subtract(chunk, means, out=chunk)
                 np.divide(chunk, stds, out=chunk)
+                # float64 holds (x - mean) / std for any float32-range x; the cast to float32 may not
+                beyond = np.abs(chunk) > FLOAT32_MAX
+                if beyond.any():
+                    row, col = (int(i) for i in np.argwhere(beyond)[0])
+                    raise DataError(
+                        f"{source}: standardising column {self.numeric[col]!r} overflows float32 (the model's input "
+                        f"type): data row {int(frame.index[start + row]) + 1} holds {columns[col][start + row]:.4g}, which "
+                        f"becomes {chunk[row, col]:.4g} with the train mean {means[col]:.4g} and scale {stds[col]:.4g} "
+                        f"(float32 ends at ±{FLOAT32_MAX:.3g}); rescale the column or set data.standardize: false"
+                    )
             if impute:
                 np.copyto(chunk, np.broadcast_to(fill, chunk.shape), where=np.isnan(chunk))
             matrix[start : start + step, :k] = chunk
@@ -337,7 +357,7 @@ def _stratified_split(labels: np.ndarray | None, n: int, val: float, test: float
         parts["test"].append(group[:n_test])
         parts["val"].append(group[n_test : n_test + n_val])
         parts["train"].append(group[n_test + n_val :])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    return {name: np.sort(np.concatenate(chunks)) if chunks else np.arange(0) for name, chunks in parts.items()}
 
 
 def _check_columns(frame: pd.DataFrame, wanted: list[str], key: str, source: str) -> None:
@@ -364,6 +384,13 @@ def _handle_missing(frames: dict[str, pd.DataFrame], columns: list[str], policy:
             raise DataError(
                 f"{sources[name]}: {count} empty cell{'s' if count > 1 else ''}, first in column "
                 f"{columns[cols[0]]!r} at data row {int(row_label) + 1}; set data.missing: drop or mean"
+            )
+        if policy == "drop" and missing.any(axis=1).all():
+            column = columns[int(np.argmax(missing.sum(axis=0)))]
+            raise DataError(
+                f"{sources[name]}: data.missing: drop removes all {len(frame)} rows (each has an empty feature cell; "
+                f"column {column!r} is empty in {int(missing[:, columns.index(column)].sum())}); fill the cells, "
+                "set data.missing: mean, or list the emptiest columns in data.ignore"
             )
         result[name] = frame[~missing.any(axis=1)] if policy == "drop" else frame
     return result
@@ -473,7 +500,11 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
     for name, rows in target_missing.items():
         if len(rows):
             raise DataError(f"{sources[name]}: {len(rows)} rows have no value in the target column {cfg.target!r} (first at data row {int(rows.index[0]) + 1})")
+    read_rows = {name: len(frame) for name, frame in frames.items()}
     frames = _handle_missing(frames, numeric + categorical, cfg.missing, sources)
+    dropped = sum(read_rows.values()) - sum(len(frame) for frame in frames.values())
+    after_drop = (f"; data.missing: drop removed {dropped} of {sum(read_rows.values())} rows with empty cells"
+                  if dropped else "")
 
     if cfg.path:
         whole = frames["all"]
@@ -484,9 +515,10 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
         sources = {name: sources["all"] for name in frames}
     for name in ("train", "test"):
         if name not in frames or len(frames[name]) == 0:
-            raise DataError(f"the {name} split is empty ({sources.get(name, 'no file')}); check data.split or the file")
+            raise DataError(f"the {name} split is empty ({sources.get(name, 'no file')}); check data.split or the file"
+                            f"{after_drop}")
     if "val" in frames and len(frames["val"]) == 0:
-        raise DataError(f"the val split is empty ({sources['val']}); raise data.split.val or set it to 0")
+        raise DataError(f"the val split is empty ({sources['val']}); raise data.split.val or set it to 0{after_drop}")
 
     preprocessor = TablePreprocessor.fit(frames["train"], numeric, categorical, cfg.standardize, sources["train"])
     classes, positive_index, label_arrays = _encode_labels(
@@ -497,7 +529,7 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
         if name not in frames:
             continue
         frame = frames[name]
-        x = preprocessor.transform(frame, impute=cfg.missing == "mean")
+        x = preprocessor.transform(frame, impute=cfg.missing == "mean", source=sources[name])
         y = label_arrays[name]
         splits[name] = SplitData(
             name=name,

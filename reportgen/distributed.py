@@ -32,6 +32,9 @@ from reportgen.types import Predictions, SplitData
 TIMEOUT_ENV = "REPORTGEN_COLLECTIVE_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 300.0
 """Long enough for rank 0 to load a large table while the others wait at the first collective."""
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1.0, 86_400.0
+"""Bounds of REPORTGEN_COLLECTIVE_TIMEOUT_S: below a second a healthy collective times out (c10d fails with a
+long trace); beyond a day a lost worker holds the job for good, and inf or 1e300 overflow the timedelta."""
 _UINT64_MAX = np.iinfo(np.uint64).max
 
 
@@ -73,7 +76,7 @@ class World:
 def collective_timeout() -> _dt.timedelta:
     """The timeout of every collective: ``REPORTGEN_COLLECTIVE_TIMEOUT_S`` seconds, default 300.
 
-    Raises ConfigError when the variable is not a positive number.
+    Raises ConfigError when the variable is not a number of seconds from MIN_TIMEOUT_S to MAX_TIMEOUT_S.
     """
     text = os.environ.get(TIMEOUT_ENV, "").strip()
     if not text:
@@ -82,8 +85,9 @@ def collective_timeout() -> _dt.timedelta:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
-        raise ConfigError(f"{TIMEOUT_ENV}={text!r}: expected a positive number of seconds")
+    if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:  # also false for nan
+        raise ConfigError(f"{TIMEOUT_ENV}={text!r}: expected a positive number of seconds from "
+                          f"{MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} (a day)")
     return _dt.timedelta(seconds=seconds)
 
 

@@ -7,6 +7,7 @@ import io
 import pickle
 import pickletools
 import re
+import struct
 import sys
 import warnings
 import zipfile
@@ -223,7 +224,7 @@ def pickled_classes(path: Path, pickle_name: str | None) -> list[str]:
                 strings.append(arg)
             elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
                 found.append(f"{strings[-2]}.{strings[-1]}")
-    except (ValueError, pickle.UnpicklingError, EOFError):
+    except (ValueError, pickle.UnpicklingError, EOFError, IndexError, KeyError, struct.error):
         pass
     return found
 
@@ -250,6 +251,12 @@ def _explain_refused(path: Path, facts: ArchiveFacts | None, detail: str) -> str
     return f"model.checkpoint: {path.name} cannot be read as weights: {detail}; save model.state_dict() with torch.save"
 
 
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError, IndexError,
+               KeyError, TypeError, OverflowError, struct.error)
+"""What torch.load raises on bytes that are not a checkpoint: its legacy reader and the unpickler fail on junk
+with any of these (b"hello": KeyError 101, one byte: IndexError, a cut legacy file: struct.error)."""
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a state_dict with weights_only=True (a checkpoint is data, never code), after inspect_archive."""
     if not path.is_file():
@@ -265,8 +272,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():  # torch warns about unusual pickles; the error below says enough
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as exc:
+    except _UNREADABLE as exc:
         detail = plain_message(str(exc).split("WeightsUnpickler error:")[-1]) or exc.__class__.__name__
+        if isinstance(exc, (IndexError, KeyError, TypeError, OverflowError, struct.error)):
+            detail = "its bytes are not a pickle that torch.load can read"  # the raw message ("101") says nothing
         if "weights_only" in detail or "two options" in detail:
             detail = "it refers to objects other than tensors"
         raise ModelError(_explain_refused(path, facts, detail)) from None
@@ -296,6 +305,12 @@ def _replace_head(model: nn.Module, attribute: str, out_features: int) -> None:
     setattr(parent, parts[-1], nn.Linear(old.in_features, out_features, bias=old.bias is not None))
 
 
+def _first_keys(keys: list[str], shown: int = 3) -> str:
+    """The first ``shown`` keys, then "and N more" for the rest: ['a', 'b', 'c'] and 2 more."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return f"{keys[:shown]}{more}"
+
+
 def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load a state dict strictly, explaining missing or unexpected keys."""
     try:
@@ -305,8 +320,8 @@ def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str)
         missing = sorted(set(model.state_dict()) - set(state))
         unexpected = sorted(set(state) - set(model.state_dict()))
         if missing or unexpected:
-            detail = f"missing {missing[:3]}" if missing else ""
-            detail += ("; " if detail else "") + (f"unexpected {unexpected[:3]}" if unexpected else "")
+            detail = "; ".join(f"{what} {_first_keys(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected))
+                               if keys)
         else:
             detail = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else text
         raise ModelError(f"checkpoint {source} does not fit the model: {detail}") from None

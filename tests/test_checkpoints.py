@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.models import build_mlp, inspect_archive
+from reportgen.models import _read_state_dict, build_mlp, inspect_archive
 
 from conftest import REPO, cancer_config, read_results, write_config
 from test_cli import assert_one_line_error, run_cli
@@ -151,3 +152,45 @@ def test_mlp_weights_do_not_depend_on_dropout(tmp_path: Path, cancer_csv: Path):
     code, _, err = run_cli("run", str(write_config(tmp_path, evaluated)), "--out", str(tmp_path / "c"))
     assert code in (0, 1), err
     assert read_results(tmp_path / "c")["metrics"]["test"] == read_results(tmp_path / "a")["metrics"]["test"]
+
+
+def _junk_files(tmp_path: Path) -> dict[str, bytes]:
+    """Bytes that are no checkpoint: torch.load raised IndexError, KeyError or struct.error on several of them."""
+    buffer = io.BytesIO()
+    torch.save(_mlp().state_dict(), buffer)
+    archive = buffer.getvalue()
+    legacy = io.BytesIO()
+    torch.save(_mlp().state_dict(), legacy, _use_new_zipfile_serialization=False)
+    old = legacy.getvalue()
+    return {"empty": b"", "one_byte": b"a", "text": b"hello", "truncated_zip": archive[: len(archive) // 2],
+            "legacy_prefix": old[:40], "legacy_cut": old[: len(old) // 2], "pickle_header": b"\x80\x02junk"}
+
+
+def test_every_malformed_checkpoint_is_not_a_pytorch_checkpoint(tmp_path: Path):
+    """Empty, one byte, text, a cut zip archive, a cut legacy torch.save file: ModelError (exit 2), never a crash."""
+    for name, content in _junk_files(tmp_path).items():
+        path = tmp_path / f"{name}.pt"
+        path.write_bytes(content)
+        with pytest.raises(ModelError, match="is not a PyTorch checkpoint") as caught:
+            _read_state_dict(path)
+        assert "\n" not in str(caught.value), name
+
+
+def test_a_text_file_as_checkpoint_exits_2(tmp_path: Path, cancer_csv: Path):
+    (tmp_path / "hello.pt").write_text("hello")
+    _expect_exit_2(tmp_path, cancer_csv, {"kind": "mlp", "hidden": [16], "checkpoint": "hello.pt"},
+                   "hello.pt is not a PyTorch checkpoint", "not a pickle that torch.load can read")
+
+
+def test_a_checkpoint_missing_many_keys_says_how_many_more(tmp_path: Path, cancer_csv: Path):
+    """Weights of a one-layer mlp for a two-layer one: four keys missing, three shown and 'and 1 more'."""
+    torch.save(_mlp(hidden=(16,)).state_dict(), tmp_path / "small.pt")
+    document = cancer_config(cancer_csv, model={"kind": "mlp", "hidden": [16, 8, 4], "checkpoint": "small.pt"})
+    del document["training"]
+    code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
+    assert code == 2, err
+    line = err.strip().splitlines()[-1]
+    expected = sorted(set(_mlp(hidden=(16, 8, 4)).state_dict()) - set(_mlp(hidden=(16,)).state_dict()))
+    assert len(expected) > 3
+    assert f"and {len(expected) - 3} more" in line, line
+    assert not line.rstrip().endswith(";") and "; ;" not in line, line

@@ -134,7 +134,51 @@ def test_clean_model_is_batch_independent(cancer, cancer_mlp):
     result = run("batch_dependence", with_model(cancer, cancer_mlp))
     assert result.status == "pass", result.message
     assert result.value < 1e-5
-    assert len(result.evidence["arrangements"]) == 3
+    names = [a["arrangement"] for a in result.evidence["arrangements"]]
+    assert names[1] == "batches of 64 (data.batch_size)" and len(names) == 4, names
+    assert "as the metrics were scored" in result.message
+
+
+class ShiftsLargeBatches(nn.Module):
+    """A planted defect: a batch larger than 64 samples gets +5 on the positive logit (the attacker's m.py)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        out = self.body(x)
+        return out + torch.tensor([0.0, 5.0]) if x.shape[0] > 64 else out
+
+
+def test_model_that_changes_in_the_scoring_batch_fails(cancer, cancer_mlp):
+    """data.batch_size is 64, but evaluation scores the metrics in larger batches (inference_batch_size):
+    the check's reference is that scoring batch, so a model that changes only above 64 samples fails."""
+    from reportgen.evaluation import inference_batch_size
+
+    result = run("batch_dependence", with_model(cancer, ShiftsLargeBatches(cancer_mlp)))
+    n = result.evidence["samples"]
+    assert n > 64 and result.evidence["scoring_batch_size"] == min(inference_batch_size(64, (30,)), n)
+    assert result.status == "fail" and result.value > 0.1
+    assert "batches of 64 (data.batch_size) instead of batches of" in result.message
+
+
+def test_the_reference_is_the_batch_the_metrics_come_from(tmp_path, cancer_csv):
+    """A run end to end: the metrics are scored in the scoring batch, where the planted shift is on."""
+    from conftest import cancer_config, read_results, user_model, write_config
+    from test_cli import run_cli
+
+    model = user_model(tmp_path, "Shift", "self.lin = torch.nn.Linear(30, 1)",
+                       "self.lin(x) + (5.0 if x.shape[0] > 64 else 0.0)")
+    document = cancer_config(cancer_csv, model=model)
+    document["data"]["batch_size"] = 64
+    document["training"] = {"epochs": 2, "lr": 0.01}
+    path = write_config(tmp_path, document)
+    code, _, err = run_cli("run", str(path), "--out", str(tmp_path / "out"))
+    assert code == 1, err
+    check = next(c for c in read_results(tmp_path / "out")["checks"] if c["id"] == "batch_dependence")
+    assert check["status"] == "fail", check["message"]
+    assert check["evidence"]["scoring_batch_size"] > 64
 
 
 def test_model_that_centres_each_batch_fails(cancer, cancer_mlp):

@@ -262,3 +262,84 @@ def test_regression_target_cells_are_named_by_row(tmp_path: Path):
     _write(tmp_path / "t.csv", "x,price\n1,1.0\n2,2.0\n")
     with pytest.raises(DataError, match=r"d.csv: the regression target 'price' has 2 cell\(s\) that are not finite float32 numbers \(data row 3: 'unknown'; data row 6: 'inf'\)"):
         load(tmp_path, task="regression", kind="csv", train="d.csv", test="t.csv", target="price")
+
+
+# ----------------------------------------------------------------------------- missing: drop
+
+
+@pytest.mark.parametrize("stratify", [True, False])
+def test_missing_drop_that_removes_every_row_names_the_setting(tmp_path: Path, breast_cancer_frame: pd.DataFrame, stratify: bool):
+    """The breast cancer table with one feature emptied in every row: drop leaves nothing to split."""
+    frame = breast_cancer_frame.copy()
+    frame["mean_radius"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    with pytest.raises(DataError, match=r"data.missing: drop removes all 569 rows .*'mean_radius' is empty in 569"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", missing="drop", split={"stratify": stratify})
+
+
+def test_missing_drop_that_empties_a_split_says_how_many_rows_it_removed(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """All but two rows have an empty cell: the test split is empty, and the message says drop removed 567 rows."""
+    frame = breast_cancer_frame.copy()
+    frame.loc[frame.index[2:], "mean_texture"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    with pytest.raises(DataError, match=r"split is empty .*data.missing: drop removed 567 of 569 rows"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", missing="drop", split={"val": 0.2, "test": 0.25})
+
+
+def test_missing_drop_cli_exits_2(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    frame = breast_cancer_frame.copy()
+    frame["mean_area"] = np.nan
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    document = {"name": "t", "task": "binary", "data": {"kind": "csv", "path": "cancer.csv", "target": "diagnosis",
+                                                        "missing": "drop", "split": {"stratify": True}},
+                "model": {"kind": "mlp"}}
+    code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
+    assert code == 2, err
+    assert_one_line_error(err, "data.missing: drop removes all 569 rows")
+
+
+# ----------------------------------------------------------------------------- standardising beyond float32
+
+
+def test_standardising_that_overflows_float32_names_the_column(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """Every value fits float32, but train is constant at -3e38 and test holds 3e38: standardised, 6e38 does not.
+    One line naming the file, column and row (exit 2), and no numpy overflow warning on stderr."""
+    frame = breast_cancer_frame.copy()
+    train, test = frame.iloc[:400].copy(), frame.iloc[400:].copy()
+    train["extreme"], test["extreme"] = -3e38, 3e38
+    _two_files(tmp_path, train, test)
+    with pytest.raises(DataError, match=r"test.csv: standardising column 'extreme' overflows float32 .* data row 1 holds "
+                                        r"3e\+38, which becomes 6e\+38 with the train mean -3e\+38 and scale 1"):
+        load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis")
+    document = {"name": "t", "task": "binary", "data": {"kind": "csv", "train": "train.csv", "test": "test.csv",
+                                                        "target": "diagnosis"}, "model": {"kind": "mlp"}}
+    code, _, err = run_cli("validate", str(write_config(tmp_path, document)))
+    assert code == 2, err
+    assert_one_line_error(err, "standardising column 'extreme' overflows float32", "data.standardize: false")
+    assert "RuntimeWarning" not in err and "non-finite" not in err
+    # unstandardised, the same values fit float32 as they are
+    bundle = load(tmp_path, kind="csv", train="train.csv", test="test.csv", target="diagnosis", standardize=False)
+    assert np.isfinite(bundle.splits["test"].dataset.tensors[0].numpy()).all()
+
+
+# ----------------------------------------------------------------------------- labels and names that look alike
+
+
+def test_labels_differing_only_in_surrounding_spaces_are_one_class(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """' malignant' (a space after the comma) and 'malignant ' (a trailing space) read as the class 'malignant'."""
+    frame = breast_cancer_frame.copy()
+    malignant = np.flatnonzero(frame["diagnosis"] == "malignant")
+    frame.loc[frame.index[malignant[::2]], "diagnosis"] = "malignant "
+    frame.loc[frame.index[malignant[1::2]], "diagnosis"] = " malignant"
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    bundle = load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis", split={"val": 0.2, "test": 0.25})
+    assert list(bundle.classes) == ["benign", "malignant"]
+    counts = sum(np.bincount(split.labels, minlength=2) for split in bundle.splits.values())
+    assert counts.tolist() == [int((breast_cancer_frame["diagnosis"] == "benign").sum()), len(malignant)]
+
+
+def test_a_column_without_a_header_name_is_refused(tmp_path: Path, breast_cancer_frame: pd.DataFrame):
+    """pandas' to_csv with its default index=True writes a first column with an empty name."""
+    breast_cancer_frame.to_csv(tmp_path / "cancer.csv")
+    with pytest.raises(DataError, match=r"cancer.csv: column 1 of the header has no name \(pandas would call it 'Unnamed: 0'\)"):
+        load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis")

@@ -39,6 +39,8 @@ from reportgen.errors import ConfigError
 from reportgen.launch import free_loopback_port, strip_nproc
 from reportgen.metrics import ClassificationState, RegressionState
 
+from conftest import REPO, cancer_config, write_config
+
 TESTS = Path(__file__).resolve().parent
 N_ROWS = 101  # odd: the two shards differ in length
 N_CLASSES = 3
@@ -227,9 +229,25 @@ def test_collective_timeout_reads_the_environment(monkeypatch: pytest.MonkeyPatc
     assert collective_timeout().total_seconds() == 300
     monkeypatch.setenv("REPORTGEN_COLLECTIVE_TIMEOUT_S", "2.5")
     assert collective_timeout().total_seconds() == 2.5
-    monkeypatch.setenv("REPORTGEN_COLLECTIVE_TIMEOUT_S", "0")
-    with pytest.raises(ConfigError, match="positive number"):
-        collective_timeout()
+    for text in ("0", "inf", "1e300", "1e-300", "0.5", "86401", "nan", "-inf", "soon"):
+        monkeypatch.setenv("REPORTGEN_COLLECTIVE_TIMEOUT_S", text)
+        with pytest.raises(ConfigError, match="positive number of seconds from 1 to 86400"):
+            collective_timeout()
+    for text, seconds in (("1", 1), ("86400", 86400)):
+        monkeypatch.setenv("REPORTGEN_COLLECTIVE_TIMEOUT_S", text)
+        assert collective_timeout().total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["inf", "1e300", "1e-300"])
+def test_an_unbounded_collective_timeout_is_refused_before_launch(tmp_path: Path, cancer_csv: Path, text: str):
+    """inf and 1e300 overflowed the timedelta (exit 3); 1e-300 started workers that failed with a c10d trace."""
+    path = write_config(tmp_path, cancer_config(cancer_csv))
+    result = subprocess.run([sys.executable, "-m", "reportgen", "run", str(path), "--nproc-per-node", "2",
+                             "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "REPORTGEN_COLLECTIVE_TIMEOUT_S": text}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "from 1 to 86400" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_sample_does_not_depend_on_the_number_of_shards():

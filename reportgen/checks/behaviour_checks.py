@@ -214,10 +214,11 @@ class BatchDependence(Check):
         family="behaviour",
         detects="A model whose output for a sample depends on the other samples in its batch: normalisation by "
         "batch statistics in forward (x - x.mean(0)), BatchNorm left in training mode, attention across the batch.",
-        how_to_read="The same test samples are scored in the configured batch size, in a shuffled order, in batches "
-        "of another size and one at a time. A model that is a function of each input gives the same outputs in "
-        "all four; the value is the largest difference (in probability; for regression in units of the "
-        "predictions' spread). A large value means a sample's score depends on who else is in its batch, so "
+        how_to_read="The same test samples are scored as the report's metrics were (in the scoring batch, up to 8 "
+        "times data.batch_size), then in batches of data.batch_size, in a shuffled order, in batches of another "
+        "size and one at a time. A model that is a function of each input gives the same outputs in all of them; "
+        "the value is the largest difference from the scoring batch (in probability; for regression in units of "
+        "the predictions' spread). A large value means a sample's score depends on who else is in its batch, so "
         "scores in production (often batch size 1) differ from those in this report.",
         default_severity="error",
         threshold_key="max",
@@ -231,32 +232,38 @@ class BatchDependence(Check):
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         import torch
+
+        from reportgen.evaluation import inference_batch_size
         missing = _no_model(ctx)
         if missing:
             return missing
         x, _, _ = test_inputs(ctx, settings.params["max_samples"])
         n = len(x)
+        # The reference is the arrangement the metrics were scored in (evaluation's inference batch), so a model
+        # that behaves differently in large batches cannot pass while its reported metrics come from them.
+        scoring = max(2, min(inference_batch_size(ctx.batch_size, ctx.data.input_shape), n))
         batch = max(2, min(ctx.batch_size, n))
         other_batch = max(2, batch // 2 - 1) if batch > 4 else batch + 3
         singles = min(settings.params["single_samples"], n)
         order = torch.from_numpy(np.random.default_rng(_seed(ctx)).permutation(n))
         with evaluation_mode(ctx) as model:
-            reference = score(ctx, model, x, batch)
-            again = score(ctx, model, x, batch)
+            reference = score(ctx, model, x, scoring)
+            again = score(ctx, model, x, scoring)
             if compare(ctx, reference, again)["max_score_difference"] > settings.threshold:
                 return Finding.skip("the model's outputs change between two identical scorings (see stochasticity), "
                                     "so batch effects cannot be told apart from randomness")
             shuffled = np.empty_like(reference)
-            shuffled[order.numpy()] = score(ctx, model, x[order], batch)
+            shuffled[order.numpy()] = score(ctx, model, x[order], scoring)
+            configured = score(ctx, model, x, batch) if batch != scoring else None
             resized = score(ctx, model, x, other_batch)
             try:
                 alone: np.ndarray | str = score(ctx, model, x[:singles], 1)
             except (RuntimeError, ValueError) as exc:  # e.g. BatchNorm in training mode refuses a batch of one
                 alone = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}"
-        arrangements = [
-            {"arrangement": f"shuffled, batches of {batch}", **compare(ctx, reference, shuffled)},
-            {"arrangement": f"batches of {other_batch}", **compare(ctx, reference, resized)},
-        ]
+        arrangements = [{"arrangement": f"shuffled, batches of {scoring}", **compare(ctx, reference, shuffled)}]
+        if configured is not None:
+            arrangements.append({"arrangement": f"batches of {batch} (data.batch_size)", **compare(ctx, reference, configured)})
+        arrangements.append({"arrangement": f"batches of {other_batch}", **compare(ctx, reference, resized)})
         if isinstance(alone, str):
             arrangements.append({"arrangement": "one sample at a time", "error": alone})
         else:
@@ -264,7 +271,8 @@ class BatchDependence(Check):
                                  **compare(ctx, reference[:singles], alone)})
         scored = [a["max_score_difference"] for a in arrangements if "max_score_difference" in a]
         value = max(scored) if scored else None
-        evidence = {"samples": n, "reference": f"batches of {batch}", "arrangements": arrangements}
+        evidence = {"samples": n, "reference": f"batches of {scoring}", "scoring_batch_size": scoring,
+                    "arrangements": arrangements}
         worst = max((a for a in arrangements if "max_score_difference" in a), key=lambda a: a["max_score_difference"])
         if isinstance(alone, str):
             return Finding("violation", value, f"The model cannot score one sample alone ({alone}): its output depends "
@@ -273,10 +281,12 @@ class BatchDependence(Check):
             changed = (f", {percent(worst['changed_share'])} of predicted classes change"
                        if "changed_share" in worst else "")
             return Finding("violation", value, f"A sample's output depends on the other samples in its batch: scored "
-                           f"{worst['arrangement']} instead of batches of {batch}, outputs move by up to {number(value)} "
+                           f"{worst['arrangement']} instead of batches of {scoring} (as the metrics were scored), "
+                           f"outputs move by up to {number(value)} "
                            f"(max {setting(settings.threshold)}){changed}. Look for batch statistics in forward "
                            "(x - x.mean(0)) or BatchNorm left in training mode.", evidence)
-        return Finding("ok", value, f"Outputs of {count(n)} test samples are the same in batches of {batch}, shuffled, in "
+        sizes = f"batches of {scoring} (as the metrics were scored)" + (f", of {batch} (data.batch_size)" if configured is not None else "")
+        return Finding("ok", value, f"Outputs of {count(n)} test samples are the same in {sizes}, shuffled, in "
                        f"batches of {other_batch} and one at a time (largest difference {number(value)}).", evidence)
 
 

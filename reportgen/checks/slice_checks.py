@@ -93,37 +93,49 @@ def _fmt(x: float) -> str:
     return setting(x, significant=4)
 
 
+MISSING_SLICE = "missing"
+"""The slice of a column's empty cells is labelled "<column> missing"."""
+
+
 def encode_column(name: str, values: Any, bins: int, max_categories: int) -> SliceColumn | None:
     """Cut a column into slices: numbers with more than ``bins`` distinct values into quantile bins
     (labelled in the column's own units), everything else by value (the ``max_categories`` most frequent).
-    None when fewer than two slices result."""
+    Empty cells (NaN, None, and infinite numbers, which data.missing reads as empty) form one more slice,
+    "<name> missing", so a model that fails where a value was imputed is found. None when fewer than
+    two slices result."""
     import pandas as pd  # type: ignore[import-untyped]
 
     series = pd.Series(values).reset_index(drop=True)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    missing_label = f"{name} {MISSING_SLICE}"
     if numeric:
         v = series.to_numpy(dtype=np.float64)
         finite = np.isfinite(v)
+        series = series.where(finite)
         distinct = np.unique(v[finite])
         if distinct.size > bins:
             edges = np.unique(np.quantile(v[finite], np.linspace(0.0, 1.0, bins + 1)))
             if edges.size < 3:
                 return None
             codes = np.searchsorted(edges[1:-1], v, side="right").astype(np.int64)
-            codes[~finite] = -1
             labels = tuple(f"{name} in [{_fmt(lo)}, {_fmt(hi)}{']' if i == edges.size - 2 else ')'}"
                            for i, (lo, hi) in enumerate(pairwise(edges)))
+            if not finite.all():
+                codes[~finite] = len(labels)
+                labels += (missing_label,)
             return SliceColumn(name, codes, labels)
-    codes, uniques = pd.factorize(series.astype(str), sort=True)  # hashing: linear in rows
-    counts = np.bincount(codes, minlength=len(uniques))
-    uniques, inverse = np.asarray(uniques), codes
-    if uniques.size < 2:
+    codes, uniques = pd.factorize(series.astype(str), sort=True)  # hashing: linear in rows; NaN gets code -1
+    names = [f"{name} = {_fmt(float(u)) if numeric else u}" for u in np.asarray(uniques)]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(names), codes)
+        names.append(missing_label)
+    if len(names) < 2:
         return None
+    counts = np.bincount(codes, minlength=len(names))
     keep = np.argsort(-counts, kind="stable")[:max_categories]
-    remap = np.full(uniques.size, -1, dtype=np.int64)
+    remap = np.full(len(names), -1, dtype=np.int64)
     remap[keep] = np.arange(keep.size)
-    labels = tuple(f"{name} = {_fmt(float(u)) if numeric else u}" for u in uniques[keep])
-    return SliceColumn(name, remap[inverse.reshape(-1)], labels)
+    return SliceColumn(name, remap[codes.reshape(-1)], tuple(names[i] for i in keep))
 
 
 def slice_table(ctx: CheckContext, split: str):
@@ -494,7 +506,9 @@ class GroupFairness(Check):
                 sr, sr_ci = _rate(int(sel[i]), int(n[i]))
                 tpr, tpr_ci = _rate(int(tp[i]), int(pos_n[i]))
                 fpr, fpr_ci = _rate(int(fp[i]), int(n[i] - pos_n[i]))
-                rows.append({"column": name, "group": label.split(" = ", 1)[-1] if " = " in label else label.split(" in ", 1)[-1],
+                group = (MISSING_SLICE if label == f"{name} {MISSING_SLICE}" else label.split(" = ", 1)[-1] if " = " in label
+                         else label.split(" in ", 1)[-1])
+                rows.append({"column": name, "group": group,
                              "n": int(n[i]), "selection_rate": sr, "selection_ci95": sr_ci, "tpr": tpr, "tpr_ci95": tpr_ci,
                              "fpr": fpr, "fpr_ci95": fpr_ci})
             dp = _spread([r["selection_rate"] for r in rows])

@@ -363,7 +363,8 @@ EVIDENCE_LABELS: dict[str, str] = {
     "demographic_parity_difference": "Demographic-parity difference", "equalized_odds_difference": "Equalised-odds difference",
     "tpr_difference": "True-positive rate difference", "fpr_difference": "False-positive rate difference",
     # behaviour
-    "batch_size": "Batch size", "max_score_difference": "Largest score difference", "changed_share": "Share of classes changed",
+    "batch_size": "Batch size", "scoring_batch_size": "Scoring batch size (metrics)",
+    "max_score_difference": "Largest score difference", "changed_share": "Share of classes changed",
     "changed": "Classes changed", "arrangements": "Arrangements", "arrangement": "Arrangement", "noise": "Noise (setting)",
     "flip_rates": "Flip rates", "perturbation": "Perturbation", "flip_rate": "Flip rate", "flipped": "Flipped",
     "predicted": "Predicted", "after": "After", "repeats": "Repeats", "importances": "Importances",
