@@ -32,7 +32,7 @@ def test_naming_the_majority_class_positive_keeps_the_rare_class_in_the_gate():
     report, _ = execute(load_config(SAMPLES / "credit_default.yaml", ["data.positive_class=No"]))
     check = next(c for c in report.checks if c.id == "minority_recall")
     assert report.status == "fail" and check.status == "fail"
-    assert "minority class 'Yes'" in check.message and check.value < 0.5
+    assert "rarest class 'Yes'" in check.message and check.value < 0.5
 
 
 def _saved(tmp_path: Path, document: dict, name: str = "results.json") -> Path:
