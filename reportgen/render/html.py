@@ -13,7 +13,7 @@ from reportgen.errors import InputError, RunError
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
-    import jinja2
+    from reportgen.render.sandbox import BoundedSandbox
 
     from reportgen.report import Report
 
@@ -43,7 +43,7 @@ move a verdict) and lone surrogates (not encodable): replaced by U+FFFD anywhere
 labels included. Names are further isolated by <bdi> and ``unicode-bidi: isolate`` in the templates."""
 
 
-def environment(template_dir: Path | None = None) -> "jinja2.Environment":
+def environment(template_dir: Path | None = None) -> "BoundedSandbox":
     """A sandboxed Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name.
 
     Jinja's ImmutableSandboxedEnvironment: templates read the report and format it, but cannot

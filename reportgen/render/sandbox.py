@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import jinja2
 import jinja2.nodes
@@ -103,9 +103,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         super().__init__(*args, **kwargs)
         self.time_budget_s = time_budget_s
         self._deadline: float | None = None
-        safe_range = self.globals["range"]
+        safe_range = cast(Callable[..., Iterable[Any]], self.globals["range"])
         self.globals["range"] = lambda *a: self._ticking(safe_range(*a))
-        self.globals["lipsum"] = self._bounded_lipsum(self.globals["lipsum"])
+        self.globals["lipsum"] = self._bounded_lipsum(cast(Callable[..., Any], self.globals["lipsum"]))
         for name in ("center", "indent", "wordwrap", "replace", "join", "format", "truncate"):
             self.filters[name] = self._bounded_filter(name, self.filters[name])
 
