@@ -113,7 +113,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def check_deadline(self) -> None:
         """Raise TemplateTimeExceeded when the armed deadline has passed."""
         if self._deadline is not None and time.monotonic() > self._deadline:
-            self._deadline = None  # raised once; the render unwinds
             raise TemplateTimeExceeded(f"exceeded its time budget of {self.time_budget_s:g} s")
 
     def _ticking(self, items: Iterable[Any]) -> Iterator[Any]:
@@ -132,17 +131,19 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         previous: Any = None
         if use_alarm:
             def alarm(signum: int, frame: Any) -> None:
-                raise TemplateTimeExceeded(f"exceeded its time budget of {budget:g} s")
+                if self._deadline is not None:  # not once the render has ended
+                    raise TemplateTimeExceeded(f"exceeded its time budget of {budget:g} s")
 
             previous = signal.signal(signal.SIGALRM, alarm)
-            signal.setitimer(signal.ITIMER_REAL, budget)
+            # repeating: an exception raised where Python swallows it (a weakref callback, __del__) is raised again
+            signal.setitimer(signal.ITIMER_REAL, budget, 0.05)
         try:
             yield
         finally:
+            self._deadline = None
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
-            self._deadline = None
 
     def render(self, template: jinja2.Template, **context: Any) -> str:
         """Render ``template`` within the time budget and MAX_TEMPLATE_OUTPUT; raises a SecurityError subclass."""
