@@ -12,7 +12,7 @@ import sysconfig
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence, TextIO, cast
 
 from reportgen import __version__, metric_registry
 from reportgen.errors import InputError, ReportgenError
@@ -264,7 +264,7 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the reportgen command."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="reportgen",
         description="Model diagnostics reports for PyTorch. Exit codes: 0 gate passed, 1 gate failed, 2 bad config or input, 3 runtime error.",
     )
@@ -378,10 +378,39 @@ class ReaderTolerantOutput(io.TextIOBase):
             os.close(devnull)
 
 
+def _usable_stream(stream: TextIO | None, descriptor: int) -> TextIO:
+    """``stream``, or os.devnull in its place when it is missing or closed.
+
+    A command started with stdout or stderr closed (``reportgen run ... >&-``) gets ``sys.stdout`` or
+    ``sys.stderr`` None from Python; the run must still write its report and end with its own exit
+    code. The closed descriptor is first pointed at os.devnull, so that no file the run opens later
+    takes descriptor 1 or 2 (where native libraries would write their messages into it).
+    """
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != descriptor:
+            os.dup2(devnull, descriptor)
+            os.close(devnull)
+    if stream is None or getattr(stream, "closed", False):
+        return open(os.devnull, "w", encoding="utf-8")
+    return stream
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit 2 (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.BAD_INPUT, console_line(f"{self.prog}: error: {' '.join(message.split())}") + "\n")
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the CLI and return its exit code."""
-    out = cast(TextIO, ReaderTolerantOutput(out or sys.stdout))
-    err = err or sys.stderr
+    out = cast(TextIO, ReaderTolerantOutput(out or _usable_stream(sys.stdout, 1)))
+    err = err or _usable_stream(sys.stderr, 2)
+    if err is not sys.stderr and sys.stderr is None:
+        sys.stderr = err  # argparse, warnings and the interpreter's own messages write there
     # Before torch loads OpenMP: worker threads that sleep instead of spinning keep a busy or shared
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

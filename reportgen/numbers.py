@@ -7,11 +7,14 @@ The rules (``tests/test_numbers.py`` holds them as examples):
 
 - **Measured values** (metrics, proportions, losses, gaps, effect sizes, ratios: ``number``): three
   decimals below 1,000 (``0.973``, ``0.079``, ``-0.016``, ``29.043``); from 1,000 up, thousands
-  separators and one decimal unless whole (``34,539.6``, ``12,000``). Exactly zero is ``0``. A
-  magnitude below 0.001, which three decimals would show as ``0.000``, is written with two
-  significant digits as a power of ten: ``4.8×10⁻⁵``. That is the one scientific form; ``e-05`` is
-  never shown.
-- **Counts** (``count``): whole numbers with thousands separators (``1,500``).
+  separators and one decimal unless whole (``34,539.6``, ``12,000``); rounding carries into the
+  separator (``999.9996`` is ``1,000``). Exactly zero is ``0``, never ``-0``. A magnitude below 0.001,
+  which three decimals would show as ``0.000``, or from 10¹⁵ up, which would be a row of digits, is
+  written with two significant digits as a power of ten: ``4.8×10⁻⁵``, ``9.3×10²⁹``. That is the one
+  scientific form; ``e-05`` is never shown.
+- **Negative numbers** carry a true minus sign (U+2212) in every form: ``−0.017``, ``−2.0×10⁻⁴``,
+  ``−1.0×10⁻³–−0.5``.
+- **Counts** (``count``): whole numbers with thousands separators (``1,500``); from 10¹⁵ the power of ten.
 - **p-values** (``p_value``): three decimals, and ``< 0.001`` below that (``p_clause`` gives
   ``p = 0.706`` / ``p < 0.001``).
 - **Percentages** of a share in [0, 1] (``percent``): one decimal (``3.3%``), exactly ``0%`` and
@@ -38,13 +41,17 @@ DECIMALS = 3
 """Decimals of every measured value below 1,000."""
 SMALLEST_PLAIN = 10.0 ** -DECIMALS
 """Magnitudes below this would print as 0.000: they get the power-of-ten form."""
+LARGEST_PLAIN = 1e15
+"""Magnitudes from this up would print as a row of 16 or more digits: they get the power-of-ten form."""
+MINUS = "\u2212"
+"""The minus sign of every negative number a reader sees (not the hyphen-minus)."""
 P_FLOOR = 0.001
 """p-values below this are written ``< 0.001``."""
 MISSING = "—"
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
-ALLOWED_SCIENTIFIC = re.compile(r"-?\d(?:\.\d+)?×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+ALLOWED_SCIENTIFIC = re.compile(r"[-\u2212]?\d(?:\.\d+)?×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 """The one scientific form these functions write, e.g. ``4.8×10⁻⁵`` (for tests and linters)."""
 RAW_SCIENTIFIC = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?[eE][-+]?\d+\b")
 """Python's scientific notation (``4.76e-05``, ``1.1e-01``, ``1e-4``): never shown to a reader."""
@@ -61,10 +68,23 @@ def _plain(value: Any) -> Any:
     return int(value) if isinstance(value, abc_numbers.Integral) else float(value)
 
 
+def _minus(text: str) -> str:
+    """``text`` with a leading hyphen-minus written as the true minus sign."""
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
 def power_of_ten(value: float, significant: int = 2) -> str:
-    """``value`` as ``m×10ⁿ`` with ``significant`` digits in the mantissa (``4.8×10⁻⁵``)."""
+    """``value`` as ``m×10ⁿ`` with ``significant`` digits in the mantissa (``4.8×10⁻⁵``, ``−9.3×10²⁹``)."""
     mantissa, exponent = f"{value:.{significant - 1}e}".split("e")
-    return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return _minus(f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}")
+
+
+def _as_float(value: int) -> float | None:
+    """An int as a float; None when it is beyond the float range (more than about 10³⁰⁸)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def number(value: Any, digits: int = DECIMALS) -> str:
@@ -87,18 +107,28 @@ def number(value: Any, digits: int = DECIMALS) -> str:
     if value == 0:
         return "0"
     magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{int(value):,}" if value.is_integer() else f"{value:,.1f}"
-    if magnitude < 10.0 ** -digits:
+    if magnitude >= LARGEST_PLAIN:
         return power_of_ten(value)
-    return f"{value:.{digits}f}"
+    if magnitude >= 1000:
+        return _minus(f"{round(value):,}" if value.is_integer() else f"{value:,.1f}")
+    if float(f"{magnitude:.{digits}f}") >= 1000:  # rounding carries into the thousands: 999.9996 is 1,000
+        return _minus(f"{round(value):,}")
+    if magnitude < 10.0 ** -digits and float(f"{magnitude:.1e}") < 10.0 ** -digits:
+        return power_of_ten(value)
+    return _minus(f"{value:.{digits}f}")
 
 
 def count(value: Any) -> str:
     """A whole number with thousands separators (``1,500``); an em dash when missing."""
-    if not _is_number(value) or not math.isfinite(value):
+    value = _plain(value)
+    if not _is_number(value):
         return MISSING
-    return f"{int(round(value)):,}"
+    as_float = _as_float(value) if isinstance(value, int) else value
+    if as_float is None or not math.isfinite(as_float):
+        return MISSING
+    if abs(as_float) >= LARGEST_PLAIN:
+        return power_of_ten(as_float)
+    return _minus(f"{int(round(value)):,}")
 
 
 def p_value(value: Any) -> str:
@@ -118,14 +148,18 @@ def percent(share: Any) -> str:
     """A share in [0, 1] as a percentage with one decimal; ``< 0.1%`` and ``> 99.9%`` at the ends."""
     if not _is_number(share) or not math.isfinite(share):
         return MISSING
-    if share == 0 or share == 1:
-        return f"{share:.0%}"
+    if share == 0:
+        return "0%"
+    if share == 1:
+        return "100%"
+    if abs(share) * 100 >= LARGEST_PLAIN:
+        return power_of_ten(share * 100) + "%"
     text = f"{share:.1%}"
     if text in ("0.0%", "-0.0%"):
-        return "< 0.1%" if share > 0 else "> -0.1%"
+        return "< 0.1%" if share > 0 else f"> {MINUS}0.1%"
     if text == "100.0%":
         return "> 99.9%" if share < 1 else "< 100.1%"
-    return text
+    return _minus(text)
 
 
 def setting(value: Any, significant: int = 6) -> str:
@@ -148,24 +182,26 @@ def setting(value: Any, significant: int = 6) -> str:
         return MISSING
     if value == 0:
         return "0"
-    if abs(value) < SMALLEST_PLAIN:
+    if abs(value) < SMALLEST_PLAIN or abs(value) >= LARGEST_PLAIN:
         value = float(f"{value:.{significant - 1}e}")
         digits = next(d for d in range(1, significant + 1) if float(f"{value:.{d - 1}e}") == value)
         return power_of_ten(value, digits)
     text = f"{value:.{significant}g}"
     if "e" in text:  # 1e+06 and beyond: a large setting is a whole number in practice
-        return f"{value:,.0f}"
-    if abs(value) >= 1000:
+        return _minus(f"{value:,.0f}")
+    if abs(float(text)) >= 1000:  # also when rounding carries into the thousands (999.9999996)
         whole, _, fraction = text.partition(".")
-        return f"{int(whole):,}" + (f".{fraction}" if fraction else "")
-    return text
+        return _minus(f"{int(whole):,}" + (f".{fraction}" if fraction else ""))
+    return _minus(text)
 
 
 def duration(seconds: Any) -> str:
     """A duration in seconds with two decimals (``5.54 s``, ``1,234.50 s``); below 0.005 s ``< 0.01 s``."""
     if not _is_number(seconds) or not math.isfinite(seconds):
         return MISSING
-    return "< 0.01 s" if abs(seconds) < 0.005 else f"{seconds:,.2f} s"
+    if abs(seconds) >= LARGEST_PLAIN:
+        return f"{power_of_ten(seconds)} s"
+    return "< 0.01 s" if abs(seconds) < 0.005 else _minus(f"{seconds:,.2f} s")
 
 
 def signed(value: Any, digits: int = DECIMALS) -> str:
@@ -173,9 +209,7 @@ def signed(value: Any, digits: int = DECIMALS) -> str:
     if not _is_number(value) or not math.isfinite(value):
         return MISSING
     text = number(float(value), digits)
-    if value > 0:
-        return "+" + text
-    return text.replace("-", "−", 1) if value < 0 else text
+    return "+" + text if value > 0 else text
 
 
 def interval(low: Any, high: Any, digits: int = DECIMALS) -> str:

@@ -50,6 +50,12 @@ MAX_BYTES = 64 * 1024 * 1024
 """Largest results.json read (64 MiB): a run's is well under 2 MB (curves are thinned)."""
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted; a run writes at most about 10 levels."""
+MAX_EVIDENCE_DEPTH = MAX_DEPTH - 8
+"""Deepest nesting one check's evidence may have (the evidence object is level 1): results.json puts it
+4 levels down (document, checks, check, evidence), so this leaves room and every written file loads back."""
+MAX_EVIDENCE_BYTES = MAX_BYTES // 64
+"""Largest JSON text of one check's result (1 MiB): a built-in check's is a few kB; 64 of the largest still
+fit in MAX_BYTES."""
 
 Number = Union[StrictInt, StrictFloat]
 """A JSON number: ints stay ints (counts), floats stay floats; booleans are not numbers."""
@@ -391,6 +397,28 @@ def _plain_scalar(item: Any) -> Any:
     if isinstance(item, str):
         return str(item.value) if hasattr(item, "value") else str.__str__(item)
     return int(item)
+
+
+def result_size_problem(result: Mapping[str, Any]) -> str | None:
+    """Why one JSON-safe check result could not be read back from results.json, or None when it can.
+
+    ``result`` is the check's record (id, message, evidence, ...); its evidence must nest at most
+    MAX_EVIDENCE_DEPTH levels and the whole record take at most MAX_EVIDENCE_BYTES as JSON. A linear,
+    non-recursive walk, so a pathologically deep object cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(result.get("evidence"), 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (Mapping, list, tuple)):
+            if depth > MAX_EVIDENCE_DEPTH:
+                return f"its evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep"
+            children = value.values() if isinstance(value, Mapping) else value
+            stack.extend((child, depth + 1) for child in children)
+    size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    if size > MAX_EVIDENCE_BYTES:
+        return (f"its result takes {size // 1024:,} KiB as JSON, more than the {MAX_EVIDENCE_BYTES // 1024:,} KiB "
+                "one check may write")
+    return None
 
 
 def validate_document(document: Any) -> dict[str, Any]:

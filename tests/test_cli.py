@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,41 @@ def test_a_reader_that_reads_one_line_gets_the_verdict(tmp_path: Path, cancer_co
     assert process.wait(timeout=300) == 0
     assert first.startswith("PASS: cancer:")
     assert stderr == ""
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-", ">&- 2>&-"])
+def test_a_closed_stdout_or_stderr_keeps_the_exit_code_and_the_exit_code_file(tmp_path: Path, cancer_csv: Path,
+                                                                              closed: str):
+    """`reportgen run ... >&-` / `2>&-`: Python starts with sys.stdout or sys.stderr None; the run still writes
+    its report and the exit-code file and ends with the gate's code (here a failing gate, 1), progress on."""
+    document = cancer_config(cancer_csv, checks={"baseline_comparison": {"min": 0.99}})
+    out_dir, code_file = tmp_path / "out", tmp_path / "exit_code"
+    command = " ".join(shlex.quote(part) for part in [
+        sys.executable, "-m", "reportgen", "run", str(write_config(tmp_path, document)), "--out", str(out_dir),
+        "--exit-code-file", str(code_file)])
+    completed = subprocess.run(["bash", "-c", f"{command} {closed}"], cwd=REPO, capture_output=True, text=True,
+                               check=False, timeout=300)
+    assert completed.returncode == 1, completed.stderr
+    assert code_file.read_text(encoding="utf-8") == "1\n"
+    assert read_results(out_dir)["status"] == "fail"
+    if closed == ">&-":  # stderr stayed open: progress lines only, no traceback or runtime error
+        assert "Traceback" not in completed.stderr and "runtime error" not in completed.stderr
+        assert "loading data and model" in completed.stderr
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "c.yaml", "--nproc-per-node", "two"], "argument --nproc-per-node: invalid int value: 'two'"),
+    (["run"], "the following arguments are required: config"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["render", "results.json", "--out", "x", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["checks", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+])
+def test_every_usage_error_is_one_line_on_stderr_and_exit_2(argv: list[str], fragment: str):
+    completed = subprocess.run([sys.executable, "-m", "reportgen", *argv], cwd=REPO, capture_output=True, text=True,
+                               check=False, timeout=300)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("reportgen") and ": error: " in lines[0] and fragment in lines[0], lines[0]
+    assert "usage:" not in completed.stderr

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("value, text", [
-    (0.9726666, "0.973"), (0.07905021, "0.079"), (0.11064, "0.111"), (-0.016659, "-0.017"), (29.042918, "29.043"),
-    (0.0, "0"), (-0.0, "0"), (4.761904761906022e-05, "4.8×10⁻⁵"), (5.96e-08, "6.0×10⁻⁸"), (-2e-4, "-2.0×10⁻⁴"),
+    (0.9726666, "0.973"), (0.07905021, "0.079"), (0.11064, "0.111"), (-0.016659, "−0.017"), (29.042918, "29.043"),
+    (0.0, "0"), (-0.0, "0"), (4.761904761906022e-05, "4.8×10⁻⁵"), (5.96e-08, "6.0×10⁻⁸"), (-2e-4, "−2.0×10⁻⁴"),
     (0.001, "0.001"), (34539.564, "34,539.6"), (12000.0, "12,000"), (1500, "1,500"), (np.int64(7000), "7,000"),
     (np.float32(0.5), "0.500"), (None, "—"), (math.nan, "—"), (math.inf, "—"), (True, "yes"), (False, "no"),
 ])
@@ -48,6 +48,31 @@ def test_p_values(value, text):
 def test_percentages(share, text):
     assert N.percent(share) == text
     assert fmt.pct(share) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (9.284459423818941e+29, "9.3×10²⁹"), (-3.7e57, "−3.7×10⁵⁷"), (1e300, "1.0×10³⁰⁰"), (1e15, "1.0×10¹⁵"),
+    (999_999_999_999_999.0, "999,999,999,999,999"), (10**30, "1.0×10³⁰"), (10**400, "—"),
+    (999.9996, "1,000"), (-999.9996, "−1,000"), (999.96, "999.960"), (1000.04, "1,000.0"),
+    (0.00099996, "0.001"), (-0.00099996, "−0.001"), (-1e-300, "−1.0×10⁻³⁰⁰"), (-0.0, "0"), (-1234.5, "−1,234.5"),
+])
+def test_extreme_magnitudes_rounding_and_signs(value, text):
+    """From 10¹⁵ up the power of ten, as below 0.001; rounding carries into the separator; a true minus."""
+    assert N.number(value) == text
+    assert "-" not in N.number(value)
+
+
+def test_a_true_minus_in_every_form_and_never_minus_zero():
+    assert N.interval(-1e-300, -1e-300) == "−1.0×10⁻³⁰⁰–−1.0×10⁻³⁰⁰"
+    assert N.interval(-0.5, 0.25) == "−0.500–0.250"
+    assert N.signed(-1e30) == "−1.0×10³⁰" and N.signed(2e20) == "+2.0×10²⁰"
+    assert N.percent(-0.0) == "0%" and N.percent(-1e-300) == "> −0.1%" and N.percent(-0.25) == "−25.0%"
+    assert N.percent(1e30) == "1.0×10³²%"
+    assert N.setting(-0.5) == "−0.5" and N.setting(1e300) == "1×10³⁰⁰" and N.setting(999.9999996) == "1,000"
+    assert N.count(-1500) == "−1,500" and N.count(1e20) == "1.0×10²⁰" and N.count(-0.2) == "0"
+    assert N.duration(-2.5) == "−2.50 s" and N.duration(1e20) == "1.0×10²⁰ s"
+    for text in (N.number(-0.0), N.signed(-0.0), N.percent(-0.0), N.count(-0.0), N.setting(-0.0)):
+        assert text in ("0", "0%"), text
 
 
 def test_differences_intervals_and_counts():

@@ -281,3 +281,82 @@ def test_report_order_does_not_depend_on_import_order():
     assert first.stdout == plain.stdout
     ids = plain.stdout.split()
     assert ids[0] == "data_integrity" and ids.index("gradient_flow") < ids.index("release_comparison")
+
+
+UNWRITABLE_CHECKS = '''
+from reportgen import Check, CheckSpec, Finding, Measurement
+
+
+def _spec(check_id, **extra):
+    return CheckSpec(id=check_id, title=check_id, family="performance", detects="Nothing.", how_to_read="Nothing.",
+                     default_severity="warning", **extra)
+
+
+class Deep(Check):
+    spec = _spec("deep_evidence")
+
+    def run(self, ctx, settings):
+        evidence = "leaf"
+        for _ in range(80):
+            evidence = {"k": evidence}
+        return Finding("ok", None, "deep", {"deep": evidence})
+
+
+class Huge(Check):
+    spec = _spec("huge_evidence")
+
+    def run(self, ctx, settings):
+        return Finding("ok", None, "huge", {"rows": ["x" * 1000] * 3000})
+
+
+class NotANumber(Check):
+    spec = _spec("nan_measurement", threshold_key="max", default_threshold=0.5)
+
+    def run(self, ctx, settings):
+        return Measurement(float("nan"), "the nan thing")
+
+
+class Fine(Check):
+    spec = _spec("fine_evidence")
+
+    def run(self, ctx, settings):
+        return Finding("ok", None, "fine", {"nested": {"a": [1, {"b": 2}]}})
+'''
+
+
+def test_a_result_results_json_could_not_read_back_is_an_error_result_and_the_file_loads(tmp_path: Path,
+                                                                                        cancer_csv: Path):
+    """Evidence nested deeper than the loader allows, or larger than a check may write, and a measured value
+    that is not a number each make that check an error with the reason; the written results.json renders."""
+    (tmp_path / "unwritable.py").write_text(UNWRITABLE_CHECKS, encoding="utf-8")
+    names = ["Deep", "Huge", "NotANumber", "Fine"]
+    path = write_config(tmp_path, cancer_config(cancer_csv, training={"epochs": 3, "lr": 0.01},
+                                                plugins=[f"unwritable.py:{n}" for n in names]))
+    out = tmp_path / "out"
+    completed = reportgen(sys.executable, "run", str(path), "--out", str(out), "--quiet", "--format", "json,md")
+    assert completed.returncode in (0, 1), completed.stderr
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    by_id = {c["id"]: c for c in results["checks"]}
+    assert by_id["deep_evidence"]["status"] == "error"
+    assert "evidence is nested more than 56 levels deep" in by_id["deep_evidence"]["message"]
+    assert by_id["huge_evidence"]["status"] == "error"
+    assert "more than the 1,024 KiB one check may write" in by_id["huge_evidence"]["message"]
+    nan = by_id["nan_measurement"]
+    assert nan["status"] == "error" and nan["value"] is None
+    assert "not a finite number" in nan["message"] and "limit" not in nan["message"]
+    assert by_id["fine_evidence"]["status"] == "pass"
+    rendered = reportgen(sys.executable, "render", str(out / "results.json"), "--out", str(tmp_path / "again"),
+                         "--format", "md")
+    assert rendered.returncode == completed.returncode, rendered.stderr
+    assert (tmp_path / "again" / "summary.md").read_text(encoding="utf-8") == (out / "summary.md").read_text(encoding="utf-8")
+
+
+def test_a_non_finite_measurement_is_never_compared_with_the_threshold(leaky_context):
+    class Infinite(_Ratio):
+        def run(self, ctx, settings):
+            return Measurement(float("inf"), "the ratio is unbounded")
+
+    result = run_check(Infinite(), leaky_context, None)
+    assert (result.status, result.value) == ("error", None)
+    assert result.message.startswith("the check measured inf, not a finite number, so it cannot be judged")
+    assert "limit" not in result.message

@@ -145,3 +145,105 @@ def test_the_html_caption_of_a_run_without_early_stopping() -> None:
     config = F.cached("failing_binary").config["training"]
     assert ("early_stopping" in config) == ("whose weights were kept" in page)
     json.dumps(config)
+
+
+RUNAWAY_TEMPLATES = {
+    "a power of a power": "{{ ((10**1000)**1000)**1000 }}",
+    "a product of huge integers": "{{ (7**500) * (7**500) * (7**500) * (7**500) * (7**500) }}",
+    "a repeated list joined": '{{ (["x" * 1000000] * 1000000)|join }}',
+    "str.join": '{{ "".join(["x" * 1000000] * 1000000) }}',
+    "the center filter": '{{ "x"|center(2000000000) }}',
+    "str.ljust": '{{ "x".ljust(2000000000) }}',
+    "a format width": '{{ "{:>2000000000}".format("x") }}',
+    "a format width argument": '{{ "{:>{w}}".format("x", w=2000000000) }}',
+    "a printf width": '{{ "%2000000000s" % "x" }}',
+    "the format filter": '{{ "%2000000000s"|format("x") }}',
+    "the replace filter": '{{ ("a" * 1000000)|replace("a", "a" * 1000000) }}',
+    "str.replace": '{{ ("a" * 1000000).replace("a", "a" * 1000000) }}',
+    "the wordwrap filter": '{{ "x"|wordwrap(2000000000) }}',
+    "the indent filter": '{{ ("x\n" * 500000)|indent(100) }}',
+    "a concatenation": '{% set ns = namespace(s="x" * 1000000) %}{{ ns.s + ns.s }}',
+    "lipsum": "{{ lipsum(n=100000000) }}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUNAWAY_TEMPLATES))
+def test_a_template_cannot_build_a_huge_string_list_or_number(tmp_path: Path, case: str) -> None:
+    """Every operation that pads, repeats or multiplies is bounded before it runs: exit 2, nothing written."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "report.html.j2").write_text(RUNAWAY_TEMPLATES[case], encoding="utf-8")
+    code, out, err = _render_cli(F.cached("passing_binary"), tmp_path, "--format", "html", "--template-dir", str(templates))
+    assert code == ExitCode.BAD_INPUT, err
+    assert err.startswith("reportgen: error: could not render report.html: template report.html.j2: refused by the "
+                          "template sandbox: "), err
+    assert "more than" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("loop", [
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for a in 'x' * 100000 %}{% for b in 'y' * 100000 %}{{ '' }}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% for i in range(100000) %}{{ f(n - 1) if n else '' }}{% endfor %}{% endmacro %}{{ f(3) }}",
+])
+def test_a_runaway_template_ends_at_its_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str) -> None:
+    from reportgen.render import sandbox
+
+    monkeypatch.setattr(sandbox, "TEMPLATE_TIME_BUDGET_S", 0.5)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "report.html.j2").write_text(loop, encoding="utf-8")
+    code, out, err = _render_cli(F.cached("passing_binary"), tmp_path, "--format", "html", "--template-dir", str(templates))
+    assert code == ExitCode.BAD_INPUT, err
+    assert err.strip() == ("reportgen: error: could not render report.html: template report.html.j2: exceeded its time "
+                           "budget of 0.5 s; a template must not loop or compute without bound")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_deadline_holds_outside_the_main_thread(tmp_path: Path) -> None:
+    """No SIGALRM off the main thread: the checks in the sandbox's hooks and range() end the render."""
+    import threading
+
+    from reportgen.render.html import environment
+    from reportgen.render.sandbox import TemplateTimeExceeded
+
+    (tmp_path / "loop.j2").write_text("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+                                      encoding="utf-8")
+    env = environment(tmp_path)
+    env.time_budget_s = 0.3
+    raised: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            env.render(env.get_template("loop.j2"))
+        except TemplateTimeExceeded as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and len(raised) == 1
+    assert str(raised[0]) == "exceeded its time budget of 0.3 s"
+
+
+def test_the_rendered_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportgen.render import sandbox
+
+    monkeypatch.setattr(sandbox, "MAX_TEMPLATE_OUTPUT", 100_000)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "report.html.j2").write_text("{% for i in range(1000) %}{{ 'x' * 1000 }}{% endfor %}", encoding="utf-8")
+    code, out, err = _render_cli(F.cached("passing_binary"), tmp_path, "--format", "html", "--template-dir", str(templates))
+    assert code == ExitCode.BAD_INPUT, err
+    assert "its output is longer than 100,000 characters" in err and not (tmp_path / "out").exists()
+
+
+def test_bounded_operations_of_ordinary_size_still_work(tmp_path: Path) -> None:
+    from reportgen.render.html import environment
+
+    (tmp_path / "ok.j2").write_text(
+        '{{ "x"|center(5) }}|{{ 2**10 }}|{{ [1, 2]|join(",") }}|{{ "%5.2f"|format(3.14159) }}|{{ "{:>3}".format("a") }}'
+        '|{{ "{:>{w}}".format("b", w=2) }}|{{ "ab".replace("b", "cd") }}|{{ "a" + "b" }}|{{ "%s!" % "hi" }}'
+        '|{{ (lipsum(2, html=false)|wordcount) > 0 }}', encoding="utf-8")
+    env = environment(tmp_path)
+    assert env.render(env.get_template("ok.j2")) == "  x  |1024|1,2| 3.14|  a| b|acd|ab|hi!|True"

@@ -484,11 +484,24 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | None) -> CheckResult | None:
-    """Run one check with its settings; a crash becomes a result with status ``error``."""
+    """Run one check with its settings; a crash becomes a result with status ``error``.
+
+    So does a measured value that is not a finite number (it cannot be compared with a threshold)
+    and a result results.json could not read back (evidence nested too deep or too large;
+    ``results_schema.result_size_problem``): every written results.json loads again.
+    """
     spec = check.spec
     settings = spec.settings_from(overrides)
     if not settings.enabled:
         return None
+
+    def error(message: str, evidence: Mapping[str, Any]) -> CheckResult:
+        return CheckResult(
+            id=spec.id, title=spec.title, family=spec.family, status="error",
+            severity=settings.severity, value=None, threshold=settings.threshold,
+            higher_is_better=spec.higher_is_better, message=message, evidence=evidence,
+        )
+
     if ctx.task not in spec.tasks:
         finding = Finding.skip(f"does not apply to {ctx.task} tasks")
     elif spec.needs_training and ctx.training is None:
@@ -496,27 +509,45 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
     else:
         try:
             returned = check.run(ctx, settings)
+            if isinstance(returned, Measurement) and not _is_finite_number(returned.value):
+                return error(f"the check measured {returned.value!r}, not a finite number, so it cannot be judged "
+                             f"against its threshold: {returned.summary}", {"measured": _json_safe(returned.value)})
             finding = judge(spec, settings, returned) if isinstance(returned, Measurement) else returned
             if not isinstance(finding, Finding):
                 raise TypeError(f"run() returned a {type(finding).__name__}, not a Finding or Measurement")
+            value = finding.value
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            result = CheckResult(
+                id=spec.id, title=spec.title, family=spec.family,
+                status=status_for(finding.outcome, settings.severity), severity=settings.severity,
+                value=_json_safe(value), threshold=settings.threshold, higher_is_better=spec.higher_is_better,
+                message=str(finding.message), evidence=_json_safe(dict(finding.evidence)),
+            )
         except Exception as exc:  # a crashing check must not take the report down
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            return CheckResult(
-                id=spec.id, title=spec.title, family=spec.family, status="error",
-                severity=settings.severity, value=None, threshold=settings.threshold,
-                higher_is_better=spec.higher_is_better,
-                message=f"the check crashed: {exc.__class__.__name__}: {exc}",
-                evidence={"exception": exc.__class__.__name__, "at": f"{where.name}:{where.lineno}"},
-            )
-    value = finding.value
-    if isinstance(value, float) and not math.isfinite(value):
-        value = None
+            return error(f"the check crashed: {exc.__class__.__name__}: {exc}",
+                         {"exception": exc.__class__.__name__, "at": f"{where.name}:{where.lineno}"})
+        from reportgen.results_schema import result_size_problem
+
+        problem = result_size_problem({"message": result.message, "evidence": result.evidence})
+        if problem:
+            return error(f"the check's result cannot be written to results.json: {problem}", {})
+        return result
     return CheckResult(
         id=spec.id, title=spec.title, family=spec.family,
         status=status_for(finding.outcome, settings.severity), severity=settings.severity,
-        value=_json_safe(value), threshold=settings.threshold, higher_is_better=spec.higher_is_better,
+        value=None, threshold=settings.threshold, higher_is_better=spec.higher_is_better,
         message=finding.message, evidence=_json_safe(dict(finding.evidence)),
     )
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool) that is finite."""
+    try:
+        return not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def run_checks(

@@ -13,7 +13,7 @@ from reportgen.errors import InputError, RunError
 from reportgen.render.base import Renderer, RenderOptions
 
 if TYPE_CHECKING:
-    import jinja2
+    from reportgen.render.sandbox import BoundedSandbox
 
     from reportgen.report import Report
 
@@ -43,15 +43,17 @@ move a verdict) and lone surrogates (not encodable): replaced by U+FFFD anywhere
 labels included. Names are further isolated by <bdi> and ``unicode-bidi: isolate`` in the templates."""
 
 
-def environment(template_dir: Path | None = None) -> "jinja2.Environment":
+def environment(template_dir: Path | None = None) -> "BoundedSandbox":
     """A sandboxed Jinja environment with autoescape on; ``template_dir`` overrides built-in templates by name.
 
     Jinja's ImmutableSandboxedEnvironment: templates read the report and format it, but cannot
     reach Python internals (``__globals__``, ``__subclasses__``, ...) or modify data; such an
-    attempt is an InputError naming the template. Templates resolve only inside their folder.
+    attempt is an InputError naming the template. Templates resolve only inside their folder. Custom
+    templates render within ``sandbox.TEMPLATE_TIME_BUDGET_S`` seconds (render/sandbox.py bounds sizes too).
     """
     import jinja2
 
+    from reportgen.render import sandbox
     from reportgen.render.sandbox import BoundedSandbox, ConfinedLoader
 
     search: list[Path] = []
@@ -68,6 +70,7 @@ def environment(template_dir: Path | None = None) -> "jinja2.Environment":
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
+        time_budget_s=sandbox.TEMPLATE_TIME_BUDGET_S if template_dir is not None else None,
     )
     return env
 
@@ -122,13 +125,17 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     from jinja2.exceptions import SecurityError
 
     from reportgen.render import view
+    from reportgen.render.sandbox import TemplateTimeExceeded
 
     env = environment(options.template_dir)
     try:
         template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
-        text = template.render(r=view.build(report))
+        text = env.render(template, r=view.build(report))
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except TemplateTimeExceeded as exc:
+        raise InputError(f"template {_failing_template(exc)}: {exc}; a template must not loop or compute "
+                         "without bound") from exc
     except SecurityError as exc:
         raise InputError(f"template {_failing_template(exc)}: refused by the template sandbox: "
                          f"{' '.join(str(exc).split())}") from exc

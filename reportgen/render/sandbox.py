@@ -1,4 +1,4 @@
-"""The Jinja2 sandbox the report templates run in: bounded ``*`` and ``**``, templates confined to their folder.
+"""The Jinja2 sandbox the report templates run in: a time budget, bounded sizes, templates confined to their folder.
 
 Kept apart from ``render/html.py`` so that importing the renderers (json, junit and md runs do) does not
 import Jinja2.
@@ -6,40 +6,279 @@ import Jinja2.
 
 from __future__ import annotations
 
+import math
+import re
+import signal
+import string
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import jinja2
+import jinja2.nodes
+import jinja2.runtime
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from reportgen.errors import InputError
 
 MAX_TEMPLATE_SEQUENCE = 1_000_000
-"""Longest string or list a template may build with ``*`` (characters or items)."""
+"""Longest string or list a template operation may build (characters or items): ``*``, ``+``, ``%``,
+padding and repeating str methods and filters (center, ljust, format, replace, join, indent, ...)."""
 MAX_TEMPLATE_EXPONENT = 1_000
 """Largest exponent a template may raise a number to with ``**``."""
+MAX_TEMPLATE_INT_BITS = 4_096
+"""Largest integer (in bits, about 1,200 decimal digits) a template's ``**`` or ``*`` may produce."""
+MAX_TEMPLATE_OUTPUT = 64 * 1024 * 1024
+"""Most characters one rendered template may produce (64 Mi; a report.html is a few MB)."""
+TEMPLATE_TIME_BUDGET_S = 60.0
+"""Wall-clock seconds a custom template may take to render; the built-in ones take well under a second
+per report, so only a runaway template (nested loops, a huge computation) reaches it."""
+_LIPSUM_WORDS = 10_000
+"""Most words a template's ``lipsum()`` may produce."""
+
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*)(?:\.(\d*))?")
+
+
+class TemplateTimeExceeded(SecurityError):
+    """A template ran past its wall-clock budget."""
+
+
+class TemplateTooLarge(SecurityError):
+    """A template operation would build a string, list or number over the sandbox's bounds."""
+
+
+def _require_length(length: int, what: str) -> None:
+    if length > MAX_TEMPLATE_SEQUENCE:
+        raise TemplateTooLarge(f"{what} builds {length:,} characters or items, more than {MAX_TEMPLATE_SEQUENCE:,}")
+
+
+def _size(value: Any) -> int:
+    """Characters or items of a string or sequence; 0 for anything else."""
+    return len(value) if isinstance(value, (str, list, tuple)) else 0
+
+
+def _require_printf_widths(text: str) -> None:
+    """Refuse ``%2000000000s``-style widths and precisions over MAX_TEMPLATE_SEQUENCE."""
+    for match in _PRINTF_FIELD.finditer(text):
+        for digits in match.groups():
+            if digits and int(digits) > MAX_TEMPLATE_SEQUENCE:
+                _require_length(int(digits), "a %-format width")
+
+
+def _require_format_widths(text: str) -> None:
+    """Refuse ``{:>2000000000}``-style widths and precisions in a str.format string (nested specs too)."""
+    pending = [text]
+    while pending:
+        for _, _, spec, _ in string.Formatter().parse(pending.pop()):
+            if spec:
+                for digits in re.findall(r"\d+", spec):
+                    _require_length(int(digits) if len(digits) < 12 else MAX_TEMPLATE_SEQUENCE + 1, "a format width")
+                pending.append(spec)
+
+
+def _int_bits(value: Any) -> int:
+    return value.bit_length() if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded: ``{{ "x" * 10**10 }}`` stops at once.
+    """Jinja's immutable sandbox, bounded in time and size, so that a template cannot hold a render (and its
+    memory) until the process is killed.
 
-    The sandbox already limits ``range()``; repeating a string or list, or a huge power, would
-    otherwise hold the render (and its memory) until the process is killed.
+    - Time: ``render`` arms a wall-clock deadline of ``time_budget_s`` (None: no deadline). In the main
+      thread a SIGALRM timer interrupts any Python-level loop; every call, attribute lookup, operator and
+      ``range``/``lipsum`` item also checks the deadline, so the budget holds in other threads too.
+      Exceeding it raises TemplateTimeExceeded.
+    - Size: ``*``, ``**``, ``+`` and ``%``, the str methods and filters that pad or repeat, ``join``,
+      ``replace`` and ``lipsum`` are checked before they run (TemplateTooLarge), and the rendered text
+      is capped at MAX_TEMPLATE_OUTPUT characters.
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
+    def __init__(self, *args: Any, time_budget_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_budget_s = time_budget_s
+        self._deadline: float | None = None
+        safe_range = cast(Callable[..., Iterable[Any]], self.globals["range"])
+        self.globals["range"] = lambda *a: self._ticking(safe_range(*a))
+        self.globals["lipsum"] = self._bounded_lipsum(cast(Callable[..., Any], self.globals["lipsum"]))
+        for name in ("center", "indent", "wordwrap", "replace", "join", "format", "truncate"):
+            self.filters[name] = self._bounded_filter(name, self.filters[name])
+
+    # -- time -------------------------------------------------------------------------------------
+    def check_deadline(self) -> None:
+        """Raise TemplateTimeExceeded when the armed deadline has passed."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise TemplateTimeExceeded(f"exceeded its time budget of {self.time_budget_s:g} s")
+
+    def _ticking(self, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            self.check_deadline()
+            yield item
+
+    @contextmanager
+    def _budget(self) -> Iterator[None]:
+        budget = self.time_budget_s
+        if budget is None:
+            yield
+            return
+        self._deadline = time.monotonic() + budget
+        use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        previous: Any = None
+        if use_alarm:
+            def alarm(signum: int, frame: Any) -> None:
+                if self._deadline is not None:  # not once the render has ended
+                    raise TemplateTimeExceeded(f"exceeded its time budget of {budget:g} s")
+
+            previous = signal.signal(signal.SIGALRM, alarm)
+            # repeating: an exception raised where Python swallows it (a weakref callback, __del__) is raised again
+            signal.setitimer(signal.ITIMER_REAL, budget, 0.05)
+        try:
+            yield
+        finally:
+            self._deadline = None
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+    def render(self, template: jinja2.Template, **context: Any) -> str:
+        """Render ``template`` within the time budget and MAX_TEMPLATE_OUTPUT; raises a SecurityError subclass."""
+        with self._budget():
+            parts: list[str] = []
+            total = 0
+            for part in template.generate(**context):
+                total += len(part)
+                if total > MAX_TEMPLATE_OUTPUT:
+                    raise TemplateTooLarge(f"its output is longer than {MAX_TEMPLATE_OUTPUT:,} characters")
+                parts.append(part)
+            return "".join(parts)
+
+    # -- size -------------------------------------------------------------------------------------
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_TEMPLATE_EXPONENT:
-            raise SecurityError(f"the exponent {right!r} is larger than {MAX_TEMPLATE_EXPONENT:,}")
+        self.check_deadline()
+        if operator == "**" and isinstance(right, (int, float)) and not isinstance(right, bool):
+            if abs(right) > MAX_TEMPLATE_EXPONENT:
+                raise TemplateTooLarge(f"the exponent {right!r} is larger than {MAX_TEMPLATE_EXPONENT:,}")
+            if right > 0 and _int_bits(left) * right > MAX_TEMPLATE_INT_BITS:
+                raise TemplateTooLarge(f"the power would have about {int(_int_bits(left) * right * math.log10(2)):,} "
+                                       f"digits, more than the {int(MAX_TEMPLATE_INT_BITS * math.log10(2)):,} a template may compute")
         if operator == "*":
+            if _int_bits(left) + _int_bits(right) > MAX_TEMPLATE_INT_BITS:
+                raise TemplateTooLarge(f"the product would have more than the {MAX_TEMPLATE_INT_BITS:,} bits a template may compute")
             for sequence, count in ((left, right), (right, left)):
                 if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
-                    if len(sequence) * count > MAX_TEMPLATE_SEQUENCE:
-                        raise SecurityError(f"repeating a {type(sequence).__name__} {count:,} times builds more than "
-                                            f"{MAX_TEMPLATE_SEQUENCE:,} items")
+                    _require_length(len(sequence) * count, f"repeating a {type(sequence).__name__} {count:,} times")
+        if operator == "+":
+            _require_length(_size(left) + _size(right), "joining with +")
+        if operator == "%" and isinstance(left, str):
+            _require_printf_widths(left)
+            _require_length(len(left) + sum(_size(v) for v in (right if isinstance(right, tuple) else (right,))),
+                            "a %-format")
         return super().call_binop(context, operator, left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self.check_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self.check_deadline()
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        owner = getattr(value, "__self__", None)
+        formatter = super().wrap_str_format(value)
+        if formatter is None or not isinstance(owner, str):
+            return formatter
+        _require_format_widths(owner)
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            arguments = [*args, *kwargs.values(), *(v for a in args if isinstance(a, dict) for v in a.values())]
+            for argument in arguments:  # a width given as an argument: "{:>{w}}".format(x, w=...)
+                if isinstance(argument, int) and not isinstance(argument, bool) and abs(argument) > MAX_TEMPLATE_SEQUENCE:
+                    if "{" in "".join(spec or "" for _, _, spec, _ in string.Formatter().parse(owner)):
+                        _require_length(abs(argument), "a format width")
+            _require_length(len(owner) + sum(_size(a) for a in arguments), "str.format")
+            return formatter(*args, **kwargs)
+
+        return bounded
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        __self.check_deadline()
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            _check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def _bounded_lipsum(self, lipsum: Callable[..., Any]) -> Callable[..., Any]:
+        def bounded(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:  # noqa: A002 - Jinja's names
+            if not all(isinstance(v, int) for v in (n, min, max)) or n * max > _LIPSUM_WORDS:
+                raise TemplateTooLarge(f"lipsum(n={n!r}, max={max!r}) asks for more than {_LIPSUM_WORDS:,} words")
+            return lipsum(n=n, html=html, min=min, max=max)
+
+        return bounded
+
+    def _bounded_filter(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            self.check_deadline()
+            values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.nodes.EvalContext, jinja2.Environment))]
+            _check_filter(name, values, kwargs)
+            return function(*args, **kwargs)
+
+        for attribute in ("jinja_pass_arg",):  # keep Jinja's pass_context / pass_eval_context / pass_environment
+            if hasattr(function, attribute):
+                setattr(bounded, attribute, getattr(function, attribute))
+        return bounded
+
+
+def _check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a str method call whose result would be over MAX_TEMPLATE_SEQUENCE, before it runs."""
+    if name in _PADDING_METHODS:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool):
+                width = value * (len(text) if name == "expandtabs" else 1)
+                _require_length(max(width, len(text)), f"str.{name}")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        _require_length(_replaced_length(text, args[0], args[1]), "str.replace")
+    elif name == "join" and args:
+        _require_join(text, args[0])
+
+
+def _replaced_length(text: str, old: str, new: str) -> int:
+    occurrences = len(text) + 1 if old == "" else text.count(old)
+    return len(text) + occurrences * (len(new) - len(old))
+
+
+def _require_join(separator: str, items: Any) -> None:
+    if isinstance(items, (list, tuple, str)):
+        _require_length(len(items) * (len(separator) + 1), "join")
+        _require_length(sum(_size(item) if isinstance(item, str) else 1 for item in items)
+                        + len(separator) * max(len(items) - 1, 0), "join")
+
+
+def _check_filter(name: str, values: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse a filter call whose result would be over MAX_TEMPLATE_SEQUENCE, before it runs."""
+    subject = values[0] if values else None
+    text_length = len(str(subject)) if isinstance(subject, (str, int, float)) else _size(subject)
+    if name in ("center", "indent", "wordwrap", "truncate"):
+        for value in (*values[1:], *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool):
+                lines = str(subject).count("\n") + 1 if name == "indent" and subject is not None else 1
+                _require_length(max(value, 0) * lines + text_length, f"the {name} filter")
+            if isinstance(value, str) and name == "indent":
+                _require_length(len(value) * (str(subject).count("\n") + 1) + text_length, "the indent filter")
+    elif name == "replace" and len(values) >= 3:
+        _require_length(_replaced_length(str(subject), str(values[1]), str(values[2])), "the replace filter")
+    elif name == "join":
+        separator = values[1] if len(values) > 1 else kwargs.get("d", "")
+        if isinstance(subject, (list, tuple)):
+            _require_join(str(separator), subject)
+    elif name == "format" and isinstance(subject, str):
+        _require_printf_widths(subject)
+        _require_length(len(subject) + sum(_size(v) for v in (*values[1:], *kwargs.values())), "the format filter")
 
 
 class ConfinedLoader(jinja2.FileSystemLoader):
