@@ -159,7 +159,8 @@ def load_previous_results(path: Path, exclude: Path | None = None) -> dict[str, 
 def _previous_run(path: Path, exclude: Path | None) -> tuple[dict[str, Any], str | None]:
     """``load_previous_results`` and, when ``path`` is a folder, the chosen results.json's path relative to it
     (recorded in release_comparison's evidence as ``previous_source``)."""
-    chosen, skipped, source = path, (), None
+    chosen, source = path, None
+    skipped: tuple[tuple[str, str], ...] = ()
     if path.is_dir():
         scan = scan_runs(path, exclude)
         chosen, skipped, source = scan.chosen, scan.skipped, scan.chosen.relative_to(path).as_posix()
