@@ -57,21 +57,18 @@ class SplitFingerprints:
 
     def _everything_at_once(self) -> None:
         exact, norm, shifted = [], [], []
-        bad_values = bad_rows = 0
-        widths: set[int] = set()
+        tally = _ScanTally()
         for block in _blocks(self._split, self._batch_size):
             if block.shape[0] == 0:
                 continue
-            widths.add(block.shape[1])
-            values, rows = _nonfinite(block)
-            bad_values, bad_rows = bad_values + values, bad_rows + rows
+            tally.add(block)
             for piece in _cut(block):
                 e, a, b = fingerprint_block(piece)
                 exact.append(e)
                 norm.append(a)
                 shifted.append(b)
         self._hashes = {"exact": _concatenate(exact), "norm": _concatenate(norm), "norm_shifted": _concatenate(shifted)}
-        self._scan = (bad_values, bad_rows, widths.pop() if len(widths) == 1 else (-1 if widths else 0))
+        self._scan = tally.result()
 
     @property
     def exact(self) -> np.ndarray:
@@ -120,16 +117,30 @@ class SplitFingerprints:
 
     def _scanned(self) -> tuple[int, int, int]:
         if self._scan is None:
-            bad_values = bad_rows = 0
-            widths: set[int] = set()
+            tally = _ScanTally()
             for block in _blocks(self._split, self._batch_size):
-                if block.shape[0] == 0:
-                    continue
-                widths.add(block.shape[1])
-                values, rows = _nonfinite(block)
-                bad_values, bad_rows = bad_values + values, bad_rows + rows
-            self._scan = (bad_values, bad_rows, widths.pop() if len(widths) == 1 else (-1 if widths else 0))
+                if block.shape[0]:
+                    tally.add(block)
+            self._scan = tally.result()
         return self._scan
+
+
+class _ScanTally:
+    """What a scan of a split's blocks saw: non-finite values, rows holding one, and the sample widths."""
+
+    def __init__(self) -> None:
+        self.values = self.rows = 0
+        self.widths: set[int] = set()
+
+    def add(self, block: np.ndarray) -> None:
+        self.widths.add(block.shape[1])
+        values, rows = _nonfinite(block)
+        self.values, self.rows = self.values + values, self.rows + rows
+
+    def result(self) -> tuple[int, int, int]:
+        """(non-finite values, non-finite rows, width): width -1 when samples differ in size, 0 when none was seen."""
+        width = next(iter(self.widths)) if len(self.widths) == 1 else (-1 if self.widths else 0)
+        return self.values, self.rows, width
 
 
 def _nonfinite(block: np.ndarray) -> tuple[int, int]:
