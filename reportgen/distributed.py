@@ -407,7 +407,8 @@ def sample_mask(global_rows: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 
 def shard_split(split: SplitData, start: int, stop: int) -> SplitData:
-    """A SplitData restricted to rows [start, stop): a torch Subset of its dataset and sliced arrays."""
+    """A SplitData restricted to rows [start, stop): a torch Subset of its dataset and sliced arrays, with
+    ``offset`` and ``total`` saying where those rows lie in the whole split."""
     import dataclasses
 
     from torch.utils.data import Dataset, Subset, TensorDataset
@@ -426,6 +427,8 @@ def shard_split(split: SplitData, start: int, stop: int) -> SplitData:
         features=None if split.features is None else split.features[start:stop],
         source_rows=None if split.source_rows is None else split.source_rows[start:stop],
         attributes=None if split.attributes is None else split.attributes.iloc[start:stop],
+        offset=split.offset + start,
+        total=split.global_n,
     )
 
 

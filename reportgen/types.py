@@ -31,11 +31,26 @@ class SplitData:
     """Per-sample attributes in the values a person recognises (one row per sample, in split order):
     for tables, every column of the file but the target, before encoding and scaling (ignored columns
     too, so a sensitive attribute need not be a model input). Used by slice, fairness and drift checks."""
+    offset: int = 0
+    """Index, within the whole split, of this SplitData's first row: 0 unless it is one worker's shard."""
+    total: int | None = None
+    """Rows of the whole split over every worker when this SplitData is one worker's shard; None when it is
+    the whole split."""
 
     @property
     def n(self) -> int:
-        """Number of samples."""
+        """Number of samples held here (a worker's shard holds ``n`` of the split's ``global_n``)."""
         return int(len(self.labels))
+
+    @property
+    def global_n(self) -> int:
+        """Number of samples of the whole split, over every worker."""
+        return self.n if self.total is None else int(self.total)
+
+    @property
+    def is_shard(self) -> bool:
+        """True when this holds only some rows of its split (rows ``offset`` to ``offset + n - 1``)."""
+        return self.total is not None and (self.offset != 0 or self.n != self.total)
 
 
 @dataclass(frozen=True)
