@@ -432,27 +432,46 @@ def shard_split(split: SplitData, start: int, stop: int) -> SplitData:
     )
 
 
+@dataclass(frozen=True)
+class ShardEvaluation:
+    """One split evaluated by one worker: its rows, their predictions, and (rank 0) the whole split's."""
+
+    local_split: SplitData
+    local_predictions: Predictions
+    gathered: Predictions | None
+    """Every worker's predictions in global row order, on rank 0; None on the other workers."""
+
+
 def evaluate_sharded(
     split: SplitData,
     world: World,
     batch_size: int,
     evaluate_part: Callable[[SplitData, Callable[[int], None] | None], Predictions],
     on_batch: Callable[[int], None] | None = None,
-) -> Predictions | None:
+) -> ShardEvaluation:
     """Evaluate this worker's shard with ``evaluate_part(shard, on_batch)`` and gather the Predictions to rank 0.
 
-    Shards are aligned to ``batch_size`` so every batch is one the single-process run would form:
-    per-sample outputs and per-batch losses are then identical and only the final sum of batch losses
-    is added in a different order (relative difference ~1e-16). Returns the split's Predictions on
-    rank 0 (rows in global order) and None on the other workers; a single process evaluates the whole
-    split. ``on_batch`` gets global progress (the shard's offset plus samples done).
+    ``split`` is the whole split (every worker then takes its shard, aligned to ``batch_size``) or
+    already this worker's shard (``split.is_shard``: it is evaluated as it is). Shards are aligned to
+    ``batch_size`` so every batch is one the single-process run would form: per-sample outputs and
+    per-batch losses are then identical and only the final sum of batch losses is added in a different
+    order (relative difference ~1e-16). ``gathered`` holds the split's Predictions on rank 0 (rows in
+    global order) and None on the other workers; a single process evaluates the whole split and its
+    local predictions are the gathered ones. ``on_batch`` gets global progress (the shard's offset plus
+    samples done).
     """
     if not world.distributed:
-        return evaluate_part(split, on_batch)
-    start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)
+        whole = evaluate_part(split, on_batch)
+        return ShardEvaluation(split, whole, whole)
+    if split.is_shard:
+        part_split = split
+    else:
+        start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)
+        part_split = shard_split(split, start, stop)
+    start = part_split.offset
     progress = None if on_batch is None else (lambda done: on_batch(start + done))
-    part = evaluate_part(shard_split(split, start, stop), progress) if stop > start else None
-    n_local = stop - start
+    part = evaluate_part(part_split, progress) if part_split.n else None
+    n_local = part_split.n
     loss_sums = all_gather_scalars([part.loss * n_local if part is not None else 0.0], world)[:, 0]
     y_true = gather_rows(part.y_true if part is not None else split.labels[:0], world)
     empty_pred = split.labels[:0].astype(np.float32 if split.labels.dtype == np.float32 else np.int64)
@@ -463,8 +482,12 @@ def evaluate_sharded(
     if width > 0:
         local_probs = part.probs if part is not None and part.probs is not None else np.zeros((0, width), np.float32)
         probs = gather_rows(local_probs, world)
+    if part is None:
+        part = Predictions(split=split.name, y_true=split.labels[:0], y_pred=empty_pred,
+                           probs=None if width <= 0 else np.zeros((0, width), np.float32), loss=0.0)
     if not world.is_main:
-        return None
-    loss = float(sum(float(v) for v in loss_sums)) / max(split.n, 1)
+        return ShardEvaluation(part_split, part, None)
+    loss = float(sum(float(v) for v in loss_sums)) / max(split.global_n, 1)
     assert y_true is not None and y_pred is not None
-    return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)
+    gathered = Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)
+    return ShardEvaluation(part_split, part, gathered)

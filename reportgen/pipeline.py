@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -244,6 +245,8 @@ def _execute(
     loss_name = resolve_loss_name(cfg.training.loss if cfg.training else "auto", info.output_kind)
     loss_fn = make_loss(loss_name, info.output_kind, data.positive_index, None)
     predictions: dict[str, Predictions] = {}
+    local_splits: dict[str, SplitData] = {}
+    local_predictions: dict[str, Predictions] = {}
     scoring_batch = inference_batch_size(cfg.data.batch_size, data.input_shape)
     for name, split in data.splits.items():
         on_batch = functools.partial(progress.batches, name, total=split.n)
@@ -255,9 +258,11 @@ def _execute(
                 device=prepared.device, num_classes=data.num_classes, on_batch=on_part,
             )
 
-        gathered = evaluate_sharded(split, world, scoring_batch, evaluate_part, on_batch)
-        if gathered is not None:
-            predictions[name] = gathered
+        evaluated = evaluate_sharded(split, world, scoring_batch, evaluate_part, on_batch)
+        local_splits[name], local_predictions[name] = evaluated.local_split, evaluated.local_predictions
+        if evaluated.gathered is not None:
+            predictions[name] = evaluated.gathered
+    spread = _spread_check_inputs(cfg, data, local_splits, local_predictions, predictions, training, prepared, world)
     if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report
         return None, prepared
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
@@ -278,10 +283,10 @@ def _execute(
     progress.stage("running checks")
     t0 = time.perf_counter()
     context = CheckContext(
-        task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
+        task=cfg.task, data=spread.data if spread else data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
         previous_source=previous_source, model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
-        seed=cfg.seed,
+        seed=cfg.seed, local_states=spread.local_states if spread else None, samples=spread.samples if spread else None,
     )
     results = run_checks(context, cfg.checks)
     overrides = gate_overrides([c.spec for c in registry.all()], cfg.checks)
@@ -307,6 +312,43 @@ def _execute(
     except ResultsError as exc:  # the run itself built a document the schema refuses: a bug, not bad input
         raise RunError(f"the run's results do not fit the results.json schema: {exc}") from exc
     return report, prepared
+
+
+@dataclass(frozen=True)
+class _SpreadInputs:
+    """What rank 0's checks read on a multi-worker run: labels-only data, the local phases' results, the row samples."""
+
+    data: DataBundle
+    local_states: Any
+    samples: Any
+
+
+def _spread_check_inputs(
+    cfg: Any, data: DataBundle, local_splits: dict[str, SplitData], local_predictions: dict[str, Predictions],
+    predictions: dict[str, Predictions], training: TrainingResult | None, prepared: Prepared, world: World,
+) -> _SpreadInputs | None:
+    """On a multi-worker run, every worker runs the enabled checks' local phases on its rows and sends rank 0
+    its share of the row sample (reportgen/checks/shards.py); rank 0 gets them with a labels-only view of the
+    data. None on one process, where the checks run those phases themselves on the whole data (same rule)."""
+    if not world.distributed:
+        return None
+    from reportgen.checks.shards import ShardContext, gather_row_samples, labels_only, run_local_phases
+
+    active = []
+    for check in registry.all():
+        settings = check.spec.settings_from(cfg.checks.get(check.spec.id))
+        if settings.enabled and cfg.task in check.spec.tasks and not (check.spec.needs_training and training is None):
+            active.append((check, settings))
+    shard = ShardContext(
+        task=cfg.task, data=dataclasses.replace(data, splits=local_splits), predictions=local_predictions, world=world,
+        batch_size=cfg.data.batch_size, seed=cfg.seed, model=prepared.model, device=prepared.device,
+        output_kind=prepared.model_info.output_kind, threshold=cfg.model.threshold,
+    )
+    local_states = run_local_phases(active, shard)
+    samples = gather_row_samples(shard) if any(getattr(c, "uses_row_sample", False) for c, _ in active) else None
+    if not world.is_main:
+        return None
+    return _SpreadInputs(labels_only(data, predictions), local_states, samples)
 
 
 def default_out_dir(name: str) -> Path:

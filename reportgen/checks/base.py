@@ -20,6 +20,7 @@ from reportgen.vocabulary import Verdict
 
 if TYPE_CHECKING:
     from reportgen.checks.context import CheckContext
+    from reportgen.checks.shards import KeyedRows, LocalPart, ShardContext
 
 Status = Literal["pass", "warn", "fail", "error", "skip"]  # the values of reportgen.vocabulary.Status
 Severity = Literal["error", "warning", "info"]  # the values of reportgen.vocabulary.Severity
@@ -260,6 +261,8 @@ class Check(ABC):
     """A registered check: a spec and a ``run`` that turns the context into a finding."""
 
     spec: ClassVar[CheckSpec]
+    uses_row_sample: ClassVar[bool] = False
+    """True when ``run`` reads ``ctx.row_sample(...)``: a multi-worker run then gathers the sample to rank 0."""
 
     @abstractmethod
     def run(self, ctx: "CheckContext", settings: CheckSettings) -> "Finding | Measurement":
@@ -268,6 +271,21 @@ class Check(ABC):
         Return a :class:`Measurement` and the base judges it against ``min``/``max``; return a
         :class:`Finding` with an explicit outcome when the check decides itself (or skips).
         """
+
+    def local(self, shard: "ShardContext", settings: CheckSettings) -> "LocalPart | Any":
+        """Optional phase over one worker's own rows, run on every worker before ``run`` (no collectives inside).
+
+        Return a small picklable state (or a :class:`~reportgen.checks.shards.LocalPart` with keyed rows to
+        meet by hash); ``run`` reads every worker's, in rank order, with ``ctx.local_results(spec.id)``.
+        Only checks that read input rows need one (reportgen/checks/shards.py). May raise: the check's
+        result is then status ``error``.
+        """
+        raise NotImplementedError
+
+    def meet(self, received: "KeyedRows", shard: "ShardContext", settings: CheckSettings) -> Any:
+        """The keyed rows routed to this worker (every row whose hash maps here, from every worker, in rank
+        order); returns a small picklable state that ``run`` receives as ``WorkerResult.met``."""
+        raise NotImplementedError
 
 
 ENTRY_POINT_GROUP = "reportgen.checks"
@@ -508,6 +526,12 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
         finding = Finding.skip("the config has no training section, so there is no training run to inspect")
     else:
         try:
+            from reportgen.checks.shards import LocalFailure, has_local_phase
+
+            if has_local_phase(check):
+                local = ctx.ensure_local_results(check, settings)
+                if isinstance(local, LocalFailure):
+                    return error(f"the check crashed: {local.message}", {"exception": local.exception, "at": "local phase"})
             returned = check.run(ctx, settings)
             if isinstance(returned, Measurement) and not _is_finite_number(returned.value):
                 return error(f"the check measured {returned.value!r}, not a finite number, so it cannot be judged "

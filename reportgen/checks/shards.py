@@ -1,0 +1,359 @@
+"""Checks over rows spread across workers: local phases, meetings by hash, and one row sample for every worker count.
+
+On a run of several workers (``reportgen run --nproc-per-node N``, torchrun) each worker holds a contiguous
+shard of every split, and rank 0, which runs the checks and writes the report, gets every worker's
+predictions (labels, predicted classes, scores: a few bytes per row) but not their input rows. A check
+that needs the inputs reads them in one of two ways, and its result must not depend on the number of workers:
+
+1. **A local phase** (``Check.local``): every worker runs it on its own rows and returns a small,
+   bounded state (counts, a histogram, a few examples); rank 0 receives the states of all workers in
+   rank order (``CheckContext.local_results``), which is the order of the rows, and merges them in
+   ``run``. A local phase may also hand over **keyed rows** (``KeyedRows``: a 64-bit hash per row and an
+   int64 payload): rows with equal hashes are sent to the same worker (``distributed.exchange_by_hash``,
+   hash modulo the world size), which calls ``Check.meet`` on what it received; the outcomes of ``meet``
+   reach rank 0 the same way. That is how overlaps and conflicting labels are found across shards without
+   sending every hash to every worker.
+2. **The row sample** (``CheckContext.row_sample``): at most ``ROW_SAMPLE_MAX_ROWS`` rows of a split (fewer
+   for wide inputs: ``ROW_SAMPLE_MAX_BYTES`` of inputs), chosen by a hash of the global row index and the
+   run's seed (``distributed.sample_global_rows``), so the same rows are chosen whatever the number of
+   workers; every row when the split is smaller. Their inputs, attributes, labels and predictions are
+   gathered to rank 0 in the split's order.
+
+A one-process run takes the same path (every collective is then a no-op), so the two agree by
+construction. Local phases contain no collectives themselves: the framework runs them, then checks
+that every worker succeeded before any exchange, so a check that fails on one worker becomes a result
+with status ``error`` on rank 0 instead of a worker waiting forever. Every worker runs the same
+enabled checks in the same order (they read the same config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
+
+import numpy as np
+
+from reportgen.types import DataBundle, Predictions, SplitData
+
+if TYPE_CHECKING:  # torch (through reportgen.distributed) is imported when checks run, not when a report renders
+    from reportgen.checks.base import Check, CheckSettings
+    from reportgen.distributed import World
+
+ROW_SAMPLE_MAX_ROWS = 200_000
+"""Rows of each split in the row sample: enough for a two-sample KS test or a slice table to resolve
+differences of about 0.5 percentage points, and bounded so rank 0's memory does not grow with the data."""
+ROW_SAMPLE_MAX_BYTES = 256 * 2**20
+"""Bound on the sampled inputs of one split (float32): wide inputs (images) get fewer rows."""
+ROW_SAMPLE_SALT = 0x5EED_0F_5A_3B_1E
+"""Mixed into the run's seed so the row sample is not the same set as other seeded choices."""
+MAX_STATE_BYTES = 64 * 2**20
+"""Largest pickled local state one worker may send to rank 0 for one check."""
+
+
+class RowsElsewhere:
+    """Stands in for a split's dataset on rank 0 of a multi-worker run: the rows live on the workers.
+
+    Any access raises LookupError (so a check that still reads ``ctx.data.splits[...]`` row by row ends
+    as a result with status ``error`` and this message, never with a silently partial answer).
+    """
+
+    def __init__(self, split: str, n: int) -> None:
+        self.split, self.n = split, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: Any) -> Any:
+        raise LookupError(f"the {self.split} split's rows are spread over the workers: a check reads them through "
+                          "a local phase or the row sample (reportgen/checks/shards.py)")
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """Rows to be met by hash: ``hashes`` (n,) uint64 and ``payload`` (n, k) int64 (e.g. split, label, global row)."""
+
+    hashes: np.ndarray
+    payload: np.ndarray
+
+    def __post_init__(self) -> None:
+        hashes = np.asarray(self.hashes, dtype=np.uint64).reshape(-1)
+        payload = np.asarray(self.payload, dtype=np.int64).reshape(hashes.size, -1)
+        object.__setattr__(self, "hashes", hashes)
+        object.__setattr__(self, "payload", payload)
+
+
+@dataclass(frozen=True)
+class LocalPart:
+    """What one worker's local phase returns: a small state for rank 0, and optionally rows to meet by hash."""
+
+    state: Any = None
+    keyed: KeyedRows | None = None
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """One worker's share of a check's local phase, as rank 0 receives it."""
+
+    rank: int
+    state: Any
+    met: Any = None
+    """What ``Check.meet`` returned on this worker for the keyed rows routed to it (None without keyed rows)."""
+
+
+@dataclass(frozen=True)
+class LocalFailure:
+    """A local phase (or meeting) that raised on some worker: rank 0 reports it as the check's error."""
+
+    message: str
+    exception: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class ShardContext:
+    """What a local phase sees on one worker: its own rows of every split and their predictions.
+
+    ``data.splits[name]`` holds this worker's rows (``offset`` and ``global_n`` place them in the split);
+    ``predictions[name]`` the same rows' predictions, aligned with them.
+    """
+
+    task: str
+    data: DataBundle
+    predictions: Mapping[str, Predictions]
+    world: World
+    batch_size: int = 512
+    seed: int = 0
+    model: Any = None
+    device: Any = None
+    output_kind: str | None = None
+    threshold: float = 0.5
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in index order."""
+        return self.data.classes
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the positive class (binary tasks)."""
+        return self.data.positive_index
+
+
+@dataclass(frozen=True)
+class RowSample:
+    """The sampled rows of one split on rank 0: inputs, attributes and labels (``split``), their predictions,
+    and their indices in the whole split (``rows``, sorted)."""
+
+    split: SplitData
+    predictions: Predictions
+    rows: np.ndarray
+    of_n: int
+    """Rows of the whole split."""
+
+    @property
+    def is_whole(self) -> bool:
+        """True when the sample is the whole split (every row, in order)."""
+        return len(self.rows) == self.of_n
+
+
+# --------------------------------------------------------------------------- collectives on Python objects
+
+
+def _gather_objects(value: Any, world: World) -> list[Any] | None:
+    """Every worker's ``value`` in rank order on rank 0 (None elsewhere); ``[value]`` on one process."""
+    if not world.distributed:
+        return [value]
+    import torch.distributed as dist
+
+    parts: list[Any] | None = [None] * world.world_size if world.is_main else None
+    dist.gather_object(value, parts, dst=0)
+    return parts
+
+
+def _all_ok(ok: bool, world: World) -> np.ndarray:
+    """(world_size,) flags: which workers succeeded (the same array on every worker)."""
+    from reportgen.distributed import all_gather_scalars
+
+    return all_gather_scalars([1 if ok else 0], world, dtype=np.int64)[:, 0].astype(bool)
+
+
+def _failure(exc: BaseException, rank: int, world: World) -> LocalFailure:
+    where = f" (worker {rank})" if world.distributed else ""
+    return LocalFailure(f"{exc.__class__.__name__}: {exc}{where}", exc.__class__.__name__, rank)
+
+
+def _checked_state(part: Any) -> Any:
+    size = len(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+    if size > MAX_STATE_BYTES:
+        raise ValueError(f"the local state is {size:,} bytes, over the bound of {MAX_STATE_BYTES:,}")
+    return part
+
+
+# --------------------------------------------------------------------------- local phases
+
+
+def has_local_phase(check: "Check") -> bool:
+    """True when the check overrides ``Check.local``."""
+    from reportgen.checks.base import Check
+
+    return type(check).local is not Check.local
+
+
+def run_local_phases(
+    checks: Iterable[tuple["Check", "CheckSettings"]], shard: ShardContext
+) -> dict[str, tuple[WorkerResult, ...] | LocalFailure] | None:
+    """Run the local phase of every check given (those with one) on this worker; rank 0 gets them all.
+
+    ``checks`` must be the same (check, settings) pairs, in the same order, on every worker. Returns, on
+    rank 0, ``{check id: (WorkerResult per rank) or LocalFailure}``; None on the other workers.
+    """
+    from reportgen.distributed import all_gather_scalars, exchange_by_hash
+
+    world = shard.world
+    collected: dict[str, tuple[WorkerResult, ...] | LocalFailure] = {}
+    for check, settings in checks:
+        if not has_local_phase(check):
+            continue
+        check_id = check.spec.id
+        failure: LocalFailure | None = None
+        part: LocalPart | None = None
+        try:
+            returned = check.local(shard, settings)
+            part = returned if isinstance(returned, LocalPart) else LocalPart(state=returned)
+            _checked_state(part.state)
+        except Exception as exc:  # the check's error, reported on rank 0 like a crash in run()
+            failure = _failure(exc, world.rank, world)
+        ok = _all_ok(failure is None, world)
+        keyed_flags = all_gather_scalars([1 if part is not None and part.keyed is not None else 0], world, dtype=np.int64)[:, 0]
+        met: Any = None
+        if ok.all() and keyed_flags.any():
+            if not keyed_flags.all():
+                failure = LocalFailure("the local phase returned keyed rows on some workers only", "RuntimeError", world.rank)
+            else:
+                assert part is not None and part.keyed is not None
+                hashes, payload = exchange_by_hash(part.keyed.hashes, part.keyed.payload, world)
+                assert payload is not None
+                try:
+                    met = _checked_state(check.meet(KeyedRows(hashes, payload), shard, settings))
+                except Exception as exc:
+                    failure = _failure(exc, world.rank, world)
+            ok = _all_ok(failure is None, world)
+        sent = failure if failure is not None else WorkerResult(world.rank, part.state if part else None, met)
+        gathered = _gather_objects(sent, world)
+        if gathered is None:
+            continue
+        failures = [g for g in gathered if isinstance(g, LocalFailure)]
+        if failures or not ok.all():
+            collected[check_id] = failures[0] if failures else LocalFailure(
+                "a worker's local phase failed", "RuntimeError", int(np.flatnonzero(~ok)[0]))
+        else:
+            collected[check_id] = tuple(gathered)
+    return collected if world.is_main else None
+
+
+# --------------------------------------------------------------------------- the row sample
+
+
+def row_sample_size(split: SplitData) -> int:
+    """How many rows of ``split`` the row sample holds: every row up to ROW_SAMPLE_MAX_ROWS, fewer for wide inputs."""
+    shape = split.features.shape[1:] if split.features is not None else _input_shape(split)
+    width = max(1, int(np.prod(shape, dtype=np.int64)))
+    return int(min(split.global_n, ROW_SAMPLE_MAX_ROWS, max(1, ROW_SAMPLE_MAX_BYTES // (4 * width))))
+
+
+def _input_shape(split: SplitData) -> tuple[int, ...]:
+    tensors = getattr(split.dataset, "tensors", None)
+    if tensors is not None:
+        return tuple(tensors[0].shape[1:])
+    if split.n:
+        import torch
+
+        return tuple(torch.as_tensor(split.dataset[0][0]).shape)
+    return ()
+
+
+def _local_inputs(split: SplitData, local: np.ndarray) -> np.ndarray:
+    """float32 inputs of this worker's rows ``local`` (positions in its shard)."""
+    if split.features is not None:
+        return np.ascontiguousarray(split.features[local], dtype=np.float32)
+    import torch
+
+    tensors = getattr(split.dataset, "tensors", None)
+    if tensors is not None:
+        return tensors[0][torch.from_numpy(local)].float().numpy()
+    if not len(local):
+        return np.zeros((0, *_input_shape(split)), dtype=np.float32)
+    return torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in local]).float().numpy()
+
+
+def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) -> dict[str, RowSample] | None:
+    """The row sample of each split (``names``: default every split), gathered to rank 0 in split order.
+
+    Every worker must call this alike. The rows are ``sample_global_rows(global_n, ..., row_sample_size,
+    seed)``: a function of the split's size and the seed only. Memory on rank 0: the sampled inputs (at
+    most ROW_SAMPLE_MAX_BYTES per split), their attribute rows, labels and predictions. Returns None on
+    the other workers.
+    """
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from reportgen.distributed import all_gather_scalars, gather_rows, sample_global_rows
+
+    world = shard.world
+    out: dict[str, RowSample] = {}
+    for name in names or [n for n in ("train", "val", "test") if n in shard.data.splits]:
+        split, pred = shard.data.splits[name], shard.predictions[name]
+        total = split.global_n
+        sizes = all_gather_scalars([row_sample_size(split)], world, dtype=np.int64)[:, 0]
+        size = int(sizes.min())  # the same on every worker (each computes it from the same global facts)
+        seed = (int(shard.seed) ^ ROW_SAMPLE_SALT) % 2**63
+        if size >= total:
+            chosen = np.arange(total, dtype=np.int64)
+        else:
+            chosen = sample_global_rows(total, split.offset, split.offset + split.n, size, seed, world)
+        mine = chosen[(chosen >= split.offset) & (chosen < split.offset + split.n)]
+        local = mine - split.offset
+        x = gather_rows(_local_inputs(split, local), world)
+        labels = gather_rows(np.asarray(split.labels)[local], world)
+        y_pred = gather_rows(np.asarray(pred.y_pred)[local], world)
+        width = all_gather_scalars([-1 if pred.probs is None else pred.probs.shape[1]], world, dtype=np.int64)[:, 0]
+        probs = None
+        if int(width.max()) > 0:
+            local_probs = pred.probs[local] if pred.probs is not None else np.zeros((0, int(width.max())), np.float32)
+            probs = gather_rows(local_probs, world)
+        has_rows = split.source_rows is not None
+        source_rows = gather_rows(np.asarray(split.source_rows)[local] if has_rows else np.zeros(0, np.int64), world)
+        frames = _gather_objects(None if split.attributes is None else split.attributes.iloc[local], world)
+        if not world.is_main:
+            continue
+        assert x is not None and labels is not None and y_pred is not None and frames is not None
+        attributes = None
+        if all(f is not None for f in frames):
+            import pandas as pd
+
+            attributes = pd.concat(frames).reset_index(drop=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+        target = torch.from_numpy(labels)
+        sampled = SplitData(
+            name=name, dataset=TensorDataset(torch.from_numpy(x), target), labels=labels,
+            features=x if split.features is not None else None,
+            source_rows=source_rows if has_rows else None, source=split.source, attributes=attributes,
+        )
+        predictions = Predictions(split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
+        out[name] = RowSample(sampled, predictions, chosen, total)
+    return out if world.is_main else None
+
+
+def labels_only(data: DataBundle, predictions: Mapping[str, Predictions]) -> DataBundle:
+    """Rank 0's view of a multi-worker run's data: every split's labels (from the gathered predictions) and
+    sizes, but no rows (``RowsElsewhere`` stands in for the dataset; features and attributes are None)."""
+    splits = {}
+    for name, split in data.splits.items():
+        labels = predictions[name].y_true
+        splits[name] = dataclasses.replace(
+            split, dataset=cast(Any, RowsElsewhere(name, len(labels))), labels=labels, features=None, source_rows=None,
+            attributes=None, offset=0, total=None,
+        )
+    return dataclasses.replace(data, splits=splits)
