@@ -3,7 +3,9 @@
 ``stochasticity``, ``batch_dependence``, ``robustness`` and ``feature_importance`` run a few extra
 forward passes of the evaluated model on a bounded, seeded sample of the test split (at most
 ``max_samples`` rows, 10,000 by default), so their cost never grows with the size of the test split
-beyond that sample. They draw every random number from their own generators inside
+beyond that sample. The sample is drawn from the test split's row sample (``CheckContext.row_sample``:
+every row up to 200,000, reportgen/checks/shards.py), so it is the same whatever the number of workers;
+the model runs on rank 0. They draw every random number from their own generators inside
 ``torch.random.fork_rng``, so the RNG state of the rest of the run is left as it was.
 """
 
@@ -54,20 +56,26 @@ def sample_indices(n: int, limit: int, seed: int) -> np.ndarray:
 
 
 def test_inputs(ctx: CheckContext, limit: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """(inputs, labels, row indices) of a seeded sample of at most ``limit`` test samples, on the CPU."""
-    import torch
+    """(inputs, labels, source rows) of a seeded sample of at most ``limit`` test samples, on the CPU.
+
+    Drawn from the split's row sample (``ctx.row_sample``, the whole split up to ROW_SAMPLE_MAX_ROWS rows,
+    reportgen/checks/shards.py), so the same samples are scored whatever the number of workers. The third
+    array names each sample by its row in the source table (``source_rows``), else by its row in the split.
+    """
     key = f"behaviour_sample:{limit}"
     if key in ctx.cache:  # several checks read the same sample; a non-tensor dataset is read once
         return ctx.cache[key]
-    split = ctx.data.splits[ctx.evaluation_split()]
-    rows = sample_indices(split.n, limit, _seed(ctx))
-    tensors = getattr(split.dataset, "tensors", None)
-    if tensors is not None:
-        x = tensors[0][torch.from_numpy(rows)]
-    else:
-        x = torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in rows])
-    ctx.cache[key] = (x, split.labels[rows], rows)
+    sample = ctx.row_sample(ctx.evaluation_split())
+    picked = sample_indices(len(sample.rows), limit, _seed(ctx))
+    x = sample.split.dataset.tensors[0][picked]  # type: ignore[attr-defined]  # the sample is a TensorDataset
+    source = sample.split.source_rows if sample.split.source_rows is not None else sample.rows
+    ctx.cache[key] = (x, sample.split.labels[picked], np.asarray(source)[picked])
     return ctx.cache[key]
+
+
+def _drawn_from(ctx: CheckContext) -> dict[str, Any]:
+    """Evidence that the samples came from the row sample of a larger test split (``RowSample.evidence``)."""
+    return ctx.row_sample(ctx.evaluation_split()).evidence()
 
 
 @contextmanager
@@ -163,6 +171,7 @@ TOLERANCE_TEXT = ("Largest tolerated difference between two scorings of the same
 
 @register
 class Stochasticity(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="stochasticity",
         title="Deterministic outputs",
@@ -191,7 +200,7 @@ class Stochasticity(Check):
             second = score(ctx, model, x, ctx.batch_size)
         found = compare(ctx, first, second)
         value = found["max_score_difference"]
-        evidence = {"samples": len(x), "batch_size": ctx.batch_size, **found}
+        evidence = {"samples": len(x), **_drawn_from(ctx), "batch_size": ctx.batch_size, **found}
         changed = (f"; {count(found['changed'])} of {count(len(x))} predicted classes ({percent(found['changed_share'])}) changed"
                    if "changed" in found else "")
         unit = "in probability" if ctx.task != "regression" else "in units of the predictions' standard deviation"
@@ -208,6 +217,7 @@ class Stochasticity(Check):
 
 @register
 class BatchDependence(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="batch_dependence",
         title="Batch independence",
@@ -271,7 +281,7 @@ class BatchDependence(Check):
                                  **compare(ctx, reference[:singles], alone)})
         scored = [a["max_score_difference"] for a in arrangements if "max_score_difference" in a]
         value = max(scored) if scored else None
-        evidence = {"samples": n, "reference": f"batches of {scoring}", "scoring_batch_size": scoring,
+        evidence = {"samples": n, **_drawn_from(ctx), "reference": f"batches of {scoring}", "scoring_batch_size": scoring,
                     "arrangements": arrangements}
         worst = max((a for a in arrangements if "max_score_difference" in a), key=lambda a: a["max_score_difference"])
         if isinstance(alone, str):
@@ -303,9 +313,9 @@ def one_hot_columns(feature_names: tuple[str, ...] | None, width: int) -> np.nda
 def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tuple[str, Callable[[torch.Generator], torch.Tensor]]]:
     """Named perturbations of ``x`` at the budget: Gaussian noise (tables and images), 1-pixel shifts (images)."""
     import torch
-    train = ctx.data.splits["train"]
     if x.dim() == 2:
-        spread = (np.std(train.features, axis=0) if train.features is not None
+        train = ctx.row_sample("train").split if "train" in ctx.data.splits else None
+        spread = (np.std(train.features, axis=0) if train is not None and train.features is not None
                   else x.float().std(dim=0).numpy())
         spread = np.where(one_hot_columns(ctx.data.feature_names, x.shape[1]), 0.0, spread)
         sigma = torch.as_tensor(noise * spread, dtype=x.dtype)
@@ -336,6 +346,7 @@ def _perturbations(ctx: CheckContext, x: torch.Tensor, noise: float) -> list[tup
 
 @register
 class Robustness(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="robustness",
         title="Robustness to small perturbations",
@@ -362,13 +373,11 @@ class Robustness(Check):
         missing = _no_model(ctx)
         if missing:
             return missing
-        x, _, rows = test_inputs(ctx, settings.params["max_samples"])
+        x, _, source_rows = test_inputs(ctx, settings.params["max_samples"])
         if not torch.is_floating_point(x):
             return Finding.skip("the inputs are not floating-point numbers, so they cannot be perturbed by noise")
         noise = settings.params["noise"]
         gen = torch.Generator().manual_seed(_seed(ctx))
-        split = ctx.data.splits[ctx.evaluation_split()]
-        source_rows = split.source_rows[rows] if split.source_rows is not None else rows
         table: list[dict[str, Any]] = []
         examples: list[dict[str, Any]] = []
         with evaluation_mode(ctx) as model:
@@ -382,7 +391,7 @@ class Robustness(Check):
                                      "predicted": ctx.classes[int(base[i])], "after": ctx.classes[int(moved[i])]})
         worst = max(table, key=lambda r: r["flip_rate"])
         value = worst["flip_rate"]
-        evidence = {"samples": len(x), "noise": noise, "flip_rates": table, "examples": examples}
+        evidence = {"samples": len(x), **_drawn_from(ctx), "noise": noise, "flip_rates": table, "examples": examples}
         return Measurement(value, f"{percent(value)} of {count(len(x))} test predictions change class under "
                            f"{worst['perturbation']}", evidence,
                            advice="the model's answers are fragile under perturbations that should not matter")
@@ -411,6 +420,7 @@ def _headline(ctx: CheckContext, y: np.ndarray, scores: np.ndarray) -> float:
 
 @register
 class FeatureImportance(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="feature_importance",
         title="Feature importance",
@@ -457,7 +467,7 @@ class FeatureImportance(Check):
         metric = "RMSE increase" if ctx.task == "regression" else "balanced accuracy drop"
         positive = sum(max(0.0, r["importance"]) for r in rows)
         share = rows[0]["importance"] / positive if positive > 0 and rows[0]["importance"] > 0 else 0.0
-        evidence = {"method": "permutation", "metric": metric, "samples": len(x), "repeats": settings.params["repeats"],
+        evidence = {"method": "permutation", "metric": metric, "samples": len(x), **_drawn_from(ctx), "repeats": settings.params["repeats"],
                     "baseline": -base if ctx.task == "regression" else base, "importances": rows}
         if skipped:
             evidence["not_measured"] = skipped
@@ -498,7 +508,7 @@ class FeatureImportance(Check):
         order = np.argsort(-flat)[:10]
         top = [{"row": int(i // spatial.shape[1]), "column": int(i % spatial.shape[1]), "attribution": float(flat[i])}
                for i in order]
-        evidence = {"method": "gradient_x_input", "samples": len(x), "pooling": [sh, sw],
+        evidence = {"method": "gradient_x_input", "samples": len(x), **_drawn_from(ctx), "pooling": [sh, sw],
                     "attribution_map": pooled.tolist(), "top_positions": top}
         return Finding("ok", share, f"Mean |gradient x input| over {count(len(x))} test images: the strongest position "
                        f"(row {top[0]['row']}, column {top[0]['column']}) holds {percent(share)} of the total.", evidence)

@@ -314,11 +314,15 @@ def _split_columns(frame: "pd.DataFrame", wanted: tuple[list[str], list[str]] | 
 
 
 def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str] | str:
-    """(reference, current, reference name), or the reason drift cannot be measured."""
-    current_split = ctx.data.splits.get(ctx.evaluation_split())
-    train = ctx.data.splits.get("train")
-    if current_split is None:
+    """(reference, current, reference name), or the reason drift cannot be measured.
+
+    Train and test rows are their splits' row samples (``CheckContext.row_sample``): every row up to
+    ROW_SAMPLE_MAX_ROWS, else a sample the same for any number of workers; data.reference is read whole.
+    """
+    if ctx.evaluation_split() not in ctx.data.splits:
         return "there is no test split"
+    current_split = ctx.row_sample(ctx.evaluation_split()).split
+    train = ctx.row_sample("train").split if "train" in ctx.data.splits else None
     wanted = _model_columns(ctx)
     reference_frame = ctx.reference_attributes
     if current_split.attributes is not None:
@@ -349,6 +353,7 @@ def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str]
 
 @register
 class FeatureDrift(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="feature_drift",
         title="Feature drift",
@@ -406,8 +411,11 @@ class FeatureDrift(Check):
         ]
         share = len(drifted) / len(results)
         label = "data.reference" if reference_name == "data.reference" else "train"
+        sampled = {name: ctx.row_sample(name).evidence()["sample"]
+                   for name in ({ctx.evaluation_split()} | ({"train"} if label == "train" else set()))
+                   if not ctx.row_sample(name).is_whole}
         evidence = {
-            "reference": label, "current": ctx.evaluation_split(),
+            "reference": label, "current": ctx.evaluation_split(), **({"sample": sampled} if sampled else {}),
             **({"reference_file": dict(ctx.reference_attributes.attrs.get("source") or {})}
                if reference_name == "data.reference" else {}),
             "n_reference": reference.n, "n_current": current.n,

@@ -148,7 +148,9 @@ class RowSample:
     and their indices in the whole split (``rows``, sorted)."""
 
     split: SplitData
-    predictions: Predictions
+    predictions: Predictions | None
+    """The sampled rows' predictions; None only for a split without predictions (a context built by hand:
+    every split of a pipeline run has them)."""
     rows: np.ndarray
     of_n: int
     """Rows of the whole split."""
@@ -157,6 +159,15 @@ class RowSample:
     def is_whole(self) -> bool:
         """True when the sample is the whole split (every row, in order)."""
         return len(self.rows) == self.of_n
+
+    def evidence(self) -> dict[str, Any]:
+        """What a check's evidence says of the rows it read: ``{"sample": {"rows", "of", "rule"}}`` when
+        this is a sample of a larger split, else ``{}`` (a whole split needs no note, and a split of up to
+        ROW_SAMPLE_MAX_ROWS rows keeps the evidence it had before the row sample existed)."""
+        if self.is_whole:
+            return {}
+        return {"sample": {"rows": int(len(self.rows)), "of": int(self.of_n),
+                           "rule": "rows chosen by a hash of the row index and the run's seed, the same for any number of workers"}}
 
 
 # --------------------------------------------------------------------------- collectives on Python objects
@@ -257,11 +268,12 @@ def run_local_phases(
 # --------------------------------------------------------------------------- the row sample
 
 
-def row_sample_size(split: SplitData) -> int:
-    """How many rows of ``split`` the row sample holds: every row up to ROW_SAMPLE_MAX_ROWS, fewer for wide inputs."""
+def row_sample_size(split: SplitData, max_rows: int = ROW_SAMPLE_MAX_ROWS) -> int:
+    """How many rows of ``split`` the row sample holds: every row up to ``max_rows`` (ROW_SAMPLE_MAX_ROWS),
+    fewer for wide inputs."""
     shape = split.features.shape[1:] if split.features is not None else _input_shape(split)
     width = max(1, int(np.prod(shape, dtype=np.int64)))
-    return int(min(split.global_n, ROW_SAMPLE_MAX_ROWS, max(1, ROW_SAMPLE_MAX_BYTES // (4 * width))))
+    return int(min(split.global_n, max_rows, max(1, ROW_SAMPLE_MAX_BYTES // (4 * width))))
 
 
 def _input_shape(split: SplitData) -> tuple[int, ...]:
@@ -289,8 +301,11 @@ def _local_inputs(split: SplitData, local: np.ndarray) -> np.ndarray:
     return torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in local]).float().numpy()
 
 
-def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) -> dict[str, RowSample] | None:
+def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
+                       max_rows: int = ROW_SAMPLE_MAX_ROWS) -> dict[str, RowSample] | None:
     """The row sample of each split (``names``: default every split), gathered to rank 0 in split order.
+
+    ``max_rows`` bounds the rows per split (a smaller bound lets a test sample a small split).
 
     Every worker must call this alike. The rows are ``sample_global_rows(global_n, ..., row_sample_size,
     seed)``: a function of the split's size and the seed only. Memory on rank 0: the sampled inputs (at
@@ -305,9 +320,9 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
     world = shard.world
     out: dict[str, RowSample] = {}
     for name in names or [n for n in ("train", "val", "test") if n in shard.data.splits]:
-        split, pred = shard.data.splits[name], shard.predictions[name]
+        split, pred = shard.data.splits[name], shard.predictions.get(name)  # the same splits on every worker
         total = split.global_n
-        sizes = all_gather_scalars([row_sample_size(split)], world, dtype=np.int64)[:, 0]
+        sizes = all_gather_scalars([row_sample_size(split, max_rows)], world, dtype=np.int64)[:, 0]
         size = int(sizes.min())  # the same on every worker (each computes it from the same global facts)
         seed = (int(shard.seed) ^ ROW_SAMPLE_SALT) % 2**63
         if size >= total:
@@ -318,10 +333,11 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
         local = mine - split.offset
         x = gather_rows(_local_inputs(split, local), world)
         labels = gather_rows(np.asarray(split.labels)[local], world)
-        y_pred = gather_rows(np.asarray(pred.y_pred)[local], world)
-        width = all_gather_scalars([-1 if pred.probs is None else pred.probs.shape[1]], world, dtype=np.int64)[:, 0]
+        y_pred = gather_rows(np.asarray(pred.y_pred)[local], world) if pred is not None else None
+        width = all_gather_scalars([-1 if pred is None or pred.probs is None else pred.probs.shape[1]], world,
+                                   dtype=np.int64)[:, 0]
         probs = None
-        if int(width.max()) > 0:
+        if pred is not None and int(width.max()) > 0:
             local_probs = pred.probs[local] if pred.probs is not None else np.zeros((0, int(width.max())), np.float32)
             probs = gather_rows(local_probs, world)
         has_rows = split.source_rows is not None
@@ -329,7 +345,7 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
         frames = _gather_objects(None if split.attributes is None else split.attributes.iloc[local], world)
         if not world.is_main:
             continue
-        assert x is not None and labels is not None and y_pred is not None and frames is not None
+        assert x is not None and labels is not None and frames is not None
         attributes = None
         if all(f is not None for f in frames):
             import pandas as pd
@@ -341,7 +357,8 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
             features=x if split.features is not None else None,
             source_rows=source_rows if has_rows else None, source=split.source, attributes=attributes,
         )
-        predictions = Predictions(split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
+        predictions = (Predictions(split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
+                       if pred is not None and y_pred is not None else None)
         out[name] = RowSample(sampled, predictions, chosen, total)
     return out if world.is_main else None
 

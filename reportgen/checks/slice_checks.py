@@ -4,6 +4,11 @@ Slices use ``SplitData.attributes``: the raw values a person recognises (categor
 their original units). Data kinds without attributes fall back to the model's input columns.
 Every statistic is computed from per-slice sums (``numpy.bincount`` over integer slice codes), so
 the cost is linear in test rows and in the number of slices, never quadratic.
+
+The rows come from the test split's row sample (``CheckContext.row_sample``, reportgen/checks/shards.py):
+every row up to 200,000, so the tables are exact there; on a larger split a sample of 200,000 rows chosen
+by a hash of the row index and the seed, the same for any number of workers. The evidence then says so
+(``sample``: rows used and rows of the split), and slice sizes and supports count sampled rows.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from reportgen.checks.base import (
 )
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, p_clause, percent, setting
+from reportgen.types import Predictions, SplitData
 
 MAX_COLUMNS = 100
 """Columns sliced when ``features`` is not given (the first 100 attribute columns)."""
@@ -138,11 +144,10 @@ def encode_column(name: str, values: Any, bins: int, max_categories: int) -> Sli
     return SliceColumn(name, remap[codes.reshape(-1)], tuple(names[i] for i in keep))
 
 
-def slice_table(ctx: CheckContext, split: str):
+def slice_table(ctx: CheckContext, data: SplitData):
     """The attributes to slice on: ``SplitData.attributes``, else the model's input columns by name."""
     import pandas as pd
 
-    data = ctx.data.splits[split]
     if data.attributes is not None:
         return data.attributes.reset_index(drop=True), True
     if data.features is not None:
@@ -223,8 +228,8 @@ class MetricSums:
         return self.name != "rmse"
 
 
-def metric_sums(ctx: CheckContext, metric: str) -> MetricSums:
-    pred = ctx.predictions[ctx.evaluation_split()]
+def metric_sums(ctx: CheckContext, pred: Predictions, metric: str) -> MetricSums:
+    """Per-sample terms of ``metric`` over the rows of ``pred``."""
     y, p = np.asarray(pred.y_true), np.asarray(pred.y_pred)
     if metric == "rmse":
         return MetricSums(metric, np.ones(y.size, bool), (p.astype(np.float64) - y.astype(np.float64)) ** 2)
@@ -315,6 +320,7 @@ def label_of(metric: str) -> str:
 
 @register
 class SlicePerformance(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="slice_performance",
         title="Weak slices",
@@ -356,7 +362,8 @@ class SlicePerformance(Check):
         split = ctx.evaluation_split()
         if split not in ctx.predictions or split not in ctx.data.splits:
             return Finding.skip(f"there are no predictions on the {split} split")
-        table, raw = slice_table(ctx, split)
+        sample = ctx.row_sample(split)
+        table, raw = slice_table(ctx, sample.split)
         if table is None:
             return Finding.skip("the test data has no columns to slice on (give the python factory an "
                                 "'attributes' table, see docs/checks.md)")
@@ -366,7 +373,8 @@ class SlicePerformance(Check):
         if (metric == "rmse") != (ctx.task == "regression") or (metric in ("recall", "precision") and ctx.task != "binary"):
             raise ValueError(f"metric {metric!r} does not apply to {ctx.task} tasks")
         max_gap, min_support = float(settings.threshold if settings.threshold is not None else 0.1), params["min_support"]
-        sums = metric_sums(ctx, metric)
+        assert sample.predictions is not None  # the split has predictions (checked above), so its sample does
+        sums = metric_sums(ctx, sample.predictions, metric)
         names, left_out = slice_columns(ctx, table, raw, params["features"], "checks.slice_performance.features")
         columns = [col for col in (encode_column(name, table[name], params["bins"], params["max_categories"])
                                    for name in names) if col is not None]
@@ -410,7 +418,7 @@ class SlicePerformance(Check):
             "metric": metric, "max_gap": max_gap, "min_support": min_support, "alpha": params["alpha"],
             "slices_tested": len(stats), "columns": [c.name for c in columns], "pairs_searched": len(pairs),
             "nested_merged": merged, "raw_values": raw, "worst_slices": [s.record() for s in shown],
-            "columns_left_out": left_out,
+            "columns_left_out": left_out, **sample.evidence(),
         }
         value = max(s.gap for s in stats)
         if failing:
@@ -448,6 +456,7 @@ def _spread(values: list[float | None]) -> float | None:
 
 @register
 class GroupFairness(Check):
+    uses_row_sample = True
     spec = CheckSpec(
         id="group_fairness",
         title="Group fairness",
@@ -478,11 +487,13 @@ class GroupFairness(Check):
         split = ctx.evaluation_split()
         if split not in ctx.predictions or split not in ctx.data.splits:
             return Finding.skip(f"there are no predictions on the {split} split")
-        table, _ = slice_table(ctx, split)
+        sample = ctx.row_sample(split)
+        table, _ = slice_table(ctx, sample.split)
         if table is None:
             return Finding.skip("the test data has no attribute columns")
         names = _columns(table, list(sensitive), "checks.group_fairness.sensitive")
-        pred = ctx.predictions[split]
+        pred = sample.predictions
+        assert pred is not None  # the split has predictions (checked above), so its sample does
         pos = ctx.positive_index
         actual, chosen = np.asarray(pred.y_true) == pos, np.asarray(pred.y_pred) == pos
         groups: list[dict[str, Any]] = []
@@ -519,7 +530,7 @@ class GroupFairness(Check):
                                 "tpr_difference": tpr_d, "fpr_difference": fpr_d, "equalized_odds_difference": eo})
         worst = max(differences, key=lambda d: max(d["demographic_parity_difference"] or 0.0, d["equalized_odds_difference"] or 0.0))
         value = max(worst["demographic_parity_difference"] or 0.0, worst["equalized_odds_difference"] or 0.0)
-        evidence = {"split": split, "differences": differences, "groups": groups}
+        evidence = {"split": split, "differences": differences, "groups": groups, **sample.evidence()}
         text = (f"on {worst['column']!r}: demographic-parity difference {number(worst['demographic_parity_difference'] or 0.0)}, "
                 f"equalised-odds difference {number(worst['equalized_odds_difference'] or 0.0)}")
         return Measurement(value, text, evidence, violation="The model treats groups differently",
