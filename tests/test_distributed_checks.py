@@ -257,3 +257,55 @@ def test_the_cli_on_two_workers_writes_the_one_process_findings(tmp_path: Path):
     assert "sample" not in found["slice_performance"]["evidence"]  # 4,000 rows: the sample is the whole split
     assert [(c["id"], c["status"], c["value"], c["evidence"]) for c in multi["checks"]] == \
         [(c["id"], c["status"], c["value"], c["evidence"]) for c in single["checks"]]
+
+
+def _reads_rows(read: str):
+    """A plug-in written for one process: its ``run`` reads ``ctx.data`` rows of test (``read`` says how)."""
+    from reportgen.checks.base import Check, CheckSpec, Finding
+
+    class ReadsRows(Check):
+        spec = CheckSpec(id="reads_rows", title="Reads rows", family="data", detects="nothing",
+                         how_to_read="a test plug-in", default_severity="warning")
+
+        def run(self, ctx, settings):
+            split = ctx.data.splits["test"]
+            if read == "features":
+                value = float(np.asarray(split.features).mean())
+            elif read == "attributes":
+                value = float(split.attributes["balance"].mean())
+            elif read == "shape":
+                value = float(split.features.shape[1])
+            else:
+                value = float(split.dataset[0][0].sum())
+            return Finding("ok", value, "read")
+
+    return ReadsRows()
+
+
+@pytest.mark.parametrize("read", ["features", "attributes", "shape", "dataset"])
+def test_a_check_that_reads_rows_on_rank_0_of_many_workers_says_what_to_do(planted: Path, read: str):
+    from reportgen.checks.base import run_check
+    from reportgen.checks.shards import labels_only
+
+    bundle, model = _load(planted), _model(planted)
+    predictions = _predictions(bundle, model)
+    check = _reads_rows(read)
+    assert run_check(check, _context(bundle, predictions, model), None).status == "pass"  # one process: it works
+    spread = _context(labels_only(bundle, predictions), predictions, model)
+    assert spread.data.splits["test"].features is not None and spread.data.splits["test"].attributes is not None
+    result = run_check(check, spread, None)
+    assert result.status == "error"
+    assert "test split's" in result.message and "spread over the workers" in result.message
+    assert "local phase (Check.local) or the row sample (ctx.row_sample, with uses_row_sample = True" in result.message
+    assert "docs/plugins.md" in result.message
+    assert len(spread.data.splits["test"].features) == bundle.splits["test"].n  # sizes stay known
+
+
+def test_the_row_sample_without_uses_row_sample_on_many_workers_is_a_clear_error(planted: Path):
+    from reportgen.checks.shards import labels_only
+
+    bundle, model = _load(planted), _model(planted)
+    predictions = _predictions(bundle, model)
+    spread = _context(labels_only(bundle, predictions), predictions, model)
+    with pytest.raises(LookupError, match="uses_row_sample = True"):
+        spread.row_sample("test")

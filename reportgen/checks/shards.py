@@ -53,21 +53,36 @@ MAX_STATE_BYTES = 64 * 2**20
 
 
 class RowsElsewhere:
-    """Stands in for a split's dataset on rank 0 of a multi-worker run: the rows live on the workers.
+    """Stands in, on rank 0 of a multi-worker run, for a split's rows: its dataset, and its features,
+    attributes and source rows where the split has them (the rows live on the workers).
 
-    Any access raises LookupError (so a check that still reads ``ctx.data.splits[...]`` row by row ends
-    as a result with status ``error`` and this message, never with a silently partial answer).
+    ``len()`` gives the split's size; any other use (indexing, iterating, an attribute such as ``shape``
+    or ``columns``, ``numpy.asarray``) raises LookupError with a message that says what to do instead,
+    so a check that still reads ``ctx.data.splits[...]`` ends as a result with status ``error`` and that
+    message, never with a silently partial answer (``is None`` tests still answer as on one process).
     """
 
-    def __init__(self, split: str, n: int) -> None:
-        self.split, self.n = split, n
+    def __init__(self, split: str, n: int, what: str = "rows") -> None:
+        self.split, self.n, self.what = split, n, what
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: Any) -> Any:
-        raise LookupError(f"the {self.split} split's rows are spread over the workers: a check reads them through "
-                          "a local phase or the row sample (reportgen/checks/shards.py)")
+    def __repr__(self) -> str:
+        return f"RowsElsewhere({self.split!r}, {self.n}, {self.what!r})"
+
+    def refuse(self, *_: Any, **__: Any) -> Any:
+        raise LookupError(
+            f"the {self.split} split's {self.what} are spread over the workers of this run, so rank 0 cannot read "
+            "them from ctx.data: a check reads input rows through a local phase (Check.local) or the row sample "
+            "(ctx.row_sample, with uses_row_sample = True on the check); see docs/plugins.md")
+
+    __getitem__ = __iter__ = __array__ = refuse
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # numpy and copy probe dunders: answer as a plain object would
+            raise AttributeError(name)
+        return self.refuse()
 
 
 @dataclass(frozen=True)
@@ -365,12 +380,19 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
 
 def labels_only(data: DataBundle, predictions: Mapping[str, Predictions]) -> DataBundle:
     """Rank 0's view of a multi-worker run's data: every split's labels (from the gathered predictions) and
-    sizes, but no rows (``RowsElsewhere`` stands in for the dataset; features and attributes are None)."""
+    sizes, but no rows: ``RowsElsewhere`` stands in for the dataset, and for the features, attributes and
+    source rows of a split that has them (those a split lacks stay None, as on one process)."""
     splits = {}
     for name, split in data.splits.items():
         labels = predictions[name].y_true
+        n = len(labels)
+
+        def elsewhere(present: Any, what: str, name: str = name, n: int = n) -> Any:
+            return None if present is None else RowsElsewhere(name, n, what)
+
         splits[name] = dataclasses.replace(
-            split, dataset=cast(Any, RowsElsewhere(name, len(labels))), labels=labels, features=None, source_rows=None,
-            attributes=None, offset=0, total=None,
+            split, dataset=cast(Any, RowsElsewhere(name, n)), labels=labels,
+            features=elsewhere(split.features, "input features"), source_rows=elsewhere(split.source_rows, "source rows"),
+            attributes=elsewhere(split.attributes, "attributes"), offset=0, total=None,
         )
     return dataclasses.replace(data, splits=splits)
