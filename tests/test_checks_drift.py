@@ -191,6 +191,10 @@ def test_feature_drift_ignores_a_trivial_shift_on_a_million_rows():
     assert result.status == "pass", result.message
     top = result.evidence["features"][0]
     assert top["feature"] == "a" and top["p_adjusted"] < 1e-6 and top["effect"] < 0.1 and not top["drifted"]
+    # computed on the row sample of each split, and the evidence says so
+    assert {name: (part["rows"], part["of"]) for name, part in result.evidence["sample"].items()} == {
+        "train": (200_000, n), "test": (200_000, n)}
+    assert result.evidence["n_reference"] == result.evidence["n_current"] == 200_000
 
 
 def test_feature_drift_caps_the_features_tested():

@@ -97,16 +97,24 @@ def _predictions(bundle, model: nn.Module) -> dict:
     return out
 
 
+def plugin_example():
+    """The local-phase plug-in of docs/plugins.md, run from the page's own code block (so the page stays true)."""
+    text = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    block = next(b.split("```", 1)[0] for b in text.split("```python\n") if "class NegativeInputs" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/plugins.md", "exec"), namespace)
+    return namespace["NegativeInputs"]()
+
+
 def _run_checks(ctx) -> dict[str, dict[str, Any]]:
     from reportgen.checks.base import registry, run_check
 
     results = {}
-    for check_id in CHECKS:
-        check = registry.get(check_id)
+    for check in [registry.get(check_id) for check_id in CHECKS] + [plugin_example()]:
         assert check is not None
-        result = run_check(check, ctx, OVERRIDES.get(check_id))
+        result = run_check(check, ctx, OVERRIDES.get(check.spec.id))
         assert result is not None
-        results[check_id] = json.loads(json.dumps(dataclasses.asdict(result)))
+        results[check.spec.id] = json.loads(json.dumps(dataclasses.asdict(result)))
     return results
 
 
@@ -131,7 +139,7 @@ def one_process_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 def _worker(folder: str) -> None:
     """One of two workers: keep a shard of each split, send rank 0 the row sample; rank 0 runs the checks."""
-    from reportgen.checks.shards import ShardContext, gather_row_samples, labels_only
+    from reportgen.checks.shards import ShardContext, gather_row_samples, labels_only, run_local_phases
     from reportgen.distributed import join_world, shard_split
 
     with join_world("cpu") as world:
@@ -147,10 +155,12 @@ def _worker(folder: str) -> None:
             bounds[name] = [start, stop]
         shard = ShardContext(task="binary", data=dataclasses.replace(bundle, splits=splits), predictions=predictions,
                              world=world, batch_size=ALIGN, seed=5, model=model, threshold=0.5, output_kind="softmax")
+        example = plugin_example()
+        local_states = run_local_phases([(example, example.spec.settings_from(None))], shard)
         samples = gather_row_samples(shard, max_rows=SAMPLE_ROWS)
         out: dict[str, Any] = {"bounds": bounds}
         if world.is_main:
-            ctx = _context(labels_only(bundle, whole), whole, model, samples=samples)
+            ctx = _context(labels_only(bundle, whole), whole, model, samples=samples, local_states=local_states)
             out["results"] = _run_checks(ctx)
         Path(folder, f"rank{world.rank}.json").write_text(json.dumps(out), encoding="utf-8")
 
@@ -194,7 +204,7 @@ def two(planted: Path) -> list[dict[str, Any]]:
     return _two_workers(planted)
 
 
-def test_the_planted_defects_are_found_on_a_row_sample_of_the_split(single: dict[str, dict[str, Any]]):
+def test_the_planted_defects_are_found_on_a_row_sample_of_the_split(planted: Path, single: dict[str, dict[str, Any]]):
     drift = single["feature_drift"]
     assert drift["status"] == "warn" and drift["evidence"]["drifted"] == ["income"]
     assert drift["evidence"]["sample"] == {
@@ -213,6 +223,12 @@ def test_the_planted_defects_are_found_on_a_row_sample_of_the_split(single: dict
     by_group = {g["group"]: g for g in fairness["evidence"]["groups"]}
     assert by_group["Yes"]["tpr"] == 0.0 and by_group["No"]["tpr"] == 1.0
     assert sum(g["n"] for g in fairness["evidence"]["groups"]) == SAMPLE_ROWS
+
+    features = _load(planted).splits["test"].features
+    negative = np.flatnonzero((features < 0).any(axis=1))
+    example = single["negative_inputs"]
+    assert example["status"] == "warn" and example["value"] == negative.size / len(features)
+    assert example["evidence"] == {"rows": len(features), "negative": int(negative.size), "first_rows": negative[:5].tolist()}
 
     assert single["batch_dependence"]["status"] == "fail"
     assert single["stochasticity"]["status"] == "pass"
