@@ -354,3 +354,43 @@ def test_model_that_cannot_score_one_sample_alone_fails_batch_dependence(cancer,
     result = run("batch_dependence", with_model(cancer, SqueezesBatch(cancer_mlp)))
     assert result.status == "fail"
     assert "returned 2 rows for a batch of 1" in result.message
+
+
+class PixelTokens(nn.Module):
+    """Reads each digit pixel's intensity (0..16) as a token id: a model that needs integer inputs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(17, 8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(self.embed(x).mean(dim=1))
+
+
+def test_a_model_of_integer_inputs_is_scored_on_integer_inputs():
+    from sklearn.datasets import load_digits
+
+    from reportgen.types import DataBundle, SplitData
+
+    bunch = load_digits()
+    tokens, y = bunch.data.astype(np.int64), bunch.target.astype(np.int64)
+    rows = split_rows(y, len(y))
+    splits = {name: SplitData(name=name, dataset=torch.utils.data.TensorDataset(torch.from_numpy(tokens[r]), torch.from_numpy(y[r])),
+                              labels=y[r], source="digits") for name, r in rows.items()}
+    bundle = DataBundle(task="multiclass", splits=splits, classes=tuple(str(i) for i in range(10)), positive_index=None,
+                        feature_names=None, input_shape=(64,))
+    model = PixelTokens().eval()
+    with torch.no_grad():
+        probs = {name: torch.softmax(model(torch.from_numpy(tokens[r])), dim=1).numpy() for name, r in rows.items()}
+    from reportgen.types import Predictions
+
+    predictions = {name: Predictions(split=name, y_true=y[r], y_pred=probs[name].argmax(1), probs=probs[name], loss=0.0)
+                   for name, r in rows.items()}
+    ctx = dataclasses.replace(context(bundle, predictions), model=model, device=torch.device("cpu"), output_kind="softmax")
+    assert ctx.row_sample("test").split.dataset.tensors[0].dtype == torch.int64
+    assert run("stochasticity", ctx).status == "pass"
+    assert run("batch_dependence", ctx).status == "pass"
+    robust = run("robustness", ctx)
+    assert robust.status == "skip" and "not floating-point" in robust.message

@@ -303,17 +303,34 @@ def _input_shape(split: SplitData) -> tuple[int, ...]:
 
 
 def _local_inputs(split: SplitData, local: np.ndarray) -> np.ndarray:
-    """float32 inputs of this worker's rows ``local`` (positions in its shard)."""
+    """Inputs of this worker's rows ``local`` (positions in its shard): float32, or the inputs' own integer
+    or boolean dtype (token ids, category codes), which a model may need as they are."""
     if split.features is not None:
-        return np.ascontiguousarray(split.features[local], dtype=np.float32)
+        return _as_sampled(np.asarray(split.features[local]))
     import torch
 
     tensors = getattr(split.dataset, "tensors", None)
     if tensors is not None:
-        return tensors[0][torch.from_numpy(local)].float().numpy()
-    if not len(local):
-        return np.zeros((0, *_input_shape(split)), dtype=np.float32)
-    return torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in local]).float().numpy()
+        return _as_sampled(tensors[0][torch.from_numpy(local)])
+    if not len(local):  # the dtype of a row, when this worker has one (the sample's dtype is agreed on later)
+        first = _as_sampled(torch.as_tensor(split.dataset[0][0])[None]) if split.n else np.zeros((0,), np.float32)
+        return np.zeros((0, *_input_shape(split)), dtype=first.dtype)
+    return _as_sampled(torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in local]))
+
+
+SAMPLED_DTYPES = (np.dtype(np.bool_), np.dtype(np.uint8), np.dtype(np.int64), np.dtype(np.float32))
+"""The dtypes sampled inputs travel in, narrowest first: every worker casts to the widest any of them holds."""
+
+
+def _as_sampled(inputs: Any) -> np.ndarray:
+    """A contiguous numpy copy in one of SAMPLED_DTYPES: floating point as float32, booleans and bytes as
+    they are, other integers as int64."""
+    if hasattr(inputs, "is_floating_point"):  # a torch tensor
+        inputs = (inputs.float() if inputs.is_floating_point() else inputs).numpy()
+    dtype = np.dtype(inputs.dtype)
+    if dtype not in SAMPLED_DTYPES:
+        dtype = np.dtype(np.int64) if np.issubdtype(dtype, np.integer) else np.dtype(np.float32)
+    return np.ascontiguousarray(inputs, dtype=dtype)
 
 
 def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
@@ -346,7 +363,10 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
             chosen = sample_global_rows(total, split.offset, split.offset + split.n, size, seed, world)
         mine = chosen[(chosen >= split.offset) & (chosen < split.offset + split.n)]
         local = mine - split.offset
-        x = gather_rows(_local_inputs(split, local), world)
+        local_x = _local_inputs(split, local)
+        known = SAMPLED_DTYPES.index(local_x.dtype)
+        agreed = SAMPLED_DTYPES[int(all_gather_scalars([known if split.n else 0], world, dtype=np.int64)[:, 0].max())]
+        x = gather_rows(local_x.astype(agreed, copy=False), world)
         labels = gather_rows(np.asarray(split.labels)[local], world)
         y_pred = gather_rows(np.asarray(pred.y_pred)[local], world) if pred is not None else None
         width = all_gather_scalars([-1 if pred is None or pred.probs is None else pred.probs.shape[1]], world,
