@@ -12,7 +12,9 @@ that needs the inputs reads them in one of two ways, and its result must not dep
    int64 payload): rows with equal hashes are sent to the same worker (``distributed.exchange_by_hash``,
    hash modulo the world size), which calls ``Check.meet`` on what it received; the outcomes of ``meet``
    reach rank 0 the same way. That is how overlaps and conflicting labels are found across shards without
-   sending every hash to every worker.
+   sending every hash to every worker. ``meet`` may itself return a ``LocalPart`` with keyed rows: they
+   meet again by their new hashes (at most ``MAX_MEETING_ROUNDS``), and rank 0 gets the last round's state
+   (a check that needs an earlier round's keeps it in ``shard.cache`` on that worker and hands it on).
 2. **The row sample** (``CheckContext.row_sample``): at most ``ROW_SAMPLE_MAX_ROWS`` rows of a split (fewer
    for wide inputs: ``ROW_SAMPLE_MAX_BYTES`` of inputs), chosen by a hash of the global row index and the
    run's seed (``distributed.sample_global_rows``), so the same rows are chosen whatever the number of
@@ -50,6 +52,8 @@ ROW_SAMPLE_SALT = 0x5EED_0F_5A_3B_1E
 """Mixed into the run's seed so the row sample is not the same set as other seeded choices."""
 MAX_STATE_BYTES = 64 * 2**20
 """Largest pickled local state one worker may send to rank 0 for one check."""
+MAX_MEETING_ROUNDS = 4
+"""Meetings one check may chain (``Check.meet`` returning a LocalPart with keyed rows asks for another)."""
 
 
 class RowsElsewhere:
@@ -78,8 +82,10 @@ class KeyedRows:
     payload: np.ndarray
 
     def __post_init__(self) -> None:
+        from reportgen.distributed import as_columns
+
         hashes = np.asarray(self.hashes, dtype=np.uint64).reshape(-1)
-        payload = np.asarray(self.payload, dtype=np.int64).reshape(hashes.size, -1)
+        payload = as_columns(self.payload, hashes.size)
         object.__setattr__(self, "hashes", hashes)
         object.__setattr__(self, "payload", payload)
 
@@ -148,10 +154,19 @@ class RowSample:
     and their indices in the whole split (``rows``, sorted)."""
 
     split: SplitData
-    predictions: Predictions
+    sampled_predictions: Predictions | None
+    """The sampled rows' predictions; None only where the context has none for the split (a context built
+    by hand without a model): ``predictions`` then raises."""
     rows: np.ndarray
     of_n: int
     """Rows of the whole split."""
+
+    @property
+    def predictions(self) -> Predictions:
+        """The sampled rows' predictions, aligned with ``split``; LookupError when the context has none."""
+        if self.sampled_predictions is None:
+            raise LookupError(f"there are no predictions of the {self.split.name} split to sample")
+        return self.sampled_predictions
 
     @property
     def is_whole(self) -> bool:
@@ -227,17 +242,26 @@ def run_local_phases(
         except Exception as exc:  # the check's error, reported on rank 0 like a crash in run()
             failure = _failure(exc, world.rank, world)
         ok = _all_ok(failure is None, world)
-        keyed_flags = all_gather_scalars([1 if part is not None and part.keyed is not None else 0], world, dtype=np.int64)[:, 0]
         met: Any = None
-        if ok.all() and keyed_flags.any():
+        keyed = part.keyed if part is not None else None
+        for _round in range(MAX_MEETING_ROUNDS + 1):
+            keyed_flags = all_gather_scalars([1 if failure is None and keyed is not None else 0], world, dtype=np.int64)[:, 0]
+            if not ok.all() or not keyed_flags.any():
+                break
             if not keyed_flags.all():
-                failure = LocalFailure("the local phase returned keyed rows on some workers only", "RuntimeError", world.rank)
+                failure = LocalFailure("the check handed over keyed rows on some workers only", "RuntimeError", world.rank)
+            elif _round == MAX_MEETING_ROUNDS:
+                failure = LocalFailure(f"the check asked for more than {MAX_MEETING_ROUNDS} meetings", "RuntimeError", world.rank)
             else:
-                assert part is not None and part.keyed is not None
-                hashes, payload = exchange_by_hash(part.keyed.hashes, part.keyed.payload, world)
+                assert keyed is not None
+                hashes, payload = exchange_by_hash(keyed.hashes, keyed.payload, world)
                 assert payload is not None
+                keyed = None
                 try:
-                    met = _checked_state(check.meet(KeyedRows(hashes, payload), shard, settings))
+                    met = check.meet(KeyedRows(hashes, payload), shard, settings)
+                    if isinstance(met, LocalPart):  # another meeting: its rows travel, its state is this round's
+                        met, keyed = met.state, met.keyed
+                    met = _checked_state(met)
                 except Exception as exc:
                     failure = _failure(exc, world.rank, world)
             ok = _all_ok(failure is None, world)
@@ -257,11 +281,11 @@ def run_local_phases(
 # --------------------------------------------------------------------------- the row sample
 
 
-def row_sample_size(split: SplitData) -> int:
-    """How many rows of ``split`` the row sample holds: every row up to ROW_SAMPLE_MAX_ROWS, fewer for wide inputs."""
+def row_sample_size(split: SplitData, max_rows: int = ROW_SAMPLE_MAX_ROWS) -> int:
+    """How many rows of ``split`` the row sample holds: every row up to ``max_rows``, fewer for wide inputs."""
     shape = split.features.shape[1:] if split.features is not None else _input_shape(split)
     width = max(1, int(np.prod(shape, dtype=np.int64)))
-    return int(min(split.global_n, ROW_SAMPLE_MAX_ROWS, max(1, ROW_SAMPLE_MAX_BYTES // (4 * width))))
+    return int(min(split.global_n, max_rows, max(1, ROW_SAMPLE_MAX_BYTES // (4 * width))))
 
 
 def _input_shape(split: SplitData) -> tuple[int, ...]:
@@ -289,8 +313,12 @@ def _local_inputs(split: SplitData, local: np.ndarray) -> np.ndarray:
     return torch.stack([torch.as_tensor(split.dataset[int(i)][0]) for i in local]).float().numpy()
 
 
-def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) -> dict[str, RowSample] | None:
+def gather_row_samples(
+    shard: ShardContext, names: Iterable[str] | None = None, max_rows: int = ROW_SAMPLE_MAX_ROWS
+) -> dict[str, RowSample] | None:
     """The row sample of each split (``names``: default every split), gathered to rank 0 in split order.
+
+    ``max_rows`` bounds the sample (ROW_SAMPLE_MAX_ROWS; smaller in tests, to sample a small split).
 
     Every worker must call this alike. The rows are ``sample_global_rows(global_n, ..., row_sample_size,
     seed)``: a function of the split's size and the seed only. Memory on rank 0: the sampled inputs (at
@@ -305,9 +333,9 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
     world = shard.world
     out: dict[str, RowSample] = {}
     for name in names or [n for n in ("train", "val", "test") if n in shard.data.splits]:
-        split, pred = shard.data.splits[name], shard.predictions[name]
+        split, pred = shard.data.splits[name], shard.predictions.get(name)  # none in a context built without a model
         total = split.global_n
-        sizes = all_gather_scalars([row_sample_size(split)], world, dtype=np.int64)[:, 0]
+        sizes = all_gather_scalars([row_sample_size(split, max_rows)], world, dtype=np.int64)[:, 0]
         size = int(sizes.min())  # the same on every worker (each computes it from the same global facts)
         seed = (int(shard.seed) ^ ROW_SAMPLE_SALT) % 2**63
         if size >= total:
@@ -318,10 +346,10 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
         local = mine - split.offset
         x = gather_rows(_local_inputs(split, local), world)
         labels = gather_rows(np.asarray(split.labels)[local], world)
-        y_pred = gather_rows(np.asarray(pred.y_pred)[local], world)
-        width = all_gather_scalars([-1 if pred.probs is None else pred.probs.shape[1]], world, dtype=np.int64)[:, 0]
+        y_pred = gather_rows(np.asarray(pred.y_pred)[local], world) if pred is not None else None
+        width = all_gather_scalars([-1 if pred is None or pred.probs is None else pred.probs.shape[1]], world, dtype=np.int64)[:, 0]
         probs = None
-        if int(width.max()) > 0:
+        if pred is not None and int(width.max()) > 0:
             local_probs = pred.probs[local] if pred.probs is not None else np.zeros((0, int(width.max())), np.float32)
             probs = gather_rows(local_probs, world)
         has_rows = split.source_rows is not None
@@ -329,7 +357,7 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
         frames = _gather_objects(None if split.attributes is None else split.attributes.iloc[local], world)
         if not world.is_main:
             continue
-        assert x is not None and labels is not None and y_pred is not None and frames is not None
+        assert x is not None and labels is not None and frames is not None
         attributes = None
         if all(f is not None for f in frames):
             import pandas as pd
@@ -341,7 +369,8 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None) 
             features=x if split.features is not None else None,
             source_rows=source_rows if has_rows else None, source=split.source, attributes=attributes,
         )
-        predictions = Predictions(split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
+        predictions = None if pred is None or y_pred is None else Predictions(
+            split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
         out[name] = RowSample(sampled, predictions, chosen, total)
     return out if world.is_main else None
 
