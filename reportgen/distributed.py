@@ -313,6 +313,13 @@ def mix64(values: np.ndarray, seed: int = 0) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def as_columns(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` as an (n, k) int64 array: a 2-d array of n rows is kept (also when n is 0, where a
+    reshape to (0, -1) is undefined), anything else is reshaped to n rows."""
+    array = np.asarray(values, dtype=np.int64)
+    return array if array.ndim == 2 and array.shape[0] == n else array.reshape(n, -1)
+
+
 def exchange_by_hash(hashes: np.ndarray, columns: np.ndarray | None, world: World) -> tuple[np.ndarray, np.ndarray | None]:
     """Send each row to worker ``hash % world_size``; return the (hashes, columns) this worker receives.
 
@@ -323,7 +330,7 @@ def exchange_by_hash(hashes: np.ndarray, columns: np.ndarray | None, world: Worl
     Received rows are ordered by source rank, then by source position.
     """
     hashes = np.asarray(hashes, dtype=np.uint64).reshape(-1)
-    payload = np.zeros((hashes.size, 0), dtype=np.int64) if columns is None else np.asarray(columns, dtype=np.int64).reshape(hashes.size, -1)
+    payload = np.zeros((hashes.size, 0), dtype=np.int64) if columns is None else as_columns(columns, hashes.size)
     if not world.distributed:
         return hashes, (None if columns is None else payload)
     import torch.distributed as dist

@@ -284,7 +284,9 @@ class Check(ABC):
 
     def meet(self, received: "KeyedRows", shard: "ShardContext", settings: CheckSettings) -> Any:
         """The keyed rows routed to this worker (every row whose hash maps here, from every worker, in rank
-        order); returns a small picklable state that ``run`` receives as ``WorkerResult.met``."""
+        order); returns a small picklable state that ``run`` receives as ``WorkerResult.met``, or a
+        ``LocalPart(state, keyed)`` whose keyed rows meet again (``meet`` is called once more with them;
+        ``run`` then receives the last round's state)."""
         raise NotImplementedError
 
 

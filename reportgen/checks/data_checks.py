@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,30 +10,81 @@ from reportgen.checks import fingerprints
 from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, percent
-from reportgen.types import SPLIT_ORDER, SplitData
+from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
+
+if TYPE_CHECKING:  # the shard types are read when checks run, not when a report renders
+    from reportgen.checks.shards import KeyedRows, LocalPart, ShardContext
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 MAX_EXAMPLES = 10
-LEAKAGE_MAX_ROWS = 200_000
+GROUP_EXAMPLE_SAMPLES = 6
+"""conflicting_labels lists at most this many samples of each example group."""
 LEAKAGE_MAX_CLASSES = 100
 """target_leakage compares at most this many classes (the most frequent in train) pairwise: K² pairs per feature."""
 
 
-def _row_ids(split: SplitData, index: np.ndarray) -> list[int]:
-    """1-based row numbers for evidence, as every input error counts them: the source file's data rows
-    (header excluded) when known, else positions in the split."""
-    if split.source_rows is not None:
-        return [int(r) + 1 for r in np.asarray(split.source_rows)[index]]
-    return [int(i) + 1 for i in index]
+def _row_id(source_row: int, global_row: int, has_source_rows: bool) -> int:
+    """1-based row number for evidence, as every input error counts them: the source file's data row
+    (header excluded) when known, else the position in the split."""
+    return int(source_row) + 1 if has_source_rows else int(global_row) + 1
 
 
-def _splits(ctx: CheckContext) -> list[SplitData]:
+def _present(data: DataBundle) -> list[SplitData]:
     """The bundle's splits in train, val, test order."""
-    return [ctx.data.splits[name] for name in SPLIT_ORDER if name in ctx.data.splits]
+    return [data.splits[name] for name in SPLIT_ORDER if name in data.splits]
 
 
-def _fingerprints(ctx: CheckContext, split: SplitData) -> fingerprints.SplitFingerprints:
-    return fingerprints.for_split(ctx.cache, split, ctx.batch_size)
+def _shard_prints(shard: ShardContext, split: SplitData) -> fingerprints.SplitFingerprints:
+    """The fingerprints of this worker's rows of ``split``, computed once per worker."""
+    return fingerprints.for_split(shard.cache, split, shard.batch_size)
+
+
+def _global_rows(split: SplitData) -> np.ndarray:
+    """(n,) int64: the index in the whole split of each row held here."""
+    return split.offset + np.arange(split.n, dtype=np.int64)
+
+
+def _source_rows(split: SplitData) -> np.ndarray:
+    """(n,) int64: each row's source-file row (0-based), -1 where the data kind does not say."""
+    if split.source_rows is None:
+        return np.full(split.n, -1, dtype=np.int64)
+    return np.asarray(split.source_rows, dtype=np.int64)
+
+
+def _first_rows(hashes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct hashes, the smallest row holding each, that row's source row): O(n log n)."""
+    order = np.lexsort((rows, hashes))
+    hashes, rows, sources = hashes[order], rows[order], sources[order]
+    first = np.r_[True, hashes[1:] != hashes[:-1]] if hashes.size else np.zeros(0, dtype=bool)
+    return hashes[first], rows[first], sources[first]
+
+
+def _lookup(distinct: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each query hash, its index in the sorted ``distinct`` hashes, or -1."""
+    if not distinct.size or not query.size:
+        return np.full(query.size, -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(distinct, query), distinct.size - 1)
+    return np.where(distinct[at] == query, at, -1).astype(np.int64)
+
+
+def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values[at]`` where ``at`` >= 0, else -1 (also when ``values`` is empty)."""
+    if not values.size:
+        return np.full(at.size, -1, dtype=np.int64)
+    return np.where(at >= 0, values[np.maximum(at, 0)], -1)
+
+
+def _smallest(rows: np.ndarray, limit: int = MAX_EXAMPLES) -> np.ndarray:
+    """Positions of the ``limit`` smallest values of ``rows``, in increasing order (the examples' rule,
+    which does not depend on how the rows are spread over workers)."""
+    order = np.argsort(rows, kind="stable")
+    return order[:limit]
+
+
+def _categorical(data: DataBundle) -> dict[str, Any]:
+    """The train categories of each categorical feature column, from the preprocessing fitted on train."""
+    preprocessing = data.fingerprint.get("preprocessing") or {}
+    return dict(preprocessing.get("categorical") or {})
 
 
 def _join(parts: list[str]) -> str:
@@ -60,35 +111,59 @@ class DataIntegrity(Check):
         ),
     )
 
+    def local(self, shard: ShardContext, settings: CheckSettings) -> dict[str, dict[str, Any]]:
+        """Per split, this worker's exact counts: non-finite input values and samples, and labels outside the
+        classes (classification: with the count of each valid class) or non-finite targets (regression)."""
+        classification = shard.task in CLASSIFICATION
+        num_classes = shard.data.num_classes
+        state: dict[str, dict[str, Any]] = {}
+        for split in _present(shard.data):
+            info: dict[str, Any] = {"nonfinite_values": 0, "nonfinite_samples": 0, "bad_labels": 0,
+                                    "class_counts": np.zeros(num_classes, dtype=np.int64)}
+            state[split.name] = info
+            if split.n == 0:
+                continue
+            prints = _shard_prints(shard, split)
+            info["nonfinite_values"], info["nonfinite_samples"] = prints.nonfinite_values, prints.nonfinite_rows
+            labels = np.asarray(split.labels)
+            as_float = labels.astype(np.float64, copy=False)
+            if classification:
+                valid = np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 0) & (as_float < num_classes)
+                info["bad_labels"] = int((~valid).sum())
+                info["class_counts"] = np.bincount(labels[valid].astype(np.int64), minlength=num_classes)
+            else:
+                info["bad_labels"] = int((~np.isfinite(as_float)).sum())
+        return state
+
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         min_support = int(settings.params["min_class_support"])
         classification = ctx.task in CLASSIFICATION
         num_classes = ctx.data.num_classes
+        parts = [worker.state for worker in ctx.local_results(self.spec.id)]
         violations: list[str] = []
         concerns: list[str] = []
         per_split: dict[str, Any] = {}
-        for split in _splits(ctx):
-            info: dict[str, Any] = {"n": split.n}
+        for split in _present(ctx.data):
+            n = split.n
+            info: dict[str, Any] = {"n": n}
             per_split[split.name] = info
-            if split.n == 0:
+            if n == 0:
                 violations.append(f"the {split.name} split is empty")
                 continue
-            prints = _fingerprints(ctx, split)
-            info["nonfinite_values"] = prints.nonfinite_values
-            info["nonfinite_samples"] = prints.nonfinite_rows
-            if prints.nonfinite_values:
+            nonfinite_values = sum(int(part[split.name]["nonfinite_values"]) for part in parts)
+            nonfinite_samples = sum(int(part[split.name]["nonfinite_samples"]) for part in parts)
+            bad = sum(int(part[split.name]["bad_labels"]) for part in parts)
+            info["nonfinite_values"] = nonfinite_values
+            info["nonfinite_samples"] = nonfinite_samples
+            if nonfinite_values:
                 violations.append(
-                    f"{split.name} has {count(prints.nonfinite_values)} non-finite input values in {count(prints.nonfinite_rows)} samples"
+                    f"{split.name} has {count(nonfinite_values)} non-finite input values in {count(nonfinite_samples)} samples"
                 )
-            labels = np.asarray(split.labels)
             if classification:
-                as_float = labels.astype(np.float64, copy=False)
-                valid = np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 0) & (as_float < num_classes)
-                bad = int((~valid).sum())
                 info["labels_out_of_range"] = bad
                 if bad:
                     violations.append(f"{split.name} has {count(bad)} labels outside 0..{num_classes - 1}")
-                counts = np.bincount(labels[valid].astype(np.int64), minlength=num_classes)
+                counts = np.asarray(np.sum([part[split.name]["class_counts"] for part in parts], axis=0), dtype=np.int64)
                 present = [ctx.classes[i] for i in np.flatnonzero(counts)]
                 info["classes_present"] = len(present)
                 if len(present) == 1:
@@ -103,12 +178,11 @@ class DataIntegrity(Check):
                             f"test classes under {min_support} samples ({listed}) have recalls that cannot be measured reliably"
                         )
             else:
-                bad = int((~np.isfinite(labels.astype(np.float64, copy=False))).sum())
                 info["nonfinite_targets"] = bad
                 if bad:
                     violations.append(f"{split.name} has {count(bad)} non-finite targets")
-            if split.n < min_support:
-                concerns.append(f"the {split.name} split has only {count(split.n)} samples")
+            if n < min_support:
+                concerns.append(f"the {split.name} split has only {count(n)} samples")
         evidence = {"splits": per_split, "violations": violations, "concerns": concerns, "min_class_support": min_support}
         problems = len(violations) + len(concerns)
         if violations:
@@ -120,25 +194,24 @@ class DataIntegrity(Check):
         return Finding("ok", 0, f"All inputs are finite and {labels_ok} ({sizes} samples).", evidence)
 
 
-def _pair_evidence(ctx: CheckContext, query: SplitData, reference: SplitData) -> dict[str, Any]:
-    """How many samples of ``query`` also occur in ``reference``, with example row pairs."""
-    matches = fingerprints.match(_fingerprints(ctx, reference), _fingerprints(ctx, query))
-    found = matches.found
-    count = int(found.sum())
-    exact = int((found & matches.exact).sum())
-    hits = np.flatnonzero(found)[:MAX_EXAMPLES]
-    query_rows = _row_ids(query, hits)
-    reference_rows = _row_ids(reference, matches.index[hits])
-    return {
-        "count": count,
-        "share": count / query.n if query.n else 0.0,
-        "n": query.n,
-        "exact": exact,
-        "normalised": count - exact,
-        "examples": [
-            {f"{query.name}_row": q, f"{reference.name}_row": r} for q, r in zip(query_rows, reference_rows)
-        ],
-    }
+OVERLAP_PAIRS = (("test_in_train", "test", "train"), ("val_in_train", "val", "train"), ("test_in_val", "test", "val"))
+"""train_test_overlap's (name, query split, reference split) pairs, in the order of its evidence."""
+_NORM, _SHIFTED = 0, 1
+"""Kinds of keyed row in train_test_overlap's first meeting: by normalised hash, by the half-cell-shifted one."""
+
+
+def _overlap_pairs(data: DataBundle) -> list[tuple[int, str, str, str]]:
+    """(pair index, name, query split, reference split) of the pairs whose splits both exist (test needed)."""
+    if "test" not in data.splits:
+        return []
+    return [(i, name, q, r) for i, (name, q, r) in enumerate(OVERLAP_PAIRS) if q in data.splits and r in data.splits]
+
+
+def _examples(query_rows: np.ndarray, query_sources: np.ndarray, ref_rows: np.ndarray,
+              ref_sources: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The MAX_EXAMPLES matches of smallest query row: (query row, its source row, reference row, its source row)."""
+    chosen = _smallest(query_rows)
+    return [(int(query_rows[i]), int(query_sources[i]), int(ref_rows[i]), int(ref_sources[i])) for i in chosen]
 
 
 @register
@@ -160,20 +233,136 @@ class TrainTestOverlap(Check):
         default_threshold=0.0,
     )
 
+    # A query sample matches when its normalised hash or its shifted normalised hash occurs in the reference
+    # split (reportgen/checks/fingerprints.py); the match is exact when its exact hash occurs there too. Bit-
+    # identical inputs agree on every hash, so exact matches are found where rows meet by normalised hash.
+    # First meeting: every row twice, once by each normalised hash. Where rows meet by normalised hash, the
+    # matches A and their exact matches are counted outright. Where they meet by shifted hash, the matches B
+    # are found; a sample of B whose reference there also shares its normalised hash is in A; the others meet
+    # again by their normalised hash, where the worker that held it in the first meeting tells whether they
+    # are in A. So |A or B| = |A| + |B not in A|, each sample counted once, for any number of workers.
+
+    def local(self, shard: ShardContext, settings: CheckSettings) -> LocalPart:
+        """Every row of the compared splits, keyed once by each normalised hash.
+
+        Payload (n, 5) int64: kind (_NORM or _SHIFTED), split index in SPLIT_ORDER, global row, source row,
+        and the exact hash (rows keyed by normalised hash) or the normalised hash (rows keyed by shifted hash).
+        """
+        from reportgen.checks.shards import KeyedRows, LocalPart
+
+        state = {"source_rows": {s.name: s.source_rows is not None for s in _present(shard.data)}}
+        if not _overlap_pairs(shard.data):
+            return LocalPart(state)
+        hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 5), dtype=np.int64)]
+        for split in _present(shard.data):
+            if split.n == 0:
+                continue
+            prints = _shard_prints(shard, split)
+            base = np.column_stack([np.full(split.n, SPLIT_ORDER.index(split.name), dtype=np.int64),
+                                    _global_rows(split), _source_rows(split)])
+            for kind, key, extra in ((_NORM, prints.norm, prints.exact), (_SHIFTED, prints.norm_shifted, prints.norm)):
+                hashes.append(key)
+                payload.append(np.column_stack([np.full(split.n, kind, dtype=np.int64), base, extra.view(np.int64)]))
+        return LocalPart(state, KeyedRows(np.concatenate(hashes), np.concatenate(payload)))
+
+    def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> Any:
+        if received.payload.shape[1] == 5:
+            return self._first_meeting(received, shard)
+        return self._second_meeting(received, shard)
+
+    def _stash_key(self) -> str:
+        return f"{self.spec.id}:first meeting"
+
+    def _first_meeting(self, received: KeyedRows, shard: ShardContext) -> LocalPart:
+        from reportgen.checks.shards import KeyedRows, LocalPart
+
+        kind, split_index, rows, sources, extra = received.payload.T
+        pairs: dict[int, dict[str, Any]] = {}
+        reference_norms: dict[int, np.ndarray] = {}
+        again_hashes, again_payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 6), dtype=np.int64)]
+        for pair, _name, query_name, reference_name in _overlap_pairs(shard.data):
+            q_id, r_id = SPLIT_ORDER.index(query_name), SPLIT_ORDER.index(reference_name)
+            # rows met by normalised hash: the matches A, exact ones among them
+            ref, query = (kind == _NORM) & (split_index == r_id), (kind == _NORM) & (split_index == q_id)
+            norms, norm_rows, norm_sources = _first_rows(received.hashes[ref], rows[ref], sources[ref])
+            reference_norms[r_id] = norms
+            exacts, exact_rows, exact_sources = _first_rows(extra[ref].view(np.uint64), rows[ref], sources[ref])
+            at_norm = _lookup(norms, received.hashes[query])
+            at_exact = _lookup(exacts, extra[query].view(np.uint64))
+            in_a = at_norm >= 0
+            is_exact = in_a & (at_exact >= 0)
+            ref_rows = np.where(is_exact, _take(exact_rows, at_exact), _take(norm_rows, at_norm))[in_a]
+            ref_sources = np.where(is_exact, _take(exact_sources, at_exact), _take(norm_sources, at_norm))[in_a]
+            found = {
+                "a": int(in_a.sum()), "exact": int(is_exact.sum()),
+                "examples": _examples(rows[query][in_a], sources[query][in_a], ref_rows, ref_sources),
+            }
+            pairs[pair] = found
+            # rows met by shifted hash: the matches B; those whose reference group shares no normalised hash meet again
+            ref, query = (kind == _SHIFTED) & (split_index == r_id), (kind == _SHIFTED) & (split_index == q_id)
+            shifts, shift_rows, shift_sources = _first_rows(received.hashes[ref], rows[ref], sources[ref])
+            at_shift = _lookup(shifts, received.hashes[query])
+            in_b = at_shift >= 0
+            if in_b.any():
+                import pandas as pd  # imported here: report rendering loads this module for its texts only
+
+                groups = pd.MultiIndex.from_arrays([received.hashes[ref].view(np.int64), extra[ref]])
+                probe = pd.MultiIndex.from_arrays([received.hashes[query].view(np.int64), extra[query]])
+                unsure = in_b & ~np.asarray(probe.isin(groups))
+                k = int(unsure.sum())
+                again_hashes.append(extra[query][unsure].view(np.uint64))
+                again_payload.append(np.column_stack([
+                    np.full(k, pair, dtype=np.int64), np.full(k, r_id, dtype=np.int64), rows[query][unsure],
+                    sources[query][unsure], shift_rows[at_shift[unsure]], shift_sources[at_shift[unsure]],
+                ]))
+        shard.cache[self._stash_key()] = (pairs, reference_norms)
+        return LocalPart(None, KeyedRows(np.concatenate(again_hashes), np.concatenate(again_payload)))
+
+    def _second_meeting(self, received: KeyedRows, shard: ShardContext) -> dict[int, dict[str, Any]]:
+        pairs, reference_norms = shard.cache.pop(self._stash_key())
+        pair_index, reference, rows, sources, ref_rows, ref_sources = received.payload.T
+        for pair, found in pairs.items():
+            mine = pair_index == pair
+            if not mine.any():
+                found["b_only"], found["b_examples"] = 0, []
+                continue
+            norms = reference_norms[int(reference[mine][0])]
+            b_only = mine.copy()
+            b_only[mine] = _lookup(norms, received.hashes[mine]) < 0
+            found["b_only"] = int(b_only.sum())
+            found["b_examples"] = _examples(rows[b_only], sources[b_only], ref_rows[b_only], ref_sources[b_only])
+        return pairs
+
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         splits = ctx.data.splits
-        train, test, val = splits["train"], splits.get("test"), splits.get("val")
-        if test is None:
+        if "test" not in splits:
             return Finding.skip("there is no test split to compare with train")
-        pairs = {"test_in_train": _pair_evidence(ctx, test, train)}
-        if val is not None:
-            pairs["val_in_train"] = _pair_evidence(ctx, val, train)
-            pairs["test_in_val"] = _pair_evidence(ctx, test, val)
+        workers = ctx.local_results(self.spec.id)
+        has_source_rows = workers[0].state["source_rows"]
+        pairs: dict[str, Any] = {}
+        for pair, name, query_name, reference_name in _overlap_pairs(ctx.data):
+            found = [worker.met[pair] for worker in workers]
+            matched = sum(f["a"] + f["b_only"] for f in found)
+            exact = sum(f["exact"] for f in found)
+            candidates = sorted(e for f in found for e in (*f["examples"], *f["b_examples"]))[:MAX_EXAMPLES]
+            n = splits[query_name].n
+            pairs[name] = {
+                "count": matched,
+                "share": matched / n if n else 0.0,
+                "n": n,
+                "exact": exact,
+                "normalised": matched - exact,
+                "examples": [
+                    {f"{query_name}_row": _row_id(q_source, q_row, has_source_rows[query_name]),
+                     f"{reference_name}_row": _row_id(r_source, r_row, has_source_rows[reference_name])}
+                    for q_row, q_source, r_row, r_source in candidates
+                ],
+            }
         main = pairs["test_in_train"]
         value = main["share"]
         evidence = {
             "pairs": pairs,
-            "rows": "data rows of the source file (1-based, header excluded)" if test.source_rows is not None
+            "rows": "data rows of the source file (1-based, header excluded)" if has_source_rows["test"]
             else "positions within each split (1-based)",
         }
         how = f"{count(main['exact'])} identical, {count(main['normalised'])} equal after rounding"
@@ -205,42 +394,73 @@ class ConflictingLabels(Check):
         tasks=CLASSIFICATION,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
+    def local(self, shard: ShardContext, settings: CheckSettings) -> LocalPart:
+        """Every row keyed by its normalised hash; payload (n, 4): split index in SPLIT_ORDER, global row,
+        source row, label. Rows with equal inputs meet on one worker, whatever shards they came from."""
+        from reportgen.checks.shards import KeyedRows, LocalPart
+
+        state = {"source_rows": {s.name: s.source_rows is not None for s in _present(shard.data)}}
+        hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 4), dtype=np.int64)]
+        for split in _present(shard.data):
+            if split.n:
+                hashes.append(_shard_prints(shard, split).norm)
+                payload.append(np.column_stack([
+                    np.full(split.n, SPLIT_ORDER.index(split.name), dtype=np.int64), _global_rows(split),
+                    _source_rows(split), np.asarray(split.labels, dtype=np.int64),
+                ]))
+        return LocalPart(state, KeyedRows(np.concatenate(hashes), np.concatenate(payload)))
+
+    def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> dict[str, Any]:
+        """The groups of equal inputs met here that carry more than one label: their counts, and the
+        MAX_EXAMPLES groups whose first sample (in train, val, test order, then row) comes first."""
         import pandas as pd  # imported here: report rendering loads this module for its texts only
 
-        splits = [s for s in _splits(ctx) if s.n]
-        hashes = np.concatenate([_fingerprints(ctx, s).norm for s in splits])
-        labels = np.concatenate([np.asarray(s.labels, dtype=np.int64) for s in splits])
-        split_id = np.concatenate([np.full(s.n, i, dtype=np.int64) for i, s in enumerate(splits)])
-        position = np.concatenate([np.arange(s.n) for s in splits])
-        codes, uniques = pd.factorize(hashes)
-        c = max(ctx.data.num_classes, int(labels.max(initial=0)) + 1)
-        label_pairs = pd.unique(codes.astype(np.int64) * c + labels)
-        labels_per_group = np.bincount(label_pairs // c, minlength=len(uniques))
+        split_index, rows, sources, labels = received.payload.T
+        codes, uniques = pd.factorize(received.hashes)
+        distinct = pd.DataFrame({"group": codes, "label": labels}).drop_duplicates()
+        labels_per_group = np.bincount(distinct["group"].to_numpy(), minlength=len(uniques))
         conflicting = np.flatnonzero(labels_per_group > 1)
-        evidence: dict[str, Any] = {"groups": int(conflicting.size), "within_train": 0, "across_splits": 0,
-                                    "within_other_split": 0, "samples": 0, "examples": []}
-        if conflicting.size:
-            member = np.isin(codes, conflicting)
-            frame = pd.DataFrame({"group": codes[member], "split": split_id[member], "label": labels[member],
-                                  "position": position[member]})
-            per_group = frame.groupby("group", sort=False)["split"].agg(["nunique", "min"])
-            train_id = next((i for i, s in enumerate(splits) if s.name == "train"), -1)
-            across = int((per_group["nunique"] > 1).sum())
-            within_train = int(((per_group["nunique"] == 1) & (per_group["min"] == train_id)).sum())
-            evidence.update(within_train=within_train, across_splits=across,
-                            within_other_split=int(conflicting.size) - across - within_train, samples=int(member.sum()))
-            for _group, rows in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
-                samples = []
-                for split_index, label, pos in rows[["split", "label", "position"]].head(6).itertuples(index=False):
-                    split = splits[split_index]
-                    samples.append({"split": split.name, "row": _row_ids(split, np.array([pos]))[0],
-                                    "label": ctx.classes[label] if 0 <= label < len(ctx.classes) else str(label)})
-                evidence["examples"].append({"size": int(len(rows)), "samples": samples})
-        value = int(conflicting.size)
+        found: dict[str, Any] = {"groups": int(conflicting.size), "within_train": 0, "across_splits": 0, "samples": 0,
+                                 "examples": []}
+        if not conflicting.size:
+            return found
+        member = np.isin(codes, conflicting)
+        frame = pd.DataFrame({"group": codes[member], "split": split_index[member], "row": rows[member],
+                              "source": sources[member], "label": labels[member]})
+        frame = frame.sort_values(["split", "row"], kind="stable")
+        per_group = frame.groupby("group", sort=False)["split"].agg(["nunique", "min"])
+        train = SPLIT_ORDER.index("train")
+        found["across_splits"] = int((per_group["nunique"] > 1).sum())
+        found["within_train"] = int(((per_group["nunique"] == 1) & (per_group["min"] == train)).sum())
+        found["samples"] = int(member.sum())
+        for _group, members in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
+            first = members.iloc[0]
+            found["examples"].append(((int(first["split"]), int(first["row"])), int(len(members)), [
+                (int(split), int(row), int(source), int(label))
+                for split, row, source, label in members[["split", "row", "source", "label"]].head(GROUP_EXAMPLE_SAMPLES).itertuples(index=False)
+            ]))
+        return found
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
+        workers = ctx.local_results(self.spec.id)
+        has_source_rows = workers[0].state["source_rows"]
+        met = [worker.met for worker in workers]
+        groups = sum(m["groups"] for m in met)
+        within_train = sum(m["within_train"] for m in met)
+        across = sum(m["across_splits"] for m in met)
+        evidence: dict[str, Any] = {"groups": groups, "within_train": within_train, "across_splits": across,
+                                    "within_other_split": groups - across - within_train,
+                                    "samples": sum(m["samples"] for m in met), "examples": []}
+        for _first, size, samples in sorted((e for m in met for e in m["examples"]), key=lambda e: e[0])[:MAX_EXAMPLES]:
+            evidence["examples"].append({"size": size, "samples": [
+                {"split": SPLIT_ORDER[split], "row": _row_id(source, row, has_source_rows[SPLIT_ORDER[split]]),
+                 "label": ctx.classes[label] if 0 <= label < len(ctx.classes) else str(label)}
+                for split, row, source, label in samples
+            ]})
+        rows_in_all = sum(split.n for split in _present(ctx.data))
         return Measurement(
-            value, f"{count(value)} groups of identical inputs carry different labels ({count(evidence['within_train'])} within train, "
-            f"{count(evidence['across_splits'])} across splits, {count(evidence['samples'])} samples in all, of {count(len(labels))})",
+            groups, f"{count(groups)} groups of identical inputs carry different labels ({count(within_train)} within train, "
+            f"{count(across)} across splits, {count(evidence['samples'])} samples in all, of {count(rows_in_all)})",
             evidence,
         )
 
@@ -319,21 +539,21 @@ class TargetLeakage(Check):
         default_threshold=0.99,
     )
 
+    uses_row_sample = True
+
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
-        train = ctx.data.splits["train"]
         names = ctx.data.feature_names
-        if train.features is None or names is None:
+        if names is None:
             return Finding.skip("the inputs are not a table of named features")
-        X = np.asarray(train.features)
-        y = np.asarray(train.labels)
-        n_total = X.shape[0]
+        n_total = ctx.data.splits["train"].n
         if n_total < 2:
             return Finding.skip("the train split has fewer than 2 samples")
-        rows = np.arange(n_total)
+        drawn = ctx.row_sample("train")  # every row up to ROW_SAMPLE_MAX_ROWS (reportgen/checks/shards.py)
+        if drawn.split.features is None:
+            return Finding.skip("the inputs are not a table of named features")
+        X = np.asarray(drawn.split.features)
+        y = np.asarray(drawn.split.labels)
         classes_compared, limited = ctx.data.num_classes, False
-        if n_total > LEAKAGE_MAX_ROWS:
-            rows = np.sort(np.random.default_rng(0).choice(n_total, LEAKAGE_MAX_ROWS, replace=False))
-            X, y = X[rows], y[rows]
         rows_used = int(X.shape[0])
         if ctx.task == "regression":
             finite_y = y[np.isfinite(y.astype(np.float64))]
@@ -503,16 +723,17 @@ class UnseenCategories(Check):
         default_threshold=0.0,
     )
 
-    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
-        preprocessing = ctx.data.fingerprint.get("preprocessing") or {}
-        known = preprocessing.get("categorical") or {}
-        if not known:
-            return Finding.skip("the data has no categorical feature columns")
-        splits = [s for s in _splits(ctx) if s.name != "train"]
-        if not splits or any(s.attributes is None for s in splits):
-            return Finding.skip("the per-sample attributes (original category values) are not available")
-        per_split: dict[str, Any] = {}
-        worst_share, worst_split = 0.0, ""
+    def local(self, shard: ShardContext, settings: CheckSettings) -> dict[str, Any]:
+        """Per val/test split, this worker's samples holding a category unseen in train, and per column the
+        unseen values with their counts in order of first appearance (the train categories are global: they
+        come from the preprocessing fitted on the whole train split). ``attributes`` False when a split has none."""
+        import pandas as pd  # imported here: report rendering loads this module for its texts only
+
+        known = _categorical(shard.data)
+        splits = [s for s in _present(shard.data) if s.name != "train"]
+        state: dict[str, Any] = {"attributes": all(s.attributes is not None for s in splits), "splits": {}}
+        if not known or not state["attributes"]:
+            return state
         for split in splits:
             frame = split.attributes
             assert frame is not None
@@ -522,15 +743,44 @@ class UnseenCategories(Check):
                 values = frame[column]
                 unseen = (values.notna() & ~values.astype(str).isin(set(categories))).to_numpy()
                 if unseen.any():
-                    counts = values[unseen].astype(str).value_counts()
-                    columns[column] = {
-                        "samples": int(unseen.sum()),
-                        "distinct": int(len(counts)),
-                        "examples": {str(k): int(v) for k, v in counts.head(MAX_EXAMPLES).items()},
-                    }
+                    codes, uniques = pd.factorize(values[unseen].astype(str))
+                    counts = np.bincount(codes, minlength=len(uniques))
+                    columns[column] = {"samples": int(unseen.sum()),
+                                       "values": [(str(v), int(c)) for v, c in zip(uniques, counts)]}
                     unseen_any |= unseen
-            share = float(unseen_any.mean()) if split.n else 0.0
-            per_split[split.name] = {"samples": int(unseen_any.sum()), "n": split.n, "share": share, "columns": columns}
+            state["splits"][split.name] = {"samples": int(unseen_any.sum()), "columns": columns}
+        return state
+
+    def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
+        known = _categorical(ctx.data)
+        if not known:
+            return Finding.skip("the data has no categorical feature columns")
+        parts = [worker.state for worker in ctx.local_results(self.spec.id)]
+        splits = [s for s in _present(ctx.data) if s.name != "train"]
+        if not splits or not all(part["attributes"] for part in parts):
+            return Finding.skip("the per-sample attributes (original category values) are not available")
+        per_split: dict[str, Any] = {}
+        worst_share, worst_split = 0.0, ""
+        for split in splits:
+            shares = [part["splits"][split.name] for part in parts]
+            columns: dict[str, Any] = {}
+            for column in known:
+                seen = [s["columns"][column] for s in shares if column in s["columns"]]
+                if not seen:
+                    continue
+                counts: dict[str, int] = {}  # rank order is row order: first appearance over the whole split
+                for part in seen:
+                    for value, n in part["values"]:
+                        counts[value] = counts.get(value, 0) + n
+                frequent = sorted(counts.items(), key=lambda item: -item[1])  # stable: ties by first appearance
+                columns[column] = {
+                    "samples": sum(int(part["samples"]) for part in seen),
+                    "distinct": len(counts),
+                    "examples": dict(frequent[:MAX_EXAMPLES]),
+                }
+            samples = sum(int(s["samples"]) for s in shares)
+            share = samples / split.n if split.n else 0.0
+            per_split[split.name] = {"samples": samples, "n": split.n, "share": share, "columns": columns}
             if share > worst_share:
                 worst_share, worst_split = share, split.name
         evidence = {"splits": per_split, "train_categories": {c: len(v) for c, v in known.items()}}

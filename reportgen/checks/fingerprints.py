@@ -45,7 +45,9 @@ class SplitFingerprints:
     ``exact``, ``norm`` and ``norm_shifted`` are (n,) uint64 arrays, computed when a check first reads
     them (one streaming pass over the split per kind; the two normalised kinds share theirs) and kept:
     data_integrity reads only the counts of non-finite values, conflicting_labels only ``norm``, and
-    train_test_overlap needs ``exact`` only when some sample matches on a normalised hash.
+    train_test_overlap reads all three (it meets rows by both normalised hashes and carries the exact
+    one, since on a worker's shard it cannot know whether a sample elsewhere matches). ``match`` below
+    still computes ``exact`` only when some sample matches on a normalised hash.
     """
 
     def __init__(self, split: SplitData, batch_size: int) -> None:

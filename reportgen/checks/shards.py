@@ -12,7 +12,9 @@ that needs the inputs reads them in one of two ways, and its result must not dep
    int64 payload): rows with equal hashes are sent to the same worker (``distributed.exchange_by_hash``,
    hash modulo the world size), which calls ``Check.meet`` on what it received; the outcomes of ``meet``
    reach rank 0 the same way. That is how overlaps and conflicting labels are found across shards without
-   sending every hash to every worker.
+   sending every hash to every worker. ``meet`` may itself return a ``LocalPart`` with keyed rows: they
+   meet again by their new hashes (at most ``MAX_MEETING_ROUNDS``), and rank 0 gets the last round's state
+   (a check that needs an earlier round's keeps it in ``shard.cache`` on that worker and hands it on).
 2. **The row sample** (``CheckContext.row_sample``): at most ``ROW_SAMPLE_MAX_ROWS`` rows of a split (fewer
    for wide inputs: ``ROW_SAMPLE_MAX_BYTES`` of inputs), chosen by a hash of the global row index and the
    run's seed (``distributed.sample_global_rows``), so the same rows are chosen whatever the number of
@@ -50,6 +52,8 @@ ROW_SAMPLE_SALT = 0x5EED_0F_5A_3B_1E
 """Mixed into the run's seed so the row sample is not the same set as other seeded choices."""
 MAX_STATE_BYTES = 64 * 2**20
 """Largest pickled local state one worker may send to rank 0 for one check."""
+MAX_MEETING_ROUNDS = 4
+"""Meetings one check may chain (``Check.meet`` returning a LocalPart with keyed rows asks for another)."""
 
 
 class RowsElsewhere:
@@ -93,8 +97,10 @@ class KeyedRows:
     payload: np.ndarray
 
     def __post_init__(self) -> None:
+        from reportgen.distributed import as_columns
+
         hashes = np.asarray(self.hashes, dtype=np.uint64).reshape(-1)
-        payload = np.asarray(self.payload, dtype=np.int64).reshape(hashes.size, -1)
+        payload = as_columns(self.payload, hashes.size)
         object.__setattr__(self, "hashes", hashes)
         object.__setattr__(self, "payload", payload)
 
@@ -253,17 +259,26 @@ def run_local_phases(
         except Exception as exc:  # the check's error, reported on rank 0 like a crash in run()
             failure = _failure(exc, world.rank, world)
         ok = _all_ok(failure is None, world)
-        keyed_flags = all_gather_scalars([1 if part is not None and part.keyed is not None else 0], world, dtype=np.int64)[:, 0]
         met: Any = None
-        if ok.all() and keyed_flags.any():
+        keyed = part.keyed if part is not None else None
+        for _round in range(MAX_MEETING_ROUNDS + 1):
+            keyed_flags = all_gather_scalars([1 if failure is None and keyed is not None else 0], world, dtype=np.int64)[:, 0]
+            if not ok.all() or not keyed_flags.any():
+                break
             if not keyed_flags.all():
-                failure = LocalFailure("the local phase returned keyed rows on some workers only", "RuntimeError", world.rank)
+                failure = LocalFailure("the check handed over keyed rows on some workers only", "RuntimeError", world.rank)
+            elif _round == MAX_MEETING_ROUNDS:
+                failure = LocalFailure(f"the check asked for more than {MAX_MEETING_ROUNDS} meetings", "RuntimeError", world.rank)
             else:
-                assert part is not None and part.keyed is not None
-                hashes, payload = exchange_by_hash(part.keyed.hashes, part.keyed.payload, world)
+                assert keyed is not None
+                hashes, payload = exchange_by_hash(keyed.hashes, keyed.payload, world)
                 assert payload is not None
+                keyed = None
                 try:
-                    met = _checked_state(check.meet(KeyedRows(hashes, payload), shard, settings))
+                    met = check.meet(KeyedRows(hashes, payload), shard, settings)
+                    if isinstance(met, LocalPart):  # another meeting: its rows travel, its state is this round's
+                        met, keyed = met.state, met.keyed
+                    met = _checked_state(met)
                 except Exception as exc:
                     failure = _failure(exc, world.rank, world)
             ok = _all_ok(failure is None, world)
