@@ -341,7 +341,10 @@ def test_rows_elsewhere_raises_and_a_check_reading_rows_directly_errs():
     assert isinstance(test.dataset, RowsElsewhere) and len(test.dataset) == bundle.splits["test"].n
     with pytest.raises(LookupError, match="spread over the workers"):
         test.dataset[0]
-    assert test.features is None and test.attributes is None and test.source_rows is None
+    for stand_in in (test.features, test.attributes, test.source_rows):
+        assert isinstance(stand_in, RowsElsewhere)
+        with pytest.raises(LookupError, match="spread over the workers"):
+            stand_in[0]
     np.testing.assert_array_equal(test.labels, bundle.splits["test"].labels)
 
     class ReadsRows(Check):
@@ -354,7 +357,7 @@ def test_rows_elsewhere_raises_and_a_check_reading_rows_directly_errs():
     context = CheckContext(task=bundle.task, data=spread_data, predictions=predictions, metrics={}, training=None)
     result = run_check(ReadsRows(), context, None)
     assert result is not None and result.status == "error"
-    assert "rows are spread over the workers" in result.message
+    assert "rows are spread over the workers" in result.message and "docs/plugins.md" in result.message
 
 
 def test_a_one_process_local_phase_failure_is_an_error_result():
