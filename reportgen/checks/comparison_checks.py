@@ -128,10 +128,19 @@ def baseline_failure(previous: Mapping[str, Any] | None) -> str | None:
 
 
 def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
-    """(p-value, test name) of exact McNemar between the earlier run's and this run's per-sample correctness."""
+    """(p-value, test name) of exact McNemar between the earlier run's and this run's per-sample correctness.
+
+    Only for the metrics that test judges: accuracy (all rows) and, for binary tasks, recall (the positive rows).
+    Any other metric gets (None, why): no paired test, so the drop alone decides (fails closed).
+    """
     from reportgen.gate import unpack_bits
 
     pred = ctx.predictions["test"]
+    positive_recall = metric == "recall" and ctx.positive_index is not None
+    if metric != "accuracy" and not positive_recall:
+        # McNemar on correctness tests accuracy (on the positive rows: the positive class's recall). Precision, F1,
+        # balanced accuracy and macro averages can drop while accuracy holds, so its p-value says nothing of them.
+        return None, f"none (McNemar on per-sample correctness tests accuracy, not {metric}: drop only)"
     n = int(outcomes.get("n", -1))
     if n != pred.n or not isinstance(outcomes.get("correct"), str):
         return None, "none (no per-sample outcomes of the earlier run: drop only)"
@@ -139,7 +148,7 @@ def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext)
     now = np.asarray(pred.y_true) == np.asarray(pred.y_pred)
     rows = np.ones(n, dtype=bool)
     name = "exact McNemar on per-sample correctness"
-    if metric == "recall" and ctx.positive_index is not None:
+    if positive_recall:
         rows = np.asarray(pred.y_true) == ctx.positive_index
         name = "exact McNemar on the positive samples (recall)"
     b = int(np.sum(before[rows] & ~now[rows]))

@@ -1,0 +1,61 @@
+"""Faults of the verdict path found in review, each proven on real data (scikit-learn's and the samples' data sets)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, precision_score
+
+from reportgen.gate import correctness_record
+
+from check_helpers import context, default_credit, run, sklearn_predictions, tabular_bundle
+
+
+@pytest.fixture(scope="module")
+def credit_logistic():
+    """ISLR Default (3.3% defaults) and a logistic regression fitted on its train split."""
+    bundle, *_ = tabular_bundle(default_credit, "binary")
+    train = bundle.splits["train"]
+    return bundle, LogisticRegression(max_iter=1000).fit(train.features, train.labels)
+
+
+def _earlier_run(bundle, predictions, threshold: float) -> dict:
+    """The results.json fields release_comparison reads, for a run with these predictions (consistently recorded)."""
+    earlier = context(bundle, predictions, threshold=threshold)
+    test = predictions["test"]
+    return {"task": "binary", "status": "pass", "data": {"fingerprint": dict(bundle.fingerprint)},
+            "metrics": {"test": earlier.metrics["test"]}, "model": {"threshold": threshold},
+            "gate": {"test_outcomes": correctness_record(test.y_true, test.y_pred, bundle.positive_index)}}
+
+
+def test_a_precision_drop_is_not_called_noise_by_a_test_of_accuracy(credit_logistic):
+    """Lowering the threshold from 0.5 to 0.25 trades missed defaulters for false alarms: accuracy holds
+    (McNemar on correctness finds nothing) while precision falls by 0.11. That p-value tests accuracy, so it
+    cannot call the precision drop noise: the drop past the 0.02 limit fails the gate."""
+    bundle, model = credit_logistic
+    before, after = sklearn_predictions(bundle, model, 0.5), sklearn_predictions(bundle, model, 0.25)
+    y, old, new = before["test"].y_true, before["test"].y_pred, after["test"].y_pred
+    assert abs(accuracy_score(y, old) - accuracy_score(y, new)) < 0.005  # the oracle: accuracy holds ...
+    assert precision_score(y, old) - precision_score(y, new) > 0.1  # ... precision does not
+    ctx = replace(context(bundle, after, threshold=0.25), previous=_earlier_run(bundle, before, 0.5))
+    result = run("release_comparison", ctx)
+    assert result.status == "fail", result.message
+    precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
+    assert precision["significant"] and precision["p_value"] is None
+    assert "tests accuracy, not precision" in precision["test"]
+    assert result.message.startswith("Precision dropped from")
+
+
+def test_accuracy_and_positive_recall_keep_their_mcnemar_test(credit_logistic):
+    """The clean case: the same threshold change leaves accuracy within the limit and raises recall; a
+    comparison of accuracy alone still uses McNemar where a drop is past the limit."""
+    bundle, model = credit_logistic
+    before, after = sklearn_predictions(bundle, model, 0.25), sklearn_predictions(bundle, model, 0.5)
+    ctx = replace(context(bundle, after, threshold=0.5), previous=_earlier_run(bundle, before, 0.25))
+    result = run("release_comparison", ctx, {"metrics": ["accuracy", "recall"], "max": 0.001})
+    rows = {r["metric"]: r for r in result.evidence["metrics"]}
+    assert "McNemar on the positive samples" in rows["recall"]["test"] and rows["recall"]["p_value"] < 0.05
+    assert result.status == "fail"  # recall fell 0.25 -> real, and McNemar on the positives says so
