@@ -59,3 +59,50 @@ def test_accuracy_and_positive_recall_keep_their_mcnemar_test(credit_logistic):
     rows = {r["metric"]: r for r in result.evidence["metrics"]}
     assert "McNemar on the positive samples" in rows["recall"]["test"] and rows["recall"]["p_value"] < 0.05
     assert result.status == "fail"  # recall fell 0.25 -> real, and McNemar on the positives says so
+
+
+def _credit_without_defaulters_in_test(positive_index: int):
+    """ISLR Default with a test split that holds no defaulter ('Yes'), and a logistic regression fitted on train."""
+    from check_helpers import make_bundle, split_rows, standardiser
+
+    X, y, classes, names = default_credit()
+    rows = split_rows(y, len(y))
+    rows["test"] = rows["test"][y[rows["test"]] == 0]
+    transform = standardiser(X[rows["train"]])
+    bundle = make_bundle("binary", {k: (transform(X[r]), y[r], r) for k, r in rows.items()}, classes, names,
+                         positive_index=positive_index)
+    train = bundle.splits["train"]
+    return bundle, LogisticRegression(max_iter=1000).fit(train.features, train.labels)
+
+
+def test_minority_recall_does_not_pass_on_the_majority_class_when_the_rare_class_has_no_test_samples():
+    """'No' named positive, a test file without a single 'Yes': the rare class's recall is unmeasured, so the
+    check may not pass saying both were judged; it warns and names the class it could not judge."""
+    bundle, model = _credit_without_defaulters_in_test(positive_index=0)
+    result = run("minority_recall", context(bundle, sklearn_predictions(bundle, model)))
+    assert result.status == "warn", result.message
+    assert result.message.startswith("'Yes' has no samples on test, so its recall is not judged")
+    assert "both" not in result.message and result.evidence["unmeasured"] == ["Yes"]
+    assert result.value == pytest.approx(np.mean(model.predict(bundle.splits["test"].features) == 0))
+
+
+def test_minority_recall_judged_classes_all_present_keeps_its_verdict(credit_logistic):
+    """The clean case: every judged class has test samples; nothing is reported unmeasured."""
+    bundle, model = credit_logistic
+    result = run("minority_recall", context(bundle, sklearn_predictions(bundle, model)))
+    assert result.status == "fail" and "unmeasured" not in result.evidence  # recall of 'Yes' 0.33 < 0.5
+    assert result.value == pytest.approx(0.3253012048192771)
+
+
+def test_near_balanced_multiclass_names_a_digit_absent_from_test():
+    """digits: every class is judged; a test split without any '3' cannot pass as if '3' had been judged."""
+    from check_helpers import digits, make_bundle, split_rows
+
+    X, y, classes, names = digits()
+    rows = split_rows(y, len(y))
+    rows["test"] = rows["test"][y[rows["test"]] != 3]
+    bundle = make_bundle("multiclass", {k: (X[r], y[r], r) for k, r in rows.items()}, classes, names)
+    model = LogisticRegression(max_iter=2000).fit(bundle.splits["train"].features, bundle.splits["train"].labels)
+    result = run("minority_recall", context(bundle, sklearn_predictions(bundle, model)))
+    assert result.status == "warn" and result.message.startswith("'3' has no samples on test")
+    assert result.evidence["unmeasured"] == ["3"]
