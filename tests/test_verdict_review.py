@@ -106,3 +106,38 @@ def test_near_balanced_multiclass_names_a_digit_absent_from_test():
     result = run("minority_recall", context(bundle, sklearn_predictions(bundle, model)))
     assert result.status == "warn" and result.message.startswith("'3' has no samples on test")
     assert result.evidence["unmeasured"] == ["3"]
+
+
+def test_a_drop_of_exactly_max_is_within_the_limit(credit_logistic):
+    """Threshold 0.5 -> 0.2 on Default: test accuracy 0.972 -> 0.962 (2,430 and 2,405 of 2,500), a drop of exactly
+    0.01, which float arithmetic makes 0.010000000000000009. With max 0.01 ("at or below") it is within the limit."""
+    bundle, model = credit_logistic
+    before, after = sklearn_predictions(bundle, model, 0.5), sklearn_predictions(bundle, model, 0.2)
+    y = before["test"].y_true
+    assert (accuracy_score(y, before["test"].y_pred), accuracy_score(y, after["test"].y_pred)) == (0.972, 0.962)
+    ctx = replace(context(bundle, after, threshold=0.2), previous=_earlier_run(bundle, before, 0.5))
+    result = run("release_comparison", ctx, {"metrics": ["accuracy"], "max": 0.01})
+    assert result.status == "pass", result.message
+    assert result.evidence["metrics"][0]["test"] == "none (not needed)"
+    past = run("release_comparison", ctx, {"metrics": ["accuracy"], "max": 0.0099})  # the clean contrast: past it
+    assert past.status in ("fail", "warn") and "McNemar" in past.evidence["metrics"][0]["test"]
+
+
+def test_overfit_gap_of_exactly_max_is_within_the_limit():
+    """Breast cancer and a logistic regression: a train split the model gets 80% right and a test split it gets
+    70% right (rows chosen from its real hits and misses) give an accuracy gap of exactly 0.1 = max, inclusive."""
+    from check_helpers import breast_cancer, make_bundle, standardiser
+
+    X, y, classes, names = breast_cancer()
+    transform = standardiser(X)
+    model = LogisticRegression(C=0.01, max_iter=1000).fit(transform(X), y)
+    right = np.flatnonzero(model.predict(transform(X)) == y)
+    wrong = np.flatnonzero(model.predict(transform(X)) != y)
+    assert wrong.size >= 5
+    rows = {"train": np.r_[right[:8], wrong[:2]], "test": np.r_[right[8:15], wrong[2:5]]}
+    bundle = make_bundle("binary", {k: (transform(X[r]), y[r], r) for k, r in rows.items()}, classes, names)
+    ctx = context(bundle, sklearn_predictions(bundle, model))
+    assert (ctx.metrics["train"]["accuracy"], ctx.metrics["test"]["accuracy"]) == (0.8, 0.7)
+    result = run("overfit_gap", ctx, {"metric": "accuracy"})
+    assert result.status == "pass" and "within the 0.1 limit" in result.message, result.message
+    assert run("overfit_gap", ctx, {"metric": "accuracy", "max": 0.0999}).status == "fail"

@@ -16,7 +16,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -286,6 +286,7 @@ class ReleaseComparison(Check):
         if records_problem:
             evidence["records_disagreement"] = f"{RECORDS_DISAGREE}: {records_problem}"
         rows: list[dict[str, Any]] = []
+        past_limit: list[dict[str, Any]] = []  # the rows whose drop is past max
         for name in names:
             spec = metric_registry.metric(name)
             if spec is None or spec.higher_is_better is None:
@@ -294,12 +295,13 @@ class ReleaseComparison(Check):
             if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
                 continue
             drop = metric_drop(float(old), float(new), spec.higher_is_better)
+            past = not meets_threshold(drop, limit, higher_is_better=False)  # a drop of exactly max is within it
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > limit and records_problem:
+            if past and records_problem:
                 row["test"] = f"none ({RECORDS_DISAGREE}: drop only)"
-            elif drop > limit and same and name in RANKING_METRICS:
+            elif past and same and name in RANKING_METRICS:
                 if bootstrap is None:
                     bootstrap = _ranking_bootstrap(scores, ctx, replicates)
                 if isinstance(bootstrap, PairedBootstrap):
@@ -308,9 +310,11 @@ class ReleaseComparison(Check):
                     row["test"] = f"paired stratified bootstrap of the same test rows ({replicates} replicates)"
                 else:
                     row["test"] = bootstrap
-            elif drop > limit and isinstance(outcomes, Mapping):
+            elif past and isinstance(outcomes, Mapping):
                 row["p_value"], row["test"] = _paired_p_value(name, outcomes, ctx)
-            row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
+            if past:
+                past_limit.append(row)
+            row["significant"] = past and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
         evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
@@ -330,7 +334,7 @@ class ReleaseComparison(Check):
                 f"against the earlier run (limit {setting(limit)}"
                 + (f", paired test {p_clause(worst['p_value'])}" if worst["p_value"] is not None else "")
                 + f"){caveat}; {summary}.", evidence)
-        noisy = [r for r in rows if r["drop"] > limit]
+        noisy = past_limit
         if noisy:
             return Finding(
                 "concern", worst["drop"],
