@@ -141,3 +141,27 @@ def test_overfit_gap_of_exactly_max_is_within_the_limit():
     result = run("overfit_gap", ctx, {"metric": "accuracy"})
     assert result.status == "pass" and "within the 0.1 limit" in result.message, result.message
     assert run("overfit_gap", ctx, {"metric": "accuracy", "max": 0.0999}).status == "fail"
+
+
+def test_a_decision_threshold_on_a_multiclass_config_is_a_config_error(tmp_path):
+    """model.threshold does nothing for a multiclass model (it predicts the most probable class): the key is refused
+    (exit 2) rather than silently ignored; on a binary config it stays valid."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_wine
+
+    from conftest import write_config
+
+    frame = load_wine(as_frame=True).frame
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    document = {"name": "wine", "task": "multiclass", "data": {"kind": "csv", "path": "wine.csv", "target": "target"},
+                "model": {"kind": "mlp", "hidden": [8], "threshold": 0.3}, "report": {"formats": ["json"]}}
+    path = write_config(tmp_path, document)
+    done = subprocess.run([sys.executable, "-m", "reportgen", "validate", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "model.threshold applies to binary tasks only" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    del document["model"]["threshold"]
+    done = subprocess.run([sys.executable, "-m", "reportgen", "validate", str(write_config(tmp_path, document))],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
