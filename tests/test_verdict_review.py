@@ -165,3 +165,26 @@ def test_a_decision_threshold_on_a_multiclass_config_is_a_config_error(tmp_path)
     done = subprocess.run([sys.executable, "-m", "reportgen", "validate", str(write_config(tmp_path, document))],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_earlier_run_with_another_positive_class_is_not_compared_metric_by_metric():
+    """Breast cancer, one logistic regression: the earlier run named 'malignant' positive, this one 'benign'.
+    Before, precision and recall of different classes were compared ('Precision 1.000 -> 0.978') and blamed on
+    disagreeing records, failing the very same model for a wrong reason; now the check says why it cannot compare."""
+    from check_helpers import breast_cancer, make_bundle, split_rows, standardiser
+
+    X, y, classes, names = breast_cancer()
+    rows = split_rows(y, len(y))
+    transform = standardiser(X[rows["train"]])
+    parts = {k: (transform(X[r]), y[r], r) for k, r in rows.items()}
+    malignant = make_bundle("binary", parts, classes, names, positive_index=1)
+    benign = make_bundle("binary", parts, classes, names, positive_index=0)
+    model = LogisticRegression(max_iter=1000).fit(malignant.splits["train"].features, malignant.splits["train"].labels)
+    earlier = _earlier_run(malignant, sklearn_predictions(malignant, model), 0.5)
+    same_class = run("release_comparison", replace(context(malignant, sklearn_predictions(malignant, model)),
+                                                   previous=earlier))
+    assert same_class.status == "pass" and same_class.value == 0.0  # the clean case: the same model, the same class
+    other_class = run("release_comparison", replace(context(benign, sklearn_predictions(benign, model)), previous=earlier))
+    assert other_class.status == "fail" and other_class.value is None
+    assert other_class.message.startswith("The earlier run's positive class is 'malignant' and this run's is 'benign'")
+    assert "records_disagreement" not in other_class.evidence and "metrics" not in other_class.evidence

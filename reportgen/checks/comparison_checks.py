@@ -266,6 +266,12 @@ class ReleaseComparison(Check):
             return Finding("violation", None, f"The earlier run is a {previous.get('task')} task and this one is "
                            f"{ctx.task}: the comparison cannot judge this model. Compare with a run of the same task.",
                            evidence)
+        positive_before = ((previous.get("metrics") or {}).get("test") or {}).get("positive_class")
+        positive_now = ctx.classes[ctx.positive_index] if ctx.positive_index is not None else None
+        if positive_before is not None and positive_now is not None and positive_before != positive_now:
+            return Finding("violation", None, f"The earlier run's positive class is {positive_before!r} and this run's is "
+                           f"{positive_now!r}: its precision, recall, F1 and PR AUC are of another class, so the comparison "
+                           "cannot judge this model. Compare with a run with the same positive class.", evidence)
         same, why = _same_test_data(previous, ctx)
         evidence["same_test_data"] = same
         allow = bool(settings.params.get("allow_different_data"))
