@@ -188,3 +188,40 @@ def test_an_earlier_run_with_another_positive_class_is_not_compared_metric_by_me
     assert other_class.status == "fail" and other_class.value is None
     assert other_class.message.startswith("The earlier run's positive class is 'malignant' and this run's is 'benign'")
     assert "records_disagreement" not in other_class.evidence and "metrics" not in other_class.evidence
+
+
+@pytest.fixture(scope="module")
+def credit_auc_drop(credit_logistic):
+    """This run: a logistic regression on income alone (ROC AUC 0.57); the earlier run: all three features (0.96),
+    with its stored correctness bits and scores, on the same Default test rows."""
+    from reportgen.gate import score_record
+
+    bundle, strong = credit_logistic
+    train = bundle.splits["train"]
+    income = LogisticRegression(max_iter=1000).fit(train.features[:, [1]], train.labels)
+
+    class IncomeOnly:
+        def predict_proba(self, X):
+            return income.predict_proba(X[:, [1]])
+
+    before, after = sklearn_predictions(bundle, strong), sklearn_predictions(bundle, IncomeOnly())
+    earlier = _earlier_run(bundle, before, 0.5)
+    test = before["test"]
+    earlier["gate"]["test_scores"] = score_record(test.y_true, test.probs[:, 1], 1)
+    return replace(context(bundle, after), previous=earlier)
+
+
+def test_an_alpha_the_bootstrap_cannot_reach_does_not_call_every_auc_drop_noise(credit_auc_drop):
+    """2,000 replicates give p-values of at least 1/2001; with alpha 1e-4 a ROC AUC drop of 0.39 was 'likely noise'
+    (exit 0). The bootstrap cannot judge at that level, so the drop alone decides."""
+    from sklearn.metrics import roc_auc_score
+
+    test = credit_auc_drop.predictions["test"]
+    before = credit_auc_drop.previous["metrics"]["test"]["roc_auc"]
+    assert before - roc_auc_score(test.y_true, test.probs[:, 1]) > 0.35  # the oracle: a real, large drop
+    result = run("release_comparison", credit_auc_drop, {"metrics": ["roc_auc"], "alpha": 0.0001})
+    row = result.evidence["metrics"][0]
+    assert result.status == "fail" and row["p_value"] is None and row["significant"]
+    assert row["test"] == "none (a paired bootstrap of 2000 replicates cannot give p below alpha 1×10⁻⁴: drop only)"
+    usual = run("release_comparison", credit_auc_drop, {"metrics": ["roc_auc"]})  # alpha 0.05: the bootstrap judges
+    assert usual.status == "fail" and usual.evidence["metrics"][0]["p_value"] == pytest.approx(1 / 2001)

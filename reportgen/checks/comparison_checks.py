@@ -307,6 +307,10 @@ class ReleaseComparison(Check):
                                    "test": "none (other test data)" if not same else "none (not needed)"}
             if past and records_problem:
                 row["test"] = f"none ({RECORDS_DISAGREE}: drop only)"
+            elif past and same and name in RANKING_METRICS and 1.0 / (replicates + 1) >= alpha:
+                # The bootstrap's smallest p-value is 1 / (replicates + 1): at or above alpha it calls every drop noise.
+                row["test"] = (f"none (a paired bootstrap of {replicates} replicates cannot give p below alpha "
+                               f"{setting(alpha)}: drop only)")
             elif past and same and name in RANKING_METRICS:
                 if bootstrap is None:
                     bootstrap = _ranking_bootstrap(scores, ctx, replicates)
