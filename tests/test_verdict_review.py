@@ -225,3 +225,19 @@ def test_an_alpha_the_bootstrap_cannot_reach_does_not_call_every_auc_drop_noise(
     assert row["test"] == "none (a paired bootstrap of 2000 replicates cannot give p below alpha 1×10⁻⁴: drop only)"
     usual = run("release_comparison", credit_auc_drop, {"metrics": ["roc_auc"]})  # alpha 0.05: the bootstrap judges
     assert usual.status == "fail" and usual.evidence["metrics"][0]["p_value"] == pytest.approx(1 / 2001)
+
+
+def test_a_headline_metric_the_earlier_run_did_not_record_is_named_as_not_compared(credit_logistic):
+    """An earlier results.json without balanced_accuracy and pr_auc (recorded before they were headline metrics):
+    the comparison of the rest may pass, but it says which headline metrics it could not compare."""
+    bundle, model = credit_logistic
+    predictions = sklearn_predictions(bundle, model)
+    earlier = _earlier_run(bundle, predictions, 0.5)
+    for key in ("balanced_accuracy", "pr_auc"):
+        del earlier["metrics"]["test"][key]
+    result = run("release_comparison", replace(context(bundle, predictions), previous=earlier))
+    assert result.status == "pass" and result.evidence["not_compared"] == ["balanced_accuracy", "pr_auc"]
+    assert "(not compared: Balanced accuracy, PR AUC, undefined or not recorded in one of the runs)" in result.message
+    assert [r["metric"] for r in result.evidence["metrics"]] == ["accuracy", "precision", "recall", "f1", "roc_auc"]
+    complete = run("release_comparison", replace(context(bundle, predictions), previous=_earlier_run(bundle, predictions, 0.5)))
+    assert complete.status == "pass" and "not_compared" not in complete.evidence and "not compared" not in complete.message

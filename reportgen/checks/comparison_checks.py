@@ -293,12 +293,14 @@ class ReleaseComparison(Check):
             evidence["records_disagreement"] = f"{RECORDS_DISAGREE}: {records_problem}"
         rows: list[dict[str, Any]] = []
         past_limit: list[dict[str, Any]] = []  # the rows whose drop is past max
+        not_compared: list[str] = []  # metrics one of the runs leaves undefined or does not record
         for name in names:
             spec = metric_registry.metric(name)
             if spec is None or spec.higher_is_better is None:
                 continue
             old, new = before.get(name), now.get(name)
             if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+                not_compared.append(name)
                 continue
             drop = metric_drop(float(old), float(new), spec.higher_is_better)
             past = not meets_threshold(drop, limit, higher_is_better=False)  # a drop of exactly max is within it
@@ -327,6 +329,8 @@ class ReleaseComparison(Check):
             row["significant"] = past and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
+        if not_compared:
+            evidence["not_compared"] = not_compared
         evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
         if not rows:
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
@@ -335,6 +339,9 @@ class ReleaseComparison(Check):
         summary = ", ".join(f"{metric_registry.label(r['metric'])} {number(r['previous'])} → {number(r['current'])}" for r in rows)
         caveat = "" if same else " (on other test data, accepted by allow_different_data)"
         caveat += f" ({RECORDS_DISAGREE}, so no paired test: judged by the drop alone)" if records_problem else ""
+        if not_compared:
+            caveat += (f" (not compared: {', '.join(metric_registry.label(m) for m in not_compared)}, undefined or not "
+                       "recorded in one of the runs)")
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
