@@ -241,3 +241,15 @@ def test_a_headline_metric_the_earlier_run_did_not_record_is_named_as_not_compar
     assert [r["metric"] for r in result.evidence["metrics"]] == ["accuracy", "precision", "recall", "f1", "roc_auc"]
     complete = run("release_comparison", replace(context(bundle, predictions), previous=_earlier_run(bundle, predictions, 0.5)))
     assert complete.status == "pass" and "not_compared" not in complete.evidence and "not compared" not in complete.message
+
+
+def test_a_relaxation_smaller_than_the_display_digits_does_not_read_as_no_change():
+    """minority_recall.min 0.4999999 relaxes the 0.5 default; shown with six digits it read 'relaxed from 0.5 to 0.5'."""
+    from reportgen.checks import registry
+    from reportgen.gate import gate_overrides
+
+    specs = [c.spec for c in registry.all()]
+    (override,) = gate_overrides(specs, {"minority_recall": {"min": 0.4999999}})
+    assert override.relaxes and override.describe() == "minority_recall.min relaxed from 0.5 to 0.4999999"
+    (plain,) = gate_overrides(specs, {"minority_recall": {"min": 0.3}})
+    assert plain.describe() == "minority_recall.min relaxed from 0.5 to 0.3"
