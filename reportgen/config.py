@@ -295,6 +295,9 @@ class Config(_Strict):
     def _task_fits_data(self) -> "Config":
         if self.task != "binary" and self.data.positive_class is not None:
             raise ValueError("data.positive_class applies to binary tasks only")
+        if self.task != "binary" and "threshold" in self.model.model_fields_set:
+            # Only a binary model's positive-class score meets a threshold; elsewhere the key would do nothing.
+            raise ValueError("model.threshold applies to binary tasks only (multiclass predicts the most probable class)")
         if self.task == "binary" and self.data.classes is not None and len(self.data.classes) != 2:
             raise ValueError(f"data.classes must name exactly 2 classes for a binary task, not {len(self.data.classes)}")
         if self.data.classes and self.data.positive_class and self.data.positive_class not in self.data.classes:

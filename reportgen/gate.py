@@ -48,7 +48,10 @@ class Override:
             return f"{self.check} disabled"
         words = {"relaxed": "relaxed", "tightened": "tightened", "severity_lowered": "lowered",
                  "severity_raised": "raised", "changed": "changed"}[self.effect]
-        return f"{self.check}.{self.setting} {words} from {_text(self.default)} to {_text(self.value)}"
+        before, after = _text(self.default), _text(self.value)
+        if before == after:  # rounded to the same digits: a relaxation must never read as no change
+            before, after = repr(self.default), repr(self.value)
+        return f"{self.check}.{self.setting} {words} from {before} to {after}"
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json form (the ``gate.overrides`` items)."""

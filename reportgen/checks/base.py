@@ -461,9 +461,15 @@ def _load_builtin_checks() -> None:
         importlib.import_module(module)
 
 
+THRESHOLD_TOLERANCE = 1e-12
+"""A value this close to its threshold (relative to max(1, |threshold|)) counts as at it: the float rounding of a
+difference such as 0.8 − 0.7 = 0.10000000000000009 must not turn "at the 0.1 limit" (inclusive) into "above it"."""
+
+
 def meets_threshold(value: float, threshold: float, higher_is_better: bool) -> bool:
-    """True when ``value`` is on the good side of ``threshold`` (inclusive)."""
-    return value >= threshold if higher_is_better else value <= threshold
+    """True when ``value`` is on the good side of ``threshold`` (inclusive, within ``THRESHOLD_TOLERANCE``)."""
+    slack = THRESHOLD_TOLERANCE * max(1.0, abs(threshold))
+    return value >= threshold - slack if higher_is_better else value <= threshold + slack
 
 
 def status_for(outcome: Outcome, severity: Severity) -> Status:

@@ -16,7 +16,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -128,10 +128,19 @@ def baseline_failure(previous: Mapping[str, Any] | None) -> str | None:
 
 
 def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext) -> tuple[float | None, str]:
-    """(p-value, test name) of exact McNemar between the earlier run's and this run's per-sample correctness."""
+    """(p-value, test name) of exact McNemar between the earlier run's and this run's per-sample correctness.
+
+    Only for the metrics that test judges: accuracy (all rows) and, for binary tasks, recall (the positive rows).
+    Any other metric gets (None, why): no paired test, so the drop alone decides (fails closed).
+    """
     from reportgen.gate import unpack_bits
 
     pred = ctx.predictions["test"]
+    positive_recall = metric == "recall" and ctx.positive_index is not None
+    if metric != "accuracy" and not positive_recall:
+        # McNemar on correctness tests accuracy (on the positive rows: the positive class's recall). Precision, F1,
+        # balanced accuracy and macro averages can drop while accuracy holds, so its p-value says nothing of them.
+        return None, f"none (McNemar on per-sample correctness tests accuracy, not {metric}: drop only)"
     n = int(outcomes.get("n", -1))
     if n != pred.n or not isinstance(outcomes.get("correct"), str):
         return None, "none (no per-sample outcomes of the earlier run: drop only)"
@@ -139,7 +148,7 @@ def _paired_p_value(metric: str, outcomes: Mapping[str, Any], ctx: CheckContext)
     now = np.asarray(pred.y_true) == np.asarray(pred.y_pred)
     rows = np.ones(n, dtype=bool)
     name = "exact McNemar on per-sample correctness"
-    if metric == "recall" and ctx.positive_index is not None:
+    if positive_recall:
         rows = np.asarray(pred.y_true) == ctx.positive_index
         name = "exact McNemar on the positive samples (recall)"
     b = int(np.sum(before[rows] & ~now[rows]))
@@ -257,6 +266,12 @@ class ReleaseComparison(Check):
             return Finding("violation", None, f"The earlier run is a {previous.get('task')} task and this one is "
                            f"{ctx.task}: the comparison cannot judge this model. Compare with a run of the same task.",
                            evidence)
+        positive_before = ((previous.get("metrics") or {}).get("test") or {}).get("positive_class")
+        positive_now = ctx.classes[ctx.positive_index] if ctx.positive_index is not None else None
+        if positive_before is not None and positive_now is not None and positive_before != positive_now:
+            return Finding("violation", None, f"The earlier run's positive class is {positive_before!r} and this run's is "
+                           f"{positive_now!r}: its precision, recall, F1 and PR AUC are of another class, so the comparison "
+                           "cannot judge this model. Compare with a run with the same positive class.", evidence)
         same, why = _same_test_data(previous, ctx)
         evidence["same_test_data"] = same
         allow = bool(settings.params.get("allow_different_data"))
@@ -277,20 +292,28 @@ class ReleaseComparison(Check):
         if records_problem:
             evidence["records_disagreement"] = f"{RECORDS_DISAGREE}: {records_problem}"
         rows: list[dict[str, Any]] = []
+        past_limit: list[dict[str, Any]] = []  # the rows whose drop is past max
+        not_compared: list[str] = []  # metrics one of the runs leaves undefined or does not record
         for name in names:
             spec = metric_registry.metric(name)
             if spec is None or spec.higher_is_better is None:
                 continue
             old, new = before.get(name), now.get(name)
             if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+                not_compared.append(name)
                 continue
             drop = metric_drop(float(old), float(new), spec.higher_is_better)
+            past = not meets_threshold(drop, limit, higher_is_better=False)  # a drop of exactly max is within it
             row: dict[str, Any] = {"metric": name, "previous": old, "current": new,
                                    "higher_is_better": spec.higher_is_better, "drop": drop, "p_value": None,
                                    "test": "none (other test data)" if not same else "none (not needed)"}
-            if drop > limit and records_problem:
+            if past and records_problem:
                 row["test"] = f"none ({RECORDS_DISAGREE}: drop only)"
-            elif drop > limit and same and name in RANKING_METRICS:
+            elif past and same and name in RANKING_METRICS and 1.0 / (replicates + 1) >= alpha:
+                # The bootstrap's smallest p-value is 1 / (replicates + 1): at or above alpha it calls every drop noise.
+                row["test"] = (f"none (a paired bootstrap of {replicates} replicates cannot give p below alpha "
+                               f"{setting(alpha)}: drop only)")
+            elif past and same and name in RANKING_METRICS:
                 if bootstrap is None:
                     bootstrap = _ranking_bootstrap(scores, ctx, replicates)
                 if isinstance(bootstrap, PairedBootstrap):
@@ -299,11 +322,15 @@ class ReleaseComparison(Check):
                     row["test"] = f"paired stratified bootstrap of the same test rows ({replicates} replicates)"
                 else:
                     row["test"] = bootstrap
-            elif drop > limit and isinstance(outcomes, Mapping):
+            elif past and isinstance(outcomes, Mapping):
                 row["p_value"], row["test"] = _paired_p_value(name, outcomes, ctx)
-            row["significant"] = drop > limit and (row["p_value"] is None or row["p_value"] < alpha)
+            if past:
+                past_limit.append(row)
+            row["significant"] = past and (row["p_value"] is None or row["p_value"] < alpha)
             rows.append(row)
         evidence["metrics"] = rows
+        if not_compared:
+            evidence["not_compared"] = not_compared
         evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
         if not rows:
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
@@ -312,6 +339,9 @@ class ReleaseComparison(Check):
         summary = ", ".join(f"{metric_registry.label(r['metric'])} {number(r['previous'])} → {number(r['current'])}" for r in rows)
         caveat = "" if same else " (on other test data, accepted by allow_different_data)"
         caveat += f" ({RECORDS_DISAGREE}, so no paired test: judged by the drop alone)" if records_problem else ""
+        if not_compared:
+            caveat += (f" (not compared: {', '.join(metric_registry.label(m) for m in not_compared)}, undefined or not "
+                       "recorded in one of the runs)")
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
@@ -321,7 +351,7 @@ class ReleaseComparison(Check):
                 f"against the earlier run (limit {setting(limit)}"
                 + (f", paired test {p_clause(worst['p_value'])}" if worst["p_value"] is not None else "")
                 + f"){caveat}; {summary}.", evidence)
-        noisy = [r for r in rows if r["drop"] > limit]
+        noisy = past_limit
         if noisy:
             return Finding(
                 "concern", worst["drop"],

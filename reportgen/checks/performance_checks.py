@@ -187,12 +187,19 @@ class MinorityRecall(Check):
         if not measurable:
             judged = " or ".join(repr(ctx.classes[i]) for i in candidates)
             return Finding.skip(f"the {split} split has no samples of {judged}")
+        unmeasured = [ctx.classes[i] for i in candidates if i not in measurable]
+        if unmeasured:
+            evidence["unmeasured"] = unmeasured
         worst = min(measurable, key=lambda i: per_class[i]["recall"])
         row = per_class[worst]
         recall, support, ci = row["recall"], row["support"], row["ci95"]
         found = round(recall * support)
+        # A judged class without test samples has no recall: the others may still fail the check, but their
+        # recall cannot let it pass as if that class had been judged.
+        concern = (f"{', '.join(map(repr, unmeasured))} {'has' if len(unmeasured) == 1 else 'have'} no samples on "
+                   f"{split}, so {'its' if len(unmeasured) == 1 else 'their'} recall is not judged") if unmeasured else None
         if ctx.task == "binary":
-            both = len(candidates) == 2
+            both = len(measurable) == 2
             scope = (f"both the positive class {ctx.classes[ctx.positive_index]!r} and the rarest class "
                      f"{ctx.classes[minority]!r} are judged; the worst recall is " if both else "")
             who = f"{row['class']!r}" if both else f"the {roles[worst]} {row['class']!r}"
@@ -204,7 +211,7 @@ class MinorityRecall(Check):
             text = f"the recall of {who} on {split} is {number(recall)} ("
         text += f"{count(found)} of {count(support)} found, 95% CI {interval(ci[0], ci[1])}"
         text += f"; wide because only {count(support)} test cases)" if support < SMALL_SUPPORT else ")"
-        return Measurement(recall, f"{scope}{text}", evidence)
+        return Measurement(recall, f"{scope}{text}", evidence, concern=concern)
 
 
 @register
