@@ -189,6 +189,61 @@ def shard_bounds(n: int, rank: int, world_size: int, align: int = 1) -> tuple[in
     return min(first * align, n), min(last * align, n)
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which rows of each split this worker reads: a contiguous, unpadded shard aligned to the scoring batch.
+
+    ``batch_size`` is data.batch_size; the alignment is ``evaluation.inference_batch_size(batch_size,
+    input_shape)``, the batch evaluate() scores in, so each worker's scoring batches are exactly batches
+    of the single-process run (per-sample outputs bit-identical). The loaders know the input shape before
+    they read any row (npz: the member header; tables and factories read everything first).
+    """
+
+    world: World
+    batch_size: int
+
+    def align(self, input_shape: tuple[int, ...]) -> int:
+        """Rows per block dealt to the workers: the scoring batch for inputs of ``input_shape`` (per sample)."""
+        from reportgen.evaluation import inference_batch_size
+
+        return inference_batch_size(self.batch_size, input_shape)
+
+    def bounds(self, n: int, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        """[start, stop) of this worker's rows of a split of ``n`` rows (``shard_bounds``)."""
+        return shard_bounds(n, self.world.rank, self.world.world_size, align=self.align(input_shape))
+
+
+def first_flagged(flags: np.ndarray, offset: int, world: World) -> tuple[int, int]:
+    """(global index of the first True of ``flags`` over every worker's shard, number of Trues over every worker).
+
+    ``flags`` is this worker's boolean mask over its rows, whose first lies at global index ``offset``.
+    Returns (-1, 0) when no worker has a True. The same on every worker, so all of them raise the
+    same error naming the same global row as a single-process read would.
+    """
+    index, count, _ = first_flagged_value(flags, np.zeros(len(flags)), offset, world)
+    return index, count
+
+
+def first_flagged_value(flags: np.ndarray, values: np.ndarray, offset: int, world: World) -> tuple[int, int, float]:
+    """``first_flagged`` with the float64 ``values[i]`` at the first True (0.0 when none), from the worker holding it."""
+    flags = np.asarray(flags, dtype=bool).reshape(-1)
+    hits = np.flatnonzero(flags)
+    local = [float(offset + hits[0]) if len(hits) else -1.0, float(len(hits)),
+             float(np.asarray(values).reshape(-1)[hits[0]]) if len(hits) else 0.0]
+    rows = all_gather_scalars(local, world)
+    found = rows[rows[:, 0] >= 0]
+    count = int(rows[:, 1].sum())
+    if not len(found):
+        return -1, 0, 0.0
+    first = found[np.argmin(found[:, 0])]
+    return int(first[0]), count, float(first[2])
+
+
+def global_max(value: int, world: World) -> int:
+    """The largest of every worker's ``value`` (an int64)."""
+    return int(all_gather_scalars([value], world, dtype=np.int64).max())
+
+
 # --------------------------------------------------------------------------- collectives
 
 
@@ -446,12 +501,20 @@ def evaluate_sharded(
     is added in a different order (relative difference ~1e-16). Returns the split's Predictions on
     rank 0 (rows in global order) and None on the other workers; a single process evaluates the whole
     split. ``on_batch`` gets global progress (the shard's offset plus samples done).
+
+    A ``split`` that was read as this worker's shard (``total`` set: ``data.load_data(shard=...)``, aligned
+    to the same batch) is evaluated as it is.
     """
     if not world.distributed:
         return evaluate_part(split, on_batch)
-    start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)
+    if split.total is not None:
+        start, stop = split.offset, split.offset + split.n
+        local = split
+    else:
+        start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)
+        local = shard_split(split, start, stop)
     progress = None if on_batch is None else (lambda done: on_batch(start + done))
-    part = evaluate_part(shard_split(split, start, stop), progress) if stop > start else None
+    part = evaluate_part(local, progress) if stop > start else None
     n_local = stop - start
     loss_sums = all_gather_scalars([part.loss * n_local if part is not None else 0.0], world)[:, 0]
     y_true = gather_rows(part.y_true if part is not None else split.labels[:0], world)
@@ -465,6 +528,6 @@ def evaluate_sharded(
         probs = gather_rows(local_probs, world)
     if not world.is_main:
         return None
-    loss = float(sum(float(v) for v in loss_sums)) / max(split.n, 1)
+    loss = float(sum(float(v) for v in loss_sums)) / max(split.global_n, 1)
     assert y_true is not None and y_pred is not None
     return Predictions(split=split.name, y_true=y_true, y_pred=y_pred, probs=probs, loss=loss)
