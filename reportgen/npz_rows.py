@@ -4,8 +4,8 @@ A .npz file is a zip archive of .npy members. ``NpzRows`` opens it with ``numpy.
 unreadable file fails exactly as it does there), reads each member's .npy header for its shape and
 dtype, and reads only the rows asked for:
 
-- a stored (uncompressed, ``numpy.savez``) member is memory-mapped at its data offset inside the zip
-  and the rows are copied out, so a worker touches only the pages of its shard;
+- a stored (uncompressed, ``numpy.savez``) member is read at its data offset inside the zip: the bytes
+  of rows [start, stop) go straight into the result, nothing else of the member is read;
 - a compressed (``numpy.savez_compressed``) member is decompressed as a stream: rows before ``start``
   are decompressed and discarded in chunks of about 8 MiB, rows [start, stop) kept, the rest never read;
 - a Fortran-ordered member, or one whose dtype holds Python objects, is read whole with ``numpy.load``
@@ -111,25 +111,27 @@ class NpzRows:
         row_items = int(np.prod(row_shape, dtype=np.int64))
         row_bytes = row_items * header.dtype.itemsize
         if info.compress_type == zipfile.ZIP_STORED:
-            return self._mapped_rows(info, header, start, stop)
+            return self._stored_rows(info, header, start, stop)
         out = np.empty((stop - start, *row_shape), dtype=header.dtype)
         if row_bytes == 0 or stop == start:
             return out
         with self._zip.open(info) as handle:
             _read_header(handle)
             _skip(handle, start * row_bytes)
-            target = out.reshape(-1).view(np.uint8).data  # a writable memoryview of out
-            filled = 0
-            while filled < len(target):
-                got = handle.readinto(target[filled : filled + _STREAM_CHUNK_BYTES])  # type: ignore[attr-defined]
-                if not got:
-                    raise ValueError(f"{info.filename}: the member ends after {filled} of {len(target)} bytes")
-                filled += got
+            _read_exactly(handle, out, info.filename)
         return out
 
-    def _mapped_rows(self, info: zipfile.ZipInfo, header: MemberHeader, start: int, stop: int) -> np.ndarray:
-        """Rows of a stored member, through a read-only memory map of the zip file at the member's data."""
-        with self.path.open("rb") as raw:
+    def _stored_rows(self, info: zipfile.ZipInfo, header: MemberHeader, start: int, stop: int) -> np.ndarray:
+        """Rows of a stored member, read straight into the result from their byte offset inside the zip file.
+
+        A positioned read rather than a memory map: the bytes read pass through the page cache, which does
+        not count towards the process's resident memory, whereas mapped pages touched while copying do
+        (they would double a worker's peak RSS while its shard is read)."""
+        out = np.empty((stop - start, *header.shape[1:]), dtype=header.dtype)
+        if out.nbytes == 0:
+            return out
+        row_bytes = out.nbytes // len(out)
+        with self.path.open("rb", buffering=0) as raw:
             raw.seek(info.header_offset)
             fixed = raw.read(_LOCAL_HEADER.size)
             if len(fixed) != _LOCAL_HEADER.size or fixed[:4] != _LOCAL_SIGNATURE:
@@ -137,15 +139,20 @@ class NpzRows:
             name_length, extra_length = _LOCAL_HEADER.unpack(fixed)[-2:]
             raw.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
             _read_header(raw)
-            data_offset = raw.tell()
-        row_shape = header.shape[1:]
-        if stop == start or header.rows == 0 or 0 in row_shape:
-            return np.empty((stop - start, *row_shape), dtype=header.dtype)
-        mapped = np.memmap(self.path, dtype=header.dtype, mode="r", offset=data_offset, shape=header.shape)
-        try:
-            return np.array(mapped[start:stop])
-        finally:
-            del mapped
+            raw.seek(raw.tell() + start * row_bytes)
+            _read_exactly(raw, out, info.filename)
+        return out
+
+
+def _read_exactly(handle: Any, out: np.ndarray, member: str) -> None:
+    """Fill ``out`` (C-contiguous) from ``handle`` in chunks of at most _STREAM_CHUNK_BYTES."""
+    target = out.reshape(-1).view(np.uint8).data  # a writable memoryview of out
+    filled = 0
+    while filled < len(target):
+        got = handle.readinto(target[filled : filled + _STREAM_CHUNK_BYTES])
+        if not got:
+            raise ValueError(f"{member}: the member ends after {filled} of {len(target)} bytes")
+        filled += got
 
 
 def _skip(handle: IO[bytes], count: int) -> None:
