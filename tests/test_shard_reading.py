@@ -37,10 +37,10 @@ SIZES = {"train": 1000, "val": 333, "test": 517}  # no split divides evenly amon
 FEATURES = 5
 
 
-def _arrays(label_defect: str = "") -> dict[str, np.ndarray]:
+def _arrays(label_defect: str = "", sizes: dict[str, int] = SIZES) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(11)
     arrays: dict[str, np.ndarray] = {}
-    for split, n in SIZES.items():
+    for split, n in sizes.items():
         x = rng.standard_normal((n, FEATURES)).astype(np.float32)
         arrays[f"X_{split}"] = x
         arrays[f"y_{split}"] = (x[:, 0] + 0.3 * x[:, 1] > 0.4).astype(np.int64)
@@ -53,9 +53,9 @@ def _arrays(label_defect: str = "") -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_npz(folder: Path, compressed: bool, label_defect: str = "") -> Path:
+def _write_npz(folder: Path, compressed: bool, label_defect: str = "", sizes: dict[str, int] = SIZES) -> Path:
     path = folder / ("data_z.npz" if compressed else "data.npz")
-    (np.savez_compressed if compressed else np.savez)(path, **_arrays(label_defect))
+    (np.savez_compressed if compressed else np.savez)(path, **_arrays(label_defect, sizes))
     return path
 
 
@@ -261,7 +261,9 @@ def test_sharded_reading_is_for_evaluate_only_runs_without_checks(tmp_path: Path
 def test_two_workers_reading_shards_write_the_single_process_results(tmp_path: Path):
     from reportgen.checks import registry
 
-    config = _npz_config(tmp_path, _write_npz(tmp_path, compressed=True).name)
+    # train and val shorter than one scoring batch (128 rows): rank 1 holds none of their rows
+    sizes = {"train": 120, "val": 100, "test": 517}
+    config = _npz_config(tmp_path, _write_npz(tmp_path, compressed=True, sizes=sizes).name)
     disable = [arg for check in registry.all() for arg in ("--set", f"checks.{check.spec.id}.enabled=false")]
     one = run_launcher("run", str(config), "--out", str(tmp_path / "one"), "--quiet", *disable)
     assert one.returncode in (0, 1), one.stderr
@@ -270,5 +272,5 @@ def test_two_workers_reading_shards_write_the_single_process_results(tmp_path: P
     single = json.loads((tmp_path / "one" / "results.json").read_text(encoding="utf-8"))
     multi = json.loads((tmp_path / "two" / "results.json").read_text(encoding="utf-8"))
     assert multi["environment"]["world_size"] == 2 and single["checks"] == multi["checks"] == []
-    assert multi["data"]["splits"]["test"]["n"] == SIZES["test"]
+    assert {name: split["n"] for name, split in multi["data"]["splits"].items()} == sizes
     assert differences(single, multi) == []
