@@ -5,7 +5,8 @@
     python bench/bench.py --history 1000     # reportgen history over 1,000 results.json files
 
 Every case runs in a fresh subprocess; wall time is measured around the process and peak RSS
-comes from os.wait4() (the child's own ru_maxrss, so one case never hides another's peak).
+comes from os.wait4() (the child's own ru_maxrss, so one case never hides another's peak); the
+scale-out cases also report each worker's peak RSS (sampled from /proc on Linux).
 Only the standard library, numpy and torch are used here; reportgen is run as `python -m reportgen`.
 See bench/README.md for what each row means and the figures measured.
 """
@@ -202,22 +203,61 @@ class Measured:
     stdout: str = ""
     stderr: str = ""
     ok: bool = False
+    worker_rss_mb: list[float] = field(default_factory=list)
+    """Peak RSS of each child process of the case (the workers of --nproc-per-node, in start order), sampled."""
 
 
 # A tiny launcher runs each case. On Linux a child's ru_maxrss starts from the memory high-water
 # mark of the process it was forked from (it survives execve), so timing children straight from this
 # process (which holds torch) would floor every case at this process's RSS. The launcher is a fresh,
 # small interpreter; its own child, the case, starts from the launcher's few MB.
+# While the case runs, the launcher samples every 50 ms the peak RSS (VmHWM in /proc/PID/status, Linux) of
+# the case's own child processes: the workers of `--nproc-per-node N`. ru_maxrss from wait4 is the largest
+# of the case and its waited-for children, so it alone cannot say what each worker held. VmHWM is the
+# process's own high-water mark; the last sample before a worker exits is its peak unless memory grew
+# in its last 50 ms.
 LAUNCHER = r"""
 import json, os, subprocess, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
+
+def children(parent):
+    found = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(name))
+    return found
+
+def peak_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+
 start = time.perf_counter()
 proc = subprocess.Popen(argv)
-_, status, usage = os.wait4(proc.pid, 0)
+workers = {}
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    for child in children(proc.pid):
+        kb = peak_kb(child)
+        if kb:
+            workers[child] = max(workers.get(child, 0), kb)
+    time.sleep(0.05)
 wall = time.perf_counter() - start
 with open(report, "w") as handle:
     json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
-               "rc": os.waitstatus_to_exitcode(status)}, handle)
+               "rc": os.waitstatus_to_exitcode(status), "children_maxrss_kb": [workers[p] for p in sorted(workers)]}, handle)
 """
 
 
@@ -250,6 +290,7 @@ def measure(case: str, argv: list[str], cwd: Path, logs: Path, ok_codes=(0,), ti
         return m
     rss_kb = usage["maxrss_kb"] / (1024 if sys.platform == "darwin" else 1)  # Linux: kB, macOS: bytes
     m.wall, m.cpu, m.rss_mb, m.rc = usage["wall"], usage["cpu"], rss_kb / 1024, usage["rc"]
+    m.worker_rss_mb = [kb / 1024 for kb in usage.get("children_maxrss_kb", [])]
     m.ok = m.rc in ok_codes
     return m
 
@@ -672,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
                     pass
             elif m.stdout.strip():
                 m.note = m.stdout.strip().splitlines()[0][:120]
+            if name.startswith("scale-out") and m.worker_rss_mb:
+                peaks = ", ".join(f"rank {rank} {mb:.0f} MB" for rank, mb in enumerate(m.worker_rss_mb))
+                m.note = f"peak RSS per worker (sampled every 50 ms): {peaks}" + (f"; {m.note}" if m.note else "")
             if name == "plain loop, test" and m.ok:
                 base = m
             results.append(m)
@@ -738,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json_out).write_text(json.dumps({
                 "environment": env, "rows": rows, "features": args.features, "head": git_head(),
                 "cases": [{"case": m.case, "wall_s": m.wall, "peak_rss_mb": m.rss_mb, "cpu_s": m.cpu, "rc": m.rc, "ok": m.ok,
-                           "timing": m.timing, "note": m.note} for m in results],
+                           "timing": m.timing, "note": m.note, "worker_peak_rss_mb": m.worker_rss_mb} for m in results],
             }, indent=2) + "\n", encoding="utf-8")
         return 1 if failed else 0
     finally:

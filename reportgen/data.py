@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import io
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping
@@ -15,8 +17,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from reportgen.batching import iterate_batches
+from reportgen.distributed import ShardPlan, World, all_reduce_sum, first_flagged, first_flagged_value, global_max
 from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
 from reportgen.errors import ConfigError, DataError
+from reportgen.npz_rows import NpzRows
 from reportgen.plugins import call_user_object
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
 
@@ -594,8 +599,10 @@ def _is_number_text(label: str) -> bool:
     return True
 
 
-def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, task: str) -> int | None:
-    """Index of the positive class: configured, or the minority class of train."""
+def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, task: str,
+              train_counts: np.ndarray | None = None) -> int | None:
+    """Index of the positive class: configured, or the minority class of train (``train_counts``, samples per
+    class over every worker, when this worker holds a shard of train)."""
     if task == "multiclass":
         if len(classes) < 2:
             raise DataError(f"a multiclass task needs at least 2 classes; found {classes}")
@@ -608,7 +615,7 @@ def _positive(classes: list[str], train_labels: np.ndarray, cfg: DataConfig, tas
         if cfg.positive_class not in classes:
             raise DataError(f"data.positive_class {cfg.positive_class!r} is not one of the classes {classes}")
         return classes.index(cfg.positive_class)
-    counts = np.bincount(train_labels, minlength=2)
+    counts = np.bincount(train_labels, minlength=2) if train_counts is None else train_counts
     return int(np.argmin(counts))
 
 
@@ -697,20 +704,42 @@ def _iterate(dataset: Dataset):
         yield dataset[i]
 
 
-def _validate_indices(labels: np.ndarray, num_classes: int, source: str, split: str) -> None:
-    """Labels must be integers in 0..C-1."""
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if len(bad):
+def _validate_indices(labels: np.ndarray, num_classes: int, source: str, split: str, offset: int = 0,
+                      world: World | None = None) -> None:
+    """Labels must be integers in 0..C-1 (over every worker's shard: ``labels`` start at global index ``offset``)."""
+    bad = (labels < 0) | (labels >= num_classes)
+    first, count, value = first_flagged_value(bad, labels.astype(np.float64), offset, world or World.single())
+    if count:
         raise DataError(
-            f"{source}: {split} label {int(labels[bad[0]])} at index {int(bad[0])} is out of range 0..{num_classes - 1} "
-            f"({len(bad)} such labels)"
+            f"{source}: {split} label {int(value)} at index {first} is out of range 0..{num_classes - 1} "
+            f"({count} such labels)"
         )
 
 
+@dataclass(frozen=True)
+class _Shards:
+    """Where this worker's rows lie when it read only a shard of each split (npz read by ``ShardPlan``)."""
+
+    world: World
+    offsets: Mapping[str, int]
+    """Global index of the shard's first row, per split."""
+    totals: Mapping[str, int]
+    """Rows of the whole split, per split."""
+    input_shape: tuple[int, ...]
+    probe_inputs: torch.Tensor
+    """The first (up to 2) rows of the train split, for probing the model on every worker."""
+
+
 def _bundle_from_datasets(
-    datasets: Mapping[str, Dataset], cfg: NpzData | PythonData, task: str, source: str, fingerprint: dict[str, Any]
+    datasets: Mapping[str, Dataset], cfg: NpzData | PythonData, task: str, source: str, fingerprint: dict[str, Any],
+    shards: _Shards | None = None,
 ) -> DataBundle:
-    """Build a DataBundle from per-split datasets whose labels are class indices or targets."""
+    """Build a DataBundle from per-split datasets whose labels are class indices or targets.
+
+    With ``shards`` each dataset holds one worker's rows; every fact (classes, positive class, class counts)
+    and every error is reduced over the workers, so each worker gets what a single-process read would.
+    """
+    world = shards.world if shards is not None else World.single()
     for name in ("train", "test"):
         if name not in datasets:
             raise DataError(f"{source}: no {name!r} split (expected keys train, test and optionally val)")
@@ -719,24 +748,30 @@ def _bundle_from_datasets(
         raise DataError(f"{source}: unknown split {unknown[0]!r}{suggest(unknown[0], list(SPLIT_ORDER))}")
     datasets = {name: _as_pairs(ds, cfg, f"{source} [{name}]") for name, ds in datasets.items()}
     labels = {name: _labels_of(ds, task, f"{source} [{name}]") for name, ds in datasets.items()}
-    for name, y in labels.items():
-        if len(y) == 0:
+    offsets = {name: shards.offsets[name] if shards is not None else 0 for name in labels}
+    totals = {name: shards.totals[name] if shards is not None else len(y) for name, y in labels.items()}
+    for name in labels:
+        if totals[name] == 0:
             raise DataError(f"{source}: the {name} split is empty")
+    class_totals: dict[str, tuple[int, ...]] = {}
     if task == "regression":
         classes: list[str] = []
         positive_index = None
         for name, y in labels.items():
-            if not np.isfinite(y).all():
+            if first_flagged(~np.isfinite(y), offsets[name], world)[1]:
                 raise DataError(f"{source}: the {name} split has non-finite regression targets")
     else:
-        seen = int(max(y.max() for y in labels.values())) + 1
+        seen = global_max(max((int(y.max()) for y in labels.values() if len(y)), default=-1), world) + 1
         num_classes = len(cfg.classes) if cfg.classes else max(seen, 2)
         classes = list(cfg.classes) if cfg.classes else [str(i) for i in range(num_classes)]
         for name, y in labels.items():
-            _validate_indices(y, len(classes), source, name)
-        positive_index = _positive(classes, labels["train"], cfg, task)
-    first_x = datasets["train"][0][0]
-    input_shape = tuple(torch.as_tensor(first_x).shape)
+            _validate_indices(y, len(classes), source, name, offsets[name], world)
+        if shards is not None:
+            class_totals = {name: tuple(int(c) for c in all_reduce_sum(np.bincount(y, minlength=len(classes)), world))
+                            for name, y in labels.items()}
+        train_counts = np.array(class_totals["train"]) if shards is not None else None
+        positive_index = _positive(classes, labels["train"], cfg, task, train_counts)
+    input_shape = shards.input_shape if shards is not None else tuple(torch.as_tensor(datasets["train"][0][0]).shape)
     splits = {}
     for name in SPLIT_ORDER:
         if name not in datasets:
@@ -746,54 +781,96 @@ def _bundle_from_datasets(
         features = None
         if tensors is not None and tensors[0].dim() == 2:
             features = tensors[0].detach().cpu().numpy().astype(np.float32, copy=False)
-            if not np.isfinite(features).all():
-                bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+            bad, _ = first_flagged(~np.isfinite(features).all(axis=1), offsets[name], world)
+            if bad >= 0:
                 raise DataError(f"{source}: the {name} split has non-finite feature values (first at index {bad})")
-        splits[name] = SplitData(name=name, dataset=ds, labels=labels[name], features=features, source=source)
+        splits[name] = SplitData(name=name, dataset=ds, labels=labels[name], features=features, source=source,
+                                 offset=offsets[name], total=totals[name] if shards is not None else None)
     feature_names = tuple(f"x{i}" for i in range(input_shape[0])) if len(input_shape) == 1 else None
     return DataBundle(
         task=task, splits=splits, classes=tuple(classes), positive_index=positive_index,
         feature_names=feature_names, input_shape=input_shape, fingerprint=fingerprint,
+        class_totals=class_totals, probe_inputs=shards.probe_inputs if shards is not None else None,
     )
 
 
-def _load_npz(cfg: NpzData, task: str, resolve: Resolver) -> DataBundle:
-    """Load X_<split>, y_<split> arrays from one .npz file."""
+def _load_npz(cfg: NpzData, task: str, resolve: Resolver, plan: ShardPlan | None = None) -> DataBundle:
+    """Load X_<split>, y_<split> arrays from one .npz file; with ``plan``, only this worker's rows of each split.
+
+    Shapes and dtypes come from the members' headers (reportgen.npz_rows), so every worker validates the
+    same facts before reading a row, and reads only rows [start, stop) of its shard; errors that depend on
+    values (fractional labels, labels out of range, non-finite inputs) are reduced over the workers and
+    name the same global index as a whole read. Only rank 0 hashes the file for the fingerprint.
+    """
     assert cfg.path is not None
     path = _existing(resolve, cfg.path, "data.path")
+    world = plan.world if plan is not None else World.single()
+
+    def unreadable(exc: BaseException) -> DataError:
+        return DataError(f"cannot read {path} as .npz: {exc}")
+
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path} as .npz: {exc}") from None
-    datasets = {}
-    for name in SPLIT_ORDER:
-        x, y = arrays.get(f"X_{name}"), arrays.get(f"y_{name}")
-        if x is None and y is None:
-            continue
-        if x is None or y is None:
-            raise DataError(f"{path.name}: found {'y' if x is None else 'X'}_{name} without {'X' if x is None else 'y'}_{name}")
-        for array, label in ((x, "X"), (y, "y")):
-            if array.ndim == 0 or array.dtype.kind not in "biuf":
-                what = "a single value" if array.ndim == 0 else f"{array.dtype} values"
-                raise DataError(f"{path.name}: {label}_{name} holds {what}; reportgen needs a numeric array with one row per sample")
-        if len(x) != len(y):
-            raise DataError(f"{path.name}: X_{name} has {len(x)} rows but y_{name} has {len(y)}")
-        first_x = next((arrays[f"X_{s}"] for s in SPLIT_ORDER if f"X_{s}" in arrays), x)
-        if x.shape[1:] != first_x.shape[1:]:
-            raise DataError(f"{path.name}: X_{name} has samples of shape {list(x.shape[1:])} but the first split's "
-                            f"have {list(first_x.shape[1:])}")
-        if task != "regression" and y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
-            bad = int(np.flatnonzero(y.reshape(-1) != np.round(y.reshape(-1)))[0])
-            raise DataError(f"{path.name}: y_{name} holds {y.reshape(-1)[bad]!r} at index {bad}; labels must be whole "
-                            f"class indices 0..C-1")
-        if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
-            raise DataError(f"{path.name}: y_{name} has shape {y.shape}; reportgen needs one "
-                            f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)"
-                            f"{' (multi-output regression is not supported)' if task == 'regression' else ''}")
-        y_tensor = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "regression" else np.int64).reshape(-1))
-        datasets[name] = TensorDataset(torch.from_numpy(np.asarray(x, dtype=np.float32)), y_tensor)
-    return _bundle_from_datasets(datasets, cfg, task, path.name, {"kind": "npz", "files": {path.name: file_sha256(path)}})
+        archive = NpzRows(path)
+    except (ValueError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+        raise unreadable(exc) from None
+    with archive:
+        try:
+            headers = {key: archive.header(key) for key in archive.keys}
+            for key, header in headers.items():
+                if header.dtype.hasobject:
+                    archive.rows(key, 0, 0)  # numpy's own error for an array of objects
+        except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise unreadable(exc) from None
+        present = [s for s in SPLIT_ORDER if f"X_{s}" in headers]
+        input_shape = headers[f"X_{present[0]}"].shape[1:] if present else ()
+        datasets, offsets, totals = {}, {}, {}
+        for name in SPLIT_ORDER:
+            x, y = headers.get(f"X_{name}"), headers.get(f"y_{name}")
+            if x is None and y is None:
+                continue
+            if x is None or y is None:
+                raise DataError(f"{path.name}: found {'y' if x is None else 'X'}_{name} without {'X' if x is None else 'y'}_{name}")
+            for array, label in ((x, "X"), (y, "y")):
+                if array.ndim == 0 or array.dtype.kind not in "biuf":
+                    what = "a single value" if array.ndim == 0 else f"{array.dtype} values"
+                    raise DataError(f"{path.name}: {label}_{name} holds {what}; reportgen needs a numeric array with one row per sample")
+            if x.rows != y.rows:
+                raise DataError(f"{path.name}: X_{name} has {x.rows} rows but y_{name} has {y.rows}")
+            if x.shape[1:] != input_shape:
+                raise DataError(f"{path.name}: X_{name} has samples of shape {list(x.shape[1:])} but the first split's "
+                                f"have {list(input_shape)}")
+            start, stop = plan.bounds(x.rows, input_shape) if plan is not None else (0, x.rows)
+            try:
+                y_rows = archive.rows(f"y_{name}", start, stop)
+            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise unreadable(exc) from None
+            if task != "regression" and y.dtype.kind == "f":
+                flat = y_rows.reshape(-1)
+                per_row = int(np.prod(y.shape[1:], dtype=np.int64))
+                bad, _, value = first_flagged_value(flat != np.round(flat), flat.astype(np.float64), start * per_row, world)
+                if bad >= 0:
+                    raise DataError(f"{path.name}: y_{name} holds {y.dtype.type(value)!r} at index {bad}; labels must be whole "
+                                    f"class indices 0..C-1")
+            if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+                raise DataError(f"{path.name}: y_{name} has shape {y.shape}; reportgen needs one "
+                                f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)"
+                                f"{' (multi-output regression is not supported)' if task == 'regression' else ''}")
+            try:
+                x_rows = archive.rows(f"X_{name}", start, stop)
+            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise unreadable(exc) from None
+            y_tensor = torch.from_numpy(np.asarray(y_rows, dtype=np.float32 if task == "regression" else np.int64).reshape(-1))
+            datasets[name] = TensorDataset(torch.from_numpy(np.asarray(x_rows, dtype=np.float32)), y_tensor)
+            offsets[name], totals[name] = start, x.rows
+        shards = None
+        if plan is not None and "X_train" in headers:
+            try:
+                probe = archive.rows("X_train", 0, 2)
+            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise unreadable(exc) from None
+            shards = _Shards(world, offsets, totals, input_shape, torch.from_numpy(np.asarray(probe, dtype=np.float32)))
+    sha256 = file_sha256(path) if world.is_main else ""  # only rank 0 writes the report
+    return _bundle_from_datasets(datasets, cfg, task, path.name, {"kind": "npz", "files": {path.name: sha256}}, shards)
 
 
 def _load_python(cfg: PythonData, task: str, resolve: Resolver) -> DataBundle:
@@ -816,13 +893,52 @@ def _load_python(cfg: PythonData, task: str, resolve: Resolver) -> DataBundle:
     return dataclasses.replace(bundle, splits=splits)
 
 
-def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int) -> DataBundle:
-    """Load and preprocess the data the config names."""
-    if isinstance(cfg, TableData):
-        return _load_tables(cfg, task, resolve, seed)
+def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: ShardPlan | None = None) -> DataBundle:
+    """Load and preprocess the data the config names.
+
+    With ``shard`` (a worker of an evaluate-only multi-worker run) each split of the bundle holds only
+    this worker's rows (``ShardPlan.bounds``; SplitData ``offset``/``total`` say where they lie), while the
+    bundle's facts (classes, positive class, ``class_totals``, preprocessing, input shape) are those of a
+    single-process read. npz files are read by row range; tables and factories are read and prepared in
+    full, as in one process, and then only the shard is kept (``keep_shard``), so the memory a worker holds
+    after loading falls with the number of workers, but its peak while loading does not.
+    """
     if isinstance(cfg, NpzData):
-        return _load_npz(cfg, task, resolve)
-    return _load_python(cfg, task, resolve)
+        return _load_npz(cfg, task, resolve, shard)
+    bundle = _load_tables(cfg, task, resolve, seed) if isinstance(cfg, TableData) else _load_python(cfg, task, resolve)
+    return bundle if shard is None else keep_shard(bundle, shard)
+
+
+def keep_shard(bundle: DataBundle, plan: ShardPlan) -> DataBundle:
+    """``bundle`` with each split cut to this worker's rows, copied so that the whole split can be freed.
+
+    Class counts per split are taken from the whole splits first (``DataBundle.class_totals``), and the first
+    two train rows are kept for probing the model. A dataset that is not a pair of tensors (a factory's own
+    Dataset class) is wrapped in a ``Subset``, which still refers to the whole dataset.
+    """
+    from torch.utils.data import Subset
+
+    class_totals = {name: tuple(bundle.class_counts(name).values()) for name in bundle.splits} if bundle.task != "regression" else {}
+    first_rows = next(iterate_batches(bundle.splits["train"], 2))[0].clone()  # a copy: a view would keep train alive
+    splits = {}
+    for name, split in bundle.splits.items():
+        start, stop = plan.bounds(split.n, bundle.input_shape)
+        tensors = getattr(split.dataset, "tensors", None)
+        features = None if split.features is None else np.array(split.features[start:stop])
+        part: Dataset
+        if tensors is not None and len(tensors) == 2:
+            shares = split.features is not None and tensors[0].device.type == "cpu" and np.shares_memory(tensors[0].numpy(), split.features)
+            x = torch.from_numpy(features) if shares and features is not None else tensors[0][start:stop].clone()
+            part = TensorDataset(x, tensors[1][start:stop].clone())
+        else:
+            part = Subset(split.dataset, range(start, stop))
+        splits[name] = dataclasses.replace(
+            split, dataset=part, labels=np.array(split.labels[start:stop]), features=features,
+            source_rows=None if split.source_rows is None else np.array(split.source_rows[start:stop]),
+            attributes=None if split.attributes is None else split.attributes.iloc[start:stop].copy(),
+            offset=start, total=split.n,
+        )
+    return dataclasses.replace(bundle, splits=splits, class_totals=class_totals, probe_inputs=first_rows)
 
 
 def load_reference(cfg: DataConfig, resolve: Resolver, task: str) -> pd.DataFrame | None:

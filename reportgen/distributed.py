@@ -189,6 +189,61 @@ def shard_bounds(n: int, rank: int, world_size: int, align: int = 1) -> tuple[in
     return min(first * align, n), min(last * align, n)
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which rows of each split this worker reads: a contiguous, unpadded shard aligned to the scoring batch.
+
+    ``batch_size`` is data.batch_size; the alignment is ``evaluation.inference_batch_size(batch_size,
+    input_shape)``, the batch evaluate() scores in, so each worker's scoring batches are exactly batches
+    of the single-process run (per-sample outputs bit-identical). The loaders know the input shape before
+    they read any row (npz: the member header; tables and factories read everything first).
+    """
+
+    world: World
+    batch_size: int
+
+    def align(self, input_shape: tuple[int, ...]) -> int:
+        """Rows per block dealt to the workers: the scoring batch for inputs of ``input_shape`` (per sample)."""
+        from reportgen.evaluation import inference_batch_size
+
+        return inference_batch_size(self.batch_size, input_shape)
+
+    def bounds(self, n: int, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        """[start, stop) of this worker's rows of a split of ``n`` rows (``shard_bounds``)."""
+        return shard_bounds(n, self.world.rank, self.world.world_size, align=self.align(input_shape))
+
+
+def first_flagged(flags: np.ndarray, offset: int, world: World) -> tuple[int, int]:
+    """(global index of the first True of ``flags`` over every worker's shard, number of Trues over every worker).
+
+    ``flags`` is this worker's boolean mask over its rows, whose first lies at global index ``offset``.
+    Returns (-1, 0) when no worker has a True. The same on every worker, so all of them raise the
+    same error naming the same global row as a single-process read would.
+    """
+    index, count, _ = first_flagged_value(flags, np.zeros(len(flags)), offset, world)
+    return index, count
+
+
+def first_flagged_value(flags: np.ndarray, values: np.ndarray, offset: int, world: World) -> tuple[int, int, float]:
+    """``first_flagged`` with the float64 ``values[i]`` at the first True (0.0 when none), from the worker holding it."""
+    flags = np.asarray(flags, dtype=bool).reshape(-1)
+    hits = np.flatnonzero(flags)
+    local = [float(offset + hits[0]) if len(hits) else -1.0, float(len(hits)),
+             float(np.asarray(values).reshape(-1)[hits[0]]) if len(hits) else 0.0]
+    rows = all_gather_scalars(local, world)
+    found = rows[rows[:, 0] >= 0]
+    count = int(rows[:, 1].sum())
+    if not len(found):
+        return -1, 0, 0.0
+    first = found[np.argmin(found[:, 0])]
+    return int(first[0]), count, float(first[2])
+
+
+def global_max(value: int, world: World) -> int:
+    """The largest of every worker's ``value`` (an int64)."""
+    return int(all_gather_scalars([value], world, dtype=np.int64).max())
+
+
 # --------------------------------------------------------------------------- collectives
 
 
@@ -459,7 +514,8 @@ def evaluate_sharded(
     """Evaluate this worker's shard with ``evaluate_part(shard, on_batch)`` and gather the Predictions to rank 0.
 
     ``split`` is the whole split (every worker then takes its shard, aligned to ``batch_size``) or
-    already this worker's shard (``split.is_shard``: it is evaluated as it is). Shards are aligned to
+    already this worker's shard (``total`` set: ``data.load_data(shard=...)``, aligned to the same batch;
+    it is evaluated as it is). Shards are aligned to
     ``batch_size`` so every batch is one the single-process run would form: per-sample outputs and
     per-batch losses are then identical and only the final sum of batch losses is added in a different
     order (relative difference ~1e-16). ``gathered`` holds the split's Predictions on rank 0 (rows in
@@ -470,7 +526,7 @@ def evaluate_sharded(
     if not world.distributed:
         whole = evaluate_part(split, on_batch)
         return ShardEvaluation(split, whole, whole)
-    if split.is_shard:
+    if split.total is not None:
         part_split = split
     else:
         start, stop = shard_bounds(split.n, world.rank, world.world_size, align=batch_size)

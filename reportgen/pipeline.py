@@ -18,7 +18,7 @@ from reportgen.checks.comparison_checks import SKIPPED_RUNS_KEY, scan_runs
 from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data, load_reference
-from reportgen.distributed import World, broadcast_module, evaluate_sharded
+from reportgen.distributed import ShardPlan, World, broadcast_module, evaluate_sharded
 from reportgen.gate import correctness_record, gate_block, gate_overrides, score_record, strict_result
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
@@ -102,21 +102,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def prepare(loaded: LoadedConfig, device: torch.device | None = None) -> Prepared:
+def reads_sharded(loaded: LoadedConfig, world: World) -> bool:
+    """Whether each worker of ``world`` reads only its shard of every split (``data.load_data(shard=...)``).
+
+    True for a multi-worker evaluate-only run: training draws every global batch from the whole train
+    split, so a run that trains reads every split on every worker. The checks read rows through local
+    phases and the row sample (reportgen/checks/shards.py), never from rank 0's ``data``.
+    """
+    return world.distributed and loaded.config.training is None
+
+
+def prepare(loaded: LoadedConfig, device: torch.device | None = None, shard: ShardPlan | None = None) -> Prepared:
     """Load data and build the model; everything an input error can come from happens here.
 
-    ``device`` overrides the config's (a distributed worker runs on its own GPU or the CPU).
+    ``device`` overrides the config's (a distributed worker runs on its own GPU or the CPU); with ``shard``
+    each split holds only this worker's rows (``reads_sharded``).
     """
     cfg = loaded.config
     if cfg.report.template_dir:  # a typo here must not cost a training run
         check_templates(loaded.resolve(cfg.report.template_dir))
     device = device or resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
-    data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed)
+    data = load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed, shard=shard)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data.input_shape, cfg.task, data.num_classes, loaded.resolve)
     model.to(device)
-    sample_x, _ = next(iterate_batches(data.splits["train"], 2))
+    sample_x = data.probe_inputs if data.probe_inputs is not None else next(iterate_batches(data.splits["train"], 2))[0]
     outputs, output_kind = probe_outputs(model, sample_x.to(device), cfg.task, data.num_classes, cfg.model.head is not None)
     reference = load_reference(cfg.data, loaded.resolve, cfg.task)
     return Prepared(data, model, describe_model(model, cfg.model, outputs, output_kind), device, generator, reference)
@@ -137,7 +148,7 @@ def _data_summary(data: DataBundle) -> dict[str, Any]:
         "classes": list(data.classes),
         "positive_class": data.classes[data.positive_index] if data.positive_index is not None else None,
         "splits": {
-            name: {"n": split.n, "class_counts": data.class_counts(name), "source": split.source}
+            name: {"n": split.global_n, "class_counts": data.class_counts(name), "source": split.source}
             for name, split in data.splits.items()
         },
         "fingerprint": dict(data.fingerprint),
@@ -222,7 +233,8 @@ def _execute(
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")
-    prepared = prepare(loaded, device=world.device if world.distributed else None)
+    shard = ShardPlan(world, cfg.data.batch_size) if reads_sharded(loaded, world) else None
+    prepared = prepare(loaded, device=world.device if world.distributed else None, shard=shard)
     data, model, info = prepared.data, prepared.model, prepared.model_info
     broadcast_module(model, world)
     run_info: RunInfo = collect_run_info(cfg.seed, str(prepared.device), clock, world_size=world.world_size)
@@ -249,7 +261,7 @@ def _execute(
     local_predictions: dict[str, Predictions] = {}
     scoring_batch = inference_batch_size(cfg.data.batch_size, data.input_shape)
     for name, split in data.splits.items():
-        on_batch = functools.partial(progress.batches, name, total=split.n)
+        on_batch = functools.partial(progress.batches, name, total=split.global_n)
 
         def evaluate_part(part: SplitData, on_part: Callable[[int], None] | None) -> Predictions:
             return evaluate(

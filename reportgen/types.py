@@ -68,6 +68,12 @@ class DataBundle:
     model_columns: tuple[str, ...] | None = None
     """The attribute columns the model reads (tables: data.features, else every column but the target and
     data.ignore); None when the data kind does not say. Slice checks default to these."""
+    class_totals: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Samples per class (in ``classes`` order) of each whole split, when the splits hold one worker's shard
+    (``SplitData.is_shard``); empty when every split is held whole (the counts are then the labels')."""
+    probe_inputs: Any = None
+    """The first (up to 2) train inputs as a tensor when the splits are shards (a worker's train shard may be
+    empty), for probing the model's outputs; None when the train split is held whole."""
 
     @property
     def num_classes(self) -> int:
@@ -75,9 +81,11 @@ class DataBundle:
         return len(self.classes)
 
     def class_counts(self, split: str) -> dict[str, int]:
-        """Samples per class name in ``split`` (empty for regression)."""
+        """Samples per class name in the whole ``split``, over every worker (empty for regression)."""
         if self.task == "regression":
             return {}
+        if split in self.class_totals:
+            return dict(zip(self.classes, self.class_totals[split]))
         counts = np.bincount(self.splits[split].labels, minlength=self.num_classes)
         return {name: int(c) for name, c in zip(self.classes, counts)}
 
