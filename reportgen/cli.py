@@ -107,11 +107,11 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
+    import contextlib
+
     from reportgen.config import load_config
-    from reportgen.distributed import environment_world_size, join_world
     from reportgen.interrupts import Interrupted
     from reportgen.output import OutputFolder
-    from reportgen.pipeline import default_out_dir, input_paths, run
 
     if args.exit_code_file:
         from reportgen.launch import clear_exit_code
@@ -119,22 +119,33 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         clear_exit_code(Path(args.exit_code_file))
     folder: OutputFolder | None = None
     try:
-        loaded = load_config(args.config, args.set, _flags(args))
-        if args.nproc_per_node is not None and environment_world_size() == 1:
-            from reportgen.launch import check_launchable, launch_local
+        with contextlib.ExitStack() as pdf_worker:
+            loaded = load_config(args.config, args.set, _flags(args))
+            if "pdf" in loaded.config.report.formats and args.nproc_per_node in (None, 1):
+                from reportgen.render.pdf_engine import started_early
 
-            check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
-            if args.nproc_per_node > 1:
-                return launch_local(args.worker_argv, args.nproc_per_node, err)
-        with join_world(loaded.config.device) as world:
-            progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
-            if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
-                run(loaded, progress=progress, world=world)
-                return ExitCode.PASSED
-            folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
-                                  inputs=input_paths(loaded))
-            with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
-                outcome = run(loaded, folder=folder, progress=progress, world=world)
+                # WeasyPrint's and matplotlib's start-up run in the worker beside torch's import and the training;
+                # the worker is killed when this block exits, however it exits
+                pdf_worker.enter_context(started_early())
+            from reportgen.distributed import environment_world_size, join_world  # these import torch
+            from reportgen.pipeline import default_out_dir, input_paths, run
+
+            if args.nproc_per_node is not None and environment_world_size() == 1:
+                from reportgen.launch import check_launchable, launch_local
+
+                check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
+                if args.nproc_per_node > 1:
+                    return launch_local(args.worker_argv, args.nproc_per_node, err)
+            with join_world(loaded.config.device) as world:
+                progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
+                if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
+                    pdf_worker.close()
+                    run(loaded, progress=progress, world=world)
+                    return ExitCode.PASSED
+                folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
+                                      inputs=input_paths(loaded))
+                with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
+                    outcome = run(loaded, folder=folder, progress=progress, world=world)
         assert outcome is not None
         return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
     except KeyboardInterrupt as exc:  # say what the output folder holds now

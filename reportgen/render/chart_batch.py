@@ -1,0 +1,108 @@
+"""The report's charts drawn together after the view is built, so two processes can share the drawing.
+
+``view.build`` asks for its charts through :data:`charts` (``charts.roc_pr(test)`` instead of
+``plots.roc_pr(test)``). Outside :func:`collecting` that draws at once. Inside, it records the call and
+returns a :class:`PendingChart`; :meth:`ChartBatch.resolve` then draws every recorded chart (with a
+:class:`~reportgen.render.pdf_engine.PdfWorker` drawing part of them when one is given) and puts the SVG
+in place of each PendingChart, so the view is exactly what drawing at once would have built. The
+charts are independent of each other and of the rest of the view, which is what makes this safe.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from reportgen.render.pdf_engine import ChartJob, PdfWorker
+
+
+class PendingChart:
+    """Stands for a chart that is not drawn yet (always true: a chart function's None is known only once drawn)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def draw(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """``plots.<name>(*args, **kwargs)``: the SVG markup, or None when the data gives no chart."""
+    from reportgen.render import plots
+
+    result: str | None = getattr(plots, name)(*args, **kwargs)
+    return result
+
+
+class ChartBatch:
+    """The charts recorded while a view was built, in the order it asked for them."""
+
+    def __init__(self) -> None:
+        self.jobs: list[ChartJob] = []
+
+    def add(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PendingChart:
+        """Record ``plots.<name>(*args, **kwargs)``; the PendingChart that stands for its SVG."""
+        self.jobs.append((name, args, kwargs))
+        return PendingChart(len(self.jobs) - 1)
+
+    def resolve(self, view: Any, worker: "PdfWorker | None" = None) -> Any:
+        """``view`` with every PendingChart replaced by its SVG as Markup, or None when it draws nothing.
+
+        A PendingChart inside a list that draws nothing is dropped from the list (the view keeps only
+        the charts it has, e.g. its list of metric histories). Dicts, lists and tuples are rebuilt
+        where they hold a PendingChart; everything else is kept as it is. ``worker``, when given and
+        running, draws part of the charts in its process; the SVG is the same either way.
+        """
+        from reportgen.render import plots
+
+        if worker is not None:
+            drawn = worker.draw_charts(self.jobs, draw, verify_layout=plots.VERIFY_LAYOUT)
+        else:
+            drawn = [draw(*job) for job in self.jobs]
+        svgs = [Markup(svg) if svg else None for svg in drawn]
+        return _replace(view, svgs) if self.jobs else view
+
+
+def _replace(value: Any, svgs: list[Markup | None]) -> Any:
+    if isinstance(value, PendingChart):
+        return svgs[value.index]
+    if type(value) is dict:
+        return {key: _replace(item, svgs) for key, item in value.items()}
+    if type(value) is list:
+        return [_replace(item, svgs) for item in value
+                if not (isinstance(item, PendingChart) and svgs[item.index] is None)]
+    if type(value) is tuple:
+        return tuple(_replace(item, svgs) for item in value)
+    return value
+
+
+_collecting: ChartBatch | None = None
+
+
+@contextmanager
+def collecting() -> Iterator[ChartBatch]:
+    """Within the block, :data:`charts` records chart calls in the batch given instead of drawing them."""
+    global _collecting
+    previous, _collecting = _collecting, ChartBatch()
+    try:
+        yield _collecting
+    finally:
+        _collecting = previous
+
+
+class _Charts:
+    """``charts.<name>(...)`` is ``plots.<name>(...)`` now, or a PendingChart inside :func:`collecting`."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if _collecting is None:
+                return draw(name, args, kwargs)
+            return _collecting.add(name, args, kwargs)
+
+        return call
+
+
+charts = _Charts()
+"""The chart functions of ``plots``, drawn at once or collected (see the module's docstring)."""
