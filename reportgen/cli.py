@@ -444,6 +444,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     return code
 
 
+def entry() -> NoReturn:
+    """The ``reportgen`` command and ``python -m reportgen``: :func:`main`, then exit without tearing down.
+
+    When ``main`` returns, the report is written and closed and the verdict printed; what the interpreter
+    would still do at exit is free every module and object of torch, pandas and matplotlib one by one
+    (0.4 s or more of a 6 s run on an idle 2-core machine, 3-4 s when it is busy: bench/README.md). So the
+    functions registered with ``atexit`` run (logging, ``weakref.finalize``), the standard streams are
+    flushed, and the process ends with ``os._exit``. A thread still running (none of reportgen's) is not
+    waited for. Where ``atexit`` cannot run its functions on demand, the exit is the ordinary one.
+    """
+    import atexit
+
+    code = main()
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None:  # pragma: no cover - not CPython
+        sys.exit(code)
+    run_exit_functions()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a reader that went away: nothing left to tell it
+            pass
+    os._exit(code)
+
+
 def _handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the chosen command; map every error to its exit code and one line on stderr."""
     from reportgen.interrupts import interrupt_handlers
