@@ -40,13 +40,14 @@ def test_the_worker_draws_every_chart_as_this_process_does(name: str) -> None:
     assert len(jobs) >= 3
     worker = _started()
     try:
-        worker._send(("charts", jobs, False))  # the worker alone: it draws from the last chart down, all of them
-        drawn: dict[int, Any] = {}
+        batch = worker.new_batch()
+        assert all(worker.submit(batch, i, job) for i, job in enumerate(jobs))  # offered, never collected:
+        drawn: dict[int, Any] = {}                                               # the worker draws them all
         while len(drawn) < len(jobs):
             message = worker._receive(None)
-            assert message[0] in ("drawing", "svg"), message
+            assert message[:2] in (("drawing", batch), ("svg", batch)), message
             if message[0] == "svg":
-                drawn[message[1]] = message[2]
+                drawn[message[2]] = message[3]
     finally:
         worker.close()
     here = [chart_batch.draw(*job) for job in jobs]
@@ -84,7 +85,9 @@ def test_a_worker_that_died_leaves_the_charts_and_the_pdf_to_this_process() -> N
     worker._process.kill()
     worker._process.wait()
     try:
-        assert worker.draw_charts(jobs, chart_batch.draw) == [chart_batch.draw(*job) for job in jobs]
+        batch = worker.new_batch()
+        offered = [worker.submit(batch, i, job) for i, job in enumerate(jobs)]
+        assert worker.collect(batch, jobs, offered, chart_batch.draw) == [chart_batch.draw(*job) for job in jobs]
         assert worker.convert(b"<html><body>x</body></html>") is None
         assert not worker.alive()
     finally:
@@ -92,11 +95,17 @@ def test_a_worker_that_died_leaves_the_charts_and_the_pdf_to_this_process() -> N
 
 
 def test_a_chart_that_fails_in_the_worker_is_drawn_here_and_raises_here() -> None:
-    jobs: list[pdf_engine.ChartJob] = [("roc_pr", ({},), {}), ("no_such_chart", (), {}), ("roc_pr", ({},), {})]
     worker = _started()
     try:
+        with chart_batch.collecting(worker) as batch:
+            charts = [chart_batch.charts.roc_pr({}), chart_batch.charts.no_such_chart(), chart_batch.charts.roc_pr({})]
         with pytest.raises(AttributeError, match="no_such_chart"):
-            worker.draw_charts(jobs, chart_batch.draw)
+            batch.resolve(charts)
+        # the next batch of the same worker is unaffected
+        jobs = _jobs(F.cached("regression"))
+        again = worker.new_batch()
+        offered = [worker.submit(again, i, job) for i, job in enumerate(jobs)]
+        assert worker.collect(again, jobs, offered, chart_batch.draw) == [chart_batch.draw(*job) for job in jobs]
     finally:
         worker.close()
     assert worker._process.returncode is not None

@@ -2,10 +2,12 @@
 
 ``view.build`` asks for its charts through :data:`charts` (``charts.roc_pr(test)`` instead of
 ``plots.roc_pr(test)``). Outside :func:`collecting` that draws at once. Inside, it records the call and
-returns a :class:`PendingChart`; :meth:`ChartBatch.resolve` then draws every recorded chart (with a
-:class:`~reportgen.render.pdf_engine.PdfWorker` drawing part of them when one is given) and puts the SVG
-in place of each PendingChart, so the view is exactly what drawing at once would have built. The
-charts are independent of each other and of the rest of the view, which is what makes this safe.
+returns a :class:`PendingChart`; with a :class:`~reportgen.render.pdf_engine.PdfWorker` the call is also
+sent to the worker, which starts drawing while the view is still being built and this process imports
+matplotlib. :meth:`ChartBatch.resolve` then draws the charts the worker has not (from the last one
+down, the worker going up) and puts the SVG in place of each PendingChart, so the view is exactly what
+drawing at once would have built. The charts are independent of each other and of the rest of the
+view, which is what makes this safe.
 """
 
 from __future__ import annotations
@@ -39,30 +41,42 @@ def draw(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None
 class ChartBatch:
     """The charts recorded while a view was built, in the order it asked for them."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: "PdfWorker | None" = None) -> None:
         self.jobs: list[ChartJob] = []
+        self._worker = worker
+        self._batch = worker.new_batch() if worker is not None else 0
+        self._offered: list[bool] = []
 
     def add(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PendingChart:
-        """Record ``plots.<name>(*args, **kwargs)``; the PendingChart that stands for its SVG."""
+        """Record ``plots.<name>(*args, **kwargs)`` (and offer it to the worker); the PendingChart for its SVG."""
+        index = len(self.jobs)
         self.jobs.append((name, args, kwargs))
-        return PendingChart(len(self.jobs) - 1)
+        self._offered.append(self._worker is not None and self._worker.submit(self._batch, index, self.jobs[-1],
+                                                                              _verify_layout()))
+        return PendingChart(index)
 
-    def resolve(self, view: Any, worker: "PdfWorker | None" = None) -> Any:
+    def resolve(self, view: Any) -> Any:
         """``view`` with every PendingChart replaced by its SVG as Markup, or None when it draws nothing.
 
         A PendingChart inside a list that draws nothing is dropped from the list (the view keeps only
         the charts it has, e.g. its list of metric histories). Dicts, lists and tuples are rebuilt
-        where they hold a PendingChart; everything else is kept as it is. ``worker``, when given and
-        running, draws part of the charts in its process; the SVG is the same either way.
+        where they hold a PendingChart; everything else is kept as it is. The SVG is the same whoever
+        drew it.
         """
-        from reportgen.render import plots
-
-        if worker is not None:
-            drawn = worker.draw_charts(self.jobs, draw, verify_layout=plots.VERIFY_LAYOUT)
+        if self._worker is not None:
+            drawn = self._worker.collect(self._batch, self.jobs, self._offered, draw)
         else:
             drawn = [draw(*job) for job in self.jobs]
         svgs = [Markup(svg) if svg else None for svg in drawn]
         return _replace(view, svgs) if self.jobs else view
+
+
+def _verify_layout() -> bool:
+    """``plots.VERIFY_LAYOUT`` when ``plots`` is loaded (the tests set it), else False, without loading it."""
+    import sys
+
+    plots = sys.modules.get("reportgen.render.plots")
+    return bool(getattr(plots, "VERIFY_LAYOUT", False))
 
 
 def _replace(value: Any, svgs: list[Markup | None]) -> Any:
@@ -82,10 +96,11 @@ _collecting: ChartBatch | None = None
 
 
 @contextmanager
-def collecting() -> Iterator[ChartBatch]:
-    """Within the block, :data:`charts` records chart calls in the batch given instead of drawing them."""
+def collecting(worker: "PdfWorker | None" = None) -> Iterator[ChartBatch]:
+    """Within the block, :data:`charts` records chart calls in the batch given instead of drawing them,
+    and offers them to ``worker`` when given."""
     global _collecting
-    previous, _collecting = _collecting, ChartBatch()
+    previous, _collecting = _collecting, ChartBatch(worker)
     try:
         yield _collecting
     finally:

@@ -131,9 +131,9 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     env = environment(options.template_dir)
     try:
         template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
-        with chart_batch.collecting() as charts:  # drawn together: a PDF worker, when running, draws part
+        with chart_batch.collecting(active_worker()) as charts:  # a PDF worker, when running, draws part
             built = view.build(report)
-        text = env.render(template, r=charts.resolve(built, active_worker()))
+        text = env.render(template, r=charts.resolve(built))
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except TemplateTimeExceeded as exc:

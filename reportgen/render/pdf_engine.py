@@ -3,7 +3,7 @@
 Getting WeasyPrint ready costs about as much as drawing the report's charts: importing it (Pango,
 fontconfig, HarfBuzz through cffi), then, on the first document, loading the fonts and parsing the C
 types cffi meets. :class:`PdfWorker` pays that in a second process, draws part of the charts there
-while this process draws the rest (:meth:`PdfWorker.draw_charts`), then converts the finished HTML.
+while this process draws the rest (:meth:`PdfWorker.submit`, :meth:`PdfWorker.collect`), then converts the finished HTML.
 The PDF is the same, byte for byte, as :func:`html_to_pdf` gives in this process (WeasyPrint's output
 depends only on the HTML), and so are the charts (the same ``plots`` functions on the same data).
 ``reportgen run`` starts the worker before it imports torch (:func:`started_early`), so its start-up
@@ -21,7 +21,9 @@ import importlib.util
 import io
 import logging
 import os
+import itertools
 import pickle
+import queue
 import select
 import signal
 import struct
@@ -193,35 +195,14 @@ def _load_plots(path: str) -> Any:
         return None
 
 
-def _draw_charts(jobs: Sequence[ChartJob], plots: Any, frames: _Frames, send: Callable[[Any], None],
-                 deferred: list[Any]) -> None:
-    """Draw ``jobs`` from the last one down, announcing each before drawing it, until the parent says stop.
-
-    Messages other than "stop" that arrive meanwhile are kept in ``deferred``, in order.
-    """
-    for index in reversed(range(len(jobs))):
-        while (message := frames.read(0)) is not _NOTHING:
-            if message[0] == "stop":
-                return
-            deferred.append(message)
-        send(("drawing", index))
-        name, args, kwargs = jobs[index]
-        try:
-            svg = getattr(plots, name)(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - the parent draws it again and raises the error itself
-            traceback.print_exc()
-            send(("failed", index))
-        else:
-            send(("svg", index, svg))
-
-
 def serve(plots_path: str, warm_pdf: bool) -> int:
     """The worker's main: get ready, then answer the parent's messages until its pipe closes.
 
-    Messages in: ("charts", jobs, verify_layout) -> ("drawing", i), then ("svg", i, svg) or ("failed", i)
-    per chart it draws, from the last down, until ("stop",); ("pdf", html) -> ("pdf", pdf bytes or None).
-    A failure is a traceback on stderr and a None or "failed" answer: the parent then does that part
-    itself, which raises the error in its own process. Exit status 0 when the pipe closes.
+    Messages in: ("chart", batch, i, job, verify_layout) -> ("drawing", batch, i), then ("svg", batch, i, svg)
+    or ("failed", batch, i), for each chart in the order they came, until ("stop", batch) drops the rest
+    of that batch; ("pdf", html) -> ("pdf", pdf bytes or None). A failure is a traceback on stderr and
+    a "failed" or None answer: the parent then does that part itself, which raises the error in its own
+    process. Exit status 0 when the pipe closes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it ends this process
     out = os.dup(1)
@@ -243,22 +224,39 @@ def serve(plots_path: str, warm_pdf: bool) -> int:
             html_to_pdf(_WARM_UP)
         except Exception:  # noqa: BLE001 - the parent converts in-process and raises the error itself
             traceback.print_exc()
-    deferred: list[Any] = []
+    charts: list[Any] = []  # ("chart", ...) messages not drawn yet, in order
     while True:
         try:
-            message = deferred.pop(0) if deferred else frames.read(None)
+            incoming = [frames.read(None if not charts else 0)]
+            while incoming[-1] is not _NOTHING:
+                incoming.append(frames.read(0))
         except EOFError:
             return 0
-        if message[0] == "charts" and plots is not None:
-            plots.VERIFY_LAYOUT = message[2]
-            _draw_charts(message[1], plots, frames, send, deferred)
-        elif message[0] == "pdf":
+        for message in incoming[:-1]:
+            if message[0] == "chart":
+                charts.append(message)
+            elif message[0] == "stop":
+                charts = [c for c in charts if c[1] != message[1]]
+            elif message[0] == "pdf":
+                try:
+                    pdf: bytes | None = html_to_pdf(message[1])
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+                    pdf = None
+                send(("pdf", pdf))
+        if charts:
+            _, batch, index, (name, args, kwargs), verify_layout = charts.pop(0)
+            if plots is None:
+                continue  # never claimed: the parent draws it
+            send(("drawing", batch, index))
+            plots.VERIFY_LAYOUT = verify_layout
             try:
-                pdf: bytes | None = html_to_pdf(message[1])
-            except Exception:  # noqa: BLE001
+                svg = getattr(plots, name)(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the parent draws it again and raises the error itself
                 traceback.print_exc()
-                pdf = None
-            send(("pdf", pdf))
+                send(("failed", batch, index))
+            else:
+                send(("svg", batch, index, svg))
 
 
 _WORKER_MAIN = ("import runpy, sys\n"
@@ -273,7 +271,7 @@ class PdfWorker:
     """A child Python process that gets WeasyPrint and matplotlib ready now, helps draw the charts and
     converts the HTML page later.
 
-    Use :meth:`start` (or :func:`take_or_start`), then :meth:`draw_charts` and :meth:`convert` as needed,
+    Use :meth:`start` (or :func:`take_or_start`), then :meth:`submit` and :meth:`collect` charts and :meth:`convert` as needed,
     and :meth:`close` in a ``finally``. The child ignores SIGINT (the parent handles Ctrl-C and closes
     it), exits when its stdin closes (so also when the parent dies), and is killed by :meth:`close`,
     so it never outlives the render. Every method returns None or draws in-process when the child has
@@ -286,6 +284,8 @@ class PdfWorker:
         assert process.stdout is not None
         self._frames = _Frames(process.stdout.fileno())
         self._writer: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._batches = itertools.count()
         self._broken = False
 
     @classmethod
@@ -312,24 +312,26 @@ class PdfWorker:
         return not self._broken and self._process.poll() is None
 
     def _send(self, message: Any) -> None:
-        """Write ``message`` from a thread, after the previous one: neither process may wait on the other's
-        full pipe while both write (the charts' answers and a large HTML page cross)."""
-        data = _frame(message)
-        previous = self._writer
-        stdin = self._process.stdin
+        """Queue ``message`` for the writer thread; raises what pickling ``message`` raises.
 
-        def write() -> None:
-            if previous is not None:
-                previous.join()
+        A thread writes, in order, so that neither process waits on the other's full pipe while both
+        write (the charts' answers and a large HTML page cross), and this process goes on drawing.
+        """
+        data = _frame(message)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_queued, name="reportgen-pdf-worker-input", daemon=True)
+            self._writer.start()
+        self._outbox.put(data)
+
+    def _write_queued(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        while (data := self._outbox.get()) is not None:
             try:
-                assert stdin is not None
                 stdin.write(data)
                 stdin.flush()
             except (OSError, ValueError):  # the child is gone: its output pipe says so (EOF)
-                pass
-
-        self._writer = threading.Thread(target=write, name="reportgen-pdf-worker-input", daemon=True)
-        self._writer.start()
+                return
 
     def _receive(self, timeout: float | None) -> Any:
         """The child's next message or ``_NOTHING``; raises EOFError (and marks the child broken) when it ended."""
@@ -346,43 +348,56 @@ class PdfWorker:
             logging.getLogger(__name__).debug("PDF worker failed (%s): %s", self._process.poll(),
                                               self._errors.read().decode("utf-8", "replace")[-2000:])
 
-    def draw_charts(self, jobs: Sequence[ChartJob], draw: Callable[[str, tuple[Any, ...], dict[str, Any]], Any],
-                    verify_layout: bool = False) -> list[Any]:
-        """``[draw(*job) for job in jobs]``, with the child drawing from the end while this process draws
-        from the start, until they meet; the same values (``plots`` functions are deterministic).
+    def new_batch(self) -> int:
+        """A number for the charts of one view (answers about another batch are ignored)."""
+        return next(self._batches)
+
+    def submit(self, batch: int, index: int, job: ChartJob, verify_layout: bool = False) -> bool:
+        """Offer chart ``index`` of ``batch`` to the child, which draws offered charts in order as soon as
+        it can; False when it cannot take it (arguments that do not pickle, a child that failed)."""
+        if not self.alive():
+            return False
+        try:
+            self._send(("chart", batch, index, job, verify_layout))
+        except Exception:  # noqa: BLE001 - e.g. arguments that do not pickle: drawn here
+            return False
+        return True
+
+    def collect(self, batch: int, jobs: Sequence[ChartJob], offered: Sequence[bool],
+                draw: Callable[[str, tuple[Any, ...], dict[str, Any]], Any]) -> list[Any]:
+        """``[draw(*job) for job in jobs]``: this process draws from the last chart down while the child goes
+        on from the first offered up, until they meet; the same values (``plots`` is deterministic).
 
         A chart the child failed to draw, or has not drawn when it ends, is drawn here (so its error is
-        raised here). ``verify_layout`` is ``plots.VERIFY_LAYOUT`` for the child.
+        raised here); then the rest of the batch is withdrawn from the child.
         """
         done: dict[int, Any] = {}
         claimed: set[int] = set()
 
         def absorb(message: Any) -> None:
+            if len(message) < 3 or message[1] != batch:
+                return
             if message[0] == "drawing":
-                claimed.add(message[1])
+                claimed.add(message[2])
             elif message[0] == "svg":
-                done.setdefault(message[1], message[2])
+                done.setdefault(message[2], message[3])
             elif message[0] == "failed":
-                claimed.discard(message[1])
+                claimed.discard(message[2])
 
-        if self.alive() and len(jobs) > 1:
-            try:
-                self._send(("charts", list(jobs), verify_layout))
-            except Exception:  # noqa: BLE001 - arguments that do not pickle: everything is drawn here
-                pass
-            else:
-                try:
-                    for index in range(len(jobs)):
-                        while (message := self._receive(0)) is not _NOTHING:
-                            absorb(message)
-                        while index in claimed and index not in done:  # the child is drawing it: wait
-                            absorb(self._receive(None))
-                        if index not in done:
-                            done[index] = draw(*jobs[index])
-                except EOFError:  # the child ended: the rest is drawn here
-                    pass
-                if not self._broken:
-                    self._send(("stop",))
+        try:
+            for index in reversed(range(len(jobs))):
+                if offered[index] and not self._broken:
+                    while (message := self._receive(0)) is not _NOTHING:
+                        absorb(message)
+                    while index in claimed and index not in done:  # the child is drawing it: wait
+                        absorb(self._receive(None))
+                if index not in done:
+                    done[index] = draw(*jobs[index])
+        except EOFError:  # the child ended: the rest is drawn here
+            pass
+        finally:
+            if any(offered) and not self._broken:
+                self._send(("stop", batch))
         for index in range(len(jobs)):
             if index not in done:
                 done[index] = draw(*jobs[index])
@@ -410,6 +425,7 @@ class PdfWorker:
             self._process.kill()
         self._process.wait()
         if self._writer is not None:
+            self._outbox.put(None)
             self._writer.join()
         for stream in (self._process.stdin, self._process.stdout, self._errors):
             if stream is not None:

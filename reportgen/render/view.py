@@ -15,7 +15,7 @@ import yaml
 from markupsafe import Markup
 
 from reportgen import metric_registry, numbers
-from reportgen.render import fmt, plots
+from reportgen.render import fmt
 from reportgen.render.chart_batch import PendingChart, charts
 from reportgen.render.page_one import page_one
 from reportgen.vocabulary import SPLIT_ORDER, Status, Task
@@ -925,7 +925,7 @@ def build(report: "Report") -> dict[str, Any]:
     model_name = model.get("class_name") or model.get("kind") or "model"
     splits = report.data.get("splits") if isinstance(report.data.get("splits"), Mapping) else {}
     environment_rows = [(k, fmt.clip(str(v), 120)) for k, v in env.items() if k != "created_at"]
-    return {
+    built: dict[str, Any] = {
         "name": report.name,
         "task": report.task,
         "status": report.status,
@@ -955,7 +955,7 @@ def build(report: "Report") -> dict[str, Any]:
         "glossary": glossary(report),
         "per_class": _per_class(report, "test"),
         "confusion": _svg(charts.confusion(test.get("confusion_matrix"), classes)) if test.get("confusion_matrix") else None,
-        "confusion_size": "tall" if len(classes) > plots.STACK_CONFUSION_ABOVE else "wide",
+        "confusion_size": None,  # below: they need matplotlib, loaded after the charts are asked for
         "top_confusions": _top_confusions(test.get("confusion_matrix"), classes),
         "curves": _curves_section(report),
         "training": _training_section(report),
@@ -965,8 +965,14 @@ def build(report: "Report") -> dict[str, Any]:
         "environment": environment_rows,
         "timing": [(k, numbers.duration(v) if fmt.is_number(v) else str(v)) for k, v in report.timing.items()],
         "total_time": numbers.duration(sum(v for v in report.timing.values() if fmt.is_number(v))) if report.timing else None,
-        "missing_glyphs": " ".join(plots.missing_glyphs(_names(report))),
+        "missing_glyphs": None,
     }
+    # imported here, after every chart was asked for: a PDF worker draws them while matplotlib loads
+    from reportgen.render import plots
+
+    built["confusion_size"] = "tall" if len(classes) > plots.STACK_CONFUSION_ABOVE else "wide"
+    built["missing_glyphs"] = " ".join(plots.missing_glyphs(_names(report)))
+    return built
 
 
 def _names(report: "Report") -> Iterator[str]:
