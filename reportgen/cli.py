@@ -121,7 +121,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         with contextlib.ExitStack() as pdf_worker:
             loaded = load_config(args.config, args.set, _flags(args))
-            if "pdf" in loaded.config.report.formats and args.nproc_per_node in (None, 1):
+            # not in a worker of rank > 0 (RANK, as torchrun and --nproc-per-node set it): only rank 0 renders
+            if ("pdf" in loaded.config.report.formats and args.nproc_per_node in (None, 1)
+                    and os.environ.get("RANK", "0") == "0"):
                 from reportgen.render.pdf_engine import started_early
 
                 # WeasyPrint's and matplotlib's start-up run in the worker beside torch's import and the training;

@@ -13,6 +13,7 @@ view, which is what makes this safe.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from markupsafe import Markup
@@ -92,19 +93,20 @@ def _replace(value: Any, svgs: list[Markup | None]) -> Any:
     return value
 
 
-_collecting: ChartBatch | None = None
+_collecting: ContextVar[ChartBatch | None] = ContextVar("reportgen_chart_batch", default=None)
+"""The batch of the view being built in this thread (or task), if any."""
 
 
 @contextmanager
 def collecting(worker: "PdfWorker | None" = None) -> Iterator[ChartBatch]:
     """Within the block, :data:`charts` records chart calls in the batch given instead of drawing them,
     and offers them to ``worker`` when given."""
-    global _collecting
-    previous, _collecting = _collecting, ChartBatch(worker)
+    batch = ChartBatch(worker)
+    token = _collecting.set(batch)
     try:
-        yield _collecting
+        yield batch
     finally:
-        _collecting = previous
+        _collecting.reset(token)
 
 
 class _Charts:
@@ -112,9 +114,10 @@ class _Charts:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            if _collecting is None:
+            batch = _collecting.get()
+            if batch is None:
                 return draw(name, args, kwargs)
-            return _collecting.add(name, args, kwargs)
+            return batch.add(name, args, kwargs)
 
         return call
 
