@@ -1,6 +1,6 @@
 """Entry point for ``python -m reportgen``."""
 
-from reportgen.cli import main
+from reportgen.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

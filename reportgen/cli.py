@@ -107,11 +107,11 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """reportgen run CONFIG."""
+    import contextlib
+
     from reportgen.config import load_config
-    from reportgen.distributed import environment_world_size, join_world
     from reportgen.interrupts import Interrupted
     from reportgen.output import OutputFolder
-    from reportgen.pipeline import default_out_dir, input_paths, run
 
     if args.exit_code_file:
         from reportgen.launch import clear_exit_code
@@ -119,22 +119,35 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         clear_exit_code(Path(args.exit_code_file))
     folder: OutputFolder | None = None
     try:
-        loaded = load_config(args.config, args.set, _flags(args))
-        if args.nproc_per_node is not None and environment_world_size() == 1:
-            from reportgen.launch import check_launchable, launch_local
+        with contextlib.ExitStack() as pdf_worker:
+            loaded = load_config(args.config, args.set, _flags(args))
+            # not in a worker of rank > 0 (RANK, as torchrun and --nproc-per-node set it): only rank 0 renders
+            if ("pdf" in loaded.config.report.formats and args.nproc_per_node in (None, 1)
+                    and os.environ.get("RANK", "0") == "0"):
+                from reportgen.render.pdf_engine import started_early
 
-            check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
-            if args.nproc_per_node > 1:
-                return launch_local(args.worker_argv, args.nproc_per_node, err)
-        with join_world(loaded.config.device) as world:
-            progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
-            if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
-                run(loaded, progress=progress, world=world)
-                return ExitCode.PASSED
-            folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
-                                  inputs=input_paths(loaded))
-            with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
-                outcome = run(loaded, folder=folder, progress=progress, world=world)
+                # WeasyPrint's and matplotlib's start-up run in the worker beside torch's import and the training;
+                # the worker is killed when this block exits, however it exits
+                pdf_worker.enter_context(started_early())
+            from reportgen.distributed import environment_world_size, join_world  # these import torch
+            from reportgen.pipeline import default_out_dir, input_paths, run
+
+            if args.nproc_per_node is not None and environment_world_size() == 1:
+                from reportgen.launch import check_launchable, launch_local
+
+                check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
+                if args.nproc_per_node > 1:
+                    return launch_local(args.worker_argv, args.nproc_per_node, err)
+            with join_world(loaded.config.device) as world:
+                progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
+                if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
+                    pdf_worker.close()
+                    run(loaded, progress=progress, world=world)
+                    return ExitCode.PASSED
+                folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
+                                      inputs=input_paths(loaded))
+                with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
+                    outcome = run(loaded, folder=folder, progress=progress, world=world)
         assert outcome is not None
         return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
     except KeyboardInterrupt as exc:  # say what the output folder holds now
@@ -431,6 +444,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
         record_exit_code(Path(args.exit_code_file), code)
     return code
+
+
+def entry() -> NoReturn:
+    """The ``reportgen`` command and ``python -m reportgen``: :func:`main`, then exit without tearing down.
+
+    When ``main`` returns, the report is written and closed and the verdict printed; what the interpreter
+    would still do at exit is free every module and object of torch, pandas and matplotlib one by one
+    (0.4 s or more of a 6 s run on an idle 2-core machine, 3-4 s when it is busy: bench/README.md). So the
+    functions registered with ``atexit`` run (logging, ``weakref.finalize``), the standard streams are
+    flushed, and the process ends with ``os._exit``. A thread still running (none of reportgen's) is not
+    waited for. Where ``atexit`` cannot run its functions on demand, the exit is the ordinary one.
+    """
+    import atexit
+
+    code = main()
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None:  # pragma: no cover - not CPython
+        sys.exit(code)
+    run_exit_functions()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a reader that went away: nothing left to tell it
+            pass
+    os._exit(code)
 
 
 def _handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -124,13 +124,16 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
     import jinja2
     from jinja2.exceptions import SecurityError
 
-    from reportgen.render import view
+    from reportgen.render import chart_batch, view
+    from reportgen.render.pdf_engine import active_worker
     from reportgen.render.sandbox import TemplateTimeExceeded
 
     env = environment(options.template_dir)
     try:
         template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
-        text = env.render(template, r=view.build(report))
+        with chart_batch.collecting(active_worker()) as charts:  # a PDF worker, when running, draws part
+            built = view.build(report)
+        text = env.render(template, r=charts.resolve(built))
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except TemplateTimeExceeded as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from reportgen.render.base import Renderer, RenderOptions
 from reportgen.render.html import render_html
-from reportgen.render.pdf_engine import ExternalResourceRefused, PdfWorker, _fetcher, html_to_pdf
+from reportgen.render.pdf_engine import ExternalResourceRefused, _fetcher, html_to_pdf, rendering_with, take_or_start
 
 if TYPE_CHECKING:
     from reportgen.report import Report
@@ -24,11 +24,13 @@ def render_pdf(report: "Report", options: RenderOptions) -> bytes:
 def prepared() -> Iterator[Callable[["Report", RenderOptions], bytes]]:
     """``render_pdf``, with WeasyPrint made ready in a worker process while the other formats render.
 
-    Gives the same bytes as ``render_pdf`` (the worker runs the same ``html_to_pdf``); where the worker
+    The worker is the one ``reportgen run`` started early when it still runs, else a new one; while the
+    block runs it also draws part of the HTML's charts (``pdf_engine.active_worker``). Gives the same
+    bytes as ``render_pdf`` (the worker runs the same ``html_to_pdf`` and ``plots``); where the worker
     cannot start or fails, the page is converted in this process, which raises any error itself.
     The worker is ended when the block exits.
     """
-    worker = PdfWorker.start()
+    worker = take_or_start()
 
     def render(report: "Report", options: RenderOptions) -> bytes:
         html = render_html(report, options)
@@ -36,7 +38,8 @@ def prepared() -> Iterator[Callable[["Report", RenderOptions], bytes]]:
         return pdf if pdf is not None else html_to_pdf(html)
 
     try:
-        yield render
+        with rendering_with(worker):
+            yield render
     finally:
         if worker is not None:
             worker.close()
