@@ -454,14 +454,15 @@ def entry() -> NoReturn:
     (0.4 s or more of a 6 s run on an idle 2-core machine, 3-4 s when it is busy: bench/README.md). So the
     functions registered with ``atexit`` run (logging, ``weakref.finalize``), the standard streams are
     flushed, and the process ends with ``os._exit``. A thread still running (none of reportgen's) is not
-    waited for. Where ``atexit`` cannot run its functions on demand, the exit is the ordinary one.
+    waited for. Where ``atexit`` cannot run its functions on demand, or a profiler or tracer is active
+    (``python -m cProfile -m reportgen ...`` writes its statistics after this returns), the exit is the ordinary one.
     """
     import atexit
 
     code = main()
     run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_functions is None:  # pragma: no cover - not CPython
-        sys.exit(code)
+    if run_exit_functions is None or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # not CPython, or a profiler or tracer (cProfile, a debugger) that reports after main returns
     run_exit_functions()
     for stream in (sys.stdout, sys.stderr):
         try:
