@@ -72,9 +72,9 @@ def test_nested_plugin_evidence_is_written_out_in_html_pdf_and_named_in_summary(
 
 @pytest.mark.parametrize("value, expected", [
     ({"a": [{"b": 1}]}, "a: (b: 1)"),
-    ({"a": {"b": 1, "c": 2}, "d": 3}, "a: (b: 1 · c: 2) · d: 3"),  # the grouping stays visible
+    ({"g": {"a": {"b": 1, "c": 2}, "d": 3}}, "g: a: (b: 1 · c: 2) · d: 3"),  # the grouping stays visible
     ([{"x": 1, "y": 2}, {"x": 3, "y": 4}], "(x: 1 · y: 2), (x: 3 · y: 4)"),
-    ({"x": {"y": {"z": 1}}}, "x: (y: (z: 1))"),
+    ({"x": {"y": {"z": 1}}}, "x: y: (z: 1)"),
     ([[[[[{"a": 1}]]]]], "1 entry (in results.json)"),  # beyond four levels: one pointer, in good English
     (list(range(100)), "100 values (in results.json)"),
 ])

@@ -472,8 +472,9 @@ def _counted(n: int, one: str, many: str) -> str:
 def _compact(value: Any, depth: int = 0) -> str:
     """One line for a nested evidence value: "label: value" pairs joined by " · ", lists by commas.
 
-    A record inside a record or a list is put in parentheses, so ``{"a": {"b": 1, "c": 2}, "d": 3}``
-    reads "a: (b: 1 · c: 2) · d: 3" and a list of records "(name: x · n: 3), (name: y · n: 5)".
+    A record inside a list, and below the first level any record or list inside another, is put in
+    parentheses: a list of records reads "(name: x · n: 3), (name: y · n: 5)" and ``{"g": {"a": {"b": 1,
+    "c": 2}, "d": 3}}`` reads "g: a: (b: 1 · c: 2) · d: 3" (the first level as before, for table cells).
     Records nested deeper than MAX_COMPACT_DEPTH levels and long lists of numbers (histograms,
     curves) are counted rather than printed ("12 values (in results.json)"); long records and lists
     show their first entries and how many there are in all.
@@ -484,7 +485,8 @@ def _compact(value: Any, depth: int = 0) -> str:
         if depth >= MAX_COMPACT_DEPTH:
             return _counted(len(value), "entry", "entries")
         limit = MAX_EVIDENCE_ROWS if depth == 0 else 6  # a line of its own holds more than a table cell
-        parts = [f"{_key_text(k)}: {_nested(_cell(k, v, depth + 1), v)}" for k, v in list(value.items())[:limit]]
+        parts = [f"{_key_text(k)}: {_nested(_cell(k, v, depth + 1), v) if depth else _cell(k, v, depth + 1)}"
+                 for k, v in list(value.items())[:limit]]
         return " · ".join(parts) + (f" · … ({len(value)} in all)" if len(value) > limit else "")
     if isinstance(value, (list, tuple)):
         if not value:
@@ -493,7 +495,8 @@ def _compact(value: Any, depth: int = 0) -> str:
             return _counted(len(value), "value", "values")
         if depth >= MAX_COMPACT_DEPTH and any(isinstance(v, (Mapping, list, tuple)) for v in value):
             return _counted(len(value), "entry", "entries")
-        inner = ", ".join(_nested(_compact(v, depth + 1), v) for v in value[:8])
+        inner = ", ".join(_nested(_compact(v, depth + 1), v) if depth or isinstance(v, Mapping) else _compact(v, depth + 1)
+                          for v in value[:8])
         return inner + (f", … ({len(value):,} in all)" if len(value) > 8 else "")
     return fmt.num(value) if fmt.is_number(value) or isinstance(value, bool) or value is None else str(value)
 
