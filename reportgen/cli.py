@@ -135,9 +135,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if args.nproc_per_node is not None and environment_world_size() == 1:
                 from reportgen.launch import check_launchable, launch_local
 
-                check_launchable(loaded, args.nproc_per_node, Path(args.out) if args.out else None)
+                out_dir = Path(args.out) if args.out else default_out_dir(loaded.config.name)
+                check_launchable(loaded, args.nproc_per_node, out_dir)
                 if args.nproc_per_node > 1:
-                    return launch_local(args.worker_argv, args.nproc_per_node, err)
+                    return launch_local(args.worker_argv, args.nproc_per_node, err, out_dir=out_dir)
             with join_world(loaded.config.device) as world:
                 progress = None if args.quiet or not world.is_main else ConsoleProgress(err, interactive=err.isatty())
                 if not world.is_main:  # rank 0 claims the folder, prints the verdict and writes the report
@@ -428,6 +429,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
@@ -437,7 +439,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return ExitCode.BAD_INPUT
-    code = _handle(args, out, err)
+    code = _handle(args, out, err, whole_process=argv_given is None)
     out.flush()  # inside main, not at interpreter exit: a pipe's buffered lines meet a gone reader here
     if getattr(args, "exit_code_file", None):
         from reportgen.launch import record_exit_code
@@ -473,34 +475,61 @@ def entry() -> NoReturn:
     os._exit(code)
 
 
-def _handle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run the chosen command; map every error to its exit code and one line on stderr."""
+def _handle(args: argparse.Namespace, out: TextIO, err: TextIO, whole_process: bool = False) -> int:
+    """Run the chosen command; map every error to its exit code and one line on stderr.
+
+    ``whole_process``: this is the ``reportgen`` process itself (not a caller of ``main``), so after an
+    interrupt further signals are ignored until it exits.
+    """
     from reportgen.interrupts import interrupt_handlers
 
     try:
-        with interrupt_handlers():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+        with interrupt_handlers(until_exit=whole_process):  # SIGTERM and SIGHUP stop a run as Ctrl-C does
             return args.handler(args, out, err)
     except KeyboardInterrupt as exc:
         describe = getattr(exc, "describe", None)
-        err.write(f"\nreportgen: {describe() if describe else 'interrupted'}\n")
-        return ExitCode.INTERRUPTED
+        return _say(err, ExitCode.INTERRUPTED, describe() if describe else "interrupted", exc)
     except SystemExit as exc:  # user code (a factory, a model, a library it calls) must not choose the exit code
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"reportgen: runtime error: {_describe_user_exit(exc)} (rerun with --debug for the traceback)\n")
-        return ExitCode.RUNTIME_ERROR
+        return _say(err, ExitCode.RUNTIME_ERROR,
+                    f"runtime error: {_describe_user_exit(exc)} (rerun with --debug for the traceback)", exc)
     except ReportgenError as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(console_line(f"reportgen: error: {exc}") + "\n")
-        return exc.exit_code
+        return _say(err, exc.exit_code, f"error: {exc}", exc)
     except Exception as exc:  # anything unexpected is a runtime error, reported in one line
         if args.debug:
             traceback.print_exc(file=err)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err.write(console_line(f"reportgen: runtime error: {exc.__class__.__name__}: {first} "
-                               "(rerun with --debug for the traceback)") + "\n")
-        return ExitCode.RUNTIME_ERROR
+        from reportgen.launch import lost_peer, plain_collective_error
+
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""
+        if lost_peer(exc):  # another worker failed (or hung): gloo's and NCCL's messages say little more
+            first = plain_collective_error(first)
+        return _say(err, ExitCode.RUNTIME_ERROR,
+                    f"runtime error: {exc.__class__.__name__}: {first} (rerun with --debug for the traceback)", exc)
+
+
+def _say(err: TextIO, code: int, line: str, exc: BaseException) -> int:
+    """Print ``reportgen: line`` for a run that ended with ``exc``, once per run; return ``code``.
+
+    A worker of ``reportgen run --nproc-per-node`` leaves the line to its launcher, which prints one line
+    for all (reportgen/launch.py). A worker of another launcher (torchrun) names itself, and only rank 0
+    speaks of an interrupt (it knows what the output folder holds).
+    """
+    from reportgen.launch import tell_launcher
+
+    if tell_launcher(code, line, exc):
+        return code
+    rank, world_size = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    if world_size not in ("", "1") and rank != "0":
+        if interrupted:
+            return code
+        line = f"worker {rank} of {world_size}: {line}"
+    err.write(("\n" if interrupted else "") + console_line(f"reportgen: {line}") + "\n")
+    return code
 
 
 def _describe_user_exit(exc: SystemExit) -> str:

@@ -45,9 +45,14 @@ class Interrupted(KeyboardInterrupt):
         self.outcome = outcome
         self.folder = folder
 
-    def describe(self) -> str:
-        """One line for the console, e.g. 'interrupted by SIGTERM; no report was written'."""
+    def describe(self, stopped: str = "") -> str:
+        """One line for the console, e.g. 'interrupted by SIGTERM; no report was written'.
+
+        ``stopped`` (e.g. 'stopped all 2 workers') is said right after how the run was interrupted.
+        """
         how = "interrupted" if self.signum == signal.SIGINT else f"interrupted by {signal.Signals(self.signum).name}"
+        if stopped:
+            how = f"{how}; {stopped}"
         if self.outcome == "written":
             return f"{how} after the new report was complete in {self.folder}"
         if self.outcome == "previous_kept":
@@ -57,7 +62,24 @@ class Interrupted(KeyboardInterrupt):
         return how
 
 
+class _Stop:
+    """Whether a stop signal has been raised as :class:`Interrupted` in this process."""
+
+    raised: ClassVar[bool] = False
+
+
+def _ignore_repeat(signum: int, frame: FrameType | None) -> None:
+    """A stop signal after the first: the run is stopping already (the clean-up must not be cut short)."""
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    # A second signal is common: a terminal's Ctrl-C reaches every process of its group, and a launcher
+    # (reportgen's, torchrun) forwards or sends SIGTERM too. Raised inside the first one's clean-up (an
+    # output folder's removal, torch's atexit hooks) it would cut that short and print a traceback.
+    _Stop.raised = True
+    for handled in HANDLED_SIGNALS:
+        if signal.getsignal(handled) is _raise_interrupted:
+            signal.signal(handled, _ignore_repeat)
     raise Interrupted(signum)
 
 
@@ -66,13 +88,17 @@ def _in_main_thread() -> bool:
 
 
 @contextmanager
-def interrupt_handlers() -> Iterator[None]:
+def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`; the old handlers return after.
 
+    Only the first signal raises; later ones are ignored while the run stops. With ``until_exit`` (the
+    ``reportgen`` process itself, not a caller of ``cli.main``) they stay ignored after a stop until the
+    process ends, so the interpreter's own shutdown is not interrupted either.
     A signal that is ignored when the block starts (``nohup``, a background job's SIGINT) stays ignored.
     Outside the main thread (where Python cannot install handlers) the block changes nothing.
     """
     saved: dict[signal.Signals, _Handler] = {}
+    _Stop.raised = False
     if _in_main_thread():
         for signum in HANDLED_SIGNALS:
             previous = signal.getsignal(signum)
@@ -84,7 +110,7 @@ def interrupt_handlers() -> Iterator[None]:
         yield
     finally:
         for signum, previous in saved.items():
-            signal.signal(signum, previous)  # type: ignore[arg-type]
+            signal.signal(signum, signal.SIG_IGN if until_exit and _Stop.raised else previous)  # type: ignore[arg-type]
 
 
 class _Deferral:

@@ -163,6 +163,9 @@ RUNAWAY_TEMPLATES = {
     "the wordwrap filter": '{{ "x"|wordwrap(2000000000) }}',
     "the indent filter": '{{ ("x\n" * 500000)|indent(100) }}',
     "a concatenation": '{% set ns = namespace(s="x" * 1000000) %}{{ ns.s + ns.s }}',
+    "a ~ doubled in a namespace": '{% set ns = namespace(s="ab") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}',
+    "a ~ of long strings": '{{ ("x" * 600000) ~ ("y" * 600000) }}',
+    "a ~ of a list long only as text": '{{ "" ~ (["xxxxxxxxxx"] * 200000) }}',
     "lipsum": "{{ lipsum(n=100000000) }}",
 }
 
@@ -224,6 +227,54 @@ def test_the_deadline_holds_outside_the_main_thread(tmp_path: Path) -> None:
     worker.join(timeout=120)
     assert not worker.is_alive() and len(raised) == 1
     assert str(raised[0]) == "exceeded its time budget of 0.3 s"
+
+
+def test_the_time_budget_never_raises_inside_a_garbage_collector_callback(tmp_path: Path) -> None:
+    """The repeating SIGALRM lands in whatever Python code runs; a gc callback must not get the error
+    (Python could only print it as an "unraisable exception"): the template's own code gets it."""
+    import gc
+    import sys
+    import time
+
+    from reportgen.render.html import environment
+    from reportgen.render.sandbox import TemplateTimeExceeded
+
+    (tmp_path / "loop.j2").write_text("{% for a in range(100000) %}{% for b in range(100000) %}{{ [a, b]|length }}"
+                                      "{% endfor %}{% endfor %}", encoding="utf-8")
+    env = environment(tmp_path)
+    env.time_budget_s = 0.5
+    unraisable: list = []
+
+    def slow_callback(phase: str, info: dict) -> None:  # most of the render's time is spent in here
+        if phase == "start":
+            time.sleep(0.002)
+
+    previous_hook, threshold = sys.unraisablehook, gc.get_threshold()
+    sys.unraisablehook = unraisable.append
+    gc.callbacks.append(slow_callback)
+    gc.set_threshold(50)
+    try:
+        with pytest.raises(TemplateTimeExceeded, match="exceeded its time budget of 0.5 s"):
+            env.render(env.get_template("loop.j2"))
+    finally:
+        gc.callbacks.remove(slow_callback)
+        gc.set_threshold(*threshold)
+        sys.unraisablehook = previous_hook
+    assert [repr(u.exc_value) for u in unraisable] == []
+
+
+def test_the_history_page_renders_under_the_template_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportgen import history
+    from reportgen.render import sandbox
+    from reportgen.render.sandbox import TemplateTimeExceeded
+
+    results = tmp_path / "results.json"
+    results.write_bytes(RENDERERS["json"].render(F.cached("passing_binary"), RenderOptions()))
+    collected = history.collect([str(results)])
+    assert b"<html" in history.render_html(collected.histories[0])  # within the budget: renders
+    monkeypatch.setattr(sandbox, "TEMPLATE_TIME_BUDGET_S", 1e-9)
+    with pytest.raises(TemplateTimeExceeded):
+        history.render_html(collected.histories[0])
 
 
 def test_the_rendered_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

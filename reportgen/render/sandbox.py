@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, cast
 import jinja2
 import jinja2.nodes
 import jinja2.runtime
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -84,20 +85,43 @@ def _int_bits(value: Any) -> int:
     return value.bit_length() if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``a ~ b`` (Concat) compiled to ``environment.bounded_concat(context, (a, b))``.
+
+    Jinja joins ``~`` with ``str_join``/``markup_join`` directly, past the sandbox's operator hooks, so
+    ``{% set ns.s = ns.s ~ ns.s %}`` in a loop doubled a string until the time budget ran out (gigabytes
+    later). Constant folding of ``~`` is given up with it (templates are small; it saves nothing).
+    """
+
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_concat(context, (")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
+_SANDBOX_FRAME_MODULES = ("jinja2", __name__)
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, bounded in time and size, so that a template cannot hold a render (and its
     memory) until the process is killed.
 
     - Time: ``render`` arms a wall-clock deadline of ``time_budget_s`` (None: no deadline). In the main
-      thread a SIGALRM timer interrupts any Python-level loop; every call, attribute lookup, operator and
-      ``range``/``lipsum`` item also checks the deadline, so the budget holds in other threads too.
-      Exceeding it raises TemplateTimeExceeded.
-    - Size: ``*``, ``**``, ``+`` and ``%``, the str methods and filters that pad or repeat, ``join``,
+      thread a repeating SIGALRM timer interrupts any Python-level loop of the template (it raises only in
+      the template's own code or Jinja's, never inside a garbage-collector callback, a ``__del__`` or
+      other code that happens to run, where Python could only report the error as "unraisable"; it
+      fires again 50 ms later); every call, attribute lookup, operator, ``~`` and ``range``/``lipsum``
+      item also checks the deadline, so the budget holds in other threads too. Exceeding it raises
+      TemplateTimeExceeded.
+    - Size: ``*``, ``**``, ``+``, ``~`` and ``%``, the str methods and filters that pad or repeat, ``join``,
       ``replace`` and ``lipsum`` are checked before they run (TemplateTooLarge), and the rendered text
       is capped at MAX_TEMPLATE_OUTPUT characters.
     """
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, *args: Any, time_budget_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,6 +139,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise TemplateTimeExceeded(f"exceeded its time budget of {self.time_budget_s:g} s")
 
+    def _in_template(self, frame: Any) -> bool:
+        """True when ``frame`` runs this environment's template code, Jinja's runtime or this module's hooks."""
+        if frame is None:
+            return False
+        namespace = frame.f_globals
+        return namespace.get("environment") is self or str(namespace.get("__name__", "")).startswith(_SANDBOX_FRAME_MODULES)
+
     def _ticking(self, items: Iterable[Any]) -> Iterator[Any]:
         for item in items:
             self.check_deadline()
@@ -131,11 +162,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         previous: Any = None
         if use_alarm:
             def alarm(signum: int, frame: Any) -> None:
-                if self._deadline is not None:  # not once the render has ended
+                if self._deadline is not None and self._in_template(frame):  # not once the render has ended
                     raise TemplateTimeExceeded(f"exceeded its time budget of {budget:g} s")
 
             previous = signal.signal(signal.SIGALRM, alarm)
-            # repeating: an exception raised where Python swallows it (a weakref callback, __del__) is raised again
+            # repeating: when the first alarm lands outside the template's code, the next one 50 ms later may not
             signal.setitimer(signal.ITIMER_REAL, budget, 0.05)
         try:
             yield
@@ -179,6 +210,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _require_length(len(left) + sum(_size(v) for v in (right if isinstance(right, tuple) else (right,))),
                             "a %-format")
         return super().call_binop(context, operator, left, right)
+
+    def bounded_concat(self, context: Any, parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``: every part as text, joined (escaped as Jinja would under autoescape); bounded in size."""
+        self.check_deadline()
+        _require_length(sum(len(part) for part in parts if isinstance(part, str)), "joining with ~")
+        joined: str = (jinja2.runtime.markup_join if context.eval_ctx.autoescape else jinja2.runtime.str_join)(parts)
+        _require_length(len(joined), "joining with ~")  # parts that only became long as text
+        return joined
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.check_deadline()

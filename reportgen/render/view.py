@@ -465,31 +465,51 @@ def named_value(key: Any, value: Any) -> Any:
     return metric_registry.label(value) if metric_registry.metric(value) is not None else value
 
 
+MAX_COMPACT_DEPTH = 4
+"""Levels of nesting an evidence value is written out to; deeper ones are counted, with a pointer to results.json."""
+
+
+def _counted(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many} (in results.json)"
+
+
 def _compact(value: Any, depth: int = 0) -> str:
     """One line for a nested evidence value: "label: value" pairs joined by " · ", lists by commas.
 
-    Nested records deeper than two levels and long lists of numbers (histograms, curves) are
-    counted rather than printed: they are in results.json.
+    A record inside a list, and below the first level any record or list inside another, is put in
+    parentheses: a list of records reads "(name: x · n: 3), (name: y · n: 5)" and ``{"g": {"a": {"b": 1,
+    "c": 2}, "d": 3}}`` reads "g: a: (b: 1 · c: 2) · d: 3" (the first level as before, for table cells).
+    Records nested deeper than MAX_COMPACT_DEPTH levels and long lists of numbers (histograms,
+    curves) are counted rather than printed ("12 values (in results.json)"); long records and lists
+    show their first entries and how many there are in all.
     """
     if isinstance(value, Mapping):
         if not value:
             return "none"
-        if depth >= 2:
-            return f"{len(value)} entries (in results.json)"
+        if depth >= MAX_COMPACT_DEPTH:
+            return _counted(len(value), "entry", "entries")
         limit = MAX_EVIDENCE_ROWS if depth == 0 else 6  # a line of its own holds more than a table cell
-        parts = [f"{_key_text(k)}: {_cell(k, v, depth + 1)}" for k, v in list(value.items())[:limit]]
+        parts = [f"{_key_text(k)}: {_nested(_cell(k, v, depth + 1), v) if depth else _cell(k, v, depth + 1)}"
+                 for k, v in list(value.items())[:limit]]
         return " · ".join(parts) + (f" · … ({len(value)} in all)" if len(value) > limit else "")
     if isinstance(value, (list, tuple)):
         if not value:
             return "none"
         if len(value) > MAX_LISTED_NUMBERS and all(fmt.is_number(v) or v is None for v in value):
-            return f"{len(value):,} values (in results.json)"
-        if depth >= 2 and any(isinstance(v, (Mapping, list, tuple)) for v in value):
-            return f"{len(value):,} entries (in results.json)"
-        inner = ", ".join(f"({_compact(v, depth + 1)})" if isinstance(v, Mapping) and v else _compact(v, depth + 1)
+            return _counted(len(value), "value", "values")
+        if depth >= MAX_COMPACT_DEPTH and any(isinstance(v, (Mapping, list, tuple)) for v in value):
+            return _counted(len(value), "entry", "entries")
+        inner = ", ".join(_nested(_compact(v, depth + 1), v) if depth or isinstance(v, Mapping) else _compact(v, depth + 1)
                           for v in value[:8])
         return inner + (f", … ({len(value):,} in all)" if len(value) > 8 else "")
     return fmt.num(value) if fmt.is_number(value) or isinstance(value, bool) or value is None else str(value)
+
+
+def _nested(text: str, value: Any) -> str:
+    """``text`` in parentheses when it writes out a record or list of several parts, so that its parts
+    are not read as its neighbours'."""
+    several = isinstance(value, (Mapping, list, tuple)) and len(value) > 1 or isinstance(value, Mapping) and value
+    return f"({text})" if several and not text.endswith("(in results.json)") else text
 
 
 def _in_known_order(keys: list[str], known: Sequence[str]) -> list[str]:
