@@ -65,11 +65,14 @@ def _first_rows(hashes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> tu
 
 
 def _lookup(distinct: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """For each query hash, its index in the sorted ``distinct`` hashes, or -1."""
+    """For each query hash, its index in the sorted ``distinct`` hashes, or -1. The hashes found are picked
+    out by sorts first, so the binary search (slow on large arrays) runs only for those."""
+    out = np.full(query.size, -1, dtype=np.int64)
     if not distinct.size or not query.size:
-        return np.full(query.size, -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(distinct, query), distinct.size - 1)
-    return np.where(distinct[at] == query, at, -1).astype(np.int64)
+        return out
+    found = np.flatnonzero(fingerprints.member(query, fingerprints.common(distinct, query)))
+    out[found] = np.searchsorted(distinct, query[found])
+    return out
 
 
 def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
