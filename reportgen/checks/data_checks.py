@@ -51,6 +51,11 @@ def _source_rows(split: SplitData) -> np.ndarray:
     return np.asarray(split.source_rows, dtype=np.int64)
 
 
+def _source_row(split: SplitData, position: int) -> int:
+    """The source-file row (0-based) of the row at ``position`` here, -1 where the data kind does not say."""
+    return -1 if split.source_rows is None else int(split.source_rows[position])
+
+
 def _first_rows(hashes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted distinct hashes, the smallest row holding each, that row's source row): O(n log n)."""
     order = np.lexsort((rows, hashes))
@@ -60,11 +65,14 @@ def _first_rows(hashes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> tu
 
 
 def _lookup(distinct: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """For each query hash, its index in the sorted ``distinct`` hashes, or -1."""
+    """For each query hash, its index in the sorted ``distinct`` hashes, or -1. The hashes found are picked
+    out by sorts first, so the binary search (slow on large arrays) runs only for those."""
+    out = np.full(query.size, -1, dtype=np.int64)
     if not distinct.size or not query.size:
-        return np.full(query.size, -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(distinct, query), distinct.size - 1)
-    return np.where(distinct[at] == query, at, -1).astype(np.int64)
+        return out
+    found = np.flatnonzero(fingerprints.member(query, fingerprints.common(distinct, query)))
+    out[found] = np.searchsorted(distinct, query[found])
+    return out
 
 
 def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -253,6 +261,9 @@ class TrainTestOverlap(Check):
         state = {"source_rows": {s.name: s.source_rows is not None for s in _present(shard.data)}}
         if not _overlap_pairs(shard.data):
             return LocalPart(state)
+        if not shard.world.distributed:  # every row is here: meet in place, without payload matrices
+            shard.cache[self._in_place_key()] = self._overlap_in_place(shard)
+            return LocalPart(state, KeyedRows(np.zeros(0, dtype=np.uint64), np.zeros((0, 1), dtype=np.int64)))
         hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 5), dtype=np.int64)]
         for split in _present(shard.data):
             if split.n == 0:
@@ -266,12 +277,52 @@ class TrainTestOverlap(Check):
         return LocalPart(state, KeyedRows(np.concatenate(hashes), np.concatenate(payload)))
 
     def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> Any:
+        if not shard.world.distributed:
+            return shard.cache.pop(self._in_place_key())
         if received.payload.shape[1] == 5:
             return self._first_meeting(received, shard)
         return self._second_meeting(received, shard)
 
     def _stash_key(self) -> str:
         return f"{self.spec.id}:first meeting"
+
+    def _in_place_key(self) -> str:
+        return f"{self.spec.id}:met in place"
+
+    @staticmethod
+    def _overlap_in_place(shard: ShardContext) -> dict[int, dict[str, Any]]:
+        """What the meetings find, computed on one process that holds every row: the same counts and examples.
+
+        Each split's rows are in row order, so a hash table's first occurrence (``fingerprints.first_match``)
+        is the smallest reference row, the rule of the meetings. The exact hashes are computed only when some
+        query sample matches on its normalised hash, and the shifted ones are looked up only for the rest.
+        Memory: a few (n,) arrays per split, no payload matrices.
+        """
+        pairs: dict[int, dict[str, Any]] = {}
+        for pair, _name, query_name, reference_name in _overlap_pairs(shard.data):
+            query, reference = shard.data.splits[query_name], shard.data.splits[reference_name]
+            found: dict[str, Any] = {"a": 0, "exact": 0, "examples": [], "b_only": 0, "b_examples": []}
+            pairs[pair] = found
+            if not query.n or not reference.n:
+                continue
+            q_prints, r_prints = _shard_prints(shard, query), _shard_prints(shard, reference)
+            at = fingerprints.first_match(r_prints.norm, q_prints.norm)  # the matches A
+            in_a = at >= 0
+            exact = np.zeros(query.n, dtype=bool)
+            if in_a.any():
+                at_exact = fingerprints.first_match(r_prints.exact, q_prints.exact[in_a])
+                exact[in_a] = at_exact >= 0
+                at[in_a] = np.where(at_exact >= 0, at_exact, at[in_a])
+            rest = np.flatnonzero(~in_a)
+            at[rest] = fingerprints.first_match(r_prints.norm_shifted, q_prints.norm_shifted[rest])  # B not in A
+            matched = np.flatnonzero(at >= 0)
+            found["a"], found["exact"] = int(in_a.sum()), int(exact.sum())
+            found["b_only"] = int(matched.size) - found["a"]
+            found["examples"] = [
+                (int(query.offset + q), _source_row(query, q), int(reference.offset + at[q]), _source_row(reference, at[q]))
+                for q in matched[:MAX_EXAMPLES]
+            ]
+        return pairs
 
     def _first_meeting(self, received: KeyedRows, shard: ShardContext) -> LocalPart:
         from reportgen.checks.shards import KeyedRows, LocalPart
@@ -400,6 +451,9 @@ class ConflictingLabels(Check):
         from reportgen.checks.shards import KeyedRows, LocalPart
 
         state = {"source_rows": {s.name: s.source_rows is not None for s in _present(shard.data)}}
+        if not shard.world.distributed:  # every row is here: meet in place, without a payload matrix
+            shard.cache[self._in_place_key()] = self._conflicts_in_place(shard)
+            return LocalPart(state, KeyedRows(np.zeros(0, dtype=np.uint64), np.zeros((0, 1), dtype=np.int64)))
         hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 4), dtype=np.int64)]
         for split in _present(shard.data):
             if split.n:
@@ -413,33 +467,37 @@ class ConflictingLabels(Check):
     def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> dict[str, Any]:
         """The groups of equal inputs met here that carry more than one label: their counts, and the
         MAX_EXAMPLES groups whose first sample (in train, val, test order, then row) comes first."""
-        import pandas as pd  # imported here: report rendering loads this module for its texts only
-
+        if not shard.world.distributed:
+            return shard.cache.pop(self._in_place_key())
         split_index, rows, sources, labels = received.payload.T
-        codes, uniques = pd.factorize(received.hashes)
-        distinct = pd.DataFrame({"group": codes, "label": labels}).drop_duplicates()
-        labels_per_group = np.bincount(distinct["group"].to_numpy(), minlength=len(uniques))
-        conflicting = np.flatnonzero(labels_per_group > 1)
-        found: dict[str, Any] = {"groups": int(conflicting.size), "within_train": 0, "across_splits": 0, "samples": 0,
-                                 "examples": []}
-        if not conflicting.size:
-            return found
-        member = np.isin(codes, conflicting)
-        frame = pd.DataFrame({"group": codes[member], "split": split_index[member], "row": rows[member],
-                              "source": sources[member], "label": labels[member]})
-        frame = frame.sort_values(["split", "row"], kind="stable")
-        per_group = frame.groupby("group", sort=False)["split"].agg(["nunique", "min"])
-        train = SPLIT_ORDER.index("train")
-        found["across_splits"] = int((per_group["nunique"] > 1).sum())
-        found["within_train"] = int(((per_group["nunique"] == 1) & (per_group["min"] == train)).sum())
-        found["samples"] = int(member.sum())
-        for _group, members in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
-            first = members.iloc[0]
-            found["examples"].append(((int(first["split"]), int(first["row"])), int(len(members)), [
-                (int(split), int(row), int(source), int(label))
-                for split, row, source, label in members[["split", "row", "source", "label"]].head(GROUP_EXAMPLE_SAMPLES).itertuples(index=False)
-            ]))
-        return found
+        return _label_conflicts(received.hashes, labels,
+                                lambda at: (split_index[at], rows[at], sources[at], labels[at]))
+
+    def _in_place_key(self) -> str:
+        return f"{self.spec.id}:met in place"
+
+    @staticmethod
+    def _conflicts_in_place(shard: ShardContext) -> dict[str, Any]:
+        """What the meeting finds, computed on one process that holds every row: (n,) hashes and labels of
+        all splits; split, row and source row only for the members of conflicting groups."""
+        splits = [split for split in _present(shard.data) if split.n]
+        hashes = [np.zeros(0, dtype=np.uint64)] + [_shard_prints(shard, split).norm for split in splits]
+        labels = [np.zeros(0, dtype=np.int64)] + [np.asarray(split.labels, dtype=np.int64) for split in splits]
+        starts = np.cumsum([0] + [split.n for split in splits])
+        all_labels = np.concatenate(labels)
+
+        def members(at: np.ndarray) -> tuple[np.ndarray, ...]:
+            which = np.searchsorted(starts, at, side="right") - 1
+            split_index = np.array([SPLIT_ORDER.index(split.name) for split in splits], dtype=np.int64)[which]
+            rows = np.array([split.offset for split in splits], dtype=np.int64)[which] + (at - starts[which])
+            sources = np.full(at.size, -1, dtype=np.int64)
+            for i, split in enumerate(splits):
+                here = which == i
+                if split.source_rows is not None and here.any():
+                    sources[here] = np.asarray(split.source_rows, dtype=np.int64)[at[here] - starts[i]]
+            return split_index, rows, sources, all_labels[at]
+
+        return _label_conflicts(np.concatenate(hashes), all_labels, members)
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         workers = ctx.local_results(self.spec.id)
@@ -463,6 +521,46 @@ class ConflictingLabels(Check):
             f"{count(across)} across splits, {count(evidence['samples'])} samples in all, of {count(rows_in_all)})",
             evidence,
         )
+
+
+def _label_conflicts(hashes: np.ndarray, labels: np.ndarray, members: Any) -> dict[str, Any]:
+    """Groups of equal ``hashes`` (n,) uint64 whose ``labels`` (n,) int64 differ: their counts and the MAX_EXAMPLES
+    groups whose first sample (in train, val, test order, then row) comes first.
+
+    ``members(at)`` gives (split index, global row, source row, label), each (k,) int64, of the rows at positions
+    ``at`` (sorted): it is called once, for the members of conflicting groups. Only rows whose hash occurs more
+    than once can be in a group, so they are found by one sort first; hash tables then run on those rows only.
+    """
+    import pandas as pd  # imported here: report rendering loads this module for its texts only
+
+    shared = np.flatnonzero(fingerprints.member(hashes, fingerprints.repeated(hashes)))
+    codes, uniques = pd.factorize(hashes[shared])
+    label_codes, label_values = pd.factorize(labels[shared])
+    width = max(1, len(label_values))
+    distinct = pd.unique(codes.astype(np.int64) * width + label_codes)  # one entry per (group, label)
+    labels_per_group = np.bincount(distinct // width, minlength=len(uniques))
+    conflicting = labels_per_group > 1
+    found: dict[str, Any] = {"groups": int(conflicting.sum()), "within_train": 0, "across_splits": 0, "samples": 0,
+                             "examples": []}
+    if not found["groups"]:
+        return found
+    in_group = np.flatnonzero(conflicting[codes])
+    at = shared[in_group]
+    split_index, rows, sources, member_labels = members(at)
+    frame = pd.DataFrame({"group": codes[in_group], "split": split_index, "row": rows, "source": sources, "label": member_labels})
+    frame = frame.sort_values(["split", "row"], kind="stable")
+    per_group = frame.groupby("group", sort=False)["split"].agg(["nunique", "min"])
+    train = SPLIT_ORDER.index("train")
+    found["across_splits"] = int((per_group["nunique"] > 1).sum())
+    found["within_train"] = int(((per_group["nunique"] == 1) & (per_group["min"] == train)).sum())
+    found["samples"] = int(at.size)
+    for _group, group_members in list(frame.groupby("group", sort=False))[:MAX_EXAMPLES]:
+        first = group_members.iloc[0]
+        found["examples"].append(((int(first["split"]), int(first["row"])), int(len(group_members)), [
+            (int(split), int(row), int(source), int(label))
+            for split, row, source, label in group_members[["split", "row", "source", "label"]].head(GROUP_EXAMPLE_SAMPLES).itertuples(index=False)
+        ]))
+    return found
 
 
 def _rank_auc_scores(x: np.ndarray, y: np.ndarray, num_classes: int) -> float | None:

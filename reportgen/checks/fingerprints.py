@@ -160,12 +160,17 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _splitmix(z: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, elementwise on uint64 (wrapping arithmetic)."""
-    z = z ^ (z >> np.uint64(30))
-    z = z * _M1
-    z = z ^ (z >> np.uint64(27))
-    z = z * _M2
-    return z ^ (z >> np.uint64(31))
+    """splitmix64 finaliser, elementwise on uint64 (wrapping arithmetic), in place: ``z`` is overwritten
+    and returned (one scratch array instead of a new array per step)."""
+    scratch = z >> np.uint64(30)
+    z ^= scratch
+    z *= _M1
+    np.right_shift(z, np.uint64(27), out=scratch)
+    z ^= scratch
+    z *= _M2
+    np.right_shift(z, np.uint64(31), out=scratch)
+    z ^= scratch
+    return z
 
 
 _KEY_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -187,7 +192,8 @@ def hash_words(words: np.ndarray, seed: int) -> np.ndarray:
     n, m = words.shape
     keys, mult = _position_keys(m, seed)
     with np.errstate(over="ignore"):
-        mixed = _splitmix(words ^ keys) * mult
+        mixed = _splitmix(words ^ keys)
+        mixed *= mult
         total = mixed.sum(axis=1, dtype=np.uint64) if m else np.zeros(n, dtype=np.uint64)
         return _splitmix(total ^ (np.uint64(m) * _GOLDEN))
 
@@ -204,13 +210,40 @@ def _bytes_as_words(rows: np.ndarray) -> np.ndarray:
 def _scaled(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values in grid units, the per-row scale exponent, the finite mask) of a 2-d block."""
     x = np.asarray(rows, dtype=np.float64)
-    finite = np.isfinite(x)
+    finite = np.isfinite(rows)  # on the stored dtype: fewer bytes, the same answer as on float64
     all_finite = bool(finite.all())
     safe = x if all_finite else np.where(finite, x, 0.0)
-    row_max = np.abs(safe).max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    # float32 values widen to float64 exactly, so their largest magnitude has the same exponent
+    stored = rows if all_finite and isinstance(rows, np.ndarray) and rows.dtype == np.float32 else safe
+    row_max = _row_abs_max(stored) if x.shape[1] else np.zeros(x.shape[0])
     _, row_exponent = np.frexp(row_max)  # row_max < 2**row_exponent
     shift = (GRID_BITS - row_exponent)[:, None]
-    return np.ldexp(safe, shift), shift, finite
+    return _times_power_of_two(safe, shift), shift, finite
+
+
+def _row_abs_max(x: np.ndarray) -> np.ndarray:
+    """(n,) largest absolute value of each row of a finite (n, d) block, d >= 1: the columns folded in halves
+    by elementwise maxima (about 2x faster than ``np.abs(x).max(axis=1)`` on narrow rows, the same values)."""
+    folded = np.abs(x)
+    while folded.shape[1] > 1:
+        half = folded.shape[1] // 2
+        odd = folded[:, -1] if folded.shape[1] % 2 else None
+        folded = np.maximum(folded[:, :half], folded[:, half:2 * half])
+        if odd is not None:
+            np.maximum(folded[:, 0], odd, out=folded[:, 0])
+    return np.asarray(folded[:, 0], dtype=np.float64)
+
+
+def _times_power_of_two(x: np.ndarray, shift: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """``np.ldexp(x, shift)``, by a multiplication with 2**shift where that power is a normal float64
+    (then both are the one correctly rounded product, bit for bit), about 3x faster than ldexp.
+    ``in_place``: ``x`` (float64) may be overwritten with the result."""
+    if shift.size and int(shift.min()) > -1000 and int(shift.max()) < 1000:
+        if in_place:
+            x *= np.ldexp(1.0, shift)
+            return x
+        return x * np.ldexp(1.0, shift)
+    return np.ldexp(x, shift)
 
 
 def _rounded(scaled: np.ndarray, shift: np.ndarray, finite: np.ndarray, x: np.ndarray, shifted: bool) -> np.ndarray:
@@ -221,8 +254,11 @@ def _rounded(scaled: np.ndarray, shift: np.ndarray, finite: np.ndarray, x: np.nd
     so a grid relative to each value would split values near zero. Returns float64, (n, d); -0.0
     becomes 0.0 and NaN is canonical. ``shifted`` moves the cell edges by half a cell.
     """
-    codes = np.floor(scaled) if shifted else np.floor(scaled + 0.5)
-    rounded = np.ldexp(codes, -shift) + 0.0  # + 0.0 turns -0.0 into 0.0
+    codes = np.floor(scaled) if shifted else scaled + 0.5
+    if not shifted:
+        np.floor(codes, out=codes)
+    rounded = _times_power_of_two(codes, -shift, in_place=True)
+    rounded += 0.0  # turns -0.0 into 0.0
     if not finite.all():
         x = np.asarray(x, dtype=np.float64)
         rounded = np.where(finite, rounded, np.where(np.isnan(x), np.nan, x))
@@ -280,8 +316,51 @@ def for_split(cache: dict, split: SplitData, batch_size: int) -> SplitFingerprin
     return found
 
 
+def distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a 1-d array, sorted (``np.unique`` without its cost: one sort and a comparison)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if ordered.size else ordered
+
+
+def repeated(values: np.ndarray) -> np.ndarray:
+    """The values that occur more than once in a 1-d array, distinct and sorted."""
+    ordered = np.sort(values)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return twice[np.r_[True, twice[1:] != twice[:-1]]] if twice.size else twice
+
+
+def common(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The values that occur in both 1-d arrays, distinct and sorted: sorts only, O(n log n) with a small constant."""
+    return repeated(np.concatenate([distinct_sorted(a), distinct_sorted(b)]))
+
+
+def member(values: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """(n,) bool: which ``values`` occur in the sorted ``distinct`` array (binary search; fast when it is small)."""
+    if not distinct.size:
+        return np.zeros(values.size, dtype=bool)
+    at = np.minimum(np.searchsorted(distinct, values), distinct.size - 1)
+    return distinct[at] == values
+
+
 def first_match(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """For each query hash, the index of its first occurrence in ``reference``, or -1. Linear time."""
+    """For each query hash, the index of its first occurrence in ``reference``, or -1.
+
+    The hashes present on both sides are found by sorting first, so the hash table is built only
+    over the rows that hold one of them (usually few): O(n log n) sorts, then linear work on those rows.
+    """
+    out = np.full(query.size, -1, dtype=np.int64)
+    if reference.size == 0 or query.size == 0:
+        return out
+    shared = common(reference, query)
+    if not shared.size:
+        return out
+    ref_at, query_at = np.flatnonzero(member(reference, shared)), np.flatnonzero(member(query, shared))
+    out[query_at] = ref_at[_first_match_table(reference[ref_at], query[query_at])]
+    return out
+
+
+def _first_match_table(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``first_match`` by one hash table over both arrays. Linear time."""
     n_ref = reference.size
     if n_ref == 0 or query.size == 0:
         return np.full(query.size, -1, dtype=np.int64)
