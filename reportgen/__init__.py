@@ -20,6 +20,8 @@ _LAZY: dict[str, str] = {
     "Finding": "reportgen.checks.base",
     "Measurement": "reportgen.checks.base",
     "Param": "reportgen.checks.base",
+    "NOT_APPLICABLE": "reportgen.checks.base",
+    "NOT_MEASURED": "reportgen.checks.base",
     "register": "reportgen.checks.base",
     "registry": "reportgen.checks.base",
     "CheckContext": "reportgen.checks.context",
@@ -31,7 +33,8 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from reportgen.checks.base import (  # noqa: F401
-        Check, CheckResult, CheckSettings, CheckSpec, Finding, Measurement, Param, register, registry,
+        NOT_APPLICABLE, NOT_MEASURED, Check, CheckResult, CheckSettings, CheckSpec, Finding, Measurement, Param, register,
+        registry,
     )
     from reportgen.checks.context import CheckContext  # noqa: F401
     from reportgen.errors import ConfigError, InputError  # noqa: F401

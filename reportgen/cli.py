@@ -169,12 +169,14 @@ def _write_outcome(report: "Report", out_dir: Path, written: Sequence[Path], out
         val = next((row.get("val_loss") for row in training.get("history") or [] if row.get("epoch") == best), None)
         out.write(f"  early stopping: stopped after epoch {training.get('epochs_run')}; the weights of the best epoch {best}"
                   + (f" (validation loss {number(val)})" if isinstance(val, (int, float)) else "") + " were restored and evaluated\n")
-    from reportgen.gate import overrides_of
+    from reportgen.gate import not_measured_blocking, overrides_of
 
     overrides = overrides_of(report.gate)
     if overrides:
         strict = " (strict gate)" if (report.gate or {}).get("strict") else ""
         out.write(console_line(f"  gate overrides{strict}: {'; '.join(o.describe() for o in overrides)}") + "\n")
+    for check in not_measured_blocking(report.checks):
+        out.write(console_line(f"  NOT MEASURED {check.id} (blocking; the verdict does not cover it): {check.message}") + "\n")
     out.write(console_line(f"report: {out_dir}{'/' if not str(out_dir).endswith('/') else ''}"
                            f" ({', '.join(p.name for p in written)})") + "\n")
     return ExitCode.PASSED if report.passed else ExitCode.GATE_FAILED

@@ -83,17 +83,29 @@ def _param_effect(name: str, default: Any, value: Any) -> Effect | None:
     return "changed"
 
 
-def gate_overrides(specs: Iterable[CheckSpec], checks_config: Mapping[str, Mapping[str, Any]]) -> tuple[Override, ...]:
+def applies(spec: CheckSpec, task: str | None, has_training: bool | None) -> bool:
+    """Whether the check would run on this task (``spec.tasks``) and config (``needs_training``); None means unknown (counts as yes)."""
+    if task is not None and task not in spec.tasks:
+        return False
+    return not (spec.needs_training and has_training is False)
+
+
+def gate_overrides(
+    specs: Iterable[CheckSpec], checks_config: Mapping[str, Mapping[str, Any]],
+    task: str | None = None, has_training: bool | None = None,
+) -> tuple[Override, ...]:
     """Every difference between ``checks_config`` (the config's ``checks`` section) and the specs' defaults.
 
     Settings equal to the default are no override. A disabled check lists only ``disabled``
     (its other settings no longer matter). Ordered as the specs, then enabled, threshold,
     severity, parameters. Settings that do not parse are left to config validation.
+    Settings of a check that does not apply to ``task`` or, when ``has_training`` is False, that
+    needs a training run change nothing, so they are no override (None: not known, every check counts).
     """
     found: list[Override] = []
     for spec in specs:
         settings = checks_config.get(spec.id)
-        if not settings:
+        if not settings or not applies(spec, task, has_training):
             continue
         if settings.get("enabled") is False:
             found.append(Override(spec.id, "enabled", True, False, "disabled"))
@@ -119,22 +131,50 @@ def gate_overrides(specs: Iterable[CheckSpec], checks_config: Mapping[str, Mappi
     return tuple(found)
 
 
-def strict_result(overrides: Sequence[Override]) -> CheckResult | None:
-    """The failing result a strict gate adds when the config relaxes the default gate, else None.
+def not_measured_blocking(checks: Iterable[CheckResult]) -> list[CheckResult]:
+    """The blocking (severity ``error``) checks that skipped because the data did not allow a measurement.
+
+    Such a check neither passed nor failed: the gate's pass does not cover it, so every surface that
+    shows the verdict lists it, and a strict gate fails on it. Checks of results.json files of earlier
+    versions carry no ``skip_kind`` and are never listed.
+    """
+    return [c for c in checks if c.blocking_not_measured]
+
+
+def not_measured_text(check: CheckResult) -> str:
+    """'minority_recall not measured: the test split has no samples of 'Yes'' (one line, for the verdict's surroundings)."""
+    return f"{check.id} not measured: {check.message}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def strict_result(overrides: Sequence[Override], not_measured: Sequence[CheckResult] = ()) -> CheckResult | None:
+    """The failing result a strict gate adds when the config relaxes the default gate, or a blocking check
+    could not measure (``not_measured``: see ``not_measured_blocking``), else None.
 
     A setting whose effect cannot be ranked (``changed``: fewer calibration bins, another metric list)
-    may weaken the check, so a strict gate refuses it too; only tightenings pass.
+    may weaken the check, so a strict gate refuses it too; only tightenings pass. A blocking check that
+    could not measure is refused because the gate cannot vouch for what it guards.
     """
     relaxations = [o for o in overrides if o.relaxes or o.effect == "changed"]
-    if not relaxations:
+    if not relaxations and not not_measured:
         return None
-    reasons = "; ".join(o.describe() for o in relaxations)
+    parts = []
+    if relaxations:
+        parts.append(f"{_plural(len(relaxations), 'relaxation')} of the default gate: "
+                     + "; ".join(o.describe() for o in relaxations))
+    if not_measured:
+        parts.append(f"{_plural(len(not_measured), 'blocking check')} that could not measure: "
+                     + "; ".join(not_measured_text(c) for c in not_measured))
+    message = "The strict gate refuses " + ", and ".join(parts)
     return CheckResult(
-        id=STRICT_CHECK_ID, title="Strict gate: no relaxed checks", family="gate", status="fail",
-        severity="error", value=len(relaxations), threshold=0.0, higher_is_better=False,
-        message=f"The strict gate refuses {len(relaxations)} relaxation{'s' if len(relaxations) != 1 else ''} "
-                f"of the default gate: {reasons}.",
-        evidence={"relaxations": [o.to_dict() for o in relaxations]},
+        id=STRICT_CHECK_ID, title="Strict gate: no relaxed or unmeasured checks", family="gate", status="fail",
+        severity="error", value=len(relaxations) + len(not_measured), threshold=0.0, higher_is_better=False,
+        message=message if message.endswith(".") else message + ".",
+        evidence={"relaxations": [o.to_dict() for o in relaxations],
+                  "not_measured": [c.id for c in not_measured]},
     )
 
 
@@ -142,7 +182,8 @@ def gate_block(
     checks: Sequence[CheckResult], overrides: Sequence[Override], strict: bool,
     test_outcomes: Mapping[str, Any] | None = None, test_scores: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """results.json's ``gate`` block: verdict, blocking check ids, overrides, strict, and the paired-test data.
+    """results.json's ``gate`` block: verdict, blocking check ids, overrides, strict, the blocking checks that
+    could not measure (``not_measured``), and the paired-test data.
 
     ``test_outcomes`` and ``test_scores`` are what a later run's release comparison needs for
     paired tests on the same test data (see ``correctness_record`` and ``score_record``).
@@ -152,6 +193,7 @@ def gate_block(
         "blocking": [c.id for c in checks if Status(c.status).blocks_gate(c.severity)],
         "overrides": [o.to_dict() for o in overrides],
         "strict": bool(strict),
+        "not_measured": [c.id for c in not_measured_blocking(checks)],
     }
     if test_outcomes is not None:
         block["test_outcomes"] = dict(test_outcomes)

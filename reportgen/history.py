@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -157,9 +156,11 @@ class RunEntry:
 
     @property
     def sort_key(self) -> tuple[float, str, str]:
-        try:
-            moment = datetime.fromisoformat(self.created_at.replace("Z", "+00:00")).timestamp()
-        except (ValueError, AttributeError):
+        from reportgen.timestamps import parse_created_at
+
+        try:  # the instant, whatever the offset; a time without one (local to an unknown zone) sorts last
+            moment = parse_created_at(self.created_at).timestamp()
+        except ValueError:
             moment = math.inf
         return (moment, self.created_at, self.source)
 

@@ -19,7 +19,7 @@ from reportgen.checks.context import CheckContext
 from reportgen.config import LoadedConfig
 from reportgen.data import load_data, load_reference
 from reportgen.distributed import ShardPlan, World, broadcast_module, evaluate_sharded
-from reportgen.gate import correctness_record, gate_block, gate_overrides, score_record, strict_result
+from reportgen.gate import correctness_record, gate_block, gate_overrides, not_measured_blocking, score_record, strict_result
 from reportgen.intervals import delong_auc_interval
 from reportgen.errors import ConfigError, ResultsError, RunError
 from reportgen.evaluation import evaluate, inference_batch_size
@@ -301,8 +301,8 @@ def _execute(
         seed=cfg.seed, local_states=spread.local_states if spread else None, samples=spread.samples if spread else None,
     )
     results = run_checks(context, cfg.checks)
-    overrides = gate_overrides([c.spec for c in registry.all()], cfg.checks)
-    refusal = strict_result(overrides) if cfg.gate.strict else None
+    overrides = gate_overrides([c.spec for c in registry.all()], cfg.checks, cfg.task, cfg.training is not None)
+    refusal = strict_result(overrides, not_measured_blocking(results)) if cfg.gate.strict else None
     results = results + (refusal,) if refusal else results
     test_pred = predictions["test"]
     outcomes = None if cfg.task == "regression" else correctness_record(test_pred.y_true, test_pred.y_pred, data.positive_index)

@@ -66,8 +66,8 @@ class Report:
         object.__setattr__(self, "checks", tuple(CheckResult(**record) for record in document["checks"]))
 
     def _raw_document(self) -> dict[str, Any]:
-        checks = [{f.name: getattr(c, f.name) for f in fields(c)} if isinstance(c, CheckResult) else c
-                  for c in self.checks]
+        checks = [{f.name: getattr(c, f.name) for f in fields(c) if f.name != "skip_kind" or c.skip_kind is not None}
+                  if isinstance(c, CheckResult) else c for c in self.checks]
         return results_schema.to_jsonable({
             "schema_version": self.schema_version,
             "name": self.name,

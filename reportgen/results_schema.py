@@ -211,6 +211,15 @@ class CheckRecord(_Section):
     message: StrictStr = ""
     evidence: dict[str, JsonValue] = {}
     """Free-form: whatever the check found (rows, per-class values, ...)."""
+    skip_kind: Optional[Literal["not_applicable", "not_measured"]] = None
+    """Status skip only: the check does not apply to this run, or it applies but the data did not allow a
+    measurement (reportgen.checks.base.SkipKind). Absent in files of earlier versions and for other statuses."""
+
+    @model_validator(mode="after")
+    def _skip_kind_only_on_skip(self) -> "CheckRecord":
+        if self.skip_kind is not None and self.status != "skip":
+            raise ValueError(f"skip_kind is {self.skip_kind!r} but the status is {self.status!r}, not 'skip'")
+        return self
 
 
 class GateOverride(_Section):
@@ -297,6 +306,9 @@ class GateBlock(_Section):
     blocking: list[StrictStr] = []
     overrides: list[GateOverride] = []
     strict: StrictBool = False
+    not_measured: list[StrictStr] = []
+    """Ids of the blocking (severity error) checks that skipped because the data did not allow a measurement
+    (reportgen.gate.not_measured_blocking); absent in files of earlier versions."""
     test_outcomes: Optional[TestOutcomes] = None
     """Packed per-sample test correctness for a later run's paired comparison (reportgen.gate.correctness_record)."""
     test_scores: Optional[TestScores] = None

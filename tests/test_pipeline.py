@@ -57,7 +57,8 @@ def test_results_json_contract_for_a_trained_binary_model(tmp_path: Path, cancer
     assert test["recall"] == test["per_class"]["malignant"]["recall"]
     assert {c["id"] for c in results["checks"]} >= {"baseline_comparison", "minority_recall", "train_test_overlap", "gradient_flow"}
     for check in results["checks"]:
-        assert set(check) == CHECK_KEYS
+        assert set(check) == CHECK_KEYS | ({"skip_kind"} if check["status"] == "skip" else set())  # docs/gate.md
+        assert check.get("skip_kind") in ((None,) if check["status"] != "skip" else ("not_applicable", "not_measured"))
         assert check["status"] in ("pass", "warn", "fail", "error", "skip")
     assert results["status"] == "pass", [c for c in results["checks"] if c["status"] in ("fail", "error")]
 

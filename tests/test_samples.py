@@ -48,13 +48,22 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
     checks = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))["checks"]
     missing = [c["title"] for c in checks if c["status"] != "skip" and c["title"] not in page_one]
     assert not missing, missing
-    # ... and the line naming the checks that did not apply, under the table, not spilled onto page 2
+    # ... and the line naming the checks that did not apply or could not measure, under the table, not spilled onto page 2
     skipped = [c for c in checks if c["status"] == "skip"]
+    unmeasured = [c for c in skipped if c.get("skip_kind") == "not_measured"]
+    inapplicable = [c for c in skipped if c.get("skip_kind") != "not_measured"]
     if skipped:
-        assert f"SKIP {len(skipped)} did not apply" in page_one, page_one[-600:]
-        assert all(c["id"] in page_one.split(f"SKIP {len(skipped)} did not apply", 1)[1] for c in skipped), page_one[-600:]
+        head = (f"{len(inapplicable)} did not apply" if inapplicable else f"{len(unmeasured)} could not measure")
+        assert f"SKIP {head}" in page_one, page_one[-600:]
+        assert all(c["id"] in page_one.split(f"SKIP {head}", 1)[1] for c in skipped), page_one[-600:]
+    if unmeasured:
+        assert f"{len(unmeasured)} could not measure (the data did not allow it)" in page_one, page_one[-600:]
     ran = len(checks) - len(skipped)
     assert f"{len(checks)} checks: {ran} ran (" in page_one and " skipped" not in page_one, page_one[:600]
+    # a blocking check that could not measure is named beside the verdict
+    blocking_unmeasured = [c["id"] for c in unmeasured if c["severity"] == "error"]
+    if blocking_unmeasured:
+        assert f"so the verdict does not cover {'them' if len(blocking_unmeasured) > 1 else 'it'}: " in page_one, page_one[:900]
     # the text a reader sees follows the one number rule and shows evidence in words (tests/text_scan.py)
     from reportgen.report import load_results
     from text_scan import evidence_problems, number_format_problems, slice_names

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 Status = Literal["pass", "warn", "fail", "error", "skip"]  # the values of reportgen.vocabulary.Status
 Severity = Literal["error", "warning", "info"]  # the values of reportgen.vocabulary.Severity
 Outcome = Literal["ok", "violation", "concern", "skip"]
+SkipKind = Literal["not_applicable", "not_measured"]
+"""Why a check skipped: ``not_applicable``: the check does not apply to this task, config or kind of input (no
+training section, no ``--compare-to``, inputs that are not a table); ``not_measured``: it applies, but the data did
+not allow a measurement (no positive sample in test, a single class, an empty split). A blocking check that was
+not measured is listed beside the verdict, and a strict gate fails on it (docs/gate.md)."""
+NOT_APPLICABLE: SkipKind = "not_applicable"
+NOT_MEASURED: SkipKind = "not_measured"
 
 
 @dataclass(frozen=True)
@@ -183,11 +190,17 @@ class Finding:
     value: float | int | None
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    skip_kind: SkipKind | None = None
+    """Set when ``outcome`` is ``skip``: whether the check did not apply or could not measure."""
 
     @classmethod
-    def skip(cls, reason: str) -> "Finding":
-        """A finding for a check that does not apply to this run."""
-        return cls(outcome="skip", value=None, message=reason)
+    def skip(cls, reason: str, kind: SkipKind = NOT_MEASURED) -> "Finding":
+        """A finding for a check that skipped, saying why (``reason``) and which ``kind`` of skip it is.
+
+        The default is ``not_measured``, the kind a gate must not pass silently: a skip that only means
+        "does not apply here" says ``NOT_APPLICABLE`` (a plug-in's bare ``Finding.skip(reason)`` fails closed).
+        """
+        return cls(outcome="skip", value=None, message=reason, skip_kind=kind)
 
 
 @dataclass(frozen=True)
@@ -255,6 +268,18 @@ class CheckResult:
     higher_is_better: bool | None
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    skip_kind: SkipKind | None = None
+    """Status ``skip`` only: ``not_applicable`` or ``not_measured`` (None in results.json files of earlier versions)."""
+
+    @property
+    def not_measured(self) -> bool:
+        """True when the check applied to this run but skipped because the data did not allow a measurement."""
+        return self.status == "skip" and self.skip_kind == NOT_MEASURED
+
+    @property
+    def blocking_not_measured(self) -> bool:
+        """True for a not-measured check of severity ``error``: had it measured, it could have failed the gate."""
+        return self.not_measured and self.severity == "error"
 
 
 class Check(ABC):
@@ -529,9 +554,9 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
         )
 
     if ctx.task not in spec.tasks:
-        finding = Finding.skip(f"does not apply to {ctx.task} tasks")
+        finding = Finding.skip(f"does not apply to {ctx.task} tasks", NOT_APPLICABLE)
     elif spec.needs_training and ctx.training is None:
-        finding = Finding.skip("the config has no training section, so there is no training run to inspect")
+        finding = Finding.skip("the config has no training section, so there is no training run to inspect", NOT_APPLICABLE)
     else:
         try:
             from reportgen.checks.shards import LocalFailure, has_local_phase
@@ -555,6 +580,7 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
                 status=status_for(finding.outcome, settings.severity), severity=settings.severity,
                 value=_json_safe(value), threshold=settings.threshold, higher_is_better=spec.higher_is_better,
                 message=str(finding.message), evidence=_json_safe(dict(finding.evidence)),
+                skip_kind=_skip_kind(finding),
             )
         except Exception as exc:  # a crashing check must not take the report down
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -570,8 +596,15 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
         id=spec.id, title=spec.title, family=spec.family,
         status=status_for(finding.outcome, settings.severity), severity=settings.severity,
         value=None, threshold=settings.threshold, higher_is_better=spec.higher_is_better,
-        message=finding.message, evidence=_json_safe(dict(finding.evidence)),
+        message=finding.message, evidence=_json_safe(dict(finding.evidence)), skip_kind=_skip_kind(finding),
     )
+
+
+def _skip_kind(finding: Finding) -> SkipKind | None:
+    """The finding's kind of skip (a skip built without one counts as not measured), None when it did not skip."""
+    if finding.outcome != "skip":
+        return None
+    return NOT_APPLICABLE if finding.skip_kind == NOT_APPLICABLE else NOT_MEASURED
 
 
 def _is_finite_number(value: Any) -> bool:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reportgen.checks.base import (
+    NOT_APPLICABLE,
+    NOT_MEASURED,
     Check,
     CheckSettings,
     CheckSpec,
@@ -154,9 +156,9 @@ def compare(ctx: CheckContext, reference: np.ndarray, other: np.ndarray) -> dict
 
 def _no_model(ctx: CheckContext) -> Finding | None:
     if ctx.model is None:
-        return Finding.skip("no model is available to run extra forward passes")
+        return Finding.skip("no model is available to run extra forward passes", NOT_APPLICABLE)
     if ctx.evaluation_split() not in ctx.data.splits:
-        return Finding.skip(f"there is no {ctx.evaluation_split()} split")
+        return Finding.skip(f"there is no {ctx.evaluation_split()} split", NOT_MEASURED)
     return None
 
 
@@ -261,7 +263,7 @@ class BatchDependence(Check):
             again = score(ctx, model, x, scoring)
             if compare(ctx, reference, again)["max_score_difference"] > settings.threshold:
                 return Finding.skip("the model's outputs change between two identical scorings (see stochasticity), "
-                                    "so batch effects cannot be told apart from randomness")
+                                    "so batch effects cannot be told apart from randomness", NOT_MEASURED)
             shuffled = np.empty_like(reference)
             shuffled[order.numpy()] = score(ctx, model, x[order], scoring)
             configured = score(ctx, model, x, batch) if batch != scoring else None
@@ -375,7 +377,7 @@ class Robustness(Check):
             return missing
         x, _, source_rows = test_inputs(ctx, settings.params["max_samples"])
         if not torch.is_floating_point(x):
-            return Finding.skip("the inputs are not floating-point numbers, so they cannot be perturbed by noise")
+            return Finding.skip("the inputs are not floating-point numbers, so they cannot be perturbed by noise", NOT_APPLICABLE)
         noise = settings.params["noise"]
         gen = torch.Generator().manual_seed(_seed(ctx))
         table: list[dict[str, Any]] = []
@@ -478,7 +480,7 @@ class FeatureImportance(Check):
     def _gradient_x_input(self, ctx: CheckContext, x: torch.Tensor, settings: CheckSettings) -> Finding:
         import torch
         if not torch.is_floating_point(x):
-            return Finding.skip("the inputs are not floating-point numbers, so there is no gradient to attribute")
+            return Finding.skip("the inputs are not floating-point numbers, so there is no gradient to attribute", NOT_APPLICABLE)
         x = x[:256]
         model = ctx.model
         was_training = model.training

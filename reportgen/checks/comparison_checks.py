@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
+from reportgen.checks.base import NOT_APPLICABLE, Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -75,16 +76,20 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
 
     Every candidate goes through the one bounded loader (reportgen.report.load_results: size, depth,
     schema and status checked); an invalid one is skipped and listed, so one damaged or forged file
-    can neither crash the run nor be chosen. Newest by the validated ``environment.created_at``.
+    can neither crash the run nor be chosen. Newest by the instant of ``environment.created_at``
+    (reportgen.timestamps.parse_created_at: offsets and formats compare by time, not text); a passing run
+    whose created_at does not parse, or has no UTC offset, is skipped and listed too. Equal instants: the
+    last path wins.
     ``exclude`` (the run's own output folder) is not scanned, so a run never compares with the report
     it is about to replace. Raises InputError when no valid passing run remains, naming how many were skipped.
     """
     from reportgen.errors import ResultsError
     from reportgen.report import load_results
+    from reportgen.timestamps import parse_created_at
 
     skip_folder = exclude.resolve() if exclude is not None else None
     candidates = [folder / "results.json", *sorted(folder.glob("*/results.json"))]
-    passing: list[tuple[str, str, Path]] = []
+    passing: list[tuple[datetime, str, Path]] = []
     skipped: list[tuple[str, str]] = []
     for path in candidates:
         if skip_folder is not None and path.parent.resolve() == skip_folder:
@@ -97,7 +102,12 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
             skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
             continue
         if report.status == "pass":
-            passing.append((str(report.environment.get("created_at") or ""), str(path), path))
+            try:
+                created = parse_created_at(report.environment.get("created_at"))
+            except ValueError as exc:
+                skipped.append((str(path), f"{exc}: it cannot be ordered by time"))
+                continue
+            passing.append((created, str(path), path))
     if not passing:
         note = f" ({len(skipped)} invalid results.json skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}{note}")
@@ -249,7 +259,7 @@ class ReleaseComparison(Check):
     def _compare(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         previous = ctx.previous
         if previous is None:
-            return Finding.skip("no earlier results given (reportgen run --compare-to results.json)")
+            return Finding.skip("no earlier results given (reportgen run --compare-to results.json)", NOT_APPLICABLE)
         previous_env = previous.get("environment") or {}
         evidence: dict[str, Any] = {
             "previous_name": previous.get("name"),

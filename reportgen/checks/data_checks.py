@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reportgen.checks import fingerprints
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
+from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, percent
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
@@ -387,7 +387,7 @@ class TrainTestOverlap(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         splits = ctx.data.splits
         if "test" not in splits:
-            return Finding.skip("there is no test split to compare with train")
+            return Finding.skip("there is no test split to compare with train", NOT_MEASURED)
         workers = ctx.local_results(self.spec.id)
         has_source_rows = workers[0].state["source_rows"]
         pairs: dict[str, Any] = {}
@@ -642,13 +642,13 @@ class TargetLeakage(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         names = ctx.data.feature_names
         if names is None:
-            return Finding.skip("the inputs are not a table of named features")
+            return Finding.skip("the inputs are not a table of named features", NOT_APPLICABLE)
         n_total = ctx.data.splits["train"].n
         if n_total < 2:
-            return Finding.skip("the train split has fewer than 2 samples")
+            return Finding.skip("the train split has fewer than 2 samples", NOT_MEASURED)
         drawn = ctx.row_sample("train")  # every row up to ROW_SAMPLE_MAX_ROWS (reportgen/checks/shards.py)
         if drawn.split.features is None:
-            return Finding.skip("the inputs are not a table of named features")
+            return Finding.skip("the inputs are not a table of named features", NOT_APPLICABLE)
         X = np.asarray(drawn.split.features)
         y = np.asarray(drawn.split.labels)
         classes_compared, limited = ctx.data.num_classes, False
@@ -656,7 +656,7 @@ class TargetLeakage(Check):
         if ctx.task == "regression":
             finite_y = y[np.isfinite(y.astype(np.float64))]
             if finite_y.size < 2 or np.ptp(finite_y) == 0:
-                return Finding.skip("the train target is constant, so no feature can correlate with it")
+                return Finding.skip("the train target is constant, so no feature can correlate with it", NOT_MEASURED)
             kind = "abs_pearson_r"
             scores = self._correlations(X, y)
         else:
@@ -664,7 +664,7 @@ class TargetLeakage(Check):
             y = y.astype(np.int64)
             present = np.bincount(y, minlength=ctx.data.num_classes)
             if int((present > 0).sum()) < 2:
-                return Finding.skip("the train split holds a single class, so no feature can separate classes")
+                return Finding.skip("the train split holds a single class, so no feature can separate classes", NOT_MEASURED)
             compared = np.argsort(-present, kind="stable")[:LEAKAGE_MAX_CLASSES]
             compared = compared[present[compared] > 0]
             if compared.size < int((present > 0).sum()):
@@ -686,7 +686,7 @@ class TargetLeakage(Check):
         if limited:
             evidence["classes_compared"] = classes_compared
         if not ranked:
-            return Finding.skip("no feature varies enough to be scored")
+            return Finding.skip("no feature varies enough to be scored", NOT_MEASURED)
         best, best_name = ranked[0]
         label = {"abs_pearson_r": "|r| with the target", "roc_auc": "ROC AUC",
                  "mean_one_vs_one_auc": "mean one-vs-one AUC"}[kind]
@@ -737,7 +737,7 @@ class ClassImbalance(Check):
         counts = ctx.data.class_counts("train")
         total = sum(counts.values())
         if total == 0:
-            return Finding.skip("the train split is empty")
+            return Finding.skip("the train split is empty", NOT_MEASURED)
         c = len(counts)
         shares = {name: count / total for name, count in counts.items()}
         minority = min(shares, key=shares.get)
@@ -785,7 +785,7 @@ class LabelShift(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split_names = [s for s in ("train", "val", "test") if s in ctx.data.splits]
         if "test" not in split_names or not ctx.data.splits["train"].n or not ctx.data.splits["test"].n:
-            return Finding.skip("train and test are both needed to compare class mixes")
+            return Finding.skip("train and test are both needed to compare class mixes", NOT_MEASURED)
         shares = {}
         for name in split_names:
             counts = np.array(list(ctx.data.class_counts(name).values()), dtype=np.float64)
@@ -852,11 +852,11 @@ class UnseenCategories(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         known = _categorical(ctx.data)
         if not known:
-            return Finding.skip("the data has no categorical feature columns")
+            return Finding.skip("the data has no categorical feature columns", NOT_APPLICABLE)
         parts = [worker.state for worker in ctx.local_results(self.spec.id)]
         splits = [s for s in _present(ctx.data) if s.name != "train"]
         if not splits or not all(part["attributes"] for part in parts):
-            return Finding.skip("the per-sample attributes (original category values) are not available")
+            return Finding.skip("the per-sample attributes (original category values) are not available", NOT_APPLICABLE)
         per_split: dict[str, Any] = {}
         worst_share, worst_split = 0.0, ""
         for split in splits:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, register
+from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, p_clause, setting
 
@@ -313,14 +313,14 @@ def _split_columns(frame: "pd.DataFrame", wanted: tuple[list[str], list[str]] | 
     return numeric, [c for c in frame.columns if c not in numeric]
 
 
-def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str] | str:
-    """(reference, current, reference name), or the reason drift cannot be measured.
+def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str] | Finding:
+    """(reference, current, reference name), or the skip that says why drift cannot be measured or does not apply.
 
     Train and test rows are their splits' row samples (``CheckContext.row_sample``): every row up to
     ROW_SAMPLE_MAX_ROWS, else a sample the same for any number of workers; data.reference is read whole.
     """
     if ctx.evaluation_split() not in ctx.data.splits:
-        return "there is no test split"
+        return Finding.skip("there is no test split", NOT_MEASURED)
     current_split = ctx.row_sample(ctx.evaluation_split()).split
     train = ctx.row_sample("train").split if "train" in ctx.data.splits else None
     wanted = _model_columns(ctx)
@@ -332,14 +332,16 @@ def _feature_tables(ctx: CheckContext) -> tuple[FeatureTable, FeatureTable, str]
         if reference_frame is not None:
             missing = [c for c in numeric + categorical if c not in reference_frame.columns]
             if missing:
-                return f"the reference table lacks the column {missing[0]!r}"
+                return Finding.skip(f"the reference table lacks the column {missing[0]!r}", NOT_MEASURED)
             return _table_of_frame(reference_frame, numeric, categorical), current, "data.reference"
         if train is None or train.attributes is None:
-            return "there is no train split to compare with"
+            return Finding.skip("there is no train split to compare with", NOT_MEASURED)
         return _table_of_frame(train.attributes, numeric, categorical), current, "train"
-    if current_split.features is None or train is None or train.features is None:
-        return ("the inputs are not a table of features (e.g. images): feature drift is measured on tabular "
-                "data only; prediction_drift still compares the model's scores")
+    if train is None:
+        return Finding.skip("there is no train split to compare with", NOT_MEASURED)
+    if current_split.features is None or train.features is None:
+        return Finding.skip("the inputs are not a table of features (e.g. images): feature drift is measured on tabular "
+                            "data only; prediction_drift still compares the model's scores", NOT_APPLICABLE)
     names = list(ctx.data.feature_names or [f"x{i}" for i in range(current_split.features.shape[1])])
 
     def columns(matrix: np.ndarray) -> FeatureTable:
@@ -383,12 +385,12 @@ class FeatureDrift(Check):
         min_effect = float(settings.params["min_effect"])
         limit = int(settings.params["max_features"])
         tables = _feature_tables(ctx)
-        if isinstance(tables, str):
-            return Finding.skip(tables)
+        if isinstance(tables, Finding):
+            return tables
         reference, current, reference_name = tables
         names = list(reference.numeric) + list(reference.categorical)
         if not names:
-            return Finding.skip("the data have no feature columns to compare")
+            return Finding.skip("the data have no feature columns to compare", NOT_APPLICABLE)
         tested, untested = names[:limit], names[limit:]
         results: dict[str, TwoSampleResult] = {}
         for name in tested:
@@ -525,7 +527,7 @@ class PredictionDrift(Check):
         train = model_scores(ctx, "train")
         test = model_scores(ctx, ctx.evaluation_split())
         if train is None or test is None:
-            return Finding.skip("train and test predictions are both needed")
+            return Finding.skip("train and test predictions are both needed", NOT_MEASURED)
         (train_scores, kind), (test_scores, _) = train, test
         edges = score_edges(train_scores, kind)
         histograms = {"edges": [float(e) for e in edges], "train": histogram(train_scores, edges),

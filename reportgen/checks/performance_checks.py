@@ -8,7 +8,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen import metrics as M
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
+from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, interval, number, percent, setting
 from reportgen.types import Predictions
@@ -60,12 +60,12 @@ class BaselineComparison(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         if split not in ctx.predictions:
-            return Finding.skip(f"there are no predictions on the {split} split")
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
         m = _metrics(ctx, split)
         if ctx.task == "regression":
             r2 = m.get("r2")
             if r2 is None:
-                return Finding.skip(f"R² is undefined: the {split} target is constant")
+                return Finding.skip(f"R² is undefined: the {split} target is constant", NOT_MEASURED)
             evidence = {"split": split, "r2": r2, "baseline_r2": 0.0, "rmse": m.get("rmse"), "baseline_rmse": m.get("target_std")}
             return Measurement(
                 r2, f"R² on {split} is {number(r2)} (the mean predictor scores 0)", evidence,
@@ -81,11 +81,11 @@ class BaselineComparison(Check):
         baseline_balanced = (1.0 / present.sum()) if present[majority] else 0.0
         accuracy, balanced = m["accuracy"], m["balanced_accuracy"]
         if accuracy is None or balanced is None:
-            return Finding.skip(f"the {split} split is empty")
+            return Finding.skip(f"the {split} split is empty", NOT_MEASURED)
         if int(present.sum()) < 2:
             only = ctx.classes[int(np.flatnonzero(present)[0])]
             return Finding.skip(f"the {split} split holds a single class ({only!r}), so a gain over the majority-class "
-                                f"baseline in balanced accuracy is undefined")
+                                f"baseline in balanced accuracy is undefined", NOT_MEASURED)
         gain = balanced - baseline_balanced
         evidence = {
             "split": split,
@@ -158,7 +158,7 @@ class MinorityRecall(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         if split not in ctx.predictions:
-            return Finding.skip(f"there are no predictions on the {split} split")
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
         m = _metrics(ctx, split)
         per_class = []
         for name in ctx.classes:
@@ -186,7 +186,7 @@ class MinorityRecall(Check):
         evidence = {"split": split, "per_class": per_class, "judged": [ctx.classes[i] for i in candidates]}
         if not measurable:
             judged = " or ".join(repr(ctx.classes[i]) for i in candidates)
-            return Finding.skip(f"the {split} split has no samples of {judged}")
+            return Finding.skip(f"the {split} split has no samples of {judged}", NOT_MEASURED)
         unmeasured = [ctx.classes[i] for i in candidates if i not in measurable]
         if unmeasured:
             evidence["unmeasured"] = unmeasured
@@ -239,12 +239,12 @@ class OverfitGap(Check):
         holdout = ctx.holdout_split()
         missing = [s for s in ("train", holdout) if s not in ctx.predictions]
         if missing:
-            return Finding.skip(f"there are no predictions on the {missing[0]} split")
+            return Finding.skip(f"there are no predictions on the {missing[0]} split", NOT_MEASURED)
         train_m, hold_m = _metrics(ctx, "train"), _metrics(ctx, holdout)
         if ctx.task == "regression":
             train_rmse, hold_rmse = train_m["rmse"], hold_m["rmse"]
             if train_rmse is None or hold_rmse is None:
-                return Finding.skip("RMSE is undefined on train or the held-out split")
+                return Finding.skip("RMSE is undefined on train or the held-out split", NOT_MEASURED)
             floor = max(train_rmse, 1e-12 * max(1.0, abs(train_m.get("target_std") or 0.0)))
             value = (hold_rmse - train_rmse) / floor
             evidence = {"metric": "relative_rmse_gap", "train_split": "train", "holdout_split": holdout,
@@ -256,10 +256,10 @@ class OverfitGap(Check):
             present = np.unique(np.asarray(ctx.predictions[holdout].y_true)).size
             if present < 2 and metric != "accuracy":
                 return Finding.skip(f"the {holdout} split holds a single class, so its {metric} does not measure the "
-                                    f"same thing as train's (use metric: accuracy to compare anyway)")
+                                    f"same thing as train's (use metric: accuracy to compare anyway)", NOT_MEASURED)
             train_v, hold_v = train_m.get(metric), hold_m.get(metric)
             if train_v is None or hold_v is None:
-                return Finding.skip(f"{metric} is undefined on train or {holdout}")
+                return Finding.skip(f"{metric} is undefined on train or {holdout}", NOT_MEASURED)
             value = train_v - hold_v
             evidence = {"metric": metric, "train_split": "train", "holdout_split": holdout,
                         "train": train_v, "holdout": hold_v, "gap": value}
@@ -291,11 +291,13 @@ class Calibration(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         pred = _prediction(ctx, split)
-        if pred is None or pred.probs is None:
-            return Finding.skip(f"there are no class probabilities on the {split} split")
+        if pred is None:
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
+        if pred.probs is None:  # the model gives labels, not probabilities
+            return Finding.skip(f"there are no class probabilities on the {split} split", NOT_APPLICABLE)
         probs = np.asarray(pred.probs, dtype=np.float64)
         if not np.isfinite(probs).all():
-            return Finding.skip(f"some {split} probabilities are not finite")
+            return Finding.skip(f"some {split} probabilities are not finite", NOT_MEASURED)
         y = np.asarray(pred.y_true, dtype=np.int64)
         if ctx.task == "binary":
             confidence, outcome = probs[:, ctx.positive_index], y == ctx.positive_index
@@ -306,7 +308,7 @@ class Calibration(Check):
         result = M.calibration_bins(confidence, outcome, n_bins=int(settings.params["bins"]))
         ece = result["ece"]
         if ece is None:
-            return Finding.skip(f"the {split} split is empty")
+            return Finding.skip(f"the {split} split is empty", NOT_MEASURED)
         evidence = {"split": split, "kind": kind, "ece": ece, "bins": result["bins"]}
         worst = max((b for b in result["bins"] if b["count"]), key=lambda b: abs(b["fraction_positive"] - b["mean_predicted"]))
         detail = (f"worst bin {interval(worst['lower'], worst['upper'], 2)}: predicted {number(worst['mean_predicted'])}, "
@@ -336,17 +338,19 @@ class ThresholdTradeoff(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         split = ctx.evaluation_split()
         pred = _prediction(ctx, split)
-        if pred is None or pred.probs is None:
-            return Finding.skip(f"there are no class probabilities on the {split} split")
+        if pred is None:
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
+        if pred.probs is None:  # the model gives labels, not probabilities
+            return Finding.skip(f"there are no class probabilities on the {split} split", NOT_APPLICABLE)
         scores = np.asarray(pred.probs, dtype=np.float64)[:, ctx.positive_index]
         if not np.isfinite(scores).all():
-            return Finding.skip(f"some {split} scores are not finite")
+            return Finding.skip(f"some {split} scores are not finite", NOT_MEASURED)
         y = np.asarray(pred.y_true) == ctx.positive_index
         positives = int(y.sum())
         if positives == 0 or positives == y.size:
             which = "only" if positives else "no"
             return Finding.skip(f"the {split} split holds {which} samples of the positive class "
-                                f"{ctx.classes[ctx.positive_index]!r}, so precision and recall cannot trade off")
+                                f"{ctx.classes[ctx.positive_index]!r}, so precision and recall cannot trade off", NOT_MEASURED)
         sweep = M.prediction_threshold_sweep(pred, ctx.positive_index, M.SWEEP_THRESHOLDS)  # the split's one sort
         operating = M.prediction_threshold_sweep(pred, ctx.positive_index, [ctx.threshold])
         assert sweep is not None and operating is not None  # probabilities present and finite (checked above)

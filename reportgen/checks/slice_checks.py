@@ -24,6 +24,8 @@ import numpy as np
 
 from reportgen import metrics as M
 from reportgen.checks.base import (
+    NOT_APPLICABLE,
+    NOT_MEASURED,
     Check,
     CheckSettings,
     CheckSpec,
@@ -361,12 +363,12 @@ class SlicePerformance(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         split = ctx.evaluation_split()
         if split not in ctx.predictions or split not in ctx.data.splits:
-            return Finding.skip(f"there are no predictions on the {split} split")
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
         sample = ctx.row_sample(split)
         table, raw = slice_table(ctx, sample.split)
         if table is None:
             return Finding.skip("the test data has no columns to slice on (give the python factory an "
-                                "'attributes' table, see docs/checks.md)")
+                                "'attributes' table, see docs/checks.md)", NOT_APPLICABLE)
         params = settings.params
         default_metric = {"binary": "recall", "multiclass": "accuracy", "regression": "rmse"}[ctx.task]
         metric = params["metric"] or default_metric
@@ -399,7 +401,7 @@ class SlicePerformance(Check):
                     }.get(metric) or f"{split} samples"
             return Finding.skip(f"no slice could be tested: every slice, or the rest of the {split} data outside it, "
                                 f"has fewer than {count(min_support)} {unit} to measure {label_of(metric)} on "
-                                f"(lower min_support to test smaller slices)")
+                                f"(lower min_support to test smaller slices)", NOT_MEASURED)
         for s, q in zip(stats, benjamini_hochberg([s.p_value for s in stats])):
             s.q_value = float(q)
             s.flagged = s.gap > max_gap and q < params["alpha"]
@@ -483,14 +485,14 @@ class GroupFairness(Check):
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         sensitive = settings.params["sensitive"]
         if not sensitive:
-            return Finding.skip("no sensitive attribute is named (set checks.group_fairness.sensitive: [column, ...])")
+            return Finding.skip("no sensitive attribute is named (set checks.group_fairness.sensitive: [column, ...])", NOT_APPLICABLE)
         split = ctx.evaluation_split()
         if split not in ctx.predictions or split not in ctx.data.splits:
-            return Finding.skip(f"there are no predictions on the {split} split")
+            return Finding.skip(f"there are no predictions on the {split} split", NOT_MEASURED)
         sample = ctx.row_sample(split)
         table, _ = slice_table(ctx, sample.split)
         if table is None:
-            return Finding.skip("the test data has no attribute columns")
+            return Finding.skip("the test data has no attribute columns", NOT_APPLICABLE)
         names = _columns(table, list(sensitive), "checks.group_fairness.sensitive")
         pred = sample.predictions
         assert pred is not None  # the split has predictions (checked above), so its sample does

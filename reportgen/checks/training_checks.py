@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
+from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, setting
 
@@ -61,12 +61,12 @@ class LossCurve(Check):
                            f"{where.get('epoch')}{step}{before}; lower the learning rate or check the inputs.{kept}", evidence)
         finite = [(e, v) for e, v in zip(epochs, train_losses) if _finite(v)]
         if not finite:
-            return Finding.skip("the training history holds no training loss")
+            return Finding.skip("the training history holds no training loss", NOT_MEASURED)
         first_epoch, first = finite[0]
         last_epoch, final = finite[-1]
         start = max(first, training.init_loss) if _finite(training.init_loss) else first
         if len(finite) < 2 and not _finite(training.init_loss):
-            return Finding.skip("one epoch and no initial loss: nothing to compare the final loss with")
+            return Finding.skip("one epoch and no initial loss: nothing to compare the final loss with", NOT_MEASURED)
         ratio = final / start if start > 0 else (1.0 if final <= 0 else math.inf)
         evidence.update(start_loss=start, final_loss=final, ratio=ratio)
         summary = f"the training loss went from {number(start)} to {number(final)} by epoch {last_epoch} (ratio {number(ratio)})"
@@ -113,7 +113,7 @@ class InitLoss(Check):
         assert training is not None
         expected = training.expected_init_loss
         if expected is None or not _finite(expected) or expected <= 0:
-            return Finding.skip("there is no expected initial loss to compare with")
+            return Finding.skip("there is no expected initial loss to compare with", NOT_APPLICABLE)
         init = training.init_loss
         evidence = {"init_loss": init, "expected_init_loss": expected, "loss": training.loss_name}
         if not _finite(init):
@@ -154,7 +154,7 @@ class GradientFlow(Check):
         assert training is not None
         grads = list(training.gradients)
         if not grads:
-            return Finding.skip("no gradients were recorded (training ran no backward pass)")
+            return Finding.skip("no gradients were recorded (training ran no backward pass)", NOT_MEASURED)
         min_ratio = float(settings.params["min_ratio"])
         layers = [{"name": g.name, "shape": list(g.shape), "parameters": _count(g.shape), "norm": g.norm,
                    "received": g.received, "finite": g.finite} for g in grads]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
+from reportgen import gate
 from reportgen.render import fmt, page_one as view
 from reportgen.render.base import Renderer, RenderOptions
 
@@ -56,6 +57,10 @@ def render_junit(report: "Report", options: RenderOptions) -> bytes:
     props["gate_relaxations"] = str(sum(o.relaxes for o in overrides))
     for index, override in enumerate(overrides[:100], start=1):
         props[f"gate_override_{index}"] = f"{override.effect}: {override.describe()}"
+    unmeasured = gate.not_measured_blocking(report.checks)
+    props["gate_not_measured"] = str(len(unmeasured))
+    for index, check in enumerate(unmeasured[:100], start=1):
+        props[f"gate_not_measured_{index}"] = fmt.one_line(gate.not_measured_text(check), 500)
     props["warnings"] = str(counts["warn"])
     for key, value in props.items():
         if value is not None:

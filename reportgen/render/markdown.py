@@ -69,6 +69,12 @@ def render_markdown(report: "Report", options: RenderOptions) -> bytes:
             + (f" ({t['delta']['text']})" if t["delta"] else "") for t in page["tiles"])
         parts += [f"**Test split{f' (n = {fmt.num(n)})' if n is not None else ''}:** {tiles}"
                   + "".join(f" · {c}" for c in context if c), ""]
+    if page["not_measured"]:
+        strict = " (strict gate: this fails)" if page["strict"] else ""
+        parts += [f"**Not measured: {len(page['not_measured'])} blocking check{'s' if len(page['not_measured']) != 1 else ''}"
+                  f" skipped because the data did not allow a measurement, so the verdict does not cover"
+                  f" {'them' if len(page['not_measured']) != 1 else 'it'}{strict}:**", ""]
+        parts += [f"- {md_text(m['text'], 240)}" for m in page["not_measured"][:50]] + [""]
     relaxed = [o for o in page["overrides"] if o["relaxes"]]
     if page["overrides"]:
         strict = " (strict gate: relaxations fail)" if page["strict"] else ""

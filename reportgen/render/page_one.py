@@ -34,9 +34,21 @@ def gate_overrides(report: "Report") -> list[Any]:
 
         found = report.config.get("checks")
         checks: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        return list(gate.gate_overrides([c.spec for c in registry.all()], checks))
+        return list(gate.gate_overrides([c.spec for c in registry.all()], checks, report.task, report.training is not None))
     except Exception:  # an unreadable old config must not take the report down
         return []
+
+
+MAX_NOT_MEASURED_SHOWN = 4
+"""Blocking checks that could not measure named on page 1 (the rest counted: page 1 stays one page); summary.md,
+junit.xml and results.json list them all."""
+
+
+def not_measured(report: "Report") -> list[dict[str, str]]:
+    """The blocking checks that skipped because the data did not allow a measurement, as id and one-line text."""
+    from reportgen import gate
+
+    return [{"id": c.id, "text": fmt.one_line(gate.not_measured_text(c), 240)} for c in gate.not_measured_blocking(report.checks)]
 
 
 def _proportion(successes: Any, n: Any) -> tuple[float, tuple[float, float] | None] | None:
@@ -204,6 +216,8 @@ def page_one(report: "Report") -> dict[str, Any]:
         "sources": data_source(report),
         "overrides": [{"text": o.describe(), "effect": o.effect.replace("_", " "), "relaxes": o.relaxes} for o in overrides],
         "strict": bool((report.gate or {}).get("strict")),
+        "not_measured": not_measured(report),
+        "not_measured_shown": MAX_NOT_MEASURED_SHOWN,
         "fixes": fix_suggestions(report),
         "diff": comparison_diff(report),
         "evaluate_only_limits": limits,

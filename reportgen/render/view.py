@@ -45,6 +45,8 @@ STATUS_MEANING = {
     "pass": "passed",
     "skip": "did not apply to this run",
 }
+NOT_MEASURED_MEANING = "applies to this run, but the data did not allow a measurement"
+"""The meaning of a skip of kind ``not_measured`` (reportgen.checks.base.SkipKind)."""
 
 
 def _spec(check_id: str) -> Any:
@@ -640,7 +642,9 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 240),
         "message_short": fmt.one_line(check.message, 64),
-        "full_message": str(check.message), "meaning": STATUS_MEANING.get(check.status, ""),
+        "full_message": str(check.message),
+        "meaning": NOT_MEASURED_MEANING if check.not_measured else STATUS_MEANING.get(check.status, ""),
+        "not_measured": check.not_measured,
         "detects": inline_code(detects), "how_to_read": inline_code(note), "evidence": evidence_view(check, classes),
         "anchor": "check-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in check.id),
     }
@@ -667,14 +671,16 @@ Explained once, under the Metrics table, when one of those checks ran (was not s
 
 def checks_line(report: "Report") -> str:
     """Page 1's count of checks, skipped ones apart from those that ran:
-    '24 checks: 21 ran (1 failed, 0 crashed, 1 warning, 19 passed), 3 did not apply'."""
+    '24 checks: 21 ran (1 failed, 0 crashed, 1 warning, 19 passed), 2 did not apply, 1 could not measure'."""
     from reportgen.report import STATUS_WORDS
 
     counts = report.status_counts()
     skipped = counts.pop(Status.SKIP.value, 0)
+    unmeasured = sum(c.not_measured for c in report.checks)
     ran = ", ".join(f"{n} {STATUS_WORDS[Status(s)]}{'s' if s == Status.WARN and n != 1 else ''}" for s, n in counts.items())
     text = f"{len(report.checks)} checks: {sum(counts.values())} ran ({ran})"
-    return text + (f", {skipped} did not apply" if skipped else "")
+    text += f", {skipped - unmeasured} did not apply" if skipped - unmeasured else ""
+    return text + (f", {unmeasured} could not measure" if unmeasured else "")
 
 
 def glossary(report: "Report") -> list[tuple[str, str]]:
