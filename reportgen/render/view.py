@@ -244,7 +244,8 @@ def _integrity_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], more: int = 0) -> dict[str, Any]:
     """A table in the shape of ``_record_table`` (rendered by the ``records`` macro) from cells already chosen."""
     return {"key_column": None, "columns": [{"label": label, "numeric": numeric} for label, numeric in columns],
-            "rows": [{"key": "", "cells": [{"text": str(cell), "numeric": numeric} for cell, (_, numeric) in zip(row, columns)]}
+            "rows": [{"key": "", "cells": [{"text": str(cell), "numeric": numeric and fmt.numeric_cell(str(cell))}
+                                           for cell, (_, numeric) in zip(row, columns)]}
                      for row in rows], "more": more}
 
 
@@ -855,7 +856,7 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
     ]
     gradients = training.get("gradients") if isinstance(training.get("gradients"), list) else []
     return {
-        "summary": summary,
+        "summary": [(label, value, fmt.numeric_cell(value)) for label, value in summary],
         "loss_note": (f"Early stopping restored the weights of epoch {fmt.num(best)}: the metrics and checks use them, so the "
                       f"validation loss in the Metrics table is the best epoch's, not the last epoch's."
                       if restored and best is not None and best != training.get("epochs_run") else None),
