@@ -122,16 +122,18 @@ def _gradient_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     layers = evidence.get("layers")
     if not isinstance(layers, list) or not all(isinstance(r, Mapping) for r in layers):
         return None
-    flagged = {"no_gradient": evidence.get("no_gradient") or [], "vanishing": evidence.get("vanishing") or []}
+    flagged = {key: set(map(str, evidence.get(key) or [])) for key in ("no_gradient", "vanishing")}
+    ratio = evidence.get("min_ratio")
+    vanishing = f"vanishing (below {numbers.setting(ratio)} of the largest norm)" if fmt.is_number(ratio) else "vanishing"
     rows = []
     for r in layers[:MAX_TABLE_ROWS]:
         name = str(r.get("name", ""))
-        notes = [label for key, label in (("no_gradient", "no gradient"), ("vanishing", "vanishing"))
-                 if name in map(str, flagged[key])]
+        notes = [label for key, label in (("no_gradient", "no gradient"), ("vanishing", vanishing)) if name in flagged[key]]
         if r.get("finite") is False:
             notes.append("non-finite")
+        # every row says whether the parameter learns, so an empty cell never has to be read as "fine"
         rows.append({"name": name, "norm": fmt.num(r.get("norm")), "received": fmt.num(r.get("received")),
-                     "finite": fmt.num(r.get("finite")), "notes": ", ".join(notes), "flag": bool(notes)})
+                     "finite": fmt.num(r.get("finite")), "notes": ", ".join(notes) or "none", "flag": bool(notes)})
     return {"kind": "gradients", "rows": rows, "more": max(0, len(layers) - MAX_TABLE_ROWS)}
 
 
