@@ -12,7 +12,7 @@ import sysconfig
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Sequence, TextIO, cast
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Sequence, TextIO, cast
 
 from reportgen import __version__, metric_registry
 from reportgen.errors import InputError, ReportgenError
@@ -232,9 +232,9 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reportgen.output import check_out_dir, write_reports
     from reportgen.report import load_results
 
-    formats = _parse_formats(args.format) or [f for f in FORMATS if f != "json"]
     path = Path(args.results)
     report = load_results(path)
+    formats = _parse_formats(args.format) or _recorded_formats(report.config)
     check_out_dir(Path(args.out), inputs={"results": path})
     if args.template_dir:
         from reportgen.render.html import check_templates
@@ -244,6 +244,17 @@ def _cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     written = write_reports(report, Path(args.out), formats, template_dir=Path(args.template_dir) if args.template_dir else None,
                             inputs=inputs)
     return _write_outcome(report, Path(args.out), written, out)
+
+
+def _recorded_formats(config: Mapping[str, Any]) -> list[str]:
+    """``render``'s formats without ``--format``: the ones the run wrote (its config's ``report.formats``; all
+    of them when it names none) and always results.json (the same document, byte for byte), so that the
+    folder is a whole report that ``reportgen history`` and ``--compare-to`` read."""
+    section = config.get("report") if isinstance(config, Mapping) else None
+    recorded = section.get("formats") if isinstance(section, Mapping) else None
+    if isinstance(recorded, list) and recorded and all(f in FORMATS for f in recorded):
+        return [f for f in FORMATS if f in recorded or f == "json"]
+    return list(FORMATS)
 
 
 def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -326,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "torch needed). Exits 0 or 1 with the gate verdict recorded there.")
     render.add_argument("results", help="a results.json written by reportgen run")
     render.add_argument("--out", required=True, help="output folder")
-    render.add_argument("--format", help=f"comma-separated formats (default: all but json, of {','.join(FORMATS)})")
+    render.add_argument("--format", help=f"comma-separated formats of {','.join(FORMATS)} (default: those the run wrote, "
+                        "and results.json)")
     render.add_argument("--template-dir", help="a folder of templates overriding the built-in ones by name")
     render.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     render.set_defaults(handler=_cmd_render)

@@ -550,12 +550,16 @@ def _other_kinds_with(location: tuple[Any, ...]) -> list[str]:
     return [tag for m in members if clean[1] in m.model_fields for tag in _kind_of(m)]
 
 
-def suggest(name: str, candidates: list[str]) -> str:
-    """Return ' (did you mean X?)' for the nearest candidate, or ''."""
+def suggest(name: str, candidates: list[str], prefix: str = "") -> str:
+    """Return ' (did you mean X?)' for the nearest candidate, or ''.
+
+    ``prefix`` is the dotted path of the section ``name`` is in (``"training."``): a key is suggested
+    whole (``'training.epochs'``), as it is written in ``--set`` and named in the message.
+    """
     nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     if not nearest:  # long spellings of a short key ('learning_rate' for 'lr') are too far for difflib
         nearest = [c for c in candidates if ALIASES.get(name.lower()) == c]
-    return f" (did you mean {nearest[0]!r}?)" if nearest else ""
+    return f" (did you mean {prefix + nearest[0]!r}?)" if nearest else ""
 
 
 ALIASES = {"learning_rate": "lr", "learningrate": "lr", "n_epochs": "epochs", "num_epochs": "epochs", "max_epochs": "epochs"}
@@ -570,12 +574,13 @@ def _describe(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         key = str(location[-1])
+        section_path = "".join(f"{part}." for part in clean[:-1])
         kinds = _other_kinds_with(location)
         if kinds:
             section, current = clean[0], location[1]
-            return (f"unknown key {dotted!r} for {section}.kind {current}{suggest(key, _known_keys(location))}; "
+            return (f"unknown key {dotted!r} for {section}.kind {current}{suggest(key, _known_keys(location), section_path)}; "
                     f"it applies to {section}.kind {' or '.join(kinds)}")
-        return f"unknown key {dotted!r}{suggest(key, _known_keys(location))}"
+        return f"unknown key {dotted!r}{suggest(key, _known_keys(location), section_path)}"
     if kind == "missing":
         return f"missing required key {dotted!r}"
     if kind == "union_tag_not_found":
@@ -621,13 +626,13 @@ def _validate_checks(config: Config) -> None:
     for check_id, settings in config.checks.items():
         check = registry.get(check_id)
         if check is None:
-            hint = suggest(check_id, registry.ids()) or " (a plug-in check needs its package installed or a 'plugins:' entry)"
+            hint = suggest(check_id, registry.ids(), "checks.") or " (a plug-in check needs its package installed or a 'plugins:' entry)"
             raise ConfigError(f"unknown check 'checks.{check_id}'{hint}")
         allowed = check.spec.setting_names()
         for key in settings:
             if key not in allowed:
                 raise ConfigError(
-                    f"unknown key 'checks.{check_id}.{key}'{suggest(key, sorted(allowed))}; "
+                    f"unknown key 'checks.{check_id}.{key}'{suggest(key, sorted(allowed), f'checks.{check_id}.')}; "
                     f"valid keys: {', '.join(sorted(allowed))}"
                 )
         try:

@@ -211,5 +211,5 @@ def train_epoch(
 def describe(world: World) -> str:
     """The training section's words for how training was spread over the workers."""
     return (f"DistributedDataParallel on {world.world_size} workers ({world.backend}): each batch is split "
-            "between the workers and their gradients are summed to the whole batch's")
+            "between the workers and their gradients are summed to the whole batch's gradient")
 

@@ -18,8 +18,10 @@ The rules (``tests/test_numbers.py`` holds them as examples):
 - **p-values** (``p_value``): three decimals, and ``< 0.001`` below that (``p_clause`` gives
   ``p = 0.706`` / ``p < 0.001``).
 - **Percentages** of a share in [0, 1] (``percent``): one decimal (``3.3%``), exactly ``0%`` and
-  ``100%``; a share that is not zero but would round to ``0.0%`` is ``< 0.1%``, one short of 1 that
-  would round to ``100.0%`` is ``> 99.9%``.
+  ``100%``; below 1% two significant digits, so that rounding never changes a small share's magnitude
+  (1 of 1,500 is ``0.067%``, not ``0.1%``; ``0.25%``, ``0.5%``); a share that is not zero but below
+  0.001% is ``< 0.001%``; one short of 1 that would round to ``100.0%`` is ``> 99.9%``.
+- **Ratios** ("n to 1", ``ratio``): one decimal, ``29.0 to 1``; thousands separators from 1,000.
 - **Settings** (thresholds, limits, decision thresholds, noise levels: ``setting``): as the config
   writes them, the shortest decimal that gives the value back (``0.5``, ``3``, ``0.0125``), with the
   power-of-ten form below 0.001 (``1×10⁻⁴``), so "below the 0.5 minimum" reads like the YAML.
@@ -45,6 +47,9 @@ LARGEST_PLAIN = 1e15
 """Magnitudes from this up would print as a row of 16 or more digits: they get the power-of-ten form."""
 MINUS = "\u2212"
 """The minus sign of every negative number a reader sees (not the hyphen-minus)."""
+SMALLEST_PERCENT = 0.001
+"""Percentages of a nonzero share below this are written ``< 0.001%`` (two significant digits would need
+a fourth decimal)."""
 P_FLOOR = 0.001
 """p-values below this are written ``< 0.001``."""
 MISSING = "—"
@@ -145,7 +150,8 @@ def p_clause(value: Any, name: str = "p") -> str:
 
 
 def percent(share: Any) -> str:
-    """A share in [0, 1] as a percentage with one decimal; ``< 0.1%`` and ``> 99.9%`` at the ends."""
+    """A share in [0, 1] as a percentage: one decimal from 1%, two significant digits below (``0.067%``);
+    ``< 0.001%`` and ``> 99.9%`` at the ends."""
     if not _is_number(share) or not math.isfinite(share):
         return MISSING
     if share == 0:
@@ -154,12 +160,25 @@ def percent(share: Any) -> str:
         return "100%"
     if abs(share) * 100 >= LARGEST_PLAIN:
         return power_of_ten(share * 100) + "%"
+    if abs(share) * 100 < SMALLEST_PERCENT:
+        return f"< {SMALLEST_PERCENT:g}%" if share > 0 else f"> {MINUS}{SMALLEST_PERCENT:g}%"
+    small = f"{share * 100:.2g}"
+    if abs(float(small)) < 1:  # one decimal would leave at most one significant digit (0.067% as 0.1%)
+        return _minus(small + "%")
     text = f"{share:.1%}"
-    if text in ("0.0%", "-0.0%"):
-        return "< 0.1%" if share > 0 else f"> {MINUS}0.1%"
     if text == "100.0%":
         return "> 99.9%" if share < 1 else "< 100.1%"
     return _minus(text)
+
+
+def ratio(value: Any) -> str:
+    """An "n to 1" ratio (class imbalance: the largest class over the smallest) with one decimal:
+    ``29.0 to 1``, ``1,234.5 to 1``; an em dash when missing or non-finite."""
+    if not _is_number(value) or not math.isfinite(value):
+        return MISSING
+    if abs(value) >= LARGEST_PLAIN:
+        return power_of_ten(value) + " to 1"
+    return _minus(f"{value:,.1f}") + " to 1"
 
 
 def setting(value: Any, significant: int = 6) -> str:

@@ -370,3 +370,19 @@ def test_every_usage_error_is_one_line_on_stderr_and_exit_2(argv: list[str], fra
     assert len(lines) == 1, completed.stderr
     assert lines[0].startswith("reportgen") and ": error: " in lines[0] and fragment in lines[0], lines[0]
     assert "usage:" not in completed.stderr
+
+
+def test_render_without_format_writes_the_runs_formats_and_the_same_results_json(tmp_path: Path, cancer_config_path: Path):
+    """A rendered folder is a whole report: the formats the run wrote, results.json among them byte for byte,
+    so that `reportgen history` reads it like the run's own folder."""
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli("run", str(cancer_config_path), "--out", str(run_dir), "--format", "md,json", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli("render", str(run_dir / "results.json"), "--out", str(tmp_path / "again"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["results.json", "summary.md"]
+    assert (tmp_path / "again" / "results.json").read_bytes() == (run_dir / "results.json").read_bytes()
+    assert (tmp_path / "again" / "summary.md").read_bytes() == (run_dir / "summary.md").read_bytes()
+    code, out, err = run_cli("history", str(tmp_path / "again"), "--out", str(tmp_path / "trend"), "--format", "md")
+    assert code == 0 and "skipped" not in err, err
+    assert "newest of 1 runs" in out

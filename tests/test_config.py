@@ -36,9 +36,9 @@ def test_minimal_config_gets_documented_defaults():
     ("document", "expected"),
     [
         (with_changes(trainig={"epochs": 3}), "unknown key 'trainig' (did you mean 'training'?)"),
-        (with_changes(data={"kind": "csv", "path": "d.csv", "targt": "y", "target": "y"}), "unknown key 'data.targt' (did you mean 'target'?)"),
-        (with_changes(training={"epocs": 3}), "unknown key 'training.epocs' (did you mean 'epochs'?)"),
-        (with_changes(model={"kind": "mlp", "hiden": [3]}), "unknown key 'model.hiden' (did you mean 'hidden'?)"),
+        (with_changes(data={"kind": "csv", "path": "d.csv", "targt": "y", "target": "y"}), "unknown key 'data.targt' (did you mean 'data.target'?)"),
+        (with_changes(training={"epocs": 3}), "unknown key 'training.epocs' (did you mean 'training.epochs'?)"),
+        (with_changes(model={"kind": "mlp", "hiden": [3]}), "unknown key 'model.hiden' (did you mean 'model.hidden'?)"),
     ],
 )
 def test_unknown_keys_are_named_with_the_nearest_valid_key(document, expected):
@@ -48,9 +48,9 @@ def test_unknown_keys_are_named_with_the_nearest_valid_key(document, expected):
 
 
 def test_unknown_check_and_check_setting_are_named():
-    with pytest.raises(ConfigError, match=r"unknown check 'checks.minority_recal' \(did you mean 'minority_recall'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown check 'checks.minority_recal' \(did you mean 'checks.minority_recall'\?\)"):
         validate(with_changes(checks={"minority_recal": {"min": 0.5}}))
-    with pytest.raises(ConfigError, match=r"unknown key 'checks.minority_recall.minimum' \(did you mean 'min'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'checks.minority_recall.minimum' \(did you mean 'checks.minority_recall.min'\?\)"):
         validate(with_changes(checks={"minority_recall": {"minimum": 0.5}}))
     with pytest.raises(ConfigError, match="severity must be error, warning or info"):
         validate(with_changes(checks={"minority_recall": {"severity": "fatal"}}))

@@ -41,7 +41,7 @@ def config_error(document: dict) -> str:
     ("data", "model", "expected"),
     [
         ({"kind": "csv", "path": "d.csv", "target": "y", "factory": "f.py:make"}, {"kind": "mlp"},
-         "unknown key 'data.factory' for data.kind csv (did you mean 'features'?); it applies to data.kind python"),
+         "unknown key 'data.factory' for data.kind csv (did you mean 'data.features'?); it applies to data.kind python"),
         ({"kind": "csv", "path": "d.csv", "target": "y"}, {"kind": "linear", "hidden": [8]},
          "unknown key 'model.hidden' for model.kind linear; it applies to model.kind mlp"),
         ({"kind": "csv", "path": "d.csv", "target": "y"}, {"kind": "mlp", "kwargs": {"width": 3}},
@@ -57,9 +57,9 @@ def config_error(document: dict) -> str:
         ({"path": "d.csv"}, {"kind": "mlp"}, "missing required key 'data.kind'"),
         ({"kind": "csv", "path": "d.csv", "target": "y"}, {"kind": "python"}, "missing required key 'model.target'"),
         ({"kind": "csv", "path": "d.csv", "target": "y"}, {"kind": "mlp", "hiden": [3]},
-         "unknown key 'model.hiden' (did you mean 'hidden'?)"),
+         "unknown key 'model.hiden' (did you mean 'model.hidden'?)"),
         ({"kind": "csv", "path": "d.csv", "target": "y", "split": {"vall": 0.1}}, {"kind": "mlp"},
-         "unknown key 'data.split.vall' (did you mean 'val'?)"),
+         "unknown key 'data.split.vall' (did you mean 'data.split.val'?)"),
     ],
 )
 def test_a_key_of_another_kind_is_an_unknown_key(data, model, expected):

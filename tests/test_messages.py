@@ -18,7 +18,17 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 def test_learning_rate_suggests_lr(tmp_path: Path, cancer_csv: Path):
     path = write_config(tmp_path, cancer_config(cancer_csv, training={"epochs": 1, "learning_rate": 0.01}))
     code, _, err = run_cli("validate", str(path))
-    assert code == 2 and "unknown key 'training.learning_rate' (did you mean 'lr'?)" in err
+    assert code == 2 and "unknown key 'training.learning_rate' (did you mean 'training.lr'?)" in err
+
+
+def test_a_misspelt_set_key_is_answered_with_the_whole_key_to_type(tmp_path: Path, cancer_csv: Path):
+    """The suggestion is what --set needs (``training.epochs``), at every depth, not the last part alone."""
+    path = write_config(tmp_path, cancer_config(cancer_csv))
+    for typed, meant in (("training.epoch=3", "training.epochs"), ("data.standardise=false", "data.standardize"),
+                         ("checks.minority_recal.min=0.3", "checks.minority_recall"),
+                         ("checks.minority_recall.mn=0.3", "checks.minority_recall.min")):
+        code, _, err = run_cli("validate", str(path), "--set", typed)
+        assert code == 2 and f"(did you mean {meant!r}?)" in err, (typed, err)
 
 
 def test_a_binary_task_on_numeric_labels_suggests_regression(tmp_path: Path):

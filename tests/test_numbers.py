@@ -43,7 +43,10 @@ def test_p_values(value, text):
 
 
 @pytest.mark.parametrize("share, text", [
-    (0.03328, "3.3%"), (0.0, "0%"), (1.0, "100%"), (0.5, "50.0%"), (0.0004, "< 0.1%"), (0.99996, "> 99.9%"), (0.00067, "0.1%"),
+    (0.03328, "3.3%"), (0.0, "0%"), (1.0, "100%"), (0.5, "50.0%"), (0.0004, "0.04%"), (0.99996, "> 99.9%"),
+    # below 1%, two significant digits: rounding never changes a small share's magnitude (1 of 1,500)
+    (1 / 1500, "0.067%"), (0.0025, "0.25%"), (0.005, "0.5%"), (0.0099, "0.99%"), (0.00999, "1.0%"), (0.01, "1.0%"),
+    (1e-5, "0.001%"), (1e-6, "< 0.001%"),
 ])
 def test_percentages(share, text):
     assert N.percent(share) == text
@@ -62,11 +65,18 @@ def test_extreme_magnitudes_rounding_and_signs(value, text):
     assert "-" not in N.number(value)
 
 
+@pytest.mark.parametrize("value, text", [
+    (29.043478, "29.0 to 1"), (1.0, "1.0 to 1"), (1234.56, "1,234.6 to 1"), (float("inf"), "—"), (None, "—"),
+])
+def test_ratios_have_one_decimal(value, text):
+    assert N.ratio(value) == text
+
+
 def test_a_true_minus_in_every_form_and_never_minus_zero():
     assert N.interval(-1e-300, -1e-300) == "−1.0×10⁻³⁰⁰–−1.0×10⁻³⁰⁰"
     assert N.interval(-0.5, 0.25) == "−0.500–0.250"
     assert N.signed(-1e30) == "−1.0×10³⁰" and N.signed(2e20) == "+2.0×10²⁰"
-    assert N.percent(-0.0) == "0%" and N.percent(-1e-300) == "> −0.1%" and N.percent(-0.25) == "−25.0%"
+    assert N.percent(-0.0) == "0%" and N.percent(-1e-300) == "> −0.001%" and N.percent(-0.25) == "−25.0%"
     assert N.percent(1e30) == "1.0×10³²%"
     assert N.setting(-0.5) == "−0.5" and N.setting(1e300) == "1×10³⁰⁰" and N.setting(999.9999996) == "1,000"
     assert N.count(-1500) == "−1,500" and N.count(1e20) == "1.0×10²⁰" and N.count(-0.2) == "0"

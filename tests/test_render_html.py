@@ -222,6 +222,9 @@ def test_evidence_views_read_what_the_real_checks_write(task: str) -> None:
     assert {r.id for r in special} >= {"baseline_comparison", "train_test_overlap", "gradient_flow"}
     for result in special:
         assert view.evidence_view(result)["kind"] != "generic", result.id
+    # every row of the gradient table says whether that parameter learns; a healthy model's say "none"
+    gradients = view.evidence_view(next(r for r in special if r.id == "gradient_flow"))
+    assert gradients["rows"] and {row["notes"] for row in gradients["rows"]} == {"none"}
     baseline = view.evidence_view(next(r for r in special if r.id == "baseline_comparison"))
     labels = [row["metric"] for row in baseline["rows"]]
     assert labels == (["Accuracy", "Balanced accuracy"] if task == "binary" else ["R²", "RMSE"])
@@ -397,3 +400,11 @@ def test_backticks_in_check_texts_become_code_and_the_rest_is_escaped():
     report = dc.replace(base, checks=(*base.checks[:-1], dc.replace(base.checks[-1], id="robustness")))
     html = RENDERERS["html"].render(report, OPTIONS).decode("utf-8")
     assert "fraction <code>noise</code> of" in html and "`noise`" not in html
+
+
+def test_the_gradient_table_names_each_parameters_problem_or_none(pages: dict[str, str]) -> None:
+    """The last column of the gradient-flow table was headed "Flag" and empty on every healthy row."""
+    for name, problems in (("passing_binary", {"none"}), ("failing_binary", {"none", "no gradient", "vanishing"})):
+        table = pages[name].split("<th>Problem</th>", 1)[1].split("</table>", 1)[0]
+        last_cells = set(re.findall(r"<td>([^<]*)</td></tr>", table))
+        assert last_cells == problems, (name, last_cells)

@@ -92,3 +92,28 @@ def test_fixture_report_pdf_reads_page_by_page() -> None:
     pages = assert_reads_well(pdf, max_pages=11, glossary_terms=[term for term, _ in view.glossary(report)])
     accuracy_chart = pdf_layout.page_of(pages, "Accuracy per epoch")
     assert accuracy_chart and accuracy_chart == pdf_layout.page_of(pages, "always the majority class (0.950)")
+
+
+@pytest.mark.slow
+def test_every_value_of_the_training_table_is_on_the_page_when_one_is_a_sentence() -> None:
+    """A long text in a column of numbers (the data-parallel description, 140 characters) once sat unwrapped in
+    a number cell: the labels shrank to a word a line and every value was pushed off the page's right edge."""
+    import dataclasses
+
+    from reportgen import data_parallel
+    import torch
+
+    from reportgen.distributed import World
+
+    base = F.passing_binary()
+    workers = data_parallel.describe(World(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"), backend="gloo"))
+    report = dataclasses.replace(base, training={**base.training, "data_parallel": workers})
+    assert len(workers) > 100
+    pages = pdf_layout.pages(RENDERERS["pdf"].render(report, RenderOptions()))
+    summary = view._training_section(report)["summary"]
+    assert [numeric for label, _, numeric in summary if label == "Workers"] == [False]  # set as wrapping text
+    on_page = pdf_layout.page_of(pages, "Epochs run")
+    assert len(on_page) == 1
+    text = pages[on_page[0] - 1].text.replace("- ", "-")
+    for label, value, _ in summary:
+        assert " ".join(f"{label} {value}".split()) in text, (label, value)

@@ -82,5 +82,10 @@ def test_sample_runs_with_every_format(sample: str, tmp_path: Path):
 
     terms = [term for term, _ in view.glossary(report)]
     pages = assert_reads_well((tmp_path / "report" / "report.pdf").read_bytes(), MAX_PAGES[sample], terms)
+    if sample.startswith("credit_default"):  # ISLR Default: about 29 non-defaults to each default in train
+        balance = next(c for c in report.checks if c.id == "class_imbalance")
+        per_class = balance.evidence["per_class"]
+        oracle = max(v["count"] for v in per_class.values()) / min(v["count"] for v in per_class.values())
+        assert f"majority/minority ratio {oracle:.1f} to 1)" in balance.message, balance.message
     if sample.startswith("credit_default"):  # the accuracy paradox: the majority baseline is on the accuracy chart
         assert page_of(pages, "Accuracy per epoch") == page_of(pages, "always the majority class") != []

@@ -14,6 +14,8 @@ from reportgen.vocabulary import SPLIT_ORDER
 
 TOO_MANY_DECIMALS = re.compile(r"(?<![\w.])-?\d+\.\d{4,}(?![\w.])")
 """A decimal with more than three decimals (``0.07905``, ``0.9446``): measured values have three."""
+RATIO_DECIMALS = re.compile(r"(?<![\w.])\d[\d,]*\.\d{2,} to 1\b")
+"""An "n to 1" ratio with more than one decimal (``29.043 to 1``): ratios have one (``29.0 to 1``)."""
 ZERO_WITH_DECIMALS = re.compile(r"(?<![\w.])-?0\.0+(?![\w.])")
 """``0.000``: a value that is exactly zero reads ``0``, a tiny one ``4.8×10⁻⁵``."""
 FLATTENED = re.compile(r"[{}]|\[\]|\{\d+ keys\}|\b\d+ keys\b")
@@ -22,7 +24,7 @@ FLATTENED = re.compile(r"[{}]|\[\]|\{\d+ keys\}|\b\d+ keys\b")
 
 def number_format_problems(text: str, names: Iterable[str] = ()) -> list[str]:
     """Numbers in ``text`` written outside reportgen.numbers' rules: raw scientific notation, more than
-    three decimals, ``0.000``; each with some context.
+    three decimals, ``0.000``, a ratio with more than one decimal; each with some context.
 
     ``names`` (slice names such as ``s4 in [-0.03949, -0.002592)``, whose bin edges keep four
     significant digits like any name taken from the data) are left out of the scan.
@@ -30,7 +32,7 @@ def number_format_problems(text: str, names: Iterable[str] = ()) -> list[str]:
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, "‹name›")
     problems = []
-    for pattern in (numbers.RAW_SCIENTIFIC, TOO_MANY_DECIMALS, ZERO_WITH_DECIMALS):
+    for pattern in (numbers.RAW_SCIENTIFIC, TOO_MANY_DECIMALS, ZERO_WITH_DECIMALS, RATIO_DECIMALS):
         for match in pattern.finditer(text):
             start, end = max(0, match.start() - 40), match.end() + 20
             problems.append(f"{match.group()!r} in …{text[start:end]}…")

@@ -10,6 +10,7 @@ from reportgen.checks import fingerprints
 from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, percent
+from reportgen.numbers import ratio as ratio_format
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
 
 if TYPE_CHECKING:  # the shard types are read when checks run, not when a report renders
@@ -752,7 +753,7 @@ class ClassImbalance(Check):
             "imbalance_ratio": ratio,
             "balanced_share": 1.0 / c,
         }
-        ratio_text = f"{number(ratio)} to 1" if ratio is not None else "no samples"
+        ratio_text = ratio_format(ratio) if ratio is not None else "no samples"
         return Measurement(
             value, f"the rarest class {minority!r} is {percent(shares[minority])} of train ({count(counts[minority])} samples, "
             f"majority/minority ratio {ratio_text}), {number(value)} of a balanced share", evidence,

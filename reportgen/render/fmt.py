@@ -38,6 +38,17 @@ def num(value: Any, digits: int = 3) -> str:
     return numbers.number(value, digits)
 
 
+NUMERIC_CELL_CHARS = 24
+"""The longest text a right-aligned, unwrapped number cell holds ("0.912 (0.889–0.934)" is 19); a longer
+value (a sentence such as the data-parallel description) is laid out as wrapping text, so that it cannot
+push the other cells of its row off the page."""
+
+
+def numeric_cell(text: str) -> bool:
+    """True when ``text`` fits a number cell (``td.num``: right-aligned, no wrapping), else it is set as text."""
+    return len(text) <= NUMERIC_CELL_CHARS
+
+
 def pct(value: Any) -> str:
     """A share in [0, 1] as a percentage (reportgen.numbers.percent)."""
     return numbers.percent(value)

@@ -124,16 +124,18 @@ def _gradient_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     layers = evidence.get("layers")
     if not isinstance(layers, list) or not all(isinstance(r, Mapping) for r in layers):
         return None
-    flagged = {"no_gradient": evidence.get("no_gradient") or [], "vanishing": evidence.get("vanishing") or []}
+    flagged = {key: set(map(str, evidence.get(key) or [])) for key in ("no_gradient", "vanishing")}
+    ratio = evidence.get("min_ratio")
+    vanishing = f"vanishing (below {numbers.setting(ratio)} of the largest norm)" if fmt.is_number(ratio) else "vanishing"
     rows = []
     for r in layers[:MAX_TABLE_ROWS]:
         name = str(r.get("name", ""))
-        notes = [label for key, label in (("no_gradient", "no gradient"), ("vanishing", "vanishing"))
-                 if name in map(str, flagged[key])]
+        notes = [label for key, label in (("no_gradient", "no gradient"), ("vanishing", vanishing)) if name in flagged[key]]
         if r.get("finite") is False:
             notes.append("non-finite")
+        # every row says whether the parameter learns, so an empty cell never has to be read as "fine"
         rows.append({"name": name, "norm": fmt.num(r.get("norm")), "received": fmt.num(r.get("received")),
-                     "finite": fmt.num(r.get("finite")), "notes": ", ".join(notes), "flag": bool(notes)})
+                     "finite": fmt.num(r.get("finite")), "notes": ", ".join(notes) or "none", "flag": bool(notes)})
     return {"kind": "gradients", "rows": rows, "more": max(0, len(layers) - MAX_TABLE_ROWS)}
 
 
@@ -246,7 +248,8 @@ def _integrity_view(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
 def _table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[Any]], more: int = 0) -> dict[str, Any]:
     """A table in the shape of ``_record_table`` (rendered by the ``records`` macro) from cells already chosen."""
     return {"key_column": None, "columns": [{"label": label, "numeric": numeric} for label, numeric in columns],
-            "rows": [{"key": "", "cells": [{"text": str(cell), "numeric": numeric} for cell, (_, numeric) in zip(row, columns)]}
+            "rows": [{"key": "", "cells": [{"text": str(cell), "numeric": numeric and fmt.numeric_cell(str(cell))}
+                                           for cell, (_, numeric) in zip(row, columns)]}
                      for row in rows], "more": more}
 
 
@@ -861,7 +864,7 @@ def _training_section(report: "Report") -> dict[str, Any] | None:
     ]
     gradients = training.get("gradients") if isinstance(training.get("gradients"), list) else []
     return {
-        "summary": summary,
+        "summary": [(label, value, fmt.numeric_cell(value)) for label, value in summary],
         "loss_note": (f"Early stopping restored the weights of epoch {fmt.num(best)}: the metrics and checks use them, so the "
                       f"validation loss in the Metrics table is the best epoch's, not the last epoch's."
                       if restored and best is not None and best != training.get("epochs_run") else None),
