@@ -224,8 +224,9 @@ class ReleaseComparison(Check):
         params=(
             Param("metrics", None, "test metrics to compare (default: the task's headline metrics)", kind=list, nullable=True,
                   choices=tuple(m.key for m in metric_registry.METRICS if m.higher_is_better is not None)),
-            Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)"),
-            Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5),
+            Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)",
+                  stricter="less"),
+            Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5, stricter="more"),
             Param("bootstrap_replicates", DEFAULT_REPLICATES, "replicates of the paired bootstrap for ROC AUC and PR AUC",
                   kind=int, minimum=200, maximum=20000),
         ),

@@ -33,7 +33,7 @@ class LossCurve(Check):
         default_threshold=0.9,
         needs_training=True,
         params=(Param("patience", 3, "Epochs of rising validation loss after its best that count as overfitting.",
-                      kind=int, minimum=1),),
+                      kind=int, minimum=1, stricter="less"),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
@@ -146,7 +146,7 @@ class GradientFlow(Check):
         default_severity="error",
         needs_training=True,
         params=(Param("min_ratio", 1e-5, "A gradient norm below this fraction of the largest one counts as vanishing.",
-                      kind=float, minimum=0.0, maximum=1.0),),
+                      kind=float, minimum=0.0, maximum=1.0, stricter="more"),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
