@@ -237,15 +237,20 @@ class ReleaseComparison(Check):
 
         Not being worse than a run that failed its own gate proves little, so a comparison that
         would pass becomes a warning (concern) whose message leads with the baseline's failure;
-        a failing comparison stays a failure and says so too (docs/gate.md).
+        a failing comparison stays a failure whose message leads with the drop and ends with the
+        baseline's failure as a secondary clause (docs/gate.md).
         """
         finding = self._compare(ctx, settings)
         failed = baseline_failure(ctx.previous)
         if finding.outcome == "skip" or failed is None:
             return finding
-        outcome: Outcome = "concern" if finding.outcome == "ok" else finding.outcome
-        return Finding(outcome, finding.value, f"The baseline failed its own gate ({failed}): {finding.message}",
-                       {**finding.evidence, "previous_failing_checks": failed_checks(ctx.previous)})
+        evidence = {**finding.evidence, "previous_failing_checks": failed_checks(ctx.previous)}
+        if finding.outcome == "ok":  # the baseline's failure is the reason for the warning: it leads
+            return Finding("concern", finding.value, f"The baseline failed its own gate ({failed}): {finding.message}", evidence)
+        # A failing comparison fails on its own drop: that reason leads, the baseline's failure follows.
+        reason = finding.message.rstrip().rstrip(".")
+        return Finding(finding.outcome, finding.value,
+                       f"{reason}; the baseline also failed its own gate ({failed}).", evidence)
 
     def _compare(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         previous = ctx.previous
