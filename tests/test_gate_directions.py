@@ -28,7 +28,8 @@ DIRECTIONS = {
     ("slice_performance", "bins"): None, ("slice_performance", "max_categories"): "more",
     ("slice_performance", "pair_features"): "more", ("slice_performance", "max_pairs"): "more",
     ("group_fairness", "sensitive"): "more", ("group_fairness", "bins"): None, ("group_fairness", "max_groups"): "more",
-    ("loss_curve", "patience"): "less", ("gradient_flow", "min_ratio"): "more",
+    ("loss_curve", "patience"): "less", ("loss_curve", "unfinished_epochs"): None,
+    ("loss_curve", "unfinished_min_drop"): "less", ("gradient_flow", "min_ratio"): "more",
 }
 
 
