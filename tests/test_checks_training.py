@@ -63,10 +63,10 @@ def test_loss_curve_flags_training_cut_short_on_diabetes(val):
     assert result.status == "warn", result.message
     unfinished = result.evidence["unfinished"]
     slope, drop = _window_oracle(losses, 5)
-    assert unfinished["loss"] == ("validation" if val else "training") and unfinished["window_epochs"] == 5
+    assert unfinished["monitored"] == ("validation" if val else "training") and unfinished["window_epochs"] == 5
     assert unfinished["slope_per_epoch"] == pytest.approx(slope, rel=1e-9) and slope < 0
     assert unfinished["relative_drop"] == pytest.approx(drop, rel=1e-9) and drop >= 0.01
-    assert result.message.startswith("Training may be unfinished: the " + unfinished["loss"] + " loss was lowest at epoch")
+    assert result.message.startswith("Training may be unfinished: the " + unfinished["monitored"] + " loss was lowest at epoch")
     # a wider window or a larger drop requirement is a setting: a 50% drop over 5 epochs is not reached here
     assert "unfinished" not in run("loss_curve", context(bundle, training=training),
                                    {"unfinished_min_drop": 0.5}).evidence

@@ -126,7 +126,7 @@ class LossCurve(Check):
                                              int(settings.params["unfinished_epochs"]),
                                              float(settings.params["unfinished_min_drop"]))
             if unfinished is not None:
-                evidence["unfinished"] = {"loss": monitored, **unfinished}
+                evidence["unfinished"] = {"monitored": monitored, **unfinished}
                 concern = (f"training may be unfinished: the {monitored} loss was lowest at epoch "
                            f"{unfinished['best_epoch']} of {unfinished['last_epoch']} and fell "
                            f"{number(100 * unfinished['relative_drop'])}% over the last {unfinished['window_epochs']} "
