@@ -16,7 +16,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
+from reportgen.checks.base import Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
