@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reportgen.errors import ConfigError
+from reportgen.vocabulary import TASKS
 from reportgen.render import FORMATS as ALL_FORMATS  # the renderers' registry (loads no matplotlib)
 
 TaskType = Literal["binary", "multiclass", "regression"]
@@ -639,6 +640,10 @@ def _validate_checks(config: Config) -> None:
             check.spec.settings_from(settings)
         except ValueError as exc:
             raise ConfigError(f"checks.{check_id}: {exc}") from None
+        if config.task not in check.spec.tasks and set(settings) - {"enabled", "severity"}:
+            # The check skips on this task, so its threshold or parameters would do nothing but be listed on page 1.
+            tasks = " and ".join(t for t in TASKS if t in check.spec.tasks)
+            raise ConfigError(f"checks.{check_id} applies to {tasks} tasks only")
 
 
 def _read_config_text(config_path: Path) -> str:

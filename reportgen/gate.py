@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from reportgen.checks.base import CheckResult, CheckSpec, gate_status
+from reportgen.checks.base import CheckResult, CheckSpec, Param, gate_status
 from reportgen.vocabulary import Severity, Status
 from reportgen.numbers import setting
 
@@ -74,11 +74,14 @@ def _threshold_effect(spec: CheckSpec, default: float, value: float) -> Effect |
     return "relaxed" if looser else "tightened"
 
 
-def _param_effect(name: str, default: Any, value: Any) -> Effect | None:
-    """Parameters have no declared direction, except the convention that turning on ``allow_*`` relaxes."""
-    if value == default:
+def _param_effect(param: Param, value: Any) -> Effect | None:
+    """A parameter's declared direction (``Param.stricter``) ranks a change; undeclared ``allow_*`` bools relax when on."""
+    if value == param.default:
         return None
-    if name.startswith("allow_") and isinstance(value, bool):
+    tightens = param.tightens(value)
+    if tightens is not None:
+        return "tightened" if tightens else "relaxed"
+    if param.stricter is None and param.name.startswith("allow_") and isinstance(value, bool):
         return "relaxed" if value else "tightened"
     return "changed"
 
@@ -125,7 +128,7 @@ def gate_overrides(
                                   "severity_lowered" if lower else "severity_raised"))
         for param in spec.params:
             if param.name in settings:
-                effect = _param_effect(param.name, param.default, settings[param.name])
+                effect = _param_effect(param, settings[param.name])
                 if effect:
                     found.append(Override(spec.id, param.name, param.default, settings[param.name], effect))
     return tuple(found)

@@ -212,8 +212,10 @@ def test_credit_balanced_model_fails_against_the_naive_release_on_precision(cred
     _, report = credit_comparison
     result = check(report, "release_comparison")
     assert result.status == "fail" and report.status == "fail"
-    # the naive release failed its own gate (minority_recall): the message leads with that
-    assert result.message.startswith("The baseline failed its own gate (minority_recall failed): Precision dropped from")
+    # the reason leads (the drop); the naive release's own failure (minority_recall) follows as a clause
+    assert result.message.startswith("Precision dropped from"), result.message
+    assert result.message.endswith("; the baseline also failed its own gate (minority_recall failed).")
+    assert "failed its own gate" not in result.message.split(";")[0]
     assert result.evidence["previous_status"] == "fail" and result.evidence["previous_failing_checks"] == ["minority_recall"]
     precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
     assert precision["significant"] and precision["p_value"] is None  # McNemar tests accuracy, not precision
@@ -239,6 +241,10 @@ def test_page_one_and_summary_show_the_status_diff_and_tile_deltas_against_the_e
     for name in fixed:
         assert name in first and name.replace("_", "\\_") in summary
     assert "newly failing" in first and "still failing" in first and "fixed" in first
+    # page 1 gives the comparison's reason before the baseline's own failure
+    assert "Precision dropped from" in first
+    if "baseline also failed" in first:
+        assert first.index("Precision dropped from") < first.index("baseline also failed")
     assert "newly failing:" in summary and "still failing:" in summary
     old, new = naive.metrics["test"]["precision"], report.metrics["test"]["precision"]
     delta = f"{new - old:+.3f} vs previous".replace("-", "−")

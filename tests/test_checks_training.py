@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from check_helpers import breast_cancer, context, memorisable_noisy_cancer, mlp, run, tabular_bundle, train_model
+from check_helpers import breast_cancer, context, diabetes, memorisable_noisy_cancer, mlp, run, tabular_bundle, train_model
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,58 @@ def clean_run(cancer):
 # ----------------------------------------------------------------------------- loss_curve
 
 
-def test_loss_curve_clean_run_passes(cancer, clean_run):
-    result = run("loss_curve", context(cancer, training=clean_run))
+@pytest.fixture(scope="module")
+def finished_run(cancer):
+    """A run early stopping ended: its validation loss had stopped improving."""
+    return train_model(mlp(30, 2, hidden=(16,)), cancer, epochs=100, lr=3e-3, early_stopping={"patience": 5})
+
+
+def test_loss_curve_clean_run_passes(cancer, finished_run):
+    assert finished_run.stopped_early
+    result = run("loss_curve", context(cancer, training=finished_run))
     assert result.status == "pass", result.message
-    history = clean_run.history
-    start = max(history[0]["train_loss"], clean_run.init_loss)
+    assert "unfinished" not in result.evidence
+    history = finished_run.history
+    start = max(history[0]["train_loss"], finished_run.init_loss)
     assert result.value == pytest.approx(history[-1]["train_loss"] / start)
     assert result.value < 0.5
+
+
+def _window_oracle(losses: list[float], k: int) -> tuple[float, float]:
+    """Least-squares slope (numpy.polyfit) and relative drop over the last k epochs, written out independently."""
+    window = np.asarray(losses[-k - 1:], dtype=float)
+    slope = float(np.polyfit(np.arange(len(window)), window, 1)[0])
+    return slope, float((window[0] - window.min()) / window[0])
+
+
+@pytest.mark.parametrize("val", [0.2, 0.0], ids=["validation loss", "training loss without val"])
+def test_loss_curve_flags_training_cut_short_on_diabetes(val):
+    """Planted: 30 epochs of a regression MLP on load_diabetes whose loss is still falling fast at the end."""
+    bundle, *_ = tabular_bundle(diabetes, "regression", val=val)
+    training = train_model(mlp(10, 1, hidden=(16,)), bundle, epochs=30, lr=3e-2)
+    result = run("loss_curve", context(bundle, training=training))
+    key = "val_loss" if val else "train_loss"
+    losses = [h[key] for h in training.history]
+    assert int(np.argmin(losses)) + 1 >= len(losses) - 1  # the best epoch is at the end
+    assert result.status == "warn", result.message
+    unfinished = result.evidence["unfinished"]
+    slope, drop = _window_oracle(losses, 5)
+    assert unfinished["monitored"] == ("validation" if val else "training") and unfinished["window_epochs"] == 5
+    assert unfinished["slope_per_epoch"] == pytest.approx(slope, rel=1e-9) and slope < 0
+    assert unfinished["relative_drop"] == pytest.approx(drop, rel=1e-9) and drop >= 0.01
+    assert result.message.startswith("Training may be unfinished: the " + unfinished["monitored"] + " loss was lowest at epoch")
+    # a wider window or a larger drop requirement is a setting: a 50% drop over 5 epochs is not reached here
+    assert "unfinished" not in run("loss_curve", context(bundle, training=training),
+                                   {"unfinished_min_drop": 0.5}).evidence
+
+
+def test_loss_curve_does_not_call_an_early_stopped_diabetes_run_unfinished():
+    bundle, *_ = tabular_bundle(diabetes, "regression", val=0.2)
+    training = train_model(mlp(10, 1, hidden=(16,)), bundle, epochs=400, lr=3e-2, early_stopping={"patience": 5})
+    assert training.stopped_early
+    result = run("loss_curve", context(bundle, training=training))
+    assert result.status == "pass", result.message
+    assert "unfinished" not in result.evidence
 
 
 def test_loss_curve_divergence_to_nan_fails(cancer):

@@ -42,6 +42,14 @@ class Param:
     ``minimum`` and ``maximum`` are inclusive bounds for numbers; ``nullable`` allows null.
     ``choices`` lists the allowed values; for ``kind=list`` it lists the allowed items.
     A value that breaks any of these is a config error (exit 2), never a crashed check.
+
+    ``stricter`` declares which way the setting tightens the check, for the gate's override
+    classification (``--strict`` refuses relaxations and unranked changes): ``"more"`` (a larger
+    number, or a list holding every default item and more, checks more: ``sensitive``, ``alpha``
+    of a test), ``"less"`` (a smaller number, or a sub-list, is stricter: ``min_effect``,
+    ``patience``; for a bool, turning it on relaxes: ``allow_*``), or None when no direction holds
+    (a metric choice, a bin count): then any change is ``changed``. A numeric setting whose default
+    is null means "off", so setting it adds a requirement (a tightening) when a direction is declared.
     """
 
     name: str
@@ -52,6 +60,36 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
+    stricter: Literal["more", "less"] | None = None
+
+    def tightens(self, value: Any) -> bool | None:
+        """True when ``value`` makes the check stricter than the default, False when looser, None when unranked.
+
+        Call only for a value that differs from the default. Numbers compare by size; lists by
+        containment (a superset of the default's items is "more"); bools: on is "more".
+        """
+        if self.stricter is None:
+            return None
+        default = self.default
+        if isinstance(value, bool) or isinstance(default, bool):
+            if not (isinstance(value, bool) and isinstance(default, bool)):
+                return None
+            more = value and not default
+        elif isinstance(value, (int, float)) and default is None:
+            return True  # null is "off": a value adds the requirement
+        elif isinstance(value, (int, float)) and isinstance(default, (int, float)):
+            more = value > default
+        elif isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+            given, base = set(map(repr, value)), set(map(repr, default))
+            if given > base:
+                more = True
+            elif given < base:
+                more = False
+            else:
+                return None  # items swapped or merely reordered: not ranked
+        else:
+            return None
+        return more if self.stricter == "more" else not more
 
     def value_type(self) -> type | None:
         """The type a value must have: ``kind``, else the default's type (None when unknown)."""

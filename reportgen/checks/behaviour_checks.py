@@ -163,7 +163,7 @@ def _no_model(ctx: CheckContext) -> Finding | None:
 
 
 SAMPLE_PARAM = Param("max_samples", DEFAULT_MAX_SAMPLES, "Test samples scored (a seeded sample when the split is larger).",
-                     kind=int, minimum=10, maximum=1_000_000)
+                     kind=int, minimum=10, maximum=1_000_000, stricter="more")
 TOLERANCE_TEXT = ("Largest tolerated difference between two scorings of the same sample: in probability for "
                   "classification, in units of the predictions' standard deviation for regression.")
 
@@ -236,9 +236,10 @@ class BatchDependence(Check):
         threshold_key="max",
         default_threshold=1e-4,
         params=(
-            Param("max_samples", 2048, "Test samples scored in each arrangement.", kind=int, minimum=4, maximum=100_000),
+            Param("max_samples", 2048, "Test samples scored in each arrangement.", kind=int, minimum=4, maximum=100_000,
+                  stricter="more"),
             Param("single_samples", 32, "Samples among them also scored one at a time (one forward pass each).",
-                  kind=int, minimum=1, maximum=1000),
+                  kind=int, minimum=1, maximum=1000, stricter="more"),
         ),
     )
 
@@ -367,7 +368,7 @@ class Robustness(Check):
         tasks=CLASSIFICATION,
         params=(SAMPLE_PARAM,
                 Param("noise", 0.05, "Noise budget as a fraction of each feature's train standard deviation "
-                      "(for images, of the pixel standard deviation).", kind=float, minimum=0.0, maximum=10.0)),
+                      "(for images, of the pixel standard deviation).", kind=float, minimum=0.0, maximum=10.0, stricter="more")),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:

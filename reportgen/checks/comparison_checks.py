@@ -17,7 +17,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import NOT_APPLICABLE, Check, CheckSettings, CheckSpec, Finding, Outcome, Param, meets_threshold, register
+from reportgen.checks.base import NOT_APPLICABLE, Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -234,8 +234,9 @@ class ReleaseComparison(Check):
         params=(
             Param("metrics", None, "test metrics to compare (default: the task's headline metrics)", kind=list, nullable=True,
                   choices=tuple(m.key for m in metric_registry.METRICS if m.higher_is_better is not None)),
-            Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)"),
-            Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5),
+            Param("allow_different_data", False, "accept an earlier run on other test data (compare the numbers anyway)",
+                  stricter="less"),
+            Param("alpha", 0.05, "significance level of the paired test", minimum=1e-6, maximum=0.5, stricter="more"),
             Param("bootstrap_replicates", DEFAULT_REPLICATES, "replicates of the paired bootstrap for ROC AUC and PR AUC",
                   kind=int, minimum=200, maximum=20000),
         ),
@@ -246,15 +247,20 @@ class ReleaseComparison(Check):
 
         Not being worse than a run that failed its own gate proves little, so a comparison that
         would pass becomes a warning (concern) whose message leads with the baseline's failure;
-        a failing comparison stays a failure and says so too (docs/gate.md).
+        a failing comparison stays a failure whose message leads with the drop and ends with the
+        baseline's failure as a secondary clause (docs/gate.md).
         """
         finding = self._compare(ctx, settings)
         failed = baseline_failure(ctx.previous)
         if finding.outcome == "skip" or failed is None:
             return finding
-        outcome: Outcome = "concern" if finding.outcome == "ok" else finding.outcome
-        return Finding(outcome, finding.value, f"The baseline failed its own gate ({failed}): {finding.message}",
-                       {**finding.evidence, "previous_failing_checks": failed_checks(ctx.previous)})
+        evidence = {**finding.evidence, "previous_failing_checks": failed_checks(ctx.previous)}
+        if finding.outcome == "ok":  # the baseline's failure is the reason for the warning: it leads
+            return Finding("concern", finding.value, f"The baseline failed its own gate ({failed}): {finding.message}", evidence)
+        # A failing comparison fails on its own drop: that reason leads, the baseline's failure follows.
+        reason = finding.message.rstrip().rstrip(".")
+        return Finding(finding.outcome, finding.value,
+                       f"{reason}; the baseline also failed its own gate ({failed}).", evidence)
 
     def _compare(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         previous = ctx.previous

@@ -116,7 +116,7 @@ class DataIntegrity(Check):
         default_severity="error",
         params=(
             Param("min_class_support", 10, "A test class (or split) with fewer samples than this is too small to measure.",
-                  kind=int, minimum=1),
+                  kind=int, minimum=1, stricter="more"),
         ),
     )
 

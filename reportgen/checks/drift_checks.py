@@ -374,9 +374,12 @@ class FeatureDrift(Check):
         threshold_key="max",
         default_threshold=0.0,
         params=(
-            Param("alpha", 0.05, "False discovery rate for the Benjamini-Hochberg adjusted p-values.", minimum=1e-6, maximum=0.5),
-            Param("min_effect", 0.1, "Smallest KS D or total variation distance that counts as drift.", minimum=0.0, maximum=1.0),
-            Param("max_features", 200, "Features tested at most (in column order); the rest are listed as not tested.", minimum=1, maximum=10_000),
+            Param("alpha", 0.05, "False discovery rate for the Benjamini-Hochberg adjusted p-values.", minimum=1e-6, maximum=0.5,
+                  stricter="more"),
+            Param("min_effect", 0.1, "Smallest KS D or total variation distance that counts as drift.", minimum=0.0, maximum=1.0,
+                  stricter="less"),
+            Param("max_features", 200, "Features tested at most (in column order); the rest are listed as not tested.", minimum=1, maximum=10_000,
+                  stricter="more"),
         ),
     )
 
@@ -517,7 +520,8 @@ class PredictionDrift(Check):
         threshold_key="max",
         default_threshold=0.1,
         params=(
-            Param("alpha", 0.05, "Significance level of each comparison (Bonferroni over the comparisons made).", minimum=1e-6, maximum=0.5),
+            Param("alpha", 0.05, "Significance level of each comparison (Bonferroni over the comparisons made).", minimum=1e-6, maximum=0.5,
+                  stricter="more"),
         ),
     )
 

@@ -332,7 +332,7 @@ class ThresholdTradeoff(Check):
         default_severity="info",
         tasks=frozenset({"binary"}),
         params=(Param("target_recall", None, "A recall the operating threshold must reach (0-1), or null.",
-                      kind=float, minimum=0.0, maximum=1.0, nullable=True),),
+                      kind=float, minimum=0.0, maximum=1.0, nullable=True, stricter="more"),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:

@@ -349,14 +349,14 @@ class SlicePerformance(Check):
             Param("features", None, "Columns to slice on (default: the model's input columns, at most 100; name an "
                   "ignored column here to slice on it).", kind=list, nullable=True),
             Param("min_support", 30, "Samples behind a slice's metric (for recall: its actual positives) needed "
-                  "to test it.", kind=int, minimum=1),
+                  "to test it.", kind=int, minimum=1, stricter="less"),
             Param("alpha", 0.05, "False discovery rate (Benjamini–Hochberg) across all slices tested.",
-                  kind=float, minimum=1e-6, maximum=0.5),
+                  kind=float, minimum=1e-6, maximum=0.5, stricter="more"),
             Param("bins", 5, "Quantile bins per numeric column.", kind=int, minimum=2, maximum=20),
-            Param("max_categories", 20, "Most frequent categories sliced per column.", kind=int, minimum=2, maximum=200),
+            Param("max_categories", 20, "Most frequent categories sliced per column.", kind=int, minimum=2, maximum=200, stricter="more"),
             Param("pair_features", 5, "Columns with the weakest single slices combined in pairs (0: no pairs).",
-                  kind=int, minimum=0, maximum=10),
-            Param("max_pairs", 10, "Column pairs searched at most.", kind=int, minimum=0, maximum=45),
+                  kind=int, minimum=0, maximum=10, stricter="more"),
+            Param("max_pairs", 10, "Column pairs searched at most.", kind=int, minimum=0, maximum=45, stricter="more"),
         ),
     )
 
@@ -475,10 +475,11 @@ class GroupFairness(Check):
         default_threshold=0.1,
         tasks=frozenset({"binary"}),
         params=(
-            Param("sensitive", [], "Columns of the test data that hold the sensitive attributes.", kind=list),
+            Param("sensitive", [], "Columns of the test data that hold the sensitive attributes.", kind=list,
+                  stricter="more"),
             Param("bins", 4, "Quantile bins for a numeric sensitive column with more distinct values.",
                   kind=int, minimum=2, maximum=20),
-            Param("max_groups", 50, "Most frequent groups kept per column.", kind=int, minimum=2, maximum=500),
+            Param("max_groups", 50, "Most frequent groups kept per column.", kind=int, minimum=2, maximum=500, stricter="more"),
         ),
     )
 

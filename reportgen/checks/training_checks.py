@@ -14,6 +14,36 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+UNFINISHED_EPOCHS = 5
+"""Default k: the loss curve's last k epochs judge whether training was still improving when it ended."""
+UNFINISHED_MIN_DROP = 0.01
+"""Default relative drop over those k epochs (1%) below which a falling loss counts as flat (finished)."""
+
+
+def unfinished_training(epochs: list[int], losses: list[float], k: int, min_drop: float) -> dict[str, Any] | None:
+    """Evidence that training ended while the loss was still falling, else None.
+
+    ``epochs`` and ``losses`` are the monitored loss per epoch (validation loss, else training
+    loss), finite values only. It fires when the lowest loss is at the last or the next-to-last
+    epoch (one noisy uptick at the end does not hide the trend), the least-squares slope over
+    the last ``k`` epochs (k + 1 points: k epoch-to-epoch steps) is negative, and the loss fell by
+    at least ``min_drop`` of its value at the window's start: ``(L[-k-1] - min L[-k-1:]) / L[-k-1]``.
+    Needs more than ``k`` epochs. The slope is in loss units per epoch.
+    """
+    if len(losses) <= k:
+        return None
+    best_index = min(range(len(losses)), key=lambda i: losses[i])
+    window_epochs, window = epochs[-k - 1:], losses[-k - 1:]
+    mean_epoch, mean_loss = sum(window_epochs) / len(window), sum(window) / len(window)
+    spread = sum((e - mean_epoch) ** 2 for e in window_epochs)
+    slope = sum((e - mean_epoch) * (v - mean_loss) for e, v in zip(window_epochs, window)) / spread
+    drop = (window[0] - min(window)) / window[0] if window[0] > 0 else 0.0
+    if best_index < len(losses) - 2 or slope >= 0 or drop < min_drop:
+        return None
+    return {"best_epoch": epochs[best_index], "last_epoch": epochs[-1], "window_epochs": k,
+            "window_start_loss": window[0], "window_best_loss": min(window), "relative_drop": drop, "slope_per_epoch": slope}
+
+
 @register
 class LossCurve(Check):
     spec = CheckSpec(
@@ -22,8 +52,9 @@ class LossCurve(Check):
         threshold_range=(0.0, None),
         title="Loss curve",
         family="training",
-        detects="Training that diverged (the loss became NaN or infinite), a model that is not learning, and "
-        "validation loss rising after its best epoch (the onset of overfitting).",
+        detects="Training that diverged (the loss became NaN or infinite), a model that is not learning, "
+        "validation loss rising after its best epoch (the onset of overfitting), and training that ended while "
+        "the loss was still falling (unfinished).",
         how_to_read="The loss measures how wrong the model is on the data it trains on and should fall over the "
         "epochs. The value is the final training loss divided by the starting loss (the larger of the loss "
         "before the first update and the first epoch's average); near 1 the model learned nothing. A "
@@ -33,7 +64,11 @@ class LossCurve(Check):
         default_threshold=0.9,
         needs_training=True,
         params=(Param("patience", 3, "Epochs of rising validation loss after its best that count as overfitting.",
-                      kind=int, minimum=1),),
+                      kind=int, minimum=1, stricter="less"),
+                Param("unfinished_epochs", UNFINISHED_EPOCHS, "Last epochs over which a loss still falling at the "
+                      "end of training counts as unfinished training.", kind=int, minimum=2, maximum=100),
+                Param("unfinished_min_drop", UNFINISHED_MIN_DROP, "Relative loss drop over those epochs that counts "
+                      "as still falling (0.01: 1%).", kind=float, minimum=0.0, maximum=1.0, stricter="less")),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
@@ -84,6 +119,19 @@ class LossCurve(Check):
                 else:
                     concern = (f"overfitting from epoch {best_epoch}: validation loss rose from {number(best)} to "
                                f"{number(after[-1])} over the next {len(after)} epochs")
+        if concern is None and not training.stopped_early:
+            monitored = "validation" if val else "training"
+            curve = val if monitored == "validation" else finite
+            unfinished = unfinished_training([e for e, _ in curve], [float(v) for _, v in curve],
+                                             int(settings.params["unfinished_epochs"]),
+                                             float(settings.params["unfinished_min_drop"]))
+            if unfinished is not None:
+                evidence["unfinished"] = {"monitored": monitored, **unfinished}
+                concern = (f"training may be unfinished: the {monitored} loss was lowest at epoch "
+                           f"{unfinished['best_epoch']} of {unfinished['last_epoch']} and fell "
+                           f"{number(100 * unfinished['relative_drop'])}% over the last {unfinished['window_epochs']} "
+                           f"epochs (slope {number(unfinished['slope_per_epoch'])} per epoch); train for more epochs "
+                           f"or use early stopping")
         return Measurement(ratio, summary, evidence, violation="The model is not learning", concern=concern)
 
 
@@ -146,7 +194,7 @@ class GradientFlow(Check):
         default_severity="error",
         needs_training=True,
         params=(Param("min_ratio", 1e-5, "A gradient norm below this fraction of the largest one counts as vanishing.",
-                      kind=float, minimum=0.0, maximum=1.0),),
+                      kind=float, minimum=0.0, maximum=1.0, stricter="more"),),
     )
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
