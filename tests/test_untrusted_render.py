@@ -167,6 +167,17 @@ RUNAWAY_TEMPLATES = {
     "a ~ of long strings": '{{ ("x" * 600000) ~ ("y" * 600000) }}',
     "a ~ of a list long only as text": '{{ "" ~ (["xxxxxxxxxx"] * 200000) }}',
     "lipsum": "{{ lipsum(n=100000000) }}",
+    "a join over a generator": '{% set s = range(100000)|join("x"*1000) %}{{ s|length }}',
+    "map then join": '{% set s = "y"*900000 %}{{ ([s]*100)|map("string")|join|length }}',
+    "str.join over a generator": '{{ ("z"*1000).join(range(100000)|map("string"))|length }}',
+    "repeated bytes": '{{ ("x".encode() * 100000000)|length }}',
+    "batch with fill_with": '{% for b in [1]|batch(5000000, fill_with=0) %}{{ b|length }}{% endfor %}',
+    "a tojson indent": '{{ {"a": {"b": [1]}}|tojson(indent=5000000)|length }}',
+    "a * width of the format filter": '{{ "%*d"|format(100000000, 1) }}',
+    "a * width of %": '{{ "%*d" % (100000000, 1) }}',
+    "a wordwrap wrapstring": '{{ ("a "*400000)|wordwrap(1, break_long_words=true, wrapstring="<br>"*200000)|length }}',
+    "upper growing a string": '{{ ("\u00df"*900000)|upper|length }}',
+    "a sum of lists": "{{ ([[0]*1000]*3000)|sum(start=[])|length }}",
 }
 
 
@@ -182,6 +193,32 @@ def test_a_template_cannot_build_a_huge_string_list_or_number(tmp_path: Path, ca
                           "template sandbox: "), err
     assert "more than" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("source, error", [
+    ("{{ 1/0 }}", "ZeroDivisionError: division by zero"),
+    ('{{ ("x"*1000) * 1000.0 }}', "TypeError: can't multiply sequence by non-int of type 'float'"),
+])
+def test_an_error_raised_by_a_custom_template_is_bad_input_naming_it(tmp_path: Path, source: str, error: str) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "report.html.j2").write_text(source, encoding="utf-8")
+    code, out, err = _render_cli(F.cached("passing_binary"), tmp_path, "--format", "html", "--template-dir", str(templates))
+    assert code == ExitCode.BAD_INPUT, err
+    assert err.strip() == f"reportgen: error: could not render report.html: template report.html.j2: {error}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_sums_joins_and_filters_of_ordinary_size_still_work(tmp_path: Path) -> None:
+    from reportgen.render.html import environment
+
+    (tmp_path / "ok.j2").write_text(
+        '{{ [[1], [2, 3]]|sum(start=[]) }}|{{ [(1,), (2,)]|sum(start=()) }}|{{ [1, 2, 3]|sum }}'
+        '|{{ range(3)|map("string")|join("-") }}|{{ "+".join(range(3)|map("string")) }}|{{ "%*d"|format(3, 7) }}'
+        '|{{ "a b c"|wordwrap(1, wrapstring="/") }}|{{ "\u00df"|upper }}|{{ [1, 2, 3]|batch(2, fill_with=0)|list }}',
+        encoding="utf-8")
+    env = environment(tmp_path)
+    assert env.render(env.get_template("ok.j2")) == "[1, 2, 3]|(1, 2)|6|0-1-2|0+1+2|  7|a/b/c|SS|[[1, 2], [3, 0]]"
 
 
 @pytest.mark.parametrize("loop", [

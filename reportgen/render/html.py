@@ -87,6 +87,21 @@ def _failing_template(exc: BaseException) -> str:
     return name
 
 
+def _user_template(exc: BaseException, template_dir: Path | None) -> str | None:
+    """The name of the innermost template from ``template_dir`` whose code ``exc`` passed through; None when
+    there is no custom folder or only built-in templates were involved (their errors are bugs: exit 3)."""
+    if template_dir is None:
+        return None
+    root = Path(template_dir).resolve()
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".j2", ".css")) and Path(filename).resolve().is_relative_to(root):
+            name = Path(filename).name
+        tb = tb.tb_next
+    return name
+
+
 def check_templates(template_dir: Path | None) -> None:
     """Compile the report template and every user template up front (before any training).
 
@@ -133,7 +148,18 @@ def render_html(report: "Report", options: RenderOptions) -> bytes:
         template = env.get_template(TEMPLATE)  # template errors surface before any chart is drawn
         with chart_batch.collecting(active_worker()) as charts:  # a PDF worker, when running, draws part
             built = view.build(report)
-        text = env.render(template, r=charts.resolve(built))
+        resolved = charts.resolve(built)
+        try:
+            text = env.render(template, r=resolved)
+        except (jinja2.TemplateError, SecurityError):
+            raise
+        except Exception as exc:
+            # whatever a custom template's own code raises (1/0, "x" * 1.5, ...) is bad input (exit 2)
+            user_template = _user_template(exc, options.template_dir)
+            if user_template is None:
+                raise
+            raise InputError(f"template {user_template}: {exc.__class__.__name__}: "
+                             f"{' '.join(str(exc).split())[:300]}") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise RunError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except TemplateTimeExceeded as exc:

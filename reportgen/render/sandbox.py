@@ -6,6 +6,7 @@ import Jinja2.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import signal
@@ -41,7 +42,8 @@ _LIPSUM_WORDS = 10_000
 """Most words a template's ``lipsum()`` may produce."""
 
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
-_PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*)(?:\.(\d*))?")
+_PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*|\*)(?:\.(\d*|\*))?")
+_SIZED = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 
 
 class TemplateTimeExceeded(SecurityError):
@@ -58,16 +60,44 @@ def _require_length(length: int, what: str) -> None:
 
 
 def _size(value: Any) -> int:
-    """Characters or items of a string or sequence; 0 for anything else."""
-    return len(value) if isinstance(value, (str, list, tuple)) else 0
+    """Characters, bytes or items of a string, bytes or container; 0 for anything else."""
+    return len(value) if isinstance(value, _SIZED) else 0
 
 
-def _require_printf_widths(text: str) -> None:
-    """Refuse ``%2000000000s``-style widths and precisions over MAX_TEMPLATE_SEQUENCE."""
+def _require_result(value: Any, what: str) -> Any:
+    """Return ``value`` unless it is a string, bytes or container longer than MAX_TEMPLATE_SEQUENCE.
+
+    The after-the-fact net under every call and filter: what the pre-checks could not foresee (a
+    ``upper`` that grows ``ß`` to ``SS``, an encoding, a method nobody listed) is still refused.
+    """
+    _require_length(_size(value), what)
+    return value
+
+
+def _bounded_items(items: Any, what: str) -> Any:
+    """``items`` as a list when it is a lazy iterable (a generator, a map), refused past MAX_TEMPLATE_SEQUENCE items;
+    strings, bytes, containers and non-iterables are returned as they are."""
+    if isinstance(items, _SIZED) or not hasattr(items, "__iter__"):
+        return items
+    listed = list(itertools.islice(items, MAX_TEMPLATE_SEQUENCE + 1))
+    _require_length(len(listed), what)
+    return listed
+
+
+def _require_printf_widths(text: str, arguments: Iterable[Any] = ()) -> None:
+    """Refuse ``%2000000000s``-style widths and precisions over MAX_TEMPLATE_SEQUENCE; a ``*`` width or
+    precision takes its value from ``arguments``, so any integer argument over the bound is refused then."""
+    starred = False
     for match in _PRINTF_FIELD.finditer(text):
         for digits in match.groups():
-            if digits and int(digits) > MAX_TEMPLATE_SEQUENCE:
+            if digits == "*":
+                starred = True
+            elif digits and int(digits) > MAX_TEMPLATE_SEQUENCE:
                 _require_length(int(digits), "a %-format width")
+    if starred:
+        for value in arguments:
+            if isinstance(value, int) and not isinstance(value, bool):
+                _require_length(abs(value), "a %-format * width")
 
 
 def _require_format_widths(text: str) -> None:
@@ -130,7 +160,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         safe_range = cast(Callable[..., Iterable[Any]], self.globals["range"])
         self.globals["range"] = lambda *a: self._ticking(safe_range(*a))
         self.globals["lipsum"] = self._bounded_lipsum(cast(Callable[..., Any], self.globals["lipsum"]))
-        for name in ("center", "indent", "wordwrap", "replace", "join", "format", "truncate"):
+        for name in list(self.filters):  # every filter: pre-checks where known, the result's size always
             self.filters[name] = self._bounded_filter(name, self.filters[name])
 
     # -- time -------------------------------------------------------------------------------------
@@ -201,15 +231,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             if _int_bits(left) + _int_bits(right) > MAX_TEMPLATE_INT_BITS:
                 raise TemplateTooLarge(f"the product would have more than the {MAX_TEMPLATE_INT_BITS:,} bits a template may compute")
             for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
+                if isinstance(sequence, (str, bytes, bytearray, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
                     _require_length(len(sequence) * count, f"repeating a {type(sequence).__name__} {count:,} times")
         if operator == "+":
             _require_length(_size(left) + _size(right), "joining with +")
         if operator == "%" and isinstance(left, str):
-            _require_printf_widths(left)
+            _require_printf_widths(left, right if isinstance(right, tuple) else (right,))
             _require_length(len(left) + sum(_size(v) for v in (right if isinstance(right, tuple) else (right,))),
                             "a %-format")
-        return super().call_binop(context, operator, left, right)
+        return _require_result(super().call_binop(context, operator, left, right), f"the {operator} operator")
 
     def bounded_concat(self, context: Any, parts: tuple[Any, ...]) -> str:
         """``a ~ b ~ ...``: every part as text, joined (escaped as Jinja would under autoescape); bounded in size."""
@@ -248,9 +278,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
         __self.check_deadline()
         owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "a call")
+        if isinstance(owner, (str, bytes)) and name == "join" and args:
+            args = (_bounded_items(args[0], f"{type(owner).__name__}.join"), *args[1:])
         if isinstance(owner, str):
-            _check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+            _check_str_method(owner, name, args, kwargs)
+        return _require_result(super().call(__context, __obj, *args, **kwargs), str(name))
 
     def _bounded_lipsum(self, lipsum: Callable[..., Any]) -> Callable[..., Any]:
         def bounded(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:  # noqa: A002 - Jinja's names
@@ -263,9 +296,16 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def _bounded_filter(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def bounded(*args: Any, **kwargs: Any) -> Any:
             self.check_deadline()
-            values = [a for a in args if not isinstance(a, (jinja2.runtime.Context, jinja2.nodes.EvalContext, jinja2.Environment))]
+            passed = sum(isinstance(a, (jinja2.runtime.Context, jinja2.nodes.EvalContext, jinja2.Environment)) for a in args[:1])
+            if name in ("join", "sum") and len(args) > passed:  # a generator's size is known only once listed
+                args = (*args[:passed], _bounded_items(args[passed], f"the {name} filter"), *args[passed + 1:])
+            values = list(args[passed:])
             _check_filter(name, values, kwargs)
-            return function(*args, **kwargs)
+            if name == "sum":
+                linear = _linear_sum(values, kwargs)
+                if linear is not None:
+                    return linear
+            return _require_result(function(*args, **kwargs), f"the {name} filter")
 
         for attribute in ("jinja_pass_arg",):  # keep Jinja's pass_context / pass_eval_context / pass_environment
             if hasattr(function, attribute):
@@ -302,7 +342,23 @@ def _check_filter(name: str, values: list[Any], kwargs: dict[str, Any]) -> None:
     """Refuse a filter call whose result would be over MAX_TEMPLATE_SEQUENCE, before it runs."""
     subject = values[0] if values else None
     text_length = len(str(subject)) if isinstance(subject, (str, int, float)) else _size(subject)
-    if name in ("center", "indent", "wordwrap", "truncate"):
+    if name == "wordwrap":
+        _require_wordwrap(str(subject), values[1:], kwargs)
+    if name == "batch":
+        linecount = values[1] if len(values) > 1 else kwargs.get("linecount")
+        if isinstance(linecount, int) and not isinstance(linecount, bool):
+            _require_length(linecount, "the batch filter")
+    elif name == "tojson":
+        indent = values[1] if len(values) > 1 else kwargs.get("indent")
+        if isinstance(indent, int) and not isinstance(indent, bool):
+            _require_length(indent, "the tojson indent")
+        elif isinstance(indent, str):
+            _require_length(len(indent), "the tojson indent")
+    elif name == "sum":
+        start = values[2] if len(values) > 2 else kwargs.get("start", 0)
+        if isinstance(subject, (list, tuple)) and (values[1] if len(values) > 1 else kwargs.get("attribute")) is None:
+            _require_length(_size(start) + sum(_size(item) for item in subject), "the sum filter")
+    elif name in ("center", "indent", "wordwrap", "truncate"):
         for value in (*values[1:], *kwargs.values()):
             if isinstance(value, int) and not isinstance(value, bool):
                 lines = str(subject).count("\n") + 1 if name == "indent" and subject is not None else 1
@@ -316,7 +372,7 @@ def _check_filter(name: str, values: list[Any], kwargs: dict[str, Any]) -> None:
         if isinstance(subject, (list, tuple)):
             _require_join(str(separator), subject)
     elif name == "format" and isinstance(subject, str):
-        _require_printf_widths(subject)
+        _require_printf_widths(subject, (*values[1:], *kwargs.values()))
         _require_length(len(subject) + sum(_size(v) for v in (*values[1:], *kwargs.values())), "the format filter")
 
 
@@ -341,3 +397,35 @@ def _require_inside(path: Path, roots: list[Path]) -> None:
             if not path.resolve().is_relative_to(root.resolve()):
                 raise InputError(f"template {path}: resolves outside its template folder {root} (a symlink?); refused")
             return
+
+
+def _require_wordwrap(text: str, arguments: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse a wordwrap whose ``wrapstring`` would be inserted so often that the result is over the bound.
+
+    Lines end at whitespace or, when a word is longer than ``width``, every ``width`` characters, so
+    there are at most (whitespace characters + len(text) // width + 1) of them.
+    """
+    names = ("width", "break_long_words", "wrapstring")
+    given = {**dict(zip(names, arguments)), **kwargs}
+    width, wrapstring = given.get("width", 79), given.get("wrapstring")
+    if not isinstance(wrapstring, str) or not isinstance(width, int) or isinstance(width, bool):
+        return
+    breaks = sum(c.isspace() for c in text) + len(text) // max(width, 1) + 1
+    _require_length(len(text) + breaks * len(wrapstring), "the wordwrap filter")
+
+
+def _linear_sum(values: list[Any], kwargs: dict[str, Any]) -> list[Any] | tuple[Any, ...] | None:
+    """``items|sum(start=[])`` of lists (or of tuples) in linear time; None for any other sum.
+
+    Python's ``sum`` copies the running list at every step (quadratic, in C, where the time budget
+    cannot interrupt it); chaining gives the same list.
+    """
+    items = values[0] if values else None
+    attribute = values[1] if len(values) > 1 else kwargs.get("attribute")
+    start = values[2] if len(values) > 2 else kwargs.get("start", 0)
+    if attribute is not None or not isinstance(items, list):
+        return None
+    for kind in (list, tuple):
+        if type(start) is kind and all(type(item) is kind for item in items):
+            return kind(itertools.chain(start, *items))
+    return None
