@@ -18,7 +18,9 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from reportgen.batching import iterate_batches
-from reportgen.distributed import ShardPlan, World, all_reduce_sum, first_flagged, first_flagged_value, global_max
+from reportgen.distributed import (
+    ShardPlan, World, all_reduce_sum, first_flagged, first_flagged_value, first_message, global_max,
+)
 from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
 from reportgen.errors import ConfigError, DataError
 from reportgen.npz_rows import NpzRows
@@ -800,14 +802,15 @@ def _load_npz(cfg: NpzData, task: str, resolve: Resolver, plan: ShardPlan | None
     Shapes and dtypes come from the members' headers (reportgen.npz_rows), so every worker validates the
     same facts before reading a row, and reads only rows [start, stop) of its shard; errors that depend on
     values (fractional labels, labels out of range, non-finite inputs) are reduced over the workers and
-    name the same global index as a whole read. Only rank 0 hashes the file for the fingerprint.
+    name the same global index as a whole read. Only rank 0 hashes the file for the fingerprint, checking
+    the stored members' CRC-32 in that pass; read errors of any worker are raised alike by every worker.
     """
     assert cfg.path is not None
     path = _existing(resolve, cfg.path, "data.path")
     world = plan.world if plan is not None else World.single()
 
-    def unreadable(exc: BaseException) -> DataError:
-        return DataError(f"cannot read {path} as .npz: {exc}")
+    def unreadable(problem: BaseException | str) -> DataError:
+        return DataError(f"cannot read {path} as .npz: {problem}")
 
     try:
         archive = NpzRows(path)
@@ -821,6 +824,33 @@ def _load_npz(cfg: NpzData, task: str, resolve: Resolver, plan: ShardPlan | None
                     archive.rows(key, 0, 0)  # numpy's own error for an array of objects
         except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise unreadable(exc) from None
+        # Stored members' rows are read at their offsets, past zipfile's CRC check: rank 0 (which alone
+        # hashes the file, only it writes the report) checks their CRC-32 in the same pass as the SHA-256.
+        sha256, problem = "", None
+        if world.is_main:
+            try:
+                sha256, bad_member = archive.sha256_checking_stored()
+                problem = None if bad_member is None else f"Bad CRC-32 for file {bad_member!r}"  # zipfile's words
+            except (ValueError, OSError) as exc:
+                problem = str(exc)
+        problem = first_message(problem, world)
+        if problem is not None:
+            raise unreadable(problem)
+
+        def read(key: str, start: int, stop: int) -> np.ndarray:
+            """Rows [start, stop) of ``key``; a read error of any worker (a compressed member's CRC-32, checked by
+            the worker that reads it to its end) is raised by every worker alike, as one process says it."""
+            rows, problem = None, None
+            try:
+                rows = archive.rows(key, start, stop)
+            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                problem = str(exc)
+            problem = first_message(problem, world)
+            if problem is not None:
+                raise unreadable(problem)
+            assert rows is not None
+            return rows
+
         present = [s for s in SPLIT_ORDER if f"X_{s}" in headers]
         input_shape = headers[f"X_{present[0]}"].shape[1:] if present else ()
         datasets, offsets, totals = {}, {}, {}
@@ -840,10 +870,7 @@ def _load_npz(cfg: NpzData, task: str, resolve: Resolver, plan: ShardPlan | None
                 raise DataError(f"{path.name}: X_{name} has samples of shape {list(x.shape[1:])} but the first split's "
                                 f"have {list(input_shape)}")
             start, stop = plan.bounds(x.rows, input_shape) if plan is not None else (0, x.rows)
-            try:
-                y_rows = archive.rows(f"y_{name}", start, stop)
-            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise unreadable(exc) from None
+            y_rows = read(f"y_{name}", start, stop)
             if task != "regression" and y.dtype.kind == "f":
                 flat = y_rows.reshape(-1)
                 per_row = int(np.prod(y.shape[1:], dtype=np.int64))
@@ -855,21 +882,14 @@ def _load_npz(cfg: NpzData, task: str, resolve: Resolver, plan: ShardPlan | None
                 raise DataError(f"{path.name}: y_{name} has shape {y.shape}; reportgen needs one "
                                 f"{'target' if task == 'regression' else 'class index'} per sample, shape (n,)"
                                 f"{' (multi-output regression is not supported)' if task == 'regression' else ''}")
-            try:
-                x_rows = archive.rows(f"X_{name}", start, stop)
-            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise unreadable(exc) from None
+            x_rows = read(f"X_{name}", start, stop)
             y_tensor = torch.from_numpy(np.asarray(y_rows, dtype=np.float32 if task == "regression" else np.int64).reshape(-1))
             datasets[name] = TensorDataset(torch.from_numpy(np.asarray(x_rows, dtype=np.float32)), y_tensor)
             offsets[name], totals[name] = start, x.rows
         shards = None
         if plan is not None and "X_train" in headers:
-            try:
-                probe = archive.rows("X_train", 0, 2)
-            except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise unreadable(exc) from None
+            probe = read("X_train", 0, 2)
             shards = _Shards(world, offsets, totals, input_shape, torch.from_numpy(np.asarray(probe, dtype=np.float32)))
-    sha256 = file_sha256(path) if world.is_main else ""  # only rank 0 writes the report
     return _bundle_from_datasets(datasets, cfg, task, path.name, {"kind": "npz", "files": {path.name: sha256}}, shards)
 
 

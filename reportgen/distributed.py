@@ -239,6 +239,24 @@ def first_flagged_value(flags: np.ndarray, values: np.ndarray, offset: int, worl
     return int(first[0]), count, float(first[2])
 
 
+def first_message(message: str | None, world: World) -> str | None:
+    """The ``message`` of the lowest-ranked worker that has one, or None when none has; the same on every worker.
+
+    For an error found by only some workers (a read that fails in one shard) that every worker must raise
+    alike, as a single process would: the lowest rank's shard comes first in the split.
+    """
+    if not world.distributed:
+        return message
+    flagged = np.flatnonzero(all_gather_scalars([message is not None], world, dtype=np.int64)[:, 0])
+    if not len(flagged):
+        return None
+    import torch.distributed as dist
+
+    box = [message]
+    dist.broadcast_object_list(box, src=int(flagged[0]), device=world.comm_device)
+    return box[0]
+
+
 def global_max(value: int, world: World) -> int:
     """The largest of every worker's ``value`` (an int64)."""
     return int(all_gather_scalars([value], world, dtype=np.int64).max())

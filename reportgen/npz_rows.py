@@ -11,14 +11,21 @@ dtype, and reads only the rows asked for:
 - a Fortran-ordered member, or one whose dtype holds Python objects, is read whole with ``numpy.load``
   (the latter raises numpy's own error, as a whole read would) and then sliced.
 
+Since a stored member's rows are read at their offset, bypassing ``zipfile`` (which checks a member's
+CRC-32 only once it has read the member to its end), ``NpzRows.sha256_checking_stored`` hashes the
+whole file in one stream and checks every stored member's CRC-32 in the same pass.
+
 Format references: numpy.lib.format (the .npy header), and the zip format's local file header
-(APPNOTE.TXT 4.3.7: 30 fixed bytes, then the file name and the extra field, then the data).
+(APPNOTE.TXT 4.3.7: 30 fixed bytes, then the file name and the extra field, then the data; the CRC-32
+of 4.4.7 is over the uncompressed data, which for a stored member are the bytes in the file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +36,17 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 """The zip local file header's 30 fixed bytes; the last two fields are the file name and extra field lengths."""
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _STREAM_CHUNK_BYTES = 8 << 20
+_HASH_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    """Where a stored member's data lie in the file: bytes [start, start + size), with the directory's CRC-32."""
+
+    name: str
+    start: int
+    size: int
+    crc: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,54 @@ class NpzRows:
                 self._headers[key] = _read_header(handle)
         return self._headers[key]
 
+    @property
+    def members(self) -> list[str]:
+        """Member file names in the zip directory's order (e.g. 'X_train.npy')."""
+        return self._zip.namelist()
+
+    def sha256_checking_stored(self) -> tuple[str, str | None]:
+        """(SHA-256 hex digest of the whole file, name of the first stored member whose CRC-32 is wrong, or None).
+
+        One streamed pass over the file (1 MiB chunks, nothing held): each chunk feeds the digest and the
+        CRC-32 of the stored member data it overlaps, compared with the zip directory's CRC once the
+        member's last byte is read. A member that the file ends inside is not judged here (reading its
+        rows reports the truncation). Compressed members are checked by ``zipfile`` when read to their end.
+        """
+        digest = hashlib.sha256()
+        with self.path.open("rb", buffering=0) as raw:
+            spans = sorted((span for span in (self._stored_span(raw, info) for info in self._zip.infolist())
+                            if span is not None), key=lambda span: span.start)
+            raw.seek(0)
+            crcs = [0] * len(spans)
+            bad: str | None = None
+            first_open = 0  # spans before this one are wholly read
+            position = 0
+            for chunk in iter(lambda: raw.read(_HASH_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                end = position + len(chunk)
+                view = memoryview(chunk)
+                index = first_open
+                while index < len(spans) and spans[index].start < end:
+                    span = spans[index]
+                    span_end = span.start + span.size
+                    low, high = max(span.start, position), min(span_end, end)
+                    if low < high:
+                        crcs[index] = zlib.crc32(view[low - position : high - position], crcs[index])
+                    if span_end <= end:
+                        if bad is None and crcs[index] != span.crc:
+                            bad = span.name
+                        if index == first_open:
+                            first_open += 1
+                    index += 1
+                position = end
+        return digest.hexdigest(), bad
+
+    def _stored_span(self, raw: Any, info: zipfile.ZipInfo) -> StoredSpan | None:
+        """The data span of a stored member (None for a compressed one)."""
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        return StoredSpan(info.filename, _data_offset(raw, info), info.compress_size, info.CRC)
+
     def rows(self, key: str, start: int, stop: int) -> np.ndarray:
         """A new array holding rows [start, stop) of array ``key`` (its first axis), read without the others."""
         header = self.header(key)
@@ -132,16 +198,21 @@ class NpzRows:
             return out
         row_bytes = out.nbytes // len(out)
         with self.path.open("rb", buffering=0) as raw:
-            raw.seek(info.header_offset)
-            fixed = raw.read(_LOCAL_HEADER.size)
-            if len(fixed) != _LOCAL_HEADER.size or fixed[:4] != _LOCAL_SIGNATURE:
-                raise ValueError(f"{info.filename}: no zip local file header at byte {info.header_offset}")
-            name_length, extra_length = _LOCAL_HEADER.unpack(fixed)[-2:]
-            raw.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+            raw.seek(_data_offset(raw, info))
             _read_header(raw)
             raw.seek(raw.tell() + start * row_bytes)
             _read_exactly(raw, out, info.filename)
         return out
+
+
+def _data_offset(raw: Any, info: zipfile.ZipInfo) -> int:
+    """Byte offset in the file of a member's data, after its local file header (which ``raw`` is read for)."""
+    raw.seek(info.header_offset)
+    fixed = raw.read(_LOCAL_HEADER.size)
+    if len(fixed) != _LOCAL_HEADER.size or fixed[:4] != _LOCAL_SIGNATURE:
+        raise ValueError(f"{info.filename}: no zip local file header at byte {info.header_offset}")
+    name_length, extra_length = _LOCAL_HEADER.unpack(fixed)[-2:]
+    return int(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
 
 
 def _read_exactly(handle: Any, out: np.ndarray, member: str) -> None:

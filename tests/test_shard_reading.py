@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,75 @@ def test_two_workers_reading_shards_write_the_single_process_results(tmp_path: P
         assert len(multi["checks"]) == len(registry.all()) and not [c for c in multi["checks"] if c["status"] == "error"]
     assert {name: split["n"] for name, split in multi["data"]["splits"].items()} == sizes
     assert differences(single, multi) == []
+
+
+# --------------------------------------------------------------------------- corrupt members (CRC-32)
+
+
+def _flip_x_test_byte(path: Path, row: int) -> None:
+    """Flip one byte of X_test's data inside the zip: in row ``row`` of a stored member, or at the matching
+    fraction of a compressed member's deflate stream (which then fails zipfile's CRC-32 or zlib's check)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("X_test.npy")
+    with path.open("r+b") as handle:
+        handle.seek(info.header_offset + 26)
+        name_length, extra_length = np.frombuffer(handle.read(4), dtype="<u2")
+        data = info.header_offset + 30 + int(name_length) + int(extra_length)
+        rows_after = SIZES["test"] - row  # the array's float32 rows end the member
+        where = (data + info.file_size - rows_after * FEATURES * 4 if info.compress_type == zipfile.ZIP_STORED
+                 else data + info.compress_size * row // SIZES["test"])
+        handle.seek(where)
+        byte = handle.read(1)
+        handle.seek(where)
+        handle.write(bytes([byte[0] ^ 0x10]))
+
+
+def _numpy_error(path: Path) -> str:
+    """What numpy's whole read of X_test says of the file (the oracle for the message)."""
+    with np.load(path) as archive, pytest.raises((zipfile.BadZipFile, zlib.error, EOFError)) as raised:
+        archive["X_test"]
+    return str(raised.value)
+
+
+def test_the_sha256_pass_checks_the_crc_of_every_stored_member(tmp_path: Path):
+    import hashlib
+
+    path = _write_npz(tmp_path, compressed=False)
+    with NpzRows(path) as reader:
+        assert reader.sha256_checking_stored() == (hashlib.sha256(path.read_bytes()).hexdigest(), None)
+    _flip_x_test_byte(path, row=500)
+    with NpzRows(path) as reader:
+        digest, bad = reader.sha256_checking_stored()
+    assert (digest, bad) == (hashlib.sha256(path.read_bytes()).hexdigest(), "X_test.npy")
+    assert _numpy_error(path) == "Bad CRC-32 for file 'X_test.npy'"
+    with pytest.raises(DataError) as raised:
+        _whole(_npz_config(tmp_path, path.name))
+    assert str(raised.value) == f"cannot read {path} as .npz: Bad CRC-32 for file 'X_test.npy'"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_corrupt_member_is_the_single_process_error_on_every_worker(tmp_path: Path, compressed: bool):
+    path = _write_npz(tmp_path, compressed)
+    _flip_x_test_byte(path, row=500)  # in the last worker's rows for 2 and 3 workers
+    config = _npz_config(tmp_path, path.name)
+    with pytest.raises(DataError) as whole:
+        _whole(config)
+    assert str(whole.value) == f"cannot read {path} as .npz: {_numpy_error(path)}"
+    for world_size in (2, 3):
+        workers = _run_workers(config, tmp_path / f"n{world_size}", world_size)
+        assert [w.get("error") for w in workers] == [str(whole.value)] * world_size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_run_on_a_corrupt_member_says_one_line_and_writes_nothing(tmp_path: Path, compressed: bool):
+    path = _write_npz(tmp_path, compressed)
+    _flip_x_test_byte(path, row=500)
+    config = _npz_config(tmp_path, path.name)
+    expected = f"reportgen: error: cannot read {path} as .npz: {_numpy_error(path)}"
+    for nproc in ("1", "2"):
+        out = tmp_path / f"out{nproc}"
+        done = run_launcher("run", str(config), "--out", str(out), "--quiet", "--nproc-per-node", nproc)
+        assert (done.returncode, done.stderr.strip().splitlines()) == (2, [expected]), done.stderr
+        assert not out.exists()
