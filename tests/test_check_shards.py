@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +32,8 @@ from reportgen.checks.shards import (
     run_local_phases,
 )
 from reportgen.distributed import World, join_world, shard_bounds, shard_split
-from reportgen.launch import free_loopback_port
 from reportgen.types import DataBundle, Predictions
+from worlds import run_world
 
 TESTS = Path(__file__).resolve().parent
 MY_CHECKS = ("data_integrity", "train_test_overlap", "conflicting_labels", "target_leakage", "unseen_categories",
@@ -220,23 +217,7 @@ def _plain(result: Any) -> Any:
 
 
 def _run_world(tmp_path: Path, world_size: int) -> dict[str, Any]:
-    port = free_loopback_port()
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_check_shards as t; t._worker({str(tmp_path)!r})"
-    procs = []
-    for rank in range(world_size):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "REPORTGEN_COLLECTIVE_TIMEOUT_S": "60"}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=TESTS.parent,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output
+    run_world("test_check_shards", f"_worker({str(tmp_path)!r})", world_size, {"REPORTGEN_COLLECTIVE_TIMEOUT_S": "60"})
     return json.loads((tmp_path / "rank0.json").read_text(encoding="utf-8"))
 
 

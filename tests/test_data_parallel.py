@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,12 +20,12 @@ import torch
 from reportgen.config import TrainingConfig
 from reportgen.data_parallel import has_unused_parameters, mean_denominator
 from reportgen.distributed import World, join_world, shard_bounds
-from reportgen.launch import free_loopback_port
 from reportgen.models import build_mlp
 from reportgen.outputs import class_weights_for
 from reportgen.runinfo import seed_everything
 from reportgen.training import train
 from reportgen.types import DataBundle, SplitData
+from worlds import run_world
 
 TESTS = Path(__file__).resolve().parent
 WEIGHT_RTOL = 1e-5
@@ -159,23 +156,7 @@ def _worker(out_dir: str) -> None:
 
 
 def _run_two_workers(folder: Path) -> list[dict[str, Any]]:
-    port = free_loopback_port()
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_data_parallel as t; t._worker({str(folder)!r})"
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "REPORTGEN_COLLECTIVE_TIMEOUT_S": "60"}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=TESTS.parent,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output
+    run_world("test_data_parallel", f"_worker({str(folder)!r})", 2, {"OMP_NUM_THREADS": "1", "REPORTGEN_COLLECTIVE_TIMEOUT_S": "60"})
     return [json.loads((folder / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 

@@ -36,8 +36,9 @@ from reportgen.distributed import (
     shard_bounds,
 )
 from reportgen.errors import ConfigError
-from reportgen.launch import free_loopback_port, strip_nproc
+from reportgen.launch import strip_nproc
 from reportgen.metrics import ClassificationState, RegressionState
+from worlds import run_world
 
 from conftest import REPO, cancer_config, write_config
 
@@ -137,23 +138,7 @@ def _worker(out_dir: str) -> None:
 
 
 def _run_two_workers(tmp_path: Path, **extra_env: str) -> list[dict]:
-    port = free_loopback_port()
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_distributed as t; t._worker({str(tmp_path)!r})"
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), **extra_env}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=TESTS.parent,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output
+    run_world("test_distributed", f"_worker({str(tmp_path)!r})", 2, extra_env, timeout=120)
     return [json.loads((tmp_path / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from conftest import REPO, read_results, write_config
 from torch import nn
 
 from reportgen.distributed import shard_bounds
-from reportgen.launch import free_loopback_port
+from worlds import run_world
 
 TESTS = Path(__file__).resolve().parent
 DEFAULT_CSV = REPO / "sample_configs" / "data" / "default.csv"
@@ -166,24 +165,7 @@ def _worker(folder: str) -> None:
 
 
 def _two_workers(folder: Path) -> list[dict[str, Any]]:
-    port = free_loopback_port()
-    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_distributed_checks as t; "
-            f"t._worker({str(folder)!r})")
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output
+    run_world("test_distributed_checks", f"_worker({str(folder)!r})", 2)
     return [json.loads((folder / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 

@@ -8,9 +8,6 @@ what each worker holds with the same rows of a whole read in this process (the o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -28,9 +25,9 @@ from reportgen.data import load_data
 from reportgen.distributed import ShardPlan, World, shard_bounds
 from reportgen.errors import DataError
 from reportgen.evaluation import inference_batch_size
-from reportgen.launch import free_loopback_port
 from reportgen.npz_rows import NpzRows
 from reportgen.pipeline import reads_sharded
+from worlds import run_world
 
 TESTS = Path(__file__).resolve().parent
 BATCH = 16  # data.batch_size; the scoring batch (and shard alignment) is 8 x 16 = 128 rows
@@ -124,24 +121,7 @@ def _run_workers(config: Path, out_dir: Path, world_size: int) -> list[dict[str,
     out_dir.mkdir(parents=True, exist_ok=True)
     if world_size == 1:  # the plan of a one-process world: the same code path, no process group
         return [_describe(config, World.single())]
-    port = free_loopback_port()
-    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_shard_reading as t; "
-            f"t._worker({str(config)!r}, {str(out_dir)!r})")
-    procs = []
-    for rank in range(world_size):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=TESTS.parent,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output
+    run_world("test_shard_reading", f"_worker({str(config)!r}, {str(out_dir)!r})", world_size, {"OMP_NUM_THREADS": "1"})
     return [json.loads((out_dir / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(world_size)]
 
 
