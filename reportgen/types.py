@@ -90,6 +90,22 @@ class DataBundle:
         return {name: int(c) for name, c in zip(self.classes, counts)}
 
 
+class ReadsBundle:
+    """Mixin for contexts that hold a ``data: DataBundle``: its class facts, defined once."""
+
+    data: DataBundle
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in index order."""
+        return self.data.classes
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the positive class (binary tasks)."""
+        return self.data.positive_index
+
+
 @dataclass(frozen=True)
 class Predictions:
     """A model's outputs on one split, gathered batch by batch."""

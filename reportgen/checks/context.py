@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from reportgen.types import DataBundle, Predictions, TrainingResult
+from reportgen.types import DataBundle, Predictions, ReadsBundle, TrainingResult
 
 if TYPE_CHECKING:
     from reportgen.checks.base import Check, CheckSettings
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CheckContext:
+class CheckContext(ReadsBundle):
     """Read-only inputs shared by every check of one run."""
 
     task: str
@@ -46,16 +46,6 @@ class CheckContext:
     samples: Mapping[str, "RowSample"] | None = None
     """The row sample of each split gathered from the workers; None when the whole data is here (it is then
     drawn from ``data`` on first use, with the same rule)."""
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names in index order."""
-        return self.data.classes
-
-    @property
-    def positive_index(self) -> int | None:
-        """Index of the positive class (binary tasks)."""
-        return self.data.positive_index
 
     def evaluation_split(self) -> str:
         """The split checks judge the model on: test."""

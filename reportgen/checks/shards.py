@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 
 import numpy as np
 
-from reportgen.types import DataBundle, Predictions, SplitData
+from reportgen.types import DataBundle, Predictions, ReadsBundle, SplitData
 
 if TYPE_CHECKING:  # torch (through reportgen.distributed) is imported when checks run, not when a report renders
     from reportgen.checks.base import Check, CheckSettings
@@ -133,7 +133,7 @@ class LocalFailure:
 
 
 @dataclass(frozen=True)
-class ShardContext:
+class ShardContext(ReadsBundle):
     """What a local phase sees on one worker: its own rows of every split and their predictions.
 
     ``data.splits[name]`` holds this worker's rows (``offset`` and ``global_n`` place them in the split);
@@ -151,16 +151,6 @@ class ShardContext:
     output_kind: str | None = None
     threshold: float = 0.5
     cache: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names in index order."""
-        return self.data.classes
-
-    @property
-    def positive_index(self) -> int | None:
-        """Index of the positive class (binary tasks)."""
-        return self.data.positive_index
 
 
 @dataclass(frozen=True)
