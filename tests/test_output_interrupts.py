@@ -10,7 +10,18 @@ import pytest
 from reportgen.interrupts import Interrupted, deferred_signals, interrupt_handlers
 
 
-def test_sigterm_and_sighup_raise_interrupted_like_ctrl_c():
+@pytest.fixture
+def default_stop_signals():
+    """Python's own handlers for the stop signals during the test, whatever the test process inherited (a job
+    started in the background or under nohup ignores SIGINT or SIGHUP, and such a signal must stay ignored)."""
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+    saved = {signum: signal.signal(signum, handler) for signum, handler in defaults.items()}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_sigterm_and_sighup_raise_interrupted_like_ctrl_c(default_stop_signals):
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with interrupt_handlers(), pytest.raises(Interrupted) as caught:
             os.kill(os.getpid(), signum)
@@ -45,7 +56,7 @@ def test_an_ignored_signal_stays_ignored():
         signal.signal(signal.SIGHUP, previous)
 
 
-def test_without_the_cli_a_held_ctrl_c_is_a_plain_keyboard_interrupt():
+def test_without_the_cli_a_held_ctrl_c_is_a_plain_keyboard_interrupt(default_stop_signals):
     with pytest.raises(KeyboardInterrupt):
         with deferred_signals():
             os.kill(os.getpid(), signal.SIGINT)
