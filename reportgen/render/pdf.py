@@ -17,7 +17,13 @@ __all__ = ["ExternalResourceRefused", "RENDERER", "_fetcher", "html_to_pdf", "pr
 
 def render_pdf(report: "Report", options: RenderOptions) -> bytes:
     """Return the PDF: same content as the HTML, print CSS, outline, metadata and page numbers."""
-    return html_to_pdf(render_html(report, options))
+    return html_to_pdf(render_html(report, options), _charts_as_img(options))
+
+
+def _charts_as_img(options: RenderOptions) -> bool:
+    """Whether the page's CSS is the built-in one, which styles charts as ``.chart`` (``pdf_engine.charts_as_images``);
+    a custom template's CSS may style ``svg.chart``, so its charts stay inline."""
+    return options.template_dir is None
 
 
 @contextmanager
@@ -34,8 +40,9 @@ def prepared() -> Iterator[Callable[["Report", RenderOptions], bytes]]:
 
     def render(report: "Report", options: RenderOptions) -> bytes:
         html = render_html(report, options)
-        pdf = worker.convert(html) if worker is not None else None
-        return pdf if pdf is not None else html_to_pdf(html)
+        images = _charts_as_img(options)
+        pdf = worker.convert(html, images) if worker is not None else None
+        return pdf if pdf is not None else html_to_pdf(html, images)
 
     try:
         with rendering_with(worker):
