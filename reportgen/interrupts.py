@@ -175,6 +175,8 @@ def _deliver(signum: int, handler: _Handler) -> None:
 TEST_PAUSE_VARIABLE = "REPORTGEN_TEST_PAUSE_AT"
 """Test-only: the name of a pause point (load, train, evaluate, checks, render, stage, swap, cleanup)."""
 TEST_PAUSE_SECONDS_VARIABLE = "REPORTGEN_TEST_PAUSE_SECONDS"
+_PAUSE_SLICE_S = 0.1
+"""The longest single sleep of a test pause: the most a stop signal whose wake-up the sleep missed waits."""
 
 
 def pause_for_tests(point: str) -> None:
@@ -182,14 +184,22 @@ def pause_for_tests(point: str) -> None:
 
     The signal tests start ``python -m reportgen run`` with this variable, wait for the line
     ``reportgen-test-pause: <point>`` and send a signal, which then lands in a known phase of the run.
-    The sleep lasts ``REPORTGEN_TEST_PAUSE_SECONDS`` (default 30); a signal ends it at once unless the
-    point is inside a critical section, where the signal waits for the section's end. Without the
-    variable (every real run) this returns immediately.
+    The sleep lasts ``REPORTGEN_TEST_PAUSE_SECONDS`` (default 30); a signal ends it within
+    ``_PAUSE_SLICE_S`` unless the point is inside a critical section, where the signal waits for the
+    section's end. Without the variable (every real run) this returns immediately.
+
+    The pause sleeps in short slices because one long ``time.sleep`` can miss a signal: Python runs the
+    handler in the main thread at its next bytecode, and a blocked system call is cut short only when
+    the operating system hands the signal to the main thread while it is in the call. A signal handed
+    to another thread (torch's, gloo's), or one that reached the main thread between its last bytecode
+    and the call, left the whole pause to run out, and the launcher killed the worker after GRACE_S.
     """
     if os.environ.get(TEST_PAUSE_VARIABLE) != point:
         return
     os.write(2, f"reportgen-test-pause: {point}\n".encode())
-    time.sleep(float(os.environ.get(TEST_PAUSE_SECONDS_VARIABLE, "30")))
+    end = time.monotonic() + float(os.environ.get(TEST_PAUSE_SECONDS_VARIABLE, "30"))
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, _PAUSE_SLICE_S))  # each return runs the handler of a signal that came meanwhile
 
 
 class PausingProgress:

@@ -148,6 +148,54 @@ def test_an_interrupt_before_any_report_says_no_report_was_written(tmp_path: Pat
     assert not (tmp_path / "reports").exists()
 
 
+def _workers_of(launcher: int) -> list[int]:
+    """PIDs of the live processes whose parent is ``launcher``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split() if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if fields and int(fields[1]) == launcher and fields[0] != "Z":
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def _signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """Send ``signum`` to one of ``pid``'s threads that is not its main thread (tgkill), as the kernel may
+    hand a process-directed signal to any thread that does not block it."""
+    import ctypes
+
+    tgkill = getattr(ctypes.CDLL(None, use_errno=True), "tgkill", None)
+    if tgkill is None:
+        pytest.skip("the C library has no tgkill")
+    others = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir() if int(task.name) != pid]
+    assert others, f"worker {pid} runs one thread only"
+    assert tgkill(pid, others[-1], signum) == 0, os.strerror(ctypes.get_errno())
+
+
+def test_a_worker_stops_when_its_stop_signal_reaches_a_thread_other_than_main(tmp_path: Path, cancer_csv: Path):
+    # Python runs signal handlers in the main thread, but only the thread the kernel chose is woken: a main
+    # thread asleep in a system call slept on, and the launcher killed the worker after its grace period.
+    out = tmp_path / "reports" / "cancer"
+    before = _previous_report(out)
+    run = _launch(_trained_config(tmp_path, cancer_csv), out, env={TEST_PAUSE_VARIABLE: "load", TEST_PAUSE_SECONDS_VARIABLE: "600"})
+    run.wait_for(PAUSE + "load", 2)
+    workers = _workers_of(run.process.pid)
+    assert len(workers) == 2
+    for pid in workers:
+        _signal_a_thread_other_than_main(pid, signal.SIGTERM)
+    code, stdout, err = run.finish()
+    assert code == 130, err
+    assert stdout == ""
+    lines = _said(err)
+    assert len(lines) == 1 and lines[0].startswith("reportgen: worker ") and "interrupted by SIGTERM" in lines[0], err
+    assert "killed" not in lines[0]
+    assert run.group_alive() == []
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(os.listdir(out.parent)) == ["cancer"]
+
+
 def _factory(folder: Path, misbehaviour: str) -> dict[str, Any]:
     """A data factory (breast cancer, standardised) that misbehaves on the worker whose RANK is $FAIL_RANK."""
     (folder / "factory.py").write_text(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
+import time
 
 import pytest
 
-from reportgen.interrupts import Interrupted, deferred_signals, interrupt_handlers
+from reportgen.interrupts import (TEST_PAUSE_SECONDS_VARIABLE, TEST_PAUSE_VARIABLE, Interrupted, deferred_signals,
+                                  interrupt_handlers, pause_for_tests)
+from reportgen.launch import GRACE_S
 
 
 @pytest.fixture
@@ -62,3 +67,35 @@ def test_without_the_cli_a_held_ctrl_c_is_a_plain_keyboard_interrupt(default_sto
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):
                 pass
+
+
+
+def test_a_test_pause_ends_on_a_stop_signal_caught_by_another_thread(default_stop_signals, monkeypatch):
+    # The operating system hands a process-directed signal to any thread that does not block it, and Python runs
+    # the handler in the main thread at its next bytecode; nothing wakes a main thread blocked in a system call
+    # (a sleep), nor one that the signal reached just before it blocked. A paused worker of a launched run must
+    # still stop within the launcher's grace period, or it is killed and the run's line says so.
+    monkeypatch.setenv(TEST_PAUSE_VARIABLE, "load")
+    monkeypatch.setenv(TEST_PAUSE_SECONDS_VARIABLE, "600")
+    main = threading.main_thread().ident
+    left_the_pause = threading.Event()
+    missed: list[bool] = []
+
+    def signal_this_thread() -> None:
+        while getattr(sys._current_frames().get(main), "f_code", None) is not pause_for_tests.__code__:
+            time.sleep(0.01)  # until the main thread is in the pause
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        if not left_the_pause.wait(GRACE_S):
+            missed.append(True)
+            signal.pthread_kill(main, signal.SIGTERM)  # wake it, so that the test ends
+
+    helper = threading.Thread(target=signal_this_thread)
+    with interrupt_handlers(), pytest.raises(Interrupted) as caught:
+        helper.start()
+        try:
+            pause_for_tests("load")
+        finally:
+            left_the_pause.set()
+            helper.join()
+    assert caught.value.signum == signal.SIGTERM
+    assert not missed, f"the pause went on for {GRACE_S:g} s after the signal"
