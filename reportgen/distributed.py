@@ -334,8 +334,9 @@ def gather_rows(array: np.ndarray, world: World, dst: int = 0) -> np.ndarray | N
     Returns the (n_total, ...) array on ``dst`` and None on the other workers (on a single process,
     ``array`` itself). Lengths are all-gathered first, then each worker sends its rows padded to the
     longest shard. Memory on ``dst``: world_size x max shard length rows, i.e. about n_total x C x 4
-    bytes for float32 class probabilities (8 bytes per class for 2M rows x 2 classes = 16 MB), plus
-    the concatenated copy; the other workers hold only their shard. Booleans travel as uint8.
+    bytes for float32 class probabilities (8 bytes per class for 2M rows x 2 classes = 16 MB); the
+    rows are joined in that buffer, and the array returned is a view of it. The other workers hold only
+    their shard (and a padded copy when theirs is shorter than the longest). Booleans travel as uint8.
     """
     local = np.asarray(array)
     if not world.distributed:
@@ -346,14 +347,28 @@ def gather_rows(array: np.ndarray, world: World, dst: int = 0) -> np.ndarray | N
     wire = local.astype(np.uint8) if dtype == np.bool_ else local
     lengths = all_gather_scalars([wire.shape[0]], world, dtype=np.int64)[:, 0]
     longest = int(lengths.max())
-    padded = np.zeros((longest, *wire.shape[1:]), dtype=wire.dtype)
-    padded[: wire.shape[0]] = wire
-    tensor = _tensor(padded, world)
-    parts = [torch.empty_like(tensor) for _ in range(world.world_size)] if world.rank == dst else None
+    if wire.shape[0] < longest:
+        padded = np.zeros((longest, *wire.shape[1:]), dtype=wire.dtype)
+        padded[: wire.shape[0]] = wire
+        wire = padded
+    tensor = _tensor(wire, world)
+    # dst receives into consecutive slices of one buffer, then moves each worker's rows down over the padding:
+    # no second, concatenated copy of the gathered rows
+    buffer = torch.empty((world.world_size * longest, *tensor.shape[1:]), dtype=tensor.dtype,
+                         device=tensor.device) if world.rank == dst else None
+    parts = list(buffer.split(longest)) if buffer is not None and longest else None
+    if buffer is not None and not longest:
+        parts = [torch.empty_like(tensor) for _ in range(world.world_size)]
     dist.gather(tensor, gather_list=parts, dst=dst)
-    if parts is None:
+    if buffer is None:
         return None
-    joined = np.concatenate([p.cpu().numpy()[: int(k)] for p, k in zip(parts, lengths)])
+    joined = buffer.cpu().numpy()
+    at = 0
+    for rank, k in enumerate(int(k) for k in lengths):
+        if at != rank * longest:
+            joined[at:at + k] = joined[rank * longest:rank * longest + k].copy()
+        at += k
+    joined = joined[:at]
     return joined.astype(np.bool_) if dtype == np.bool_ else joined
 
 
@@ -400,27 +415,130 @@ def exchange_by_hash(hashes: np.ndarray, columns: np.ndarray | None, world: Worl
     tag or a label. Equal hashes from any shard meet on one worker, so overlaps and conflicting labels
     are found locally there, each row crossing the network once (one ``all_to_all_single`` of split
     counts, one of the rows; gloo and NCCL both provide it), never every hash to every worker.
-    Received rows are ordered by source rank, then by source position.
+    Received rows are ordered by source rank, then by source position; the arrays returned are views
+    of one received (m, k + 1) int64 table. A caller that can drop its own ``hashes`` and ``columns``
+    before the rows travel calls ``pack_by_destination`` and ``exchange_packed`` instead (less memory).
     """
+    if not world.distributed:
+        hashes = np.asarray(hashes, dtype=np.uint64).reshape(-1)
+        return hashes, (None if columns is None else as_columns(columns, hashes.size))
+    got_hashes, payload = exchange_packed(pack_by_destination(hashes, columns, world), world)
+    return got_hashes, (None if columns is None else payload)
+
+
+class Outbox:
+    """Rows packed for ``exchange_packed``: an (n, k + 1) int64 table (the hash, then the payload) sorted by
+    destination worker, and the rows per destination. ``exchange_packed`` empties it once the rows are sent."""
+
+    def __init__(self, rows: np.ndarray | None, send_counts: np.ndarray) -> None:
+        self.rows, self.send_counts = rows, send_counts
+
+
+def pack_by_destination(hashes: np.ndarray, columns: np.ndarray | None, world: World) -> Outbox:
+    """The rows of ``exchange_by_hash`` packed for sending: one (n, k + 1) int64 table, filled column by column
+    (no reordered copy of the whole payload beside it). On one process the table is the rows in their order."""
     hashes = np.asarray(hashes, dtype=np.uint64).reshape(-1)
     payload = np.zeros((hashes.size, 0), dtype=np.int64) if columns is None else as_columns(columns, hashes.size)
+    destination = (hashes % np.uint64(world.world_size)).astype(np.int64)
+    send_counts = np.bincount(destination, minlength=world.world_size).astype(np.int64)
+    order = np.argsort(destination, kind="stable")
+    del destination
+    rows = np.empty((hashes.size, payload.shape[1] + 1), dtype=np.int64)
+    rows[:, 0] = hashes.view(np.int64)[order]
+    for column in range(payload.shape[1]):
+        rows[:, column + 1] = payload[:, column][order]
+    return Outbox(rows, send_counts)
+
+
+def exchange_packed(outbox: Outbox, world: World) -> tuple[np.ndarray, np.ndarray]:
+    """Send packed rows (``pack_by_destination``) and return (hashes (m,) uint64, payload (m, k) int64) received
+    here, views of the received table. The outbox's table is released as soon as it has been sent."""
+    rows, outbox.rows = outbox.rows, None
+    assert rows is not None, "an Outbox is sent once"
     if not world.distributed:
-        return hashes, (None if columns is None else payload)
+        return rows[:, 0].view(np.uint64), rows[:, 1:]
     import torch.distributed as dist
 
-    destination = (hashes % np.uint64(world.world_size)).astype(np.int64)
-    order = np.argsort(destination, kind="stable")
-    rows = np.concatenate([hashes.view(np.int64)[order, None], payload[order]], axis=1)
-    send_counts = np.bincount(destination, minlength=world.world_size).astype(np.int64)
+    send_counts = outbox.send_counts
     recv_counts_t = torch.empty(world.world_size, dtype=torch.int64, device=world.comm_device)
     dist.all_to_all_single(recv_counts_t, _tensor(send_counts, world))
     recv_counts = recv_counts_t.cpu().numpy()
     received = torch.empty((int(recv_counts.sum()), rows.shape[1]), dtype=torch.int64, device=world.comm_device)
     dist.all_to_all_single(received, _tensor(rows, world), output_split_sizes=recv_counts.tolist(),
                            input_split_sizes=send_counts.tolist())
+    del rows
     table = received.cpu().numpy()
-    got_hashes = np.ascontiguousarray(table[:, 0]).view(np.uint64)
-    return got_hashes, (None if columns is None else np.ascontiguousarray(table[:, 1:]))
+    return table[:, 0].view(np.uint64), table[:, 1:]
+
+
+PRESENCE_SLOTS_PER_ROW = 16
+"""Slots per row of a presence map (``HashPresence``): about 1 in 16 of the rows that meet nothing still travel."""
+PRESENCE_MAX_BITS = 28
+"""Largest presence map: 2**28 slots (32 MiB packed)."""
+PRESENCE_GATHER_BYTES = 4 * 2**20
+"""Bytes of presence maps one worker sends per all_gather (the maps are gathered in slices of this size)."""
+
+
+def presence_bits(rows: int) -> int:
+    """log2 of the slots of a presence map for ``rows`` hashes (every worker's, in all): PRESENCE_SLOTS_PER_ROW
+    slots per row, at least 2**10 and at most 2**PRESENCE_MAX_BITS."""
+    return int(min(PRESENCE_MAX_BITS, max(10, int(np.ceil(np.log2(max(1, rows * PRESENCE_SLOTS_PER_ROW)))))))
+
+
+@dataclass(frozen=True)
+class HashPresence:
+    """Which slots of 2**bits (a 64-bit hash's top ``bits`` bits) hold a hash on any worker (``anywhere``) and
+    which hold two or more over all workers (``repeated``), as packed (2**bits / 8,) uint8 bitmaps.
+
+    A filter, not a set: a hash absent from every worker is in ``anywhere`` only when another hash shares its
+    slot, never the other way round, so rows whose hash is not in the map can be left out of a meeting
+    without changing what it finds (``exchange_by_hash`` then moves only the rows that may meet another).
+    """
+
+    bits: int
+    anywhere: np.ndarray
+    repeated: np.ndarray
+
+    def slots(self, hashes: np.ndarray) -> np.ndarray:
+        return (np.asarray(hashes, dtype=np.uint64) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def contains(self, hashes: np.ndarray, which: str = "anywhere") -> np.ndarray:
+        """(n,) bool: whether each hash's slot is set in the ``anywhere`` or ``repeated`` map."""
+        bitmap = self.anywhere if which == "anywhere" else self.repeated
+        slot = self.slots(hashes)
+        return ((bitmap[slot >> 3] >> (slot & 7).astype(np.uint8)) & 1).astype(bool)
+
+
+def hash_presence(hashes: np.ndarray, bits: int, world: World, repeats: bool = True) -> HashPresence:
+    """The HashPresence of every worker's ``hashes`` (uint64, (n,) here), with 2**bits slots (``presence_bits``,
+    the same on every worker). The packed maps are all-gathered in slices of PRESENCE_GATHER_BYTES: this worker
+    holds its maps (2**bits / 8 bytes each) and world_size slices at a time.
+    ``repeats=False`` leaves the ``repeated`` map empty (it costs a sort of the slots)."""
+    slot = (np.asarray(hashes, dtype=np.uint64) >> np.uint64(64 - bits)).astype(np.int64)
+    size = 2 ** bits // 8
+    maps = np.zeros((2 if repeats else 1, size), dtype=np.uint8)
+    np.bitwise_or.at(maps[0], slot >> 3, np.left_shift(1, (slot & 7).astype(np.uint8), dtype=np.uint8))
+    if repeats:
+        ordered = np.sort(slot)
+        twice = ordered[1:][ordered[1:] == ordered[:-1]]
+        np.bitwise_or.at(maps[1], twice >> 3, np.left_shift(1, (twice & 7).astype(np.uint8), dtype=np.uint8))
+        del ordered, twice
+    del slot
+    # gathered a slice at a time (PRESENCE_GATHER_BYTES per worker) and merged in place of this worker's maps
+    step = max(1, PRESENCE_GATHER_BYTES // maps.shape[0])
+    for start in range(0, size, step):
+        stop = min(size, start + step)
+        every = all_gather_scalars(maps[:, start:stop].reshape(-1), world, dtype=np.uint8).reshape(-1, maps.shape[0], stop - start)
+        anywhere = every[0, 0].copy()
+        repeated = every[0, 1].copy() if repeats else None
+        for rank in range(1, every.shape[0]):
+            if repeated is not None:  # set on this worker twice, or on it and an earlier one
+                repeated |= every[rank, 1] | (anywhere & every[rank, 0])
+            anywhere |= every[rank, 0]
+        maps[0, start:stop] = anywhere
+        if repeated is not None:
+            maps[1, start:stop] = repeated
+    return HashPresence(bits, maps[0], maps[1] if repeats else np.zeros(size, dtype=np.uint8))
 
 
 def count_overlap(train_hashes: np.ndarray, test_hashes: np.ndarray, world: World) -> int:

@@ -277,6 +277,13 @@ def _execute(
     spread = _spread_check_inputs(cfg, data, local_splits, local_predictions, predictions, training, prepared, world)
     if not world.is_main:  # the last collective is behind us: only rank 0 goes on to checks and the report
         return None, prepared
+    if spread is not None:
+        # Rank 0 of several workers: its own shard's inputs (features, attributes, the last split evaluated, the
+        # shard's predictions) are no longer read once the local phases and the row sample are done; the checks
+        # and the report read the labels-only view, which answers every fact the summary needs alike.
+        del split, evaluated, local_splits, local_predictions
+        data = spread.data
+        prepared = dataclasses.replace(prepared, data=data)
     metrics = {name: _metrics_for(pred, data) for name, pred in predictions.items()}
     if cfg.task == "binary" and data.positive_index is not None and predictions["test"].probs is not None:
         test_pred = predictions["test"]
@@ -295,7 +302,7 @@ def _execute(
     progress.stage("running checks")
     t0 = time.perf_counter()
     context = CheckContext(
-        task=cfg.task, data=spread.data if spread else data, predictions=predictions, metrics=metrics, training=training,
+        task=cfg.task, data=data, predictions=predictions, metrics=metrics, training=training,
         threshold=cfg.model.threshold, batch_size=cfg.data.batch_size, previous=previous,
         previous_source=previous_source, model=model, device=prepared.device, output_kind=info.output_kind, reference_attributes=prepared.reference,
         seed=cfg.seed, local_states=spread.local_states if spread else None, samples=spread.samples if spread else None,

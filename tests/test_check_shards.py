@@ -425,3 +425,82 @@ def test_planted_defects_are_found_on_any_number_of_workers(spread: dict[str, An
         assert results[check_id]["status"] in ("pass", "warn")
     train_counts = np.bincount(bundle.splits["train"].labels, minlength=2)
     assert results["class_imbalance"]["value"] == pytest.approx(2 * train_counts.min() / train_counts.sum())
+
+
+# --------------------------------------------------------------------------- memory: what travels and what is kept
+
+
+def test_only_rows_that_may_meet_travel_and_only_they_get_a_payload():
+    from reportgen.checks.shards import _rows_that_may_meet
+
+    rng = np.random.default_rng(3)
+    shared = rng.integers(0, 2**63, size=10, dtype=np.uint64)
+    query = np.concatenate([rng.integers(0, 2**63, size=3000, dtype=np.uint64), shared])
+    reference = np.concatenate([shared, rng.integers(0, 2**63, size=3000, dtype=np.uint64)])
+    hashes = np.concatenate([query, reference])
+    groups = np.repeat(np.array([0, 1], dtype=np.int8), [query.size, reference.size])
+    asked: list[np.ndarray] = []
+
+    def payload_of(at: np.ndarray) -> np.ndarray:
+        asked.append(at)
+        return np.column_stack([at, at * 2])
+
+    kept = _rows_that_may_meet(KeyedRows(hashes, np.empty((0, 2), np.int64), groups, ((0, 1),), payload_of), World.single())
+    (at,) = asked
+    assert np.all(np.diff(at) > 0)
+    np.testing.assert_array_equal(kept.hashes, hashes[at])
+    np.testing.assert_array_equal(kept.payload, np.column_stack([at, at * 2]))
+    # every row whose hash occurs in the other group travels, in both directions; few others do
+    must = np.flatnonzero(np.isin(hashes, shared))
+    assert set(must.tolist()) <= set(at.tolist()) and must.size == 20
+    assert at.size < 0.1 * hashes.size
+
+    # a group met with itself: rows whose hash occurs twice travel, single ones mostly stay
+    twice = np.concatenate([query, shared])
+    alone = _rows_that_may_meet(KeyedRows(twice, np.zeros((twice.size, 1), np.int64), meets=((0, 0),)), World.single())
+    assert np.isin(shared, alone.hashes).all() and alone.hashes.size < 0.1 * twice.size
+
+
+def test_hash_presence_misses_no_hash_and_counts_repeats():
+    from reportgen.distributed import hash_presence, presence_bits
+
+    rng = np.random.default_rng(4)
+    hashes = rng.integers(0, 2**64 - 1, size=5000, dtype=np.uint64)
+    hashes[:50] = hashes[50:100]
+    presence = hash_presence(hashes, presence_bits(hashes.size), World.single())
+    assert presence.contains(hashes).all()
+    assert presence.contains(hashes[:50], "repeated").all()
+    others = rng.integers(0, 2**64 - 1, size=5000, dtype=np.uint64)
+    assert presence.contains(others).mean() < 0.1
+    assert presence.contains(hashes[100:], "repeated").mean() < 0.1
+
+
+def test_a_one_process_row_sample_copies_rows_out_only_while_they_are_read():
+    import gc
+    import weakref
+
+    bundle, predictions = _bundle()
+    context = CheckContext(task=bundle.task, data=bundle, predictions=predictions, metrics={}, training=None, seed=11)
+    drawn = gather_row_samples(context.as_shard(), ["train"], max_rows=SAMPLE_BOUND)
+    assert drawn is not None
+    sample, whole = drawn["train"], bundle.splits["train"]
+    rows = sample.rows
+    assert whole.features is not None and whole.attributes is not None and sample.predictions is not None
+    features = sample.split.features
+    assert features is sample.split.features  # one copy while it is held
+    np.testing.assert_array_equal(features, whole.features[rows].astype(np.float32))
+    np.testing.assert_array_equal(sample.split.dataset.tensors[0].numpy(), features)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(sample.split.labels, whole.labels[rows])
+    np.testing.assert_array_equal(sample.predictions.probs, predictions["train"].probs[rows])
+    pd.testing.assert_frame_equal(sample.split.attributes, whole.attributes.iloc[rows].reset_index(drop=True))
+    held = weakref.ref(features)
+    del features
+    gc.collect()
+    assert held() is None  # the sample kept no copy of the rows
+    assert sample.split.n == len(rows) and not sample.is_whole
+
+    # a split within the bound is its own sample: the same arrays, not copies
+    every = gather_row_samples(context.as_shard(), ["train"], max_rows=whole.n)
+    assert every is not None and every["train"].is_whole
+    assert np.shares_memory(every["train"].split.features, whole.features)
+    assert every["train"].split.attributes is whole.attributes or whole.attributes.index.tolist() != list(range(whole.n))

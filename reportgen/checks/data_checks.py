@@ -265,17 +265,37 @@ class TrainTestOverlap(Check):
         if not shard.world.distributed:  # every row is here: meet in place, without payload matrices
             shard.cache[self._in_place_key()] = self._overlap_in_place(shard)
             return LocalPart(state, KeyedRows(np.zeros(0, dtype=np.uint64), np.zeros((0, 1), dtype=np.int64)))
-        hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 5), dtype=np.int64)]
+        # One block of keyed rows per (split, kind). Only rows whose hash of a kind may occur in the split they are
+        # compared with (either way) travel (KeyedRows.meets), and only they get a payload (built by ``payload``).
+        width = len(SPLIT_ORDER)
+        blocks = []
         for split in _present(shard.data):
-            if split.n == 0:
-                continue
-            prints = _shard_prints(shard, split)
-            base = np.column_stack([np.full(split.n, SPLIT_ORDER.index(split.name), dtype=np.int64),
-                                    _global_rows(split), _source_rows(split)])
-            for kind, key, extra in ((_NORM, prints.norm, prints.exact), (_SHIFTED, prints.norm_shifted, prints.norm)):
-                hashes.append(key)
-                payload.append(np.column_stack([np.full(split.n, kind, dtype=np.int64), base, extra.view(np.int64)]))
-        return LocalPart(state, KeyedRows(np.concatenate(hashes), np.concatenate(payload)))
+            prints = _shard_prints(shard, split) if split.n else None
+            for kind in (_NORM, _SHIFTED):
+                key = (prints.norm if kind == _NORM else prints.norm_shifted) if prints else np.zeros(0, np.uint64)
+                extra = (prints.exact if kind == _NORM else prints.norm) if prints else np.zeros(0, np.uint64)
+                blocks.append((split, kind, key, extra))
+        hashes = np.concatenate([np.zeros(0, dtype=np.uint64)] + [key for _s, _k, key, _e in blocks])
+        groups = np.concatenate([np.zeros(0, dtype=np.int8)] + [
+            np.full(key.size, kind * width + SPLIT_ORDER.index(split.name), dtype=np.int8) for split, kind, key, _e in blocks])
+        stops = np.cumsum([key.size for _s, _k, key, _e in blocks], dtype=np.int64)
+        meets = tuple((kind * width + SPLIT_ORDER.index(q), kind * width + SPLIT_ORDER.index(r))
+                      for _pair, _name, q, r in _overlap_pairs(shard.data) for kind in (_NORM, _SHIFTED))
+
+        def payload(at: np.ndarray) -> np.ndarray:
+            """(m, 5) int64 payload of the keyed rows at ``at``: kind, split index, global row, source row, extra hash."""
+            out = np.empty((at.size, 5), dtype=np.int64)
+            which = np.searchsorted(stops, at, side="right")
+            for b, (split, kind, _key, extra) in enumerate(blocks):
+                here = np.flatnonzero(which == b)
+                rows = at[here] - (stops[b] - extra.size)
+                out[here, 0], out[here, 1] = kind, SPLIT_ORDER.index(split.name)
+                out[here, 2] = split.offset + rows
+                out[here, 3] = -1 if split.source_rows is None else np.asarray(split.source_rows, dtype=np.int64)[rows]
+                out[here, 4] = extra.view(np.int64)[rows]
+            return out
+
+        return LocalPart(state, KeyedRows(hashes, np.empty((0, 5), dtype=np.int64), groups, meets, payload_of=payload))
 
     def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> Any:
         if not shard.world.distributed:
@@ -455,15 +475,26 @@ class ConflictingLabels(Check):
         if not shard.world.distributed:  # every row is here: meet in place, without a payload matrix
             shard.cache[self._in_place_key()] = self._conflicts_in_place(shard)
             return LocalPart(state, KeyedRows(np.zeros(0, dtype=np.uint64), np.zeros((0, 1), dtype=np.int64)))
-        hashes, payload = [np.zeros(0, dtype=np.uint64)], [np.zeros((0, 4), dtype=np.int64)]
-        for split in _present(shard.data):
-            if split.n:
-                hashes.append(_shard_prints(shard, split).norm)
-                payload.append(np.column_stack([
-                    np.full(split.n, SPLIT_ORDER.index(split.name), dtype=np.int64), _global_rows(split),
-                    _source_rows(split), np.asarray(split.labels, dtype=np.int64),
-                ]))
-        return LocalPart(state, KeyedRows(np.concatenate(hashes), np.concatenate(payload)))
+        # Only rows whose hash occurs more than once over every split and worker can be in a group: only they
+        # travel (KeyedRows.meets), and only they get a payload (built by ``payload``).
+        splits = [split for split in _present(shard.data) if split.n]
+        hashes = np.concatenate([np.zeros(0, dtype=np.uint64)] + [_shard_prints(shard, split).norm for split in splits])
+        stops = np.cumsum([split.n for split in splits], dtype=np.int64)
+
+        def payload(at: np.ndarray) -> np.ndarray:
+            """(m, 4) int64 payload of the keyed rows at ``at``: split index, global row, source row, label."""
+            out = np.empty((at.size, 4), dtype=np.int64)
+            which = np.searchsorted(stops, at, side="right")
+            for b, split in enumerate(splits):
+                here = np.flatnonzero(which == b)
+                rows = at[here] - (stops[b] - split.n)
+                out[here, 0] = SPLIT_ORDER.index(split.name)
+                out[here, 1] = split.offset + rows
+                out[here, 2] = -1 if split.source_rows is None else np.asarray(split.source_rows, dtype=np.int64)[rows]
+                out[here, 3] = np.asarray(split.labels, dtype=np.int64)[rows]
+            return out
+
+        return LocalPart(state, KeyedRows(hashes, np.empty((0, 4), dtype=np.int64), meets=((0, 0),), payload_of=payload))
 
     def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> dict[str, Any]:
         """The groups of equal inputs met here that carry more than one label: their counts, and the

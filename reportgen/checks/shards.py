@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
 
 import numpy as np
 
@@ -91,18 +91,69 @@ class RowsElsewhere:
 
 @dataclass(frozen=True)
 class KeyedRows:
-    """Rows to be met by hash: ``hashes`` (n,) uint64 and ``payload`` (n, k) int64 (e.g. split, label, global row)."""
+    """Rows to be met by hash: ``hashes`` (n,) uint64 and ``payload`` (n, k) int64 (e.g. split, label, global row).
+
+    Optionally, ``groups`` (n,) small non-negative ints and ``meets``, the pairs of groups whose rows are
+    compared (a group paired with itself: rows of that group compared with each other). With ``meets``, a row
+    travels only when its hash may occur in a group it meets, over all workers (``distributed.hash_presence``
+    maps, all-gathered per group): a row that can meet no other row is left out of the meeting, which then
+    finds the same matches with a fraction of the rows. ``meets`` must be the same on every worker.
+    """
 
     hashes: np.ndarray
     payload: np.ndarray
+    groups: np.ndarray | None = None
+    meets: tuple[tuple[int, int], ...] = ()
+    payload_of: Callable[[np.ndarray], np.ndarray] | None = None
+    """Instead of ``payload`` (then ignored: an empty placeholder): a function that gives the payload of the rows at some positions
+    (sorted (m,) int64 indices into ``hashes``) as an (m, k) array, so that only the rows that travel get one."""
 
     def __post_init__(self) -> None:
         from reportgen.distributed import as_columns
 
         hashes = np.asarray(self.hashes, dtype=np.uint64).reshape(-1)
-        payload = as_columns(self.payload, hashes.size)
         object.__setattr__(self, "hashes", hashes)
-        object.__setattr__(self, "payload", payload)
+        if self.payload_of is None:
+            object.__setattr__(self, "payload", as_columns(self.payload, hashes.size))
+        if self.meets:
+            groups = np.asarray(self.groups if self.groups is not None else np.zeros(hashes.size, np.int8)).reshape(-1)
+            if groups.size != hashes.size or (groups.size and int(groups.min()) < 0):
+                raise ValueError("KeyedRows.groups must hold one non-negative group per row")
+            object.__setattr__(self, "groups", groups)
+            object.__setattr__(self, "meets", tuple((int(a), int(b)) for a, b in self.meets))
+
+
+def _rows_that_may_meet(keyed: KeyedRows, world: "World") -> KeyedRows:
+    """``keyed`` without the rows whose hash occurs in no group they meet (``KeyedRows.meets``), on any worker.
+
+    Collectives: one all_reduce of the group sizes, then the presence maps of each group met. Rows whose
+    hash is in another row's group are all kept together, so every meeting finds what it would with every row.
+    """
+    from reportgen.distributed import all_reduce_sum, hash_presence, presence_bits
+
+    assert keyed.groups is not None
+    groups, hashes = keyed.groups, keyed.hashes
+    involved = sorted({g for pair in keyed.meets for g in pair})
+    sizes = all_reduce_sum(np.bincount(groups.astype(np.int64), minlength=involved[-1] + 1)[: involved[-1] + 1], world)
+    maps: dict[int, Any] = {}
+    keep = np.zeros(hashes.size, dtype=bool)
+    for at, (a, b) in enumerate(keyed.meets):
+        for g in (a, b):  # every worker builds the maps in the same order (each is one collective)
+            if g not in maps:
+                maps[g] = hash_presence(hashes[groups == g], presence_bits(int(sizes[g])), world, repeats=(g, g) in keyed.meets)
+        for group, other in {(a, b), (b, a)}:
+            rows = np.flatnonzero(groups == group)
+            keep[rows] |= maps[other].contains(hashes[rows], "repeated" if group == other else "anywhere")
+        later = {g for pair in keyed.meets[at + 1:] for g in pair}
+        maps = {g: m for g, m in maps.items() if g in later}  # a map is dropped after the last pair that reads it
+    return KeyedRows(hashes[keep], _payload_at(keyed, np.flatnonzero(keep)))
+
+
+def _payload_at(keyed: KeyedRows, at: np.ndarray) -> np.ndarray:
+    """The payload of the rows at positions ``at`` (sorted), built then when the check gave a function."""
+    from reportgen.distributed import as_columns
+
+    return as_columns(keyed.payload_of(at), at.size) if keyed.payload_of is not None else keyed.payload[at]
 
 
 @dataclass(frozen=True)
@@ -232,7 +283,7 @@ def run_local_phases(
     ``checks`` must be the same (check, settings) pairs, in the same order, on every worker. Returns, on
     rank 0, ``{check id: (WorkerResult per rank) or LocalFailure}``; None on the other workers.
     """
-    from reportgen.distributed import all_gather_scalars, exchange_by_hash
+    from reportgen.distributed import all_gather_scalars, exchange_packed, pack_by_destination
 
     world = shard.world
     collected: dict[str, tuple[WorkerResult, ...] | LocalFailure] = {}
@@ -241,18 +292,22 @@ def run_local_phases(
             continue
         check_id = check.spec.id
         failure: LocalFailure | None = None
-        part: LocalPart | None = None
+        state: Any = None
+        keyed: KeyedRows | None = None
         try:
             returned = check.local(shard, settings)
             part = returned if isinstance(returned, LocalPart) else LocalPart(state=returned)
-            _checked_state(part.state)
+            state, keyed = _checked_state(part.state), part.keyed
+            del returned, part  # the keyed rows are held by ``keyed`` alone, so they are freed once sent
         except Exception as exc:  # the check's error, reported on rank 0 like a crash in run()
             failure = _failure(exc, world.rank, world)
         ok = _all_ok(failure is None, world)
         met: Any = None
-        keyed = part.keyed if part is not None else None
         for _round in range(MAX_MEETING_ROUNDS + 1):
-            keyed_flags = all_gather_scalars([1 if failure is None and keyed is not None else 0], world, dtype=np.int64)[:, 0]
+            flags = all_gather_scalars([1 if failure is None and keyed is not None else 0,
+                                        1 if failure is None and keyed is not None and keyed.meets else 0],
+                                       world, dtype=np.int64)
+            keyed_flags = flags[:, 0]
             if not ok.all() or not keyed_flags.any():
                 break
             if not keyed_flags.all():
@@ -261,9 +316,14 @@ def run_local_phases(
                 failure = LocalFailure(f"the check asked for more than {MAX_MEETING_ROUNDS} meetings", "RuntimeError", world.rank)
             else:
                 assert keyed is not None
-                hashes, payload = exchange_by_hash(keyed.hashes, keyed.payload, world)
+                if world.distributed and flags[:, 1].all():
+                    keyed = _rows_that_may_meet(keyed, world)
+                elif keyed.payload_of is not None:
+                    keyed = KeyedRows(keyed.hashes, _payload_at(keyed, np.arange(keyed.hashes.size)))
+                outbox = pack_by_destination(keyed.hashes, keyed.payload, world)
+                keyed = None  # only the packed copy is left while the rows travel
+                hashes, payload = exchange_packed(outbox, world)
                 assert payload is not None
-                keyed = None
                 try:
                     met = check.meet(KeyedRows(hashes, payload), shard, settings)
                     if isinstance(met, LocalPart):  # another meeting: its rows travel, its state is this round's
@@ -272,7 +332,7 @@ def run_local_phases(
                 except Exception as exc:
                     failure = _failure(exc, world.rank, world)
             ok = _all_ok(failure is None, world)
-        sent = failure if failure is not None else WorkerResult(world.rank, part.state if part else None, met)
+        sent = failure if failure is not None else WorkerResult(world.rank, state, met)
         gathered = _gather_objects(sent, world)
         if gathered is None:
             continue
@@ -366,6 +426,12 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
             chosen = np.arange(total, dtype=np.int64)
         else:
             chosen = sample_global_rows(total, split.offset, split.offset + split.n, size, seed, world)
+        if not world.distributed and size >= total and _stored_as_sampled(split):
+            out[name] = _whole_split(split, pred, chosen)  # one process, every row: the split's own arrays, no copies
+            continue
+        if not world.distributed and split.features is not None and split.offset == 0 and split.total is None:
+            out[name] = _sampled_in_place(split, pred, chosen)  # one process: rows copied out only while read
+            continue
         mine = chosen[(chosen >= split.offset) & (chosen < split.offset + split.n)]
         local = mine - split.offset
         local_x = _local_inputs(split, local)
@@ -390,7 +456,9 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
         if all(f is not None for f in frames):
             import pandas as pd
 
-            attributes = pd.concat(frames).reset_index(drop=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+            # the frames are this function's own copies (iloc with rows, or unpickled): renumbered in place
+            attributes = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            attributes.index = pd.RangeIndex(len(attributes))
         target = torch.from_numpy(labels)
         sampled = SplitData(
             name=name, dataset=TensorDataset(torch.from_numpy(x), target), labels=labels,
@@ -401,6 +469,104 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
                        if pred is not None and y_pred is not None else None)
         out[name] = RowSample(sampled, predictions, chosen, total)
     return out if world.is_main else None
+
+
+def _stored_as_sampled(split: SplitData) -> bool:
+    """True when the split's features are what the row sample would hold: a contiguous numpy array in one of
+    SAMPLED_DTYPES (tabular data), so a sample of every row can share them instead of copying."""
+    features = split.features
+    return (isinstance(features, np.ndarray) and features.dtype in SAMPLED_DTYPES and features.flags.c_contiguous
+            and features.flags.writeable and np.asarray(split.labels).flags.writeable
+            and split.offset == 0 and split.total is None)
+
+
+def _whole_split(split: SplitData, pred: Predictions | None, rows: np.ndarray) -> RowSample:
+    """The row sample of a whole split held by one process: the split's own arrays (its features, labels,
+    attributes and source rows, its predictions' classes and scores), the same values ``gather_row_samples``
+    would copy out, without the copies."""
+    import pandas as pd
+    import torch
+    from torch.utils.data import TensorDataset
+
+    assert split.features is not None
+    labels = np.asarray(split.labels)
+    attributes = split.attributes
+    if attributes is not None and not (isinstance(attributes.index, pd.RangeIndex)
+                                       and attributes.index.equals(pd.RangeIndex(len(attributes)))):
+        attributes = attributes.reset_index(drop=True)  # numbered 0..n-1 like a gathered sample
+    sampled = dataclasses.replace(
+        split, dataset=TensorDataset(torch.from_numpy(split.features), torch.from_numpy(labels)), labels=labels,
+        source_rows=None if split.source_rows is None else np.asarray(split.source_rows), attributes=attributes,
+        offset=0, total=None,
+    )
+    predictions = (Predictions(split=split.name, y_true=labels, y_pred=np.asarray(pred.y_pred), probs=pred.probs,
+                               loss=pred.loss) if pred is not None else None)
+    return RowSample(sampled, predictions, rows, split.n)
+
+
+class _SampledSplit(SplitData):
+    """The sampled rows of a whole split held by one process, as a SplitData whose ``features``, ``dataset`` and
+    ``attributes`` are copied out of the split when read (the same values ``gather_row_samples`` copies out on
+    several workers) and kept only while a reader holds them (weak references): a row sample cached for the
+    whole run then costs its labels, predictions and row indices, not a second copy of every sampled input.
+    """
+
+    _whole: SplitData
+    _local: np.ndarray
+    _held: dict[str, Any]
+
+    def __init__(self, whole: SplitData, local: np.ndarray) -> None:  # noqa: D107 (SplitData's fields, below)
+        for name, value in (("name", whole.name), ("labels", np.asarray(whole.labels)[local]),
+                            ("source_rows", None if whole.source_rows is None else np.asarray(whole.source_rows)[local]),
+                            ("source", whole.source), ("offset", 0), ("total", None),
+                            ("_whole", whole), ("_local", local), ("_held", {})):
+            object.__setattr__(self, name, value)
+
+    def _read(self, field: str, make: Callable[[], Any]) -> Any:
+        import weakref
+
+        held = self._held.get(field)
+        value = held() if held is not None else None
+        if value is None:
+            value = make()
+            self._held[field] = weakref.ref(value)
+        return value
+
+    @property  # type: ignore[override]
+    def features(self) -> np.ndarray:
+        return self._read("features", lambda: _as_sampled(np.asarray(self._whole.features[self._local])))
+
+    @property  # type: ignore[override]
+    def dataset(self) -> Any:
+        import torch
+        from torch.utils.data import TensorDataset
+
+        return self._read("dataset", lambda: TensorDataset(torch.from_numpy(self.features), torch.from_numpy(self.labels)))
+
+    @property  # type: ignore[override]
+    def attributes(self) -> Any:
+        import pandas as pd
+
+        if self._whole.attributes is None:
+            return None
+
+        def copy_out() -> Any:
+            frame = self._whole.attributes.iloc[self._local]
+            frame.index = pd.RangeIndex(len(frame))
+            return frame
+
+        return self._read("attributes", copy_out)
+
+
+def _sampled_in_place(split: SplitData, pred: Predictions | None, rows: np.ndarray) -> RowSample:
+    """The row sample ``rows`` (sorted) of a whole split held by one process (``_SampledSplit``)."""
+    sampled = _SampledSplit(split, rows)
+    predictions = None
+    if pred is not None:
+        probs = None if pred.probs is None else pred.probs[rows]
+        predictions = Predictions(split=split.name, y_true=sampled.labels, y_pred=np.asarray(pred.y_pred)[rows],
+                                  probs=probs, loss=pred.loss)
+    return RowSample(sampled, predictions, rows, split.n)
 
 
 def labels_only(data: DataBundle, predictions: Mapping[str, Predictions]) -> DataBundle:
