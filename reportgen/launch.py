@@ -153,7 +153,8 @@ MAX_NPROC = 1024
 def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     """Everything that can be checked before a worker starts; raises an InputError (exit 2) naming the first problem.
 
-    The worker count lies in [1, MAX_NPROC]; the collective timeout is well formed; whatever ``reportgen
+    The worker count lies in [1, MAX_NPROC]; the collective timeout is well formed; a config that asks for
+    ``cuda`` finds a GPU for each of the node's workers (``distributed.choose_device``); whatever ``reportgen
     validate`` checks before loading (``pipeline.check_before_run``: the output folder can be written,
     ``compare_to`` is a readable results.json, the template folder is usable); every file the config names
     exists (data files, ``.py`` files of ``data.factory`` and ``model.target``, ``model.path``,
@@ -161,7 +162,7 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     was validated when it was loaded.) What only loading can find (a missing column, NaN in the features)
     is found by the workers, and the launcher still says it once.
     """
-    from reportgen.distributed import collective_timeout
+    from reportgen.distributed import choose_device, collective_timeout
     from reportgen.errors import ConfigError, DataError, ModelError
     from reportgen.output import check_out_dir
     from reportgen.pipeline import check_before_run, input_paths
@@ -169,6 +170,8 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     if not 1 <= nproc <= MAX_NPROC:
         raise InputError(f"--nproc-per-node {nproc}: expected a number of workers from 1 to {MAX_NPROC}")
     collective_timeout()
+    if nproc > 1:  # one GPU per worker when the config asks for CUDA: the workers would each say so
+        choose_device(loaded.config.device, 0, nproc)
     check_before_run(loaded, out_dir)
     check_out_dir(out_dir, inputs=input_paths(loaded))  # as rank 0 will claim it: holding no input of the run
     for key, path in input_paths(loaded).items():

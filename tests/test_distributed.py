@@ -235,6 +235,19 @@ def test_an_unbounded_collective_timeout_is_refused_before_launch(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="needs fewer GPUs than workers")
+def test_cuda_with_fewer_gpus_than_workers_is_refused_before_launch(tmp_path: Path, cancer_csv: Path):
+    """It started both workers, which each failed: 'worker 0 of 2: error: ...' after about 10 s."""
+    path = write_config(tmp_path, {**cancer_config(cancer_csv), "device": "cuda"})
+    result = subprocess.run([sys.executable, "-m", "reportgen", "run", str(path), "--nproc-per-node", "2",
+                             "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    gpus = torch.cuda.device_count()
+    assert result.stderr.splitlines() == [f"reportgen: error: device 'cuda': 2 workers on this machine but {gpus} CUDA "
+                                          "device(s); start at most one worker per GPU or use device: cpu"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_sample_does_not_depend_on_the_number_of_shards():
     whole = sample_global_rows(N_ROWS, 0, N_ROWS, SAMPLE_SIZE, 42, World.single())
     assert len(whole) == SAMPLE_SIZE == len(set(whole.tolist()))
