@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value by dotted path, value parsed as YAML (repeatable)")
     run.add_argument("--compare-to", metavar="RESULTS_JSON",
-                     help="an earlier run's results.json (e.g. the last release) for the release_comparison check")
+                     help="an earlier run's results.json (e.g. the last release), or a folder of runs (its newest passing "
+                          "run of this config's name), for the release_comparison check")
     run.add_argument("--strict", action="store_true",
                      help="fail the gate (exit 1) when the config relaxes a default check (same as gate: {strict: true})")
     run.add_argument("--quiet", action="store_true", help="no progress output")

@@ -161,20 +161,20 @@ def _checkpoint_path(loaded: LoadedConfig) -> Path | None:
     return loaded.resolve(reference) if reference else None
 
 
-def load_previous_results(path: Path, exclude: Path | None = None) -> dict[str, Any]:
+def load_previous_results(path: Path, exclude: Path | None = None, *, name: str | None = None) -> dict[str, Any]:
     """Read an earlier run's results.json for comparison (with ``load_results``: exit 2 when malformed);
-    a folder gives its newest valid passing run (``scan_runs``; ``exclude``, the run's own output folder,
-    is not scanned), and the document then lists the invalid files skipped under ``SKIPPED_RUNS_KEY``."""
-    return _previous_run(path, exclude)[0]
+    a folder gives its newest valid passing run of job ``name`` (``scan_runs``; ``exclude``, the run's own
+    output folder, is not scanned), and the document then lists the invalid files skipped under ``SKIPPED_RUNS_KEY``."""
+    return _previous_run(path, exclude, name)[0]
 
 
-def _previous_run(path: Path, exclude: Path | None) -> tuple[dict[str, Any], str | None]:
+def _previous_run(path: Path, exclude: Path | None, name: str | None) -> tuple[dict[str, Any], str | None]:
     """``load_previous_results`` and, when ``path`` is a folder, the chosen results.json's path relative to it
     (recorded in release_comparison's evidence as ``previous_source``)."""
     chosen, source = path, None
     skipped: tuple[tuple[str, str], ...] = ()
     if path.is_dir():
-        scan = scan_runs(path, exclude)
+        scan = scan_runs(path, exclude, name=name)
         chosen, skipped, source = scan.chosen, scan.skipped, scan.chosen.relative_to(path).as_posix()
     try:
         document = load_results(chosen).document()
@@ -196,7 +196,7 @@ def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
     if out_dir is not None:
         check_out_dir(out_dir)
     if cfg.compare_to:
-        load_previous_results(loaded.resolve(cfg.compare_to), out_dir)
+        load_previous_results(loaded.resolve(cfg.compare_to), out_dir, name=cfg.name)
     if cfg.report.template_dir:
         check_templates(loaded.resolve(cfg.report.template_dir))
 
@@ -229,7 +229,7 @@ def _execute(
         loaded = loaded.with_flags({"compare_to": str(Path(compare_to).resolve())})
     cfg = loaded.config
     previous_path = loaded.resolve(cfg.compare_to) if cfg.compare_to else None
-    previous, previous_source = _previous_run(previous_path, out_dir) if previous_path else (None, None)
+    previous, previous_source = _previous_run(previous_path, out_dir, cfg.name) if previous_path else (None, None)
     timing: dict[str, float] = {}
     started = time.perf_counter()
     progress.stage("loading data and model")

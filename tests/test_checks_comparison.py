@@ -170,20 +170,39 @@ def test_a_folder_of_runs_compares_with_the_newest_passing_one(cancer_run, tmp_p
     path, previous = cancer_run
     older = copy.deepcopy(previous)
     older["environment"]["created_at"] = "2020-01-01T00:00:00Z"
-    older["name"] = "older"
     failing_newer = copy.deepcopy(previous)
     failing_newer["environment"]["created_at"] = "2030-01-01T00:00:00Z"
     failing_newer["status"] = "fail"
     newest_passing = copy.deepcopy(previous)
     newest_passing["environment"]["created_at"] = "2029-01-01T00:00:00Z"
-    newest_passing["name"] = "newest-passing"
     for name, document in (("a", older), ("b", failing_newer), ("c", newest_passing)):
         _write(tmp_path / "runs" / name, document, "results.json")
     report, _ = execute(load_config(path), compare_to=tmp_path / "runs")
-    assert check(report, "release_comparison").evidence["previous_name"] == "newest-passing"
+    assert check(report, "release_comparison").evidence["previous_source"] == "c/results.json"
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no passing run"):
         execute(load_config(path), compare_to=tmp_path / "empty")
+
+
+def test_a_folder_holding_two_jobs_compares_only_with_runs_of_this_job(cancer_run, tmp_path: Path):
+    """A newer passing run of another job (another name, here another task too) is never the baseline."""
+    path, previous = cancer_run
+    runs = tmp_path / "runs"
+    own = copy.deepcopy(previous)
+    own["environment"]["created_at"] = "2020-01-01T00:00:00Z"
+    _write(runs / "own", own, "results.json")
+    other_job = copy.deepcopy(previous)
+    other_job["name"], other_job["task"] = "auto-mpg", "regression"
+    other_job["environment"]["created_at"] = "2099-01-01T00:00:00Z"
+    _write(runs / "other", other_job, "results.json")
+    report, _ = execute(load_config(path), compare_to=runs)
+    result = check(report, "release_comparison")
+    assert result.status == "pass"
+    assert result.evidence["previous_source"] == "own/results.json"
+    assert result.evidence["previous_name"] == previous["name"]
+    (runs / "own" / "results.json").unlink()
+    with pytest.raises(InputError, match=rf"no passing run of '{previous['name']}' .*\(1 run of other jobs ignored\)"):
+        execute(load_config(path), compare_to=runs)
 
 
 @pytest.mark.parametrize("b, c", [(0, 0), (3, 0), (10, 4), (40, 15), (200, 230)])
@@ -484,7 +503,7 @@ def test_a_compare_to_folder_holding_the_output_folder_never_compares_with_its_p
     path, previous = cancer_run
     runs = tmp_path / "runs"
     _write(runs / "old", previous, "results.json")
-    stale = {**copy.deepcopy(previous), "name": "stale-report-in-the-output-folder"}
+    stale = copy.deepcopy(previous)
     stale["environment"]["created_at"] = "2099-01-01T00:00:00Z"
     _write(runs / "new", stale, "results.json")
     err = io.StringIO()
@@ -493,4 +512,4 @@ def test_a_compare_to_folder_holding_the_output_folder_never_compares_with_its_p
     assert code == 0, err.getvalue()
     written = json.loads((runs / "new" / "results.json").read_text(encoding="utf-8"))
     result = next(c for c in written["checks"] if c["id"] == "release_comparison")
-    assert result["evidence"]["previous_name"] == previous["name"] != stale["name"]
+    assert result["evidence"]["previous_source"] == "old/results.json"

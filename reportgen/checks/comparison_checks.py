@@ -57,9 +57,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def newest_passing_run(folder: Path, exclude: Path | None = None) -> Path:
-    """The results.json of the newest passing run in ``folder`` (see ``scan_runs``); raises InputError when there is none."""
-    return scan_runs(folder, exclude).chosen
+def newest_passing_run(folder: Path, exclude: Path | None = None, *, name: str | None = None) -> Path:
+    """The results.json of the newest passing run of job ``name`` in ``folder`` (see ``scan_runs``); raises InputError when there is none."""
+    return scan_runs(folder, exclude, name=name).chosen
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,12 @@ class RunScan:
     """(path, reason) of each candidate that is not a valid results.json (reportgen.report.load_results), in path order."""
 
 
-def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
-    """The newest passing run in ``folder``: its own results.json or one in a direct subfolder.
+def scan_runs(folder: Path, exclude: Path | None = None, *, name: str | None = None) -> RunScan:
+    """The newest passing run of job ``name`` in ``folder``: its own results.json or one in a direct subfolder.
+
+    Only runs whose results.json ``name`` equals ``name`` (the config's ``name:``) are candidates, so a folder
+    holding several jobs' runs (as ``reportgen history`` reads it) gives this job's own baseline; ``None``
+    accepts a run of any name.
 
     Every candidate goes through the one bounded loader (reportgen.report.load_results: size, depth,
     schema and status checked); an invalid one is skipped and listed, so one damaged or forged file
@@ -91,6 +95,7 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
     candidates = [folder / "results.json", *sorted(folder.glob("*/results.json"))]
     passing: list[tuple[datetime, str, Path]] = []
     skipped: list[tuple[str, str]] = []
+    other_jobs = 0
     for path in candidates:
         if skip_folder is not None and path.parent.resolve() == skip_folder:
             continue
@@ -101,6 +106,9 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
         except ResultsError as exc:
             skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
             continue
+        if name is not None and report.name != name:
+            other_jobs += 1
+            continue
         if report.status == "pass":
             try:
                 created = parse_created_at(report.environment.get("created_at"))
@@ -109,8 +117,12 @@ def scan_runs(folder: Path, exclude: Path | None = None) -> RunScan:
                 continue
             passing.append((created, str(path), path))
     if not passing:
-        note = f" ({len(skipped)} invalid results.json skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise InputError(f"compare_to: no passing run (results.json with status pass) in {folder}{note}")
+        notes = [f"{len(skipped)} invalid results.json skipped, e.g. {skipped[0][0]}: {skipped[0][1]}"] if skipped else []
+        if other_jobs:
+            notes.append(f"{other_jobs} {'run' if other_jobs == 1 else 'runs'} of other jobs ignored")
+        job = f" of {name!r}" if name is not None else ""
+        note = f" ({'; '.join(notes)})" if notes else ""
+        raise InputError(f"compare_to: no passing run{job} (results.json with status pass) in {folder}{note}")
     return RunScan(max(passing)[2], tuple(skipped))
 
 
