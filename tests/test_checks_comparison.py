@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import copy
 import json
 from pathlib import Path
@@ -161,6 +162,9 @@ def test_other_test_data_fails_closed_unless_accepted(cancer_run, tmp_path: Path
     report, _ = execute(accepted, compare_to=previous_path)
     result = check(report, "release_comparison")
     assert result.status == "pass" and result.evidence["same_test_data"] is False
+    assert result.evidence["paired_metrics"] == []  # no paired test on other data: the drop alone decides
+    from reportgen.render import fmt
+    assert fmt.threshold_text(result) == "≤ 0.02"
     overrides = report.gate["overrides"]
     assert {"check": "release_comparison", "setting": "allow_different_data", "default": False,
             "value": True, "effect": "relaxed"} in overrides
@@ -239,6 +243,22 @@ def test_credit_balanced_model_fails_against_the_naive_release_on_precision(cred
     precision = next(r for r in result.evidence["metrics"] if r["metric"] == "precision")
     assert precision["significant"] and precision["p_value"] is None  # McNemar tests accuracy, not precision
     assert result.evidence["previous_statuses"]["minority_recall"] == "fail"
+
+
+def test_the_required_column_names_the_metrics_a_p_value_can_excuse(credit_comparison):
+    """Precision and F1 have no paired test: the p-value condition names only the metrics that have one."""
+    from reportgen.render import RENDERERS, RenderOptions
+    from reportgen.render import fmt
+
+    _, report = credit_comparison
+    result = check(report, "release_comparison")
+    assert result.evidence["paired_metrics"] == ["accuracy", "recall", "roc_auc", "pr_auc"]
+    required = "≤ 0.02 (or p ≥ 0.05 for Accuracy, Recall, ROC AUC, PR AUC)"
+    assert fmt.threshold_text(result) == required
+    assert required in RENDERERS["md"].render(report, RenderOptions()).decode("utf-8")
+    older = copy.deepcopy(result.evidence)
+    del older["paired_metrics"]  # a results.json of an earlier version reads as it did
+    assert fmt.threshold_text(dataclasses.replace(result, evidence=older)) == "≤ 0.02 or p ≥ 0.05"
 
 
 def test_page_one_and_summary_show_the_status_diff_and_tile_deltas_against_the_earlier_run(credit_comparison):

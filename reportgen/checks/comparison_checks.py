@@ -32,6 +32,17 @@ RECORDS_DISAGREE = "stored per-sample records disagree with the recorded metrics
 """Why no paired test is used when the earlier run's records fail reportgen.record_consistency."""
 RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
 """Metrics of the scores' ranking: paired by a bootstrap of the same rows (binary), not by McNemar."""
+PAIRED_METRICS_KEY = "paired_metrics"
+"""Evidence key: the compared metrics whose drop past the limit may be called noise by a paired test (on the same
+test data: accuracy; for binary tasks also recall, ROC AUC and PR AUC); every other metric fails on its drop alone.
+Page 1's Required column names them beside the p-value condition (reportgen.render.fmt.threshold_text)."""
+
+
+def has_paired_test(metric: str, binary: bool) -> bool:
+    """Whether a drop of ``metric`` can be judged by a paired test: McNemar for accuracy and (binary) recall,
+    the paired bootstrap for binary ROC AUC and PR AUC (``_paired_p_value``, ``_ranking_bootstrap``)."""
+    return metric == "accuracy" or (binary and (metric == "recall" or metric in RANKING_METRICS))
+
 
 
 def metric_drop(previous: float, current: float, higher_is_better: bool) -> float:
@@ -360,6 +371,8 @@ class ReleaseComparison(Check):
         if not_compared:
             evidence["not_compared"] = not_compared
         evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
+        binary = ctx.positive_index is not None
+        evidence[PAIRED_METRICS_KEY] = [r["metric"] for r in rows if same and not records_problem and has_paired_test(r["metric"], binary)]
         if not rows:
             return Finding("violation", None, "The earlier results share no headline test metric with this run, so "
                            "nothing could be compared.", evidence)

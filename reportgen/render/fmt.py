@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from reportgen import metric_registry, numbers
 from reportgen.checks.base import CheckResult
+from reportgen.checks.comparison_checks import PAIRED_METRICS_KEY
 from reportgen.vocabulary import SPLIT_ORDER, Status
 
 STATUS_WORD = {s.value: s.value.upper() for s in Status}
@@ -76,14 +77,23 @@ def threshold_text(check: CheckResult) -> str:
     """'≥ 0.8' / '≤ 0.05' (a setting, as the config writes it), or an em dash for checks without a threshold.
 
     A check whose verdict also needs significance shows its whole condition for passing:
-    '≤ 0.1 or p ≥ 0.05', so a passing value past the threshold does not contradict it.
+    '≤ 0.1 or p ≥ 0.05', so a passing value past the threshold does not contradict it. When the
+    evidence lists which metrics have a paired test (``PAIRED_METRICS_KEY``, release_comparison), the
+    p-value condition names them: '≤ 0.02 (or p ≥ 0.05 for Accuracy, Recall)', or is left out when none has.
     """
     if check.threshold is None:
         return "—"
     sign = direction(check.higher_is_better)
     text = f"{sign} {numbers.setting(check.threshold)}".strip()
     level = significance_level(check)
-    return f"{text} or p ≥ {numbers.setting(level)}" if level is not None else text
+    if level is None:
+        return text
+    paired = check.evidence.get(PAIRED_METRICS_KEY) if isinstance(check.evidence, Mapping) else None
+    if isinstance(paired, list):
+        if not paired:
+            return text
+        return f"{text} (or p ≥ {numbers.setting(level)} for {', '.join(metric_label(str(m)) for m in paired)})"
+    return f"{text} or p ≥ {numbers.setting(level)}"
 
 
 def value_text(check: CheckResult) -> str:
