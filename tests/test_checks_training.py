@@ -9,6 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from reportgen.numbers import number, percent
+from reportgen.render import fmt
+
 from check_helpers import breast_cancer, context, diabetes, memorisable_noisy_cancer, mlp, run, tabular_bundle, train_model
 
 
@@ -38,6 +41,7 @@ def test_loss_curve_clean_run_passes(cancer, finished_run):
     result = run("loss_curve", context(cancer, training=finished_run))
     assert result.status == "pass", result.message
     assert "unfinished" not in result.evidence
+    assert fmt.value_text(result) == number(result.value) and fmt.threshold_text(result) == "≤ 0.9"
     history = finished_run.history
     start = max(history[0]["train_loss"], finished_run.init_loss)
     assert result.value == pytest.approx(history[-1]["train_loss"] / start)
@@ -67,6 +71,11 @@ def test_loss_curve_flags_training_cut_short_on_diabetes(val):
     assert unfinished["slope_per_epoch"] == pytest.approx(slope, rel=1e-9) and slope < 0
     assert unfinished["relative_drop"] == pytest.approx(drop, rel=1e-9) and drop >= 0.01
     assert result.message.startswith("Training may be unfinished: the " + unfinished["monitored"] + " loss was lowest at epoch")
+    assert f" and fell {percent(drop)} over the last 5 epochs" in result.message  # 43.3%, not 43.286%
+    # page 1's Value and Required cells show what warned (the fall against unfinished_min_drop), not only the ratio
+    assert fmt.value_text(result) == f"{number(result.value)}; loss fall {percent(drop)}"
+    assert fmt.threshold_text(result) == "≤ 0.9; loss fall < 1%"
+    assert result.value <= 0.9  # the ratio alone meets its requirement: it is not what warned
     # a wider window or a larger drop requirement is a setting: a 50% drop over 5 epochs is not reached here
     assert "unfinished" not in run("loss_curve", context(bundle, training=training),
                                    {"unfinished_min_drop": 0.5}).evidence

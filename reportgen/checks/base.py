@@ -261,6 +261,14 @@ class Measurement:
     concern: str | None = None
 
 
+CONCERN_MEASURE_KEY = "concern_measure"
+"""Evidence key of a warning raised by a second condition (``Measurement.concern``), not by the value against
+its threshold: ``{"label": str, "value": float, "warns_at": float, "percent": bool}``, the fact that warned,
+which warns at or above ``warns_at`` (e.g. loss_curve's fall of the loss over its last epochs against
+``unfinished_min_drop``). A warning's Value and Required cells show it after the value and the requirement
+('0.008; loss fall 43.3%' against '≤ 0.9; loss fall < 1%', reportgen.render.fmt), so they say what warned."""
+
+
 def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Finding:
     """Apply the threshold to a measurement and write the verdict clause (a pure function).
 

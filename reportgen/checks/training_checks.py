@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
+from reportgen.checks.base import CONCERN_MEASURE_KEY, NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Measurement, Param, register
 from reportgen.checks.context import CheckContext
-from reportgen.numbers import count, number, setting
+from reportgen.numbers import count, number, percent, setting
 
 
 def _finite(value: Any) -> bool:
@@ -122,14 +122,16 @@ class LossCurve(Check):
         if concern is None and not training.stopped_early:
             monitored = "validation" if val else "training"
             curve = val if monitored == "validation" else finite
+            min_drop = float(settings.params["unfinished_min_drop"])
             unfinished = unfinished_training([e for e, _ in curve], [float(v) for _, v in curve],
-                                             int(settings.params["unfinished_epochs"]),
-                                             float(settings.params["unfinished_min_drop"]))
+                                             int(settings.params["unfinished_epochs"]), min_drop)
             if unfinished is not None:
-                evidence["unfinished"] = {"monitored": monitored, **unfinished}
+                evidence["unfinished"] = {"monitored": monitored, **unfinished, "min_drop": min_drop}
+                evidence[CONCERN_MEASURE_KEY] = {"label": "loss fall", "value": unfinished["relative_drop"],
+                                                 "warns_at": min_drop, "percent": True}
                 concern = (f"training may be unfinished: the {monitored} loss was lowest at epoch "
                            f"{unfinished['best_epoch']} of {unfinished['last_epoch']} and fell "
-                           f"{number(100 * unfinished['relative_drop'])}% over the last {unfinished['window_epochs']} "
+                           f"{percent(unfinished['relative_drop'])} over the last {unfinished['window_epochs']} "
                            f"epochs (slope {number(unfinished['slope_per_epoch'])} per epoch); train for more epochs "
                            f"or use early stopping")
         return Measurement(ratio, summary, evidence, violation="The model is not learning", concern=concern)

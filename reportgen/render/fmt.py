@@ -6,7 +6,7 @@ import re
 from typing import Any, Mapping
 
 from reportgen import metric_registry, numbers
-from reportgen.checks.base import CheckResult
+from reportgen.checks.base import CONCERN_MEASURE_KEY, CheckResult
 from reportgen.checks.comparison_checks import PAIRED_METRICS_KEY
 from reportgen.vocabulary import SPLIT_ORDER, Status
 
@@ -87,7 +87,7 @@ def threshold_text(check: CheckResult) -> str:
     text = f"{sign} {numbers.setting(check.threshold)}".strip()
     level = significance_level(check)
     if level is None:
-        return text
+        return text + _concern_text(check, required=True)
     paired = check.evidence.get(PAIRED_METRICS_KEY) if isinstance(check.evidence, Mapping) else None
     if isinstance(paired, list):
         if not paired:
@@ -97,8 +97,25 @@ def threshold_text(check: CheckResult) -> str:
 
 
 def value_text(check: CheckResult) -> str:
-    """The check's measured value."""
-    return num(check.value)
+    """The check's measured value; for a warning raised by a second condition, that condition's value after it."""
+    return num(check.value) + _concern_text(check, required=False)
+
+
+def _concern_text(check: CheckResult, *, required: bool) -> str:
+    """'; loss fall 43.3%' (``required``: '; loss fall < 1%'): what made a warning (``CONCERN_MEASURE_KEY``),
+    empty for other statuses and for results without it."""
+    measure = check.evidence.get(CONCERN_MEASURE_KEY) if isinstance(check.evidence, Mapping) else None
+    if check.status != Status.WARN or not isinstance(measure, Mapping):
+        return ""
+    value, limit = measure.get("value"), measure.get("warns_at")
+    if not is_number(value) or not is_number(limit):
+        return ""
+    as_percent = measure.get("percent") is True
+    if required:
+        shown = f"< {numbers.setting(100 * limit)}%" if as_percent else f"< {numbers.setting(limit)}"
+    else:
+        shown = numbers.percent(value) if as_percent else num(value)
+    return f"; {one_line(measure.get('label', ''), 40)} {shown}"
 
 
 def comparison_text(check: CheckResult) -> str:
