@@ -279,7 +279,7 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     written = history.write(collected, Path(args.out), formats)
     for h in collected.histories:
         last = h.last_pass()
-        out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs):,} runs ({h.newest.created_at}); "
+        out.write(f"{h.verdict.upper()}: {h.name}: newest of {len(h.runs):,} run{'s' if len(h.runs) != 1 else ''} ({h.newest.created_at}); "
                   f"last passing run: {last.created_at if last else 'none'}\n")
     folders: dict[Path, list[str]] = {}  # one job writes into --out, several into --out/<name>/
     for written_path in written:

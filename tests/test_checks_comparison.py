@@ -48,7 +48,9 @@ def test_an_identical_earlier_run_passes_and_no_earlier_run_skips(cancer_run, tm
     assert result.status == "pass" and result.value == pytest.approx(0.0, abs=1e-12)
     assert result.evidence["same_test_data"] is True
     report, _ = execute(load_config(path))
-    assert check(report, "release_comparison").status == "skip"
+    skipped = check(report, "release_comparison")
+    assert skipped.status == "skip" and "(" not in skipped.message  # it is shown in parentheses on page 1
+    assert skipped.message == "no earlier results given: name an earlier results.json or a folder of runs with --compare-to"
 
 
 def _write(folder: Path, document: dict, name: str = "previous.json") -> Path:

@@ -385,4 +385,4 @@ def test_render_without_format_writes_the_runs_formats_and_the_same_results_json
     assert (tmp_path / "again" / "summary.md").read_bytes() == (run_dir / "summary.md").read_bytes()
     code, out, err = run_cli("history", str(tmp_path / "again"), "--out", str(tmp_path / "trend"), "--format", "md")
     assert code == 0 and "skipped" not in err, err
-    assert "newest of 1 runs" in out
+    assert "newest of 1 run (" in out

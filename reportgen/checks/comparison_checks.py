@@ -288,7 +288,8 @@ class ReleaseComparison(Check):
     def _compare(self, ctx: CheckContext, settings: CheckSettings) -> Finding:
         previous = ctx.previous
         if previous is None:
-            return Finding.skip("no earlier results given (reportgen run --compare-to results.json)", NOT_APPLICABLE)
+            return Finding.skip("no earlier results given: name an earlier results.json or a folder of runs with "
+                                "--compare-to", NOT_APPLICABLE)
         previous_env = previous.get("environment") or {}
         evidence: dict[str, Any] = {
             "previous_name": previous.get("name"),

@@ -423,19 +423,21 @@ class SlicePerformance(Check):
             "columns_left_out": left_out, **sample.evidence(),
         }
         value = max(s.gap for s in stats)
+        # for RMSE max is a relative increase (0.1: 10% higher than the rest), for proportions a difference
+        limit = f"{setting(100 * max_gap)}%" if metric == "rmse" else setting(max_gap)
         if failing:
             w = failing[0]
             more = f" ({len(failing) - 1} more slices fail, see the table)" if len(failing) > 1 else ""
             gap_text = f"{percent(w.gap)} higher" if metric == "rmse" else f"a gap of {number(w.gap)}"
             return Finding("violation", w.gap, f"The model's {label} is {number(w.metric)} in {w.label} (n = {count(w.size)}) "
-                           f"against {number(w.rest)} elsewhere: {gap_text}, above the {setting(max_gap)} limit "
+                           f"against {number(w.rest)} elsewhere: {gap_text}, above the {limit} limit "
                            f"({p_clause(w.q_value, 'adjusted p')}){more}.", evidence)
         w = max(stats, key=lambda s: s.gap)
         tested = f"{count(len(stats))} slice{'s' if len(stats) != 1 else ''} tested"
         if w.gap <= 0:  # every slice scores at least as well as the data outside it: none is "weakest"
             return Finding("ok", value, f"No slice is worse than the rest in {label} ({tested}; the closest, {w.label}, "
                            f"has {number(w.metric)} against {number(w.rest)} elsewhere, n = {count(w.size)}).", evidence)
-        return Finding("ok", value, f"No slice is worse than the rest by more than {setting(max_gap)} in {label} with "
+        return Finding("ok", value, f"No slice is worse than the rest by more than {limit} in {label} with "
                        f"significance ({tested}; weakest: {w.label}, {number(w.metric)} "
                        f"against {number(w.rest)} elsewhere, n = {count(w.size)}).", evidence)
 
