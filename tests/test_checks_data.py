@@ -29,6 +29,18 @@ def test_data_integrity_clean_breast_cancer():
     assert result.value == 0
 
 
+def test_data_integrity_shows_no_class_support_setting_for_regression():
+    from reportgen.render import view
+
+    bundle, *_ = tabular_bundle(diabetes, "regression")
+    result = run("data_integrity", context(bundle))
+    assert result.status == "pass", result.message
+    assert "min_class_support" not in result.evidence
+    assert "class support" not in str(view.evidence_view(result))
+    classified, *_ = tabular_bundle(breast_cancer, "binary")
+    assert run("data_integrity", context(classified)).evidence["min_class_support"] == 10
+
+
 def test_data_integrity_finds_nonfinite_inputs_and_bad_labels():
     bundle, X, y, rows, transform = tabular_bundle(breast_cancer, "binary")
     test_x = transform(X[rows["test"]])

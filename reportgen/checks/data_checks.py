@@ -192,7 +192,9 @@ class DataIntegrity(Check):
                     violations.append(f"{split.name} has {count(bad)} non-finite targets")
             if n < min_support:
                 concerns.append(f"the {split.name} split has only {count(n)} samples")
-        evidence = {"splits": per_split, "violations": violations, "concerns": concerns, "min_class_support": min_support}
+        evidence: dict[str, Any] = {"splits": per_split, "violations": violations, "concerns": concerns}
+        if classification:  # a regression run has no classes; the setting then only bounds the split sizes
+            evidence["min_class_support"] = min_support
         problems = len(violations) + len(concerns)
         if violations:
             return Finding("violation", problems, f"Broken data: {_join(violations + concerns)}.", evidence)
