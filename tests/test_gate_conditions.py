@@ -131,11 +131,11 @@ def test_a_comparison_with_a_baseline_that_failed_its_gate_says_so(wine_run, tmp
     for kind in ("md", "junit", "html"):
         assert "The baseline failed its own gate" in RENDERERS[kind].render(later, RenderOptions()).decode("utf-8"), kind
 
-    releases = tmp_path / "releases"
+    releases = tmp_path / "releases"  # earlier releases of the job "later": a folder holds only its own runs
     (releases / "v1").mkdir(parents=True)
-    (releases / "v1" / "results.json").write_text(json.dumps(report.document()), encoding="utf-8")
+    (releases / "v1" / "results.json").write_text(json.dumps({**report.document(), "name": "later"}), encoding="utf-8")
     (releases / "v0").mkdir()
-    (releases / "v0" / "results.json").write_text(json.dumps(failed.document()), encoding="utf-8")
+    (releases / "v0" / "results.json").write_text(json.dumps({**failed.document(), "name": "later"}), encoding="utf-8")
     chosen, _ = execute(load_config(_wine_config(tmp_path, "later")), compare_to=releases)
     comparison = next(c for c in chosen.checks if c.id == "release_comparison")
     assert comparison.evidence["previous_source"] == "v1/results.json"
