@@ -76,6 +76,10 @@ def test_loss_curve_flags_training_cut_short_on_diabetes(val):
     assert fmt.value_text(result) == f"{number(result.value)}; loss fall {percent(drop)}"
     assert fmt.threshold_text(result) == "≤ 0.9; loss fall < 1%"
     assert result.value <= 0.9  # the ratio alone meets its requirement: it is not what warned
+    from text_scan import all_keys, shown_evidence_problems, unlabelled_keys
+    from reportgen.render import view
+    assert not unlabelled_keys(result.evidence, set(), set())  # the evidence table labels what warned
+    assert not shown_evidence_problems(view.evidence_view(result), all_keys(result.evidence), set())
     # a wider window or a larger drop requirement is a setting: a 50% drop over 5 epochs is not reached here
     assert "unfinished" not in run("loss_curve", context(bundle, training=training),
                                    {"unfinished_min_drop": 0.5}).evidence

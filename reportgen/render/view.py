@@ -388,7 +388,8 @@ EVIDENCE_LABELS: dict[str, str] = {
     "unfinished": "Unfinished training", "monitored": "Loss monitored", "best_epoch": "Best epoch",
     "last_epoch": "Last epoch", "window_epochs": "Last epochs judged (k)", "window_start_loss": "Loss k epochs before the end",
     "window_best_loss": "Lowest loss of the last epochs", "relative_drop": "Relative drop over the last epochs",
-    "slope_per_epoch": "Slope (loss per epoch)",
+    "slope_per_epoch": "Slope (loss per epoch)", "min_drop": "Smallest drop that counts (setting)",
+    "concern_measure": "What warned", "value": "Value", "warns_at": "Warns from", "percent": "As a percentage",
     "shape": "Shape", "parameters": "Parameters", "norm": "Gradient norm", "received": "Received a gradient",
     "finite": "Finite", "parameter_tensors": "Parameter tensors", "parameters_without_gradient": "Parameters without gradient",
     "largest_norm": "Largest gradient norm", "weakest_ratio": "Weakest / largest gradient norm",
@@ -399,6 +400,7 @@ EVIDENCE_LABELS: dict[str, str] = {
     "previous_statuses": "Earlier check statuses", "previous_status": "Earlier run's gate",
     "previous_source": "Earlier results file (in the compare_to folder)",
     "previous_failing_checks": "Checks that failed the earlier run's gate",
+    "paired_metrics": "Metrics with a paired test (a p-value can excuse their drop)",
     "significance_level": "Significant below p (a value past the threshold counts only then)", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
     "previous": "Earlier", "higher_is_better": "Higher is better", "significant": "Significant", "relaxations": "Relaxations",
 }
@@ -447,7 +449,7 @@ def _key_text(key: Any) -> str:
 P_VALUE_KEYS = frozenset({"p_value", "p_adjusted"})
 """Evidence keys holding p-values: written as p-values (``< 0.001``), reportgen.numbers.p_value."""
 SETTING_KEYS = frozenset({"alpha", "significance_level", "min_effect", "max_gap", "min_support", "min_ratio", "noise", "threshold",
-                          "operating_threshold", "best_f1_threshold", "min_class_support"})
+                          "operating_threshold", "best_f1_threshold", "min_class_support", "min_drop", "warns_at"})
 """Evidence keys holding a configured value or a chosen decision threshold: written as settings (``0.05``); a sweep's
 column of thresholds keeps three decimals so that it aligns."""
 ROW_KEYS = frozenset({"sample", "row", "train_row", "val_row", "test_row"})
