@@ -175,6 +175,7 @@ def join_world(device_name: str, environ: dict[str, str] | None = None) -> Itera
             raise
         raise cause from (None if cause.__traceback__ is not None else exc)
     finally:
+        del store  # the group's last reference from here: rank 0's store server goes with the group
         dist.destroy_process_group()
 
 
@@ -203,7 +204,7 @@ def _cause_of_stop(exc: BaseException, rank: int, store: object) -> BaseExceptio
             store.set_timeout(_dt.timedelta(seconds=_STORE_ASK_S))  # type: ignore[attr-defined]
             store.compare_set(FAILURE_KEY, "", json.dumps({"rank": rank, "code": int(code)}))  # type: ignore[attr-defined]
         return own
-    if not (isinstance(exc, KeyboardInterrupt) or lost_peer(exc)):
+    if not (isinstance(exc, KeyboardInterrupt) or lost_peer(exc)) or not _store_host_alive(rank):
         return exc
     try:
         store.set_timeout(_dt.timedelta(seconds=_STORE_ASK_S))  # type: ignore[attr-defined]
@@ -213,6 +214,13 @@ def _cause_of_stop(exc: BaseException, rank: int, store: object) -> BaseExceptio
         return PeerFailed(int(first["rank"]), int(first["code"]))
     except Exception:  # the store's host is gone (it failed first itself): what this worker saw is all it knows
         return exc
+
+
+def _store_host_alive(rank: int) -> bool:
+    """True when the group's store outlives every worker but this one: torchrun's agent hosts it, or this is
+    rank 0, which hosts it itself. Asking a store whose host has exited prints torch's warning and a C++ trace
+    on stderr; a stopping worker of another rank does not ask (reportgen's launcher sorts the causes itself)."""
+    return rank == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() in ("true", "1")
 
 
 def _own_error(exc: BaseException) -> BaseException | None:
