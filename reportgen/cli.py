@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Sequence, TextIO, cast
 
 from reportgen import __version__, metric_registry
-from reportgen.errors import InputError, ReportgenError
+from reportgen.errors import InputError, PeerFailed, ReportgenError
 from reportgen.numbers import number
 from reportgen.render import FORMATS
 from reportgen.render.fmt import console_line
@@ -536,6 +536,8 @@ def _say(err: TextIO, code: int, line: str, exc: BaseException) -> int:
     from reportgen.launch import tell_launcher
 
     if tell_launcher(code, line, exc):
+        return code
+    if isinstance(exc, PeerFailed):  # the worker that failed first says the cause (torchrun: each worker speaks)
         return code
     rank, world_size = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
     interrupted = isinstance(exc, KeyboardInterrupt)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from reportgen.errors import ConfigError
+from reportgen.vocabulary import ExitCode
 from reportgen.types import Predictions, SplitData
 
 TIMEOUT_ENV = "REPORTGEN_COLLECTIVE_TIMEOUT_S"
@@ -161,10 +163,87 @@ def join_world(device_name: str, environ: dict[str, str] | None = None) -> Itera
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
                             timeout=collective_timeout())
+    store = dist.distributed_c10d._get_default_store()
     try:
         yield World(rank=rank, world_size=world_size, local_rank=local_rank, device=device, backend=backend)
+    except BaseException as exc:
+        from reportgen.interrupts import stopping
+
+        stopping()  # the run fails or stops: a launcher's SIGTERM now must not replace its cause
+        cause = _cause_of_stop(exc, rank, store)
+        if cause is exc:
+            raise
+        raise cause from (None if cause.__traceback__ is not None else exc)
     finally:
+        del store  # the group's last reference from here: rank 0's store server goes with the group
         dist.destroy_process_group()
+
+
+FAILURE_KEY = "reportgen/first-failure"
+"""Key in the process group's store: ``{"rank": r, "code": c}`` of the first worker that failed with an error of its own."""
+_STORE_ASK_S = 5.0
+"""How long a stopping worker waits for the store's answer (its host, rank 0 or torchrun's agent, may be gone)."""
+
+
+def _cause_of_stop(exc: BaseException, rank: int, store: object) -> BaseException:
+    """Why this worker stops, as the exception to end it with; ``exc`` is what reached ``join_world``.
+
+    A worker that failed with an error of its own records it in the store (first one wins) before it leaves
+    the group, so before its peers can see anything of it: their collectives fail only once its connections
+    close, and torchrun SIGTERMs them only once it has exited. A worker that sees only an echo of a failure
+    (a collective whose peer left, a stop signal) ends with the recorded one as :class:`PeerFailed`.
+    An error whose clean-up a stop signal cut short is still the cause (the signal is torchrun's reaction).
+    """
+    from reportgen.errors import PeerFailed, ReportgenError
+    from reportgen.launch import lost_peer
+
+    own = _own_error(exc)
+    if own is not None:
+        code = own.exit_code if isinstance(own, ReportgenError) else ExitCode.RUNTIME_ERROR
+        with contextlib.suppress(Exception):
+            store.set_timeout(_dt.timedelta(seconds=_STORE_ASK_S))  # type: ignore[attr-defined]
+            store.compare_set(FAILURE_KEY, "", json.dumps({"rank": rank, "code": int(code)}))  # type: ignore[attr-defined]
+        return own
+    if not (isinstance(exc, KeyboardInterrupt) or lost_peer(exc)) or not _store_host_alive(rank):
+        return exc
+    try:
+        store.set_timeout(_dt.timedelta(seconds=_STORE_ASK_S))  # type: ignore[attr-defined]
+        if not store.check([FAILURE_KEY]):  # type: ignore[attr-defined]
+            return exc
+        first = json.loads(store.get(FAILURE_KEY))  # type: ignore[attr-defined]
+        return PeerFailed(int(first["rank"]), int(first["code"]))
+    except Exception:  # the store's host is gone (it failed first itself): what this worker saw is all it knows
+        return exc
+
+
+def _store_host_alive(rank: int) -> bool:
+    """True when the group's store outlives every worker but this one: torchrun's agent hosts it, or this is
+    rank 0, which hosts it itself. Asking a store whose host has exited prints torch's warning and a C++ trace
+    on stderr; a stopping worker of another rank does not ask (reportgen's launcher sorts the causes itself)."""
+    return rank == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() in ("true", "1")
+
+
+def _own_error(exc: BaseException) -> BaseException | None:
+    """The worker's own error in ``exc`` or behind the stop signal that interrupted its clean-up; None if none.
+
+    An exception is the run's when it had unwound as far as ``exc`` did (the frame of the ``with
+    join_world`` block heads both tracebacks): an error that library code was handling when the signal came
+    (a fallback import, a retry) has a traceback of that library's frames only, and is no cause.
+    """
+    from reportgen.launch import lost_peer
+
+    if not isinstance(exc, KeyboardInterrupt):
+        return None if lost_peer(exc) else exc
+    head = exc.__traceback__.tb_frame if exc.__traceback__ is not None else None
+    seen: set[int] = set()
+    context = exc.__context__
+    while context is not None and id(context) not in seen:
+        seen.add(id(context))
+        if not isinstance(context, KeyboardInterrupt):
+            same_level = context.__traceback__ is not None and context.__traceback__.tb_frame is head
+            return context if same_level and not lost_peer(context) else None
+        context = context.__context__
+    return None
 
 
 # --------------------------------------------------------------------------- shards

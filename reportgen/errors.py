@@ -35,3 +35,18 @@ class ResultsError(InputError):
 
 class RunError(ReportgenError):
     """Training, evaluation or rendering failed at run time (exit code 3)."""
+
+
+class PeerFailed(ReportgenError):
+    """This worker of a multi-worker run stopped because another worker had failed first.
+
+    ``rank`` is that worker's rank and ``exit_code`` its exit code (2 bad input, 3 anything else), so that
+    this worker, rank 0 under torchrun above all, ends with the run's real cause and not with what it saw
+    of it (a collective whose peer closed the connection, or the launcher's SIGTERM: 130). The failed
+    worker says its own line; this one says nothing more (docs/distributed-failures.md).
+    """
+
+    def __init__(self, rank: int, exit_code: int) -> None:
+        super().__init__(f"stopped: worker {rank} failed first")
+        self.rank = rank
+        self.exit_code = exit_code

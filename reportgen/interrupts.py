@@ -76,11 +76,23 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     # A second signal is common: a terminal's Ctrl-C reaches every process of its group, and a launcher
     # (reportgen's, torchrun) forwards or sends SIGTERM too. Raised inside the first one's clean-up (an
     # output folder's removal, torch's atexit hooks) it would cut that short and print a traceback.
+    stopping()
+    raise Interrupted(signum)
+
+
+def stopping() -> None:
+    """The run is stopping (a first stop signal, or an error on its way out): later stop signals are ignored.
+
+    Called where a worker of a multi-worker run learns that its run failed: torchrun (or a launcher)
+    SIGTERMs the workers left once one has exited, and that signal, raised as :class:`Interrupted` during
+    the failure's clean-up, would replace the run's error by 130. Does nothing outside the main thread.
+    """
+    if not _in_main_thread():
+        return
     _Stop.raised = True
     for handled in HANDLED_SIGNALS:
         if signal.getsignal(handled) is _raise_interrupted:
             signal.signal(handled, _ignore_repeat)
-    raise Interrupted(signum)
 
 
 def _in_main_thread() -> bool:
@@ -92,8 +104,9 @@ def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`; the old handlers return after.
 
     Only the first signal raises; later ones are ignored while the run stops. With ``until_exit`` (the
-    ``reportgen`` process itself, not a caller of ``cli.main``) they stay ignored after a stop until the
-    process ends, so the interpreter's own shutdown is not interrupted either.
+    ``reportgen`` process itself, not a caller of ``cli.main``) they are ignored after the block until the
+    process ends: the command is over, and what is left (its line, ``--exit-code-file``, the interpreter's
+    shutdown) must not be cut short; a launcher's SIGTERM there would end the process with no exit code file.
     A signal that is ignored when the block starts (``nohup``, a background job's SIGINT) stays ignored.
     Outside the main thread (where Python cannot install handlers) the block changes nothing.
     """
@@ -110,7 +123,7 @@ def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
         yield
     finally:
         for signum, previous in saved.items():
-            signal.signal(signum, signal.SIG_IGN if until_exit and _Stop.raised else previous)  # type: ignore[arg-type]
+            signal.signal(signum, signal.SIG_IGN if until_exit else previous)  # type: ignore[arg-type]
 
 
 class _Deferral:

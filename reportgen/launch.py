@@ -270,7 +270,12 @@ _LOST_PEER = re.compile(r"gloo|nccl|c10d|connection (closed|reset) by peer|broke
 
 def lost_peer(exc: BaseException) -> bool:
     """True for an error a worker gets because another worker failed: a collective whose peer closed its
-    connection, or one that timed out (torch.distributed's ``DistError`` family, gloo's and NCCL's errors)."""
+    connection, or one that timed out (torch.distributed's ``DistError`` family, gloo's and NCCL's errors),
+    or a ``PeerFailed`` (the worker learnt which worker failed first)."""
+    from reportgen.errors import PeerFailed
+
+    if isinstance(exc, PeerFailed):
+        return True
     if any(cls.__name__.startswith("Dist") and cls.__module__.startswith("torch") for cls in type(exc).__mro__):
         return True
     return isinstance(exc, RuntimeError) and bool(_LOST_PEER.search(str(exc)))

@@ -196,8 +196,9 @@ def test_a_worker_stops_when_its_stop_signal_reaches_a_thread_other_than_main(tm
     assert sorted(os.listdir(out.parent)) == ["cancer"]
 
 
-def _factory(folder: Path, misbehaviour: str) -> dict[str, Any]:
-    """A data factory (breast cancer, standardised) that misbehaves on the worker whose RANK is $FAIL_RANK."""
+def _factory(folder: Path, misbehaviour: str, elsewhere: str = "pass") -> dict[str, Any]:
+    """A data factory (breast cancer, standardised) that misbehaves on the worker whose RANK is $FAIL_RANK
+    (and runs ``elsewhere`` on the others)."""
     (folder / "factory.py").write_text(
         "import os, time, torch\n"
         "from sklearn.datasets import load_breast_cancer\n"
@@ -205,6 +206,8 @@ def _factory(folder: Path, misbehaviour: str) -> dict[str, Any]:
         "def make_splits():\n"
         "    if os.environ.get('RANK') == os.environ.get('FAIL_RANK'):\n"
         f"        {misbehaviour}\n"
+        "    else:\n"
+        f"        {elsewhere}\n"
         "    x, y = load_breast_cancer(return_X_y=True)\n"
         "    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)\n"
         "    y = torch.tensor(y)\n"
@@ -215,8 +218,8 @@ def _factory(folder: Path, misbehaviour: str) -> dict[str, Any]:
     return {"kind": "python", "factory": "factory.py:make_splits", "classes": ["malignant", "benign"], "batch_size": 32}
 
 
-def _factory_config(tmp_path: Path, misbehaviour: str) -> Path:
-    return write_config(tmp_path, {"name": "factory", "task": "binary", "seed": 0, "data": _factory(tmp_path, misbehaviour),
+def _factory_config(tmp_path: Path, misbehaviour: str, elsewhere: str = "pass") -> Path:
+    return write_config(tmp_path, {"name": "factory", "task": "binary", "seed": 0, "data": _factory(tmp_path, misbehaviour, elsewhere),
                                    "model": {"kind": "mlp", "hidden": [8]}, "report": {"formats": ["json"]}})
 
 
@@ -282,7 +285,35 @@ def test_torchrun_workers_say_their_own_error_once_and_the_exit_code_file_keeps_
     ours = [line for line in err.splitlines() if line.startswith("reportgen: ")]
     assert "reportgen: worker 1 of 2: runtime error: ValueError: cannot reach the feature store " \
            "(rerun with --debug for the traceback)" in ours
-    assert len(ours) <= 2, err  # rank 1's cause, and at most rank 0's lost contact
+    assert len(ours) == 1, err  # rank 1's cause only: rank 0 learns it from the group's store and says nothing more
+    assert not (tmp_path / "out").exists()
+
+
+SLEEP_IN_SLICES = "[time.sleep(0.1) for _ in range(1200)]"  # a stop signal ends it within 0.1 s (interrupts.pause_for_tests)
+
+
+@pytest.mark.parametrize("misbehaviour, code, line", [
+    ("raise ValueError('cannot reach the feature store')", 3,
+     "runtime error: ValueError: cannot reach the feature store (rerun with --debug for the traceback)"),
+    ("return 'no splits'", 2, None),
+])
+def test_under_torchrun_rank_0_stopped_by_torchrun_after_a_peer_failed_keeps_the_peers_code(
+        tmp_path: Path, misbehaviour: str, code: int, line: str | None):
+    # rank 0 sleeps outside any collective while rank 1 fails: torchrun's SIGTERM, not a collective's error,
+    # is all rank 0 sees of the failure, and it must not end the run as interrupted (130)
+    config = _factory_config(tmp_path, misbehaviour, elsewhere=SLEEP_IN_SLICES)
+    record = tmp_path / "exit-code"
+    run = Run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+               "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
+               "-m", "reportgen", "run", str(config), "--out", str(tmp_path / "out"), "--quiet",
+               "--exit-code-file", str(record)], env={"FAIL_RANK": "1"})
+    exit_code, _, err = run.finish(timeout=240)
+    assert exit_code == 1, err
+    assert record.read_text(encoding="utf-8") == f"{code}\n", err
+    ours = [text for text in err.splitlines() if text.startswith("reportgen: ")]
+    assert len(ours) == 1 and ours[0].startswith("reportgen: worker 1 of 2: "), err  # rank 1's own line, said once
+    if line is not None:
+        assert ours[0] == f"reportgen: worker 1 of 2: {line}"
     assert not (tmp_path / "out").exists()
 
 

@@ -22,7 +22,13 @@ def run_world(module: str, call: str, world_size: int, extra_env: dict[str, str]
     (with its output in the message) and returns each worker's combined stdout and stderr in rank order.
     """
     port = free_loopback_port()
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import {module} as t; t.{call}"
+    # A worker ends as ``reportgen`` does (cli.entry): streams flushed, then os._exit, so no C++ teardown runs
+    # beside threads that outlive the group. A DistributedDataParallel model keeps its gloo group (2 worker
+    # threads and the transport's loop; rank 0 also the store's server) running after destroy_process_group,
+    # and a plain interpreter exit destroying them while they run can abort with "terminate called without
+    # an active exception". An exception in ``call`` still ends the worker with exit 1 and its traceback.
+    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import {module} as t; t.{call}\n"
+            "import os; sys.stdout.flush(); sys.stderr.flush(); os._exit(0)")
     procs = []
     for rank in range(world_size):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
