@@ -110,7 +110,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import contextlib
 
     from reportgen.config import load_config
-    from reportgen.interrupts import Interrupted
+    from reportgen.interrupts import Interrupted, pause_for_tests
     from reportgen.output import OutputFolder
 
     if args.exit_code_file:
@@ -146,6 +146,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     pdf_worker.close()
                     run(loaded, progress=progress, world=world)
                     return ExitCode.PASSED
+                pause_for_tests("claim")  # the output folder is not claimed yet: a signal here leaves it as it was
                 folder = OutputFolder(out_dir, inputs=input_paths(loaded))
                 with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
                     outcome = run(loaded, folder=folder, progress=progress, world=world)

@@ -210,7 +210,7 @@ def _deliver(signum: int, handler: _Handler) -> None:
 
 
 TEST_PAUSE_VARIABLE = "REPORTGEN_TEST_PAUSE_AT"
-"""Test-only: the name of a pause point (imports, load, train, evaluate, checks, render, stage, swap, cleanup)."""
+"""Test-only: the name of a pause point (imports, claim, load, train, evaluate, checks, render, stage, swap, cleanup)."""
 TEST_PAUSE_SECONDS_VARIABLE = "REPORTGEN_TEST_PAUSE_SECONDS"
 _PAUSE_SLICE_S = 0.1
 """The longest single sleep of a test pause: the most a stop signal whose wake-up the sleep missed waits."""

@@ -148,6 +148,19 @@ def test_an_interrupt_before_any_report_says_no_report_was_written(tmp_path: Pat
     assert not (tmp_path / "reports").exists()
 
 
+def test_an_interrupt_before_rank_0_claims_the_folder_names_the_previous_report(tmp_path: Path, cancer_csv: Path):
+    out = tmp_path / "reports" / "cancer"
+    before = _previous_report(out)
+    run = _launch(_trained_config(tmp_path, cancer_csv), out, env={TEST_PAUSE_VARIABLE: "claim", TEST_PAUSE_SECONDS_VARIABLE: "120"})
+    run.wait_for(PAUSE + "claim", 1)  # rank 0 only: the others claim nothing
+    os.killpg(run.process.pid, signal.SIGINT)
+    code, _, err = run.finish()
+    assert code == 130, err
+    assert _said(err) == [f"reportgen: interrupted; stopped every worker; no new report was written; {out} still holds the previous report"]
+    assert run.group_alive() == []
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _workers_of(launcher: int) -> list[int]:
     """PIDs of the live processes whose parent is ``launcher``."""
     children = []
