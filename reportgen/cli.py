@@ -110,7 +110,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import contextlib
 
     from reportgen.config import load_config
-    from reportgen.interrupts import Interrupted
+    from reportgen.interrupts import Interrupted, pause_for_tests
     from reportgen.output import OutputFolder
 
     if args.exit_code_file:
@@ -118,6 +118,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         clear_exit_code(Path(args.exit_code_file))
     folder: OutputFolder | None = None
+    out_dir: Path | None = Path(args.out) if args.out else None  # known before the config is, when given
     try:
         with contextlib.ExitStack() as pdf_worker:
             loaded = load_config(args.config, args.set, _flags(args))
@@ -132,10 +133,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             from reportgen.distributed import environment_world_size, join_world  # these import torch
             from reportgen.pipeline import default_out_dir, input_paths, run
 
+            out_dir = out_dir or default_out_dir(loaded.config.name)
             if args.nproc_per_node is not None and environment_world_size() == 1:
                 from reportgen.launch import check_launchable, launch_local
 
-                out_dir = Path(args.out) if args.out else default_out_dir(loaded.config.name)
                 check_launchable(loaded, args.nproc_per_node, out_dir)
                 if args.nproc_per_node > 1:
                     return launch_local(args.worker_argv, args.nproc_per_node, err, out_dir=out_dir)
@@ -145,15 +146,19 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     pdf_worker.close()
                     run(loaded, progress=progress, world=world)
                     return ExitCode.PASSED
-                folder = OutputFolder(Path(args.out) if args.out else default_out_dir(loaded.config.name),
-                                      inputs=input_paths(loaded))
+                pause_for_tests("claim")  # the output folder is not claimed yet: a signal here leaves it as it was
+                folder = OutputFolder(out_dir, inputs=input_paths(loaded))
                 with folder:  # claimed before loading: an unusable output folder is exit 2 before any training
                     outcome = run(loaded, folder=folder, progress=progress, world=world)
         assert outcome is not None
         return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
     except KeyboardInterrupt as exc:  # say what the output folder holds now
-        if folder is None:
-            raise Interrupted(getattr(exc, "signum", signal.SIGINT), outcome="nothing") from exc
+        if folder is None:  # stopped before the folder was claimed: it holds what it held
+            from reportgen.output import holds_previous_report
+
+            kept = out_dir is not None and holds_previous_report(out_dir)
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT), outcome="previous_kept" if kept else "nothing",
+                              folder=out_dir) from exc
         raise folder.interrupted(exc) from exc
 
 
@@ -502,6 +507,13 @@ def _handle(args: argparse.Namespace, out: TextIO, err: TextIO, whole_process: b
         with interrupt_handlers(until_exit=whole_process):  # SIGTERM and SIGHUP stop a run as Ctrl-C does
             return args.handler(args, out, err)
     except KeyboardInterrupt as exc:
+        if getattr(exc, "outcome", None) == "unknown" and args.handler in (_cmd_run, _cmd_render) and args.out:
+            # stopped before the command started (during the imports): its output folder holds what it held
+            from reportgen.interrupts import Interrupted
+            from reportgen.output import holds_previous_report
+
+            kept = holds_previous_report(args.out)
+            exc = Interrupted(exc.signum, "previous_kept" if kept else "nothing", Path(args.out))  # type: ignore[attr-defined]
         describe = getattr(exc, "describe", None)
         return _say(err, ExitCode.INTERRUPTED, describe() if describe else "interrupted", exc)
     except SystemExit as exc:  # user code (a factory, a model, a library it calls) must not choose the exit code
@@ -545,7 +557,7 @@ def _say(err: TextIO, code: int, line: str, exc: BaseException) -> int:
         if interrupted:
             return code
         line = f"worker {rank} of {world_size}: {line}"
-    err.write(("\n" if interrupted else "") + console_line(f"reportgen: {line}") + "\n")
+    err.write(("\n" if interrupted and err.isatty() else "") + console_line(f"reportgen: {line}") + "\n")
     return code
 
 

@@ -103,10 +103,11 @@ def _in_main_thread() -> bool:
 def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`; the old handlers return after.
 
-    Only the first signal raises; later ones are ignored while the run stops. With ``until_exit`` (the
-    ``reportgen`` process itself, not a caller of ``cli.main``) they are ignored after the block until the
-    process ends: the command is over, and what is left (its line, ``--exit-code-file``, the interpreter's
-    shutdown) must not be cut short; a launcher's SIGTERM there would end the process with no exit code file.
+    A stop signal noted by :func:`hold_early_signals` raises at once. Only the first signal raises; later ones
+    are ignored while the run stops. With ``until_exit`` (the ``reportgen`` process itself, not a caller of
+    ``cli.main``) they are ignored after the block until the process ends: the command is over, and what is
+    left (its line, ``--exit-code-file``, the interpreter's shutdown) must not be cut short; a launcher's
+    SIGTERM there would end the process with no exit code file.
     A signal that is ignored when the block starts (``nohup``, a background job's SIGINT) stays ignored.
     Outside the main thread (where Python cannot install handlers) the block changes nothing.
     """
@@ -120,10 +121,47 @@ def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
             saved[signum] = previous
             signal.signal(signum, _raise_interrupted)
     try:
+        early, _Early.signum = _Early.signum, None
+        if early is not None and saved:  # it came during the imports: stop now, as it would have then
+            _raise_interrupted(early, None)
         yield
     finally:
         for signum, previous in saved.items():
             signal.signal(signum, signal.SIG_IGN if until_exit else previous)  # type: ignore[arg-type]
+
+
+class _Early:
+    """The first stop signal that came before :func:`interrupt_handlers` was installed (see :func:`hold_early_signals`)."""
+
+    signum: ClassVar[int | None] = None
+
+
+BLOCKED_AT_START_VARIABLE = "REPORTGEN_SIGNALS_BLOCKED"
+"""Set by ``reportgen run --nproc-per-node`` for its workers, which it starts with the stop signals blocked."""
+
+
+def _note_early(signum: int, frame: FrameType | None) -> None:
+    if _Early.signum is None:
+        _Early.signum = signum
+
+
+def hold_early_signals() -> None:
+    """At the first instruction of the ``reportgen`` process: a stop signal is noted, not raised, until the
+    CLI installs :func:`interrupt_handlers`, which then stops the run with its one line.
+
+    Without this, a Ctrl-C during the imports (a second or more for pydantic, pandas and torch) printed a
+    ``KeyboardInterrupt`` traceback of each process instead. Workers of ``reportgen run --nproc-per-node``
+    start with the signals blocked (``BLOCKED_AT_START_VARIABLE``), so nothing reaches them before this
+    runs; they are unblocked here. A signal that is ignored stays ignored.
+    """
+    if not _in_main_thread():
+        return
+    _Early.signum = None
+    for signum in HANDLED_SIGNALS:
+        if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            signal.signal(signum, _note_early)
+    if os.environ.pop(BLOCKED_AT_START_VARIABLE, None) and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
 
 class _Deferral:
@@ -186,7 +224,7 @@ def _deliver(signum: int, handler: _Handler) -> None:
 
 
 TEST_PAUSE_VARIABLE = "REPORTGEN_TEST_PAUSE_AT"
-"""Test-only: the name of a pause point (load, train, evaluate, checks, render, stage, swap, cleanup)."""
+"""Test-only: the name of a pause point (imports, claim, load, train, evaluate, checks, render, stage, swap, cleanup)."""
 TEST_PAUSE_SECONDS_VARIABLE = "REPORTGEN_TEST_PAUSE_SECONDS"
 _PAUSE_SLICE_S = 0.1
 """The longest single sleep of a test pause: the most a stop signal whose wake-up the sleep missed waits."""
@@ -211,7 +249,7 @@ def pause_for_tests(point: str) -> None:
         return
     os.write(2, f"reportgen-test-pause: {point}\n".encode())
     end = time.monotonic() + float(os.environ.get(TEST_PAUSE_SECONDS_VARIABLE, "30"))
-    while (left := end - time.monotonic()) > 0:
+    while (left := end - time.monotonic()) > 0 and _Early.signum is None:
         time.sleep(min(left, _PAUSE_SLICE_S))  # each return runs the handler of a signal that came meanwhile
 
 

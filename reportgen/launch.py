@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from reportgen.errors import InputError
-from reportgen.interrupts import HANDLED_SIGNALS, Interrupted
+from reportgen.interrupts import BLOCKED_AT_START_VARIABLE, HANDLED_SIGNALS, Interrupted
 from reportgen.render.fmt import console_line
 from reportgen.vocabulary import ExitCode
 
@@ -103,7 +103,9 @@ def record_exit_code(path: Path, code: int) -> None:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: ask the kernel to SIGTERM this worker if the launcher dies (even by SIGKILL)."""
+    """Linux: ask the kernel to SIGTERM this worker if the launcher dies (even by SIGKILL); start it with the
+    stop signals blocked (its ``python -m reportgen`` unblocks them once it can handle them quietly)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
         import ctypes
 
@@ -226,6 +228,7 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
                 **os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
                 "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                 RECORDS_VARIABLE: str(records), **threads,
+                **({BLOCKED_AT_START_VARIABLE: "1"} if sys.platform.startswith("linux") else {}),
             }
             workers.append(subprocess.Popen(
                 [python or sys.executable, "-m", "reportgen", *strip_nproc(worker_argv)], env=env,
@@ -242,8 +245,10 @@ def launch_local(worker_argv: Sequence[str], nproc: int, err: TextIO, *, python:
             time.sleep(_POLL_S)
         if interrupted:
             killed = _stop(workers, interrupted[0], signalled, records)
-            err.write("\nreportgen: " + _interrupt_line(interrupted[0], nproc, killed, read_records(records),
-                                                        workers[0].returncode if workers else None, out_dir) + "\n")
+            line = _interrupt_line(interrupted[0], nproc, killed, read_records(records),
+                                   workers[0].returncode if workers else None, out_dir)
+            # a newline first ends rank 0's progress line on a terminal; elsewhere each of its lines is whole
+            err.write(("\n" if err.isatty() else "") + f"reportgen: {line}\n")
             return ExitCode.INTERRUPTED
         exited = {rank for rank, code in enumerate(codes) if code is not None}
         _stop(workers, signal.SIGTERM, signalled, records)
@@ -373,7 +378,9 @@ def failure_line(codes: Sequence[int], exited: set[int], ends: dict[int, WorkerE
         if cause.code == ExitCode.BAD_INPUT and alike and len(ends) == nproc:
             return ExitCode.BAD_INPUT, cause.line
         code = cause.code if cause.code in (ExitCode.BAD_INPUT, ExitCode.INTERRUPTED) else ExitCode.RUNTIME_ERROR
-        return code, f"worker {cause.rank} of {nproc}: {cause.line}; stopped {others}, no report was written"
+        # an interrupted worker's own line goes on to say what the folder holds: said once, below
+        line = cause.line.split(";")[0] if cause.kind == "interrupted" else cause.line
+        return code, f"worker {cause.rank} of {nproc}: {line}; stopped {others}, no report was written"
     silent = [rank for rank in sorted(exited) if rank not in ends and codes[rank] not in (0, 1)]
     if silent:
         rank = silent[0]
@@ -391,6 +398,8 @@ def failure_line(codes: Sequence[int], exited: set[int], ends: dict[int, WorkerE
 def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, WorkerEnd],
                     rank0_code: int | None, out_dir: Path | None) -> str:
     """The launcher's one line after an interrupt: how many workers were stopped and what the folder holds."""
+    from reportgen.output import holds_previous_report
+
     stopped = "stopped every worker"
     if killed:
         stopped += f" ({', '.join(f'worker {r}' for r in sorted(killed))} killed after {GRACE_S:g} s)"
@@ -401,4 +410,6 @@ def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, W
         return Interrupted(signum, "written", out_dir).describe(stopped)
     if 0 in killed and out_dir is not None:  # rank 0 could not say: the swap is atomic all the same
         return Interrupted(signum).describe(stopped) + f"; {out_dir} holds one whole report or none (never part of one)"
+    if out_dir is not None and holds_previous_report(out_dir):  # rank 0 stopped before it claimed the folder
+        return Interrupted(signum, "previous_kept", out_dir).describe(stopped)
     return Interrupted(signum, "nothing").describe(stopped)

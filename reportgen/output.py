@@ -348,7 +348,7 @@ class OutputFolder:
             raise InputError(f"output folder {self.requested}: cannot tidy up after an earlier run that was killed: "
                              f"{_one_line(exc)}") from None
         self._check_target_now()
-        self.had_previous = os.path.isdir(self.path) and bool(os.listdir(self.path))
+        self.had_previous = holds_previous_report(self.path)
 
     def _check_target_now(self) -> None:
         existing = self.path
@@ -524,6 +524,14 @@ class OutputFolder:
         if self.had_previous:
             return Interrupted(signum, outcome="previous_kept", folder=self.requested)
         return Interrupted(signum, outcome="nothing", folder=self.requested)
+
+
+def holds_previous_report(path: Path | str) -> bool:
+    """True when ``path`` is a folder with something in it: what a run keeps when it writes no new report."""
+    try:
+        return os.path.isdir(path) and bool(os.listdir(path))
+    except OSError:
+        return False
 
 
 def write_reports(

@@ -148,6 +148,19 @@ def test_an_interrupt_before_any_report_says_no_report_was_written(tmp_path: Pat
     assert not (tmp_path / "reports").exists()
 
 
+def test_an_interrupt_before_rank_0_claims_the_folder_names_the_previous_report(tmp_path: Path, cancer_csv: Path):
+    out = tmp_path / "reports" / "cancer"
+    before = _previous_report(out)
+    run = _launch(_trained_config(tmp_path, cancer_csv), out, env={TEST_PAUSE_VARIABLE: "claim", TEST_PAUSE_SECONDS_VARIABLE: "120"})
+    run.wait_for(PAUSE + "claim", 1)  # rank 0 only: the others claim nothing
+    os.killpg(run.process.pid, signal.SIGINT)
+    code, _, err = run.finish()
+    assert code == 130, err
+    assert _said(err) == [f"reportgen: interrupted; stopped every worker; no new report was written; {out} still holds the previous report"]
+    assert run.group_alive() == []
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _workers_of(launcher: int) -> list[int]:
     """PIDs of the live processes whose parent is ``launcher``."""
     children = []
@@ -159,6 +172,31 @@ def _workers_of(launcher: int) -> list[int]:
         if fields and int(fields[1]) == launcher and fields[0] != "Z":
             children.append(int(entry.name))
     return sorted(children)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_while_the_workers_start_says_one_line(tmp_path: Path, cancer_csv: Path, signum: int):
+    # The workers are signalled the moment they exist: before or during their imports, long before they
+    # install their stop handlers. Each used to print a KeyboardInterrupt traceback (80-115 lines of
+    # stderr), and the line said "no report was written" beside a folder that holds the previous report.
+    out = tmp_path / "reports" / "cancer"
+    before = _previous_report(out)
+    run = _launch(_trained_config(tmp_path, cancer_csv), out)
+    deadline = time.monotonic() + 240
+    while len(_workers_of(run.process.pid)) < 2:
+        assert time.monotonic() < deadline and run.process.poll() is None, run.process.returncode
+        time.sleep(0.005)
+    os.killpg(run.process.pid, signum)
+    code, stdout, err = run.finish()
+    how = "interrupted" if signum == signal.SIGINT else f"interrupted by {signal.Signals(signum).name}"
+    assert code == 130, err
+    assert stdout == ""
+    assert err.splitlines() == [  # one line, no empty line before it
+        f"reportgen: {how}; stopped every worker; no new report was written; {out} still holds the previous report"]
+    assert run.group_alive() == []
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(os.listdir(out.parent)) == ["cancer"]
+
 
 
 def _signal_a_thread_other_than_main(pid: int, signum: int) -> None:
@@ -338,6 +376,10 @@ def _end(rank: int, code: int, line: str, kind: str = "error", lost_peer: bool =
     # killed without a word: named by its signal, before a peer's lost contact
     ([3, -9], {0, 1}, [_end(0, 3, "runtime error: RuntimeError: Connection closed by peer", lost_peer=True)],
      (3, "worker 1 of 2 was killed by SIGKILL" + OTHERS_STOPPED)),
+    # one worker interrupted on its own: how, once, then what the run did (not "no report was written" twice)
+    ([3, 130], {1}, [_end(1, 130, "interrupted by SIGTERM; no report was written", kind="interrupted", at=1.0),
+                     _end(0, 3, "runtime error: lost", lost_peer=True, at=2.0)],
+     (130, "worker 1 of 2: interrupted by SIGTERM" + OTHERS_STOPPED)),
     ([-15, 1], {0}, [], (3, "worker 0 of 2 was killed by SIGTERM" + OTHERS_STOPPED)),
     ([0, 7], {1}, [], (3, "worker 1 of 2 exited with code 7 without saying why" + OTHERS_STOPPED)),
 ])

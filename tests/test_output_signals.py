@@ -137,6 +137,53 @@ def test_a_signal_leaves_one_complete_report(tmp_path: Path, small_config: Path,
         assert sorted(os.listdir(tmp_path)) == ["cancer.csv", "config.yaml"]  # no folder, no parent, no lock
 
 
+@pytest.mark.parametrize("with_previous", [True, False], ids=["previous", "fresh"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_imports_says_one_line(tmp_path: Path, small_config: Path, signum: int, with_previous: bool):
+    # "imports": python -m reportgen's first instructions are done, the CLI (pydantic, pandas, torch) not imported
+    out = tmp_path / "reports" / "cancer"
+    before = make_previous(out) if with_previous else None
+    child = Child(["run", str(small_config), "--out", str(out), "--format", "json"], pause_at="imports")
+    child.wait_for_pause("imports")
+    child.process.send_signal(signum)
+    code, stdout, err = child.finish()
+    assert code == 130, err
+    assert stdout == ""
+    held = f"; no new report was written; {out} still holds the previous report" if before else "; no report was written"
+    assert err.splitlines() == ["reportgen-test-pause: imports", interrupted_line(signum) + held]  # no traceback
+    if before is not None:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    else:
+        assert sorted(os.listdir(tmp_path)) == ["cancer.csv", "config.yaml"]
+
+
+@pytest.mark.parametrize("with_previous", [True, False], ids=["previous", "fresh"])
+def test_a_signal_before_the_folder_is_claimed_says_what_it_holds(tmp_path: Path, small_config: Path, with_previous: bool):
+    out = tmp_path / "reports" / "cancer"
+    before = make_previous(out) if with_previous else None
+    child = Child(["run", str(small_config), "--out", str(out), "--quiet", "--format", "json"], pause_at="claim")
+    child.wait_for_pause("claim")
+    child.process.send_signal(signal.SIGTERM)
+    code, _, err = child.finish()
+    assert code == 130, err
+    held = f"; no new report was written; {out} still holds the previous report" if before else "; no report was written"
+    assert err.splitlines() == ["reportgen-test-pause: claim", interrupted_line(signal.SIGTERM) + held]
+    if before is not None:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_interrupt_line_has_no_empty_line_before_it(tmp_path: Path, small_config: Path):
+    # stderr is not a terminal here: each progress line is whole, so nothing needs ending before the line
+    out = tmp_path / "reports" / "cancer"
+    child = Child(["run", str(small_config), "--out", str(out), "--format", "json"], pause_at="train")
+    child.wait_for_pause("train")
+    child.process.send_signal(signal.SIGINT)
+    code, _, err = child.finish()
+    assert code == 130, err
+    assert "" not in err.splitlines(), err
+    assert err.splitlines()[-1] == "reportgen: interrupted; no report was written"
+
+
 def test_sigterm_between_staging_and_swap_keeps_the_previous_report(tmp_path: Path, small_config: Path):
     out = tmp_path / "reports" / "cancer"
     before = make_previous(out)

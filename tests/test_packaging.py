@@ -21,5 +21,5 @@ def test_wheel_contains_the_templates_and_the_entry_point(tmp_path: Path):
     templates = {p.name for p in (REPO / "templates").iterdir() if p.is_file()}
     assert templates and {f"reportgen/templates/{name}" for name in templates} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "reportgen = reportgen.cli:entry" in entry_points
+    assert "reportgen = reportgen.__main__:entry" in entry_points  # holds stop signals before the imports
     assert not any(name.startswith("tests/") for name in names)
