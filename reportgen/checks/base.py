@@ -664,6 +664,12 @@ def _is_finite_number(value: Any) -> bool:
 def run_checks(
     ctx: "CheckContext", overrides: Mapping[str, Mapping[str, Any]], checks: "CheckRegistry | None" = None
 ) -> tuple[CheckResult, ...]:
-    """Run every enabled check of ``checks`` (default: the global registry) in registration order."""
+    """Run every enabled check of ``checks`` (default: the global registry) in registration order.
+
+    Every input array the checks can reach is flagged read-only first (reportgen/checks/read_only.py): a check
+    that writes into one gets an ``error`` result, and later checks see the run's data unchanged."""
+    from reportgen.checks.read_only import freeze_inputs
+
+    freeze_inputs(ctx.data, ctx.predictions, ctx.samples)
     results = (run_check(check, ctx, overrides.get(check.spec.id)) for check in (checks or registry).all())
     return tuple(r for r in results if r is not None)
