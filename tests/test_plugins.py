@@ -73,6 +73,14 @@ def test_the_base_judges_a_measurement_in_the_spec_direction(leaky_context):
     assert passed.status == "pass" and passed.message == "The ratio is 0.70, within the 0.8 limit."
     with pytest.raises(ValueError, match="max must be from 0 to 1"):
         _Ratio.spec.settings_from({"max": 2})
+    # A value that rounds to its threshold's digits is given again with the decimals that tell them apart,
+    # in the message and in the report's Value cell.
+    near = run_check(_Ratio(), leaky_context, {"max": 0.69996})
+    assert near.status == "fail"
+    assert near.message == "Too high: the ratio is 0.70, above the 0.69996 limit (measured 0.70000): lower it."
+    from reportgen.render import fmt
+
+    assert fmt.value_text(near) == "0.70000" and fmt.value_text(failed) == "0.700"
 
 
 @pytest.fixture(scope="module")
