@@ -198,15 +198,15 @@ def number_beside(value: Any, threshold: Any, digits: int = DECIMALS) -> str:
     value, threshold = _plain(value), _plain(threshold)
     if not (isinstance(value, float) and _is_number(threshold) and not isinstance(threshold, bool)):
         return number(value, digits)
-    written = f"{float(threshold):.6g}"  # what ``setting`` shows (6 significant digits)
-    shown_threshold = float(written)
+    value = float(value)  # a numpy float compares into numpy booleans
+    shown_threshold = float(f"{float(threshold):.6g}")  # what ``setting`` shows (6 significant digits)
     if not (math.isfinite(shown_threshold) and math.isfinite(value)):
         return number(value, digits)
     if abs(value - shown_threshold) <= 10.0 ** -MOST_DECIMALS_BESIDE * max(1.0, abs(shown_threshold)):
         return number(value, digits)  # at the threshold
 
     def side(x: float) -> int:
-        return (x > shown_threshold) - (x < shown_threshold)
+        return int(x > shown_threshold) - int(x < shown_threshold)
 
     for decimals in range(digits, MOST_DECIMALS_BESIDE + 1):
         shown = round(value, decimals)

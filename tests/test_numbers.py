@@ -34,6 +34,7 @@ def test_measured_values(value, text):
     (0.93, 0.9, "0.930"), (0.1, 1e-5, "0.100"), (0.5, 0.6, "0.500"),  # apart at 3 decimals: as ``number``
     (0.5, 0.5, "0.500"), (0.49999999999999, 0.5, "0.500"),  # at the threshold (within 10⁻¹²)
     (3, 4, "3"), (1234.5, 1234.6, "1,234.5"), (math.nan, 1.0, "—"), (0.5, None, "0.500"),
+    (np.float64(0.76451), np.float64(0.76452), "0.76451"), (np.float32(0.25), 0.2, "0.250"),  # numpy scalars
 ])
 def test_a_value_beside_its_threshold_shows_the_decimals_that_tell_them_apart(value, threshold, text):
     assert N.number_beside(value, threshold) == text

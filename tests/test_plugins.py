@@ -438,6 +438,7 @@ def test_a_check_that_writes_into_its_inputs_is_an_error_and_later_checks_see_th
         for writer in ("a_write_sample", "a_write_data", "a_write_probs"):
             assert by_id[writer]["status"] == "error", by_id[writer]
             assert "read-only" in by_id[writer]["message"], by_id[writer]["message"]
+        assert [c for c, r in by_id.items() if r["status"] == "error" and not c.startswith("a_write")] == []
         reader = by_id["z_reader"]
         assert reader["status"] == "pass" and reader["value"] == 0, reader
         seen[n] = ({k: c["status"] for k, c in by_id.items()}, reader["evidence"]["positives"])
