@@ -62,6 +62,15 @@ def metric_state(task: str, num_classes: int) -> ClassificationState | Regressio
     return RegressionState() if task == "regression" else ClassificationState(num_classes)
 
 
+def row_reference(split: SplitData, position: int) -> str:
+    """How a message names the row at ``position`` of ``split`` (this worker's rows): 'data row N' (1-based, header
+    excluded, as every input error counts rows) when the split's rows come from a table, else 'index I' (0-based,
+    as the data kinds that hand over arrays count them), ``I`` counted over the whole split."""
+    if split.source_rows is not None:
+        return f"data row {int(split.source_rows[position]) + 1}"
+    return f"index {split.offset + position}"
+
+
 def evaluate(
     model: nn.Module,
     split: SplitData,
@@ -118,7 +127,7 @@ def evaluate(
         if on_batch is not None:
             on_batch(start)
     if nonfinite:
-        where = f" (first at sample {first_bad})" if first_bad is not None else ""
+        where = "" if first_bad is None else f" (first at {row_reference(split, first_bad)})"
         inputs_bad = split.features is not None and not np.isfinite(split.features).all()
         cause = "; the inputs contain non-finite values" if inputs_bad else ""
         raise ModelError(f"the model produced non-finite outputs for {nonfinite} of {n} samples of the {split.name} split{where}{cause}")

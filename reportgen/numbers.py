@@ -181,6 +181,40 @@ def ratio(value: Any) -> str:
     return _minus(f"{value:,.1f}") + " to 1"
 
 
+MOST_DECIMALS_BESIDE = 12
+"""The most decimals ``number_beside`` shows: a value closer to its threshold than that counts as at it
+(reportgen.checks.base.THRESHOLD_TOLERANCE is 1e-12)."""
+
+
+def number_beside(value: Any, threshold: Any, digits: int = DECIMALS) -> str:
+    """A measured value shown next to its threshold: ``number(value, digits)``, with more decimals (up to
+    MOST_DECIMALS_BESIDE) while, rounded to that many decimals, the value and the threshold (as ``setting`` shows
+    it) read the same, or the value's rounding crosses the threshold: 0.7640449 against a 0.764045 minimum reads
+    '0.7640449', not '0.764'. A value within 10^-MOST_DECIMALS_BESIDE of the threshold counts as at it.
+
+    Values that are not finite floats, or that ``number`` writes without decimals (1,000 and above, or as a
+    power of ten), are shown as ``number`` shows them.
+    """
+    value, threshold = _plain(value), _plain(threshold)
+    if not (isinstance(value, float) and _is_number(threshold) and not isinstance(threshold, bool)):
+        return number(value, digits)
+    value = float(value)  # a numpy float compares into numpy booleans
+    shown_threshold = float(f"{float(threshold):.6g}")  # what ``setting`` shows (6 significant digits)
+    if not (math.isfinite(shown_threshold) and math.isfinite(value)):
+        return number(value, digits)
+    if abs(value - shown_threshold) <= 10.0 ** -MOST_DECIMALS_BESIDE * max(1.0, abs(shown_threshold)):
+        return number(value, digits)  # at the threshold
+
+    def side(x: float) -> int:
+        return int(x > shown_threshold) - int(x < shown_threshold)
+
+    for decimals in range(digits, MOST_DECIMALS_BESIDE + 1):
+        shown = round(value, decimals)
+        if shown != round(shown_threshold, decimals) and side(shown) == side(value):
+            return number(value, decimals)
+    return number(value, MOST_DECIMALS_BESIDE)
+
+
 def setting(value: Any, significant: int = 6) -> str:
     """A configured value (threshold, limit, decision threshold) as written: ``0.5``, ``3``, ``0.0125``, ``1×10⁻⁴``.
 

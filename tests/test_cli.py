@@ -153,6 +153,19 @@ def test_nan_model_outputs_exit_2(tmp_path: Path, cancer_csv: Path):
     assert_one_line_error(err, "the model produced non-finite outputs for")
 
 
+def test_non_finite_model_outputs_name_the_data_row_as_input_errors_do(tmp_path: Path, breast_cancer_frame):
+    frame = breast_cancer_frame.copy()
+    frame.loc[41, "mean_radius"] = 1000.0  # index 41 = data row 42 (header excluded, 1-based)
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    nan_where_huge = ("self.fc(x) + torch.where(x[:, :1] > 10, torch.full_like(x[:, :1], float('nan')), "
+                      "torch.zeros_like(x[:, :1]))")
+    document = cancer_config(tmp_path / "cancer.csv", model=user_model(tmp_path, "Spotty", "self.fc = torch.nn.Linear(30, 2)", nan_where_huge))
+    del document["training"]
+    code, _, err = run_cli("run", str(write_config(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "the model produced non-finite outputs for 1 of", "(first at data row 42)")
+
+
 def test_set_overrides_and_format_option(tmp_path: Path, cancer_config_path: Path):
     out_dir = tmp_path / "out"
     code, _, err = run_cli("run", str(cancer_config_path), "--out", str(out_dir), "--quiet", "--set", "training.epochs=2", "--set", "name=renamed", "--format", "json,md")

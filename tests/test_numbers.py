@@ -27,6 +27,22 @@ def test_measured_values(value, text):
     assert fmt.num(value) == text  # the renderers' formatter is the same rule
 
 
+@pytest.mark.parametrize("value, threshold, text", [
+    (0.7640449438, 0.7640449438222, "0.7640449"),  # 0.764 would read as the 0.764045 minimum rounded
+    (0.76451, 0.76452, "0.76451"),  # 0.765 would read as above a threshold the value is below
+    (0.9004, 0.9, "0.9004"), (0.8995, 0.9, "0.899"),
+    (0.93, 0.9, "0.930"), (0.1, 1e-5, "0.100"), (0.5, 0.6, "0.500"),  # apart at 3 decimals: as ``number``
+    (0.5, 0.5, "0.500"), (0.49999999999999, 0.5, "0.500"),  # at the threshold (within 10⁻¹²)
+    (3, 4, "3"), (1234.5, 1234.6, "1,234.5"), (math.nan, 1.0, "—"), (0.5, None, "0.500"),
+    (np.float64(0.76451), np.float64(0.76452), "0.76451"), (np.float32(0.25), 0.2, "0.250"),  # numpy scalars
+])
+def test_a_value_beside_its_threshold_shows_the_decimals_that_tell_them_apart(value, threshold, text):
+    assert N.number_beside(value, threshold) == text
+    shown, limit = float(text.replace(",", "")) if text != "—" else math.nan, float(f"{threshold or 0:.6g}")
+    if isinstance(value, float) and math.isfinite(value) and abs(value - limit) > 1e-12:
+        assert shown != limit and (shown > limit) == (value > limit)  # never reads as equal or on the other side
+
+
 @pytest.mark.parametrize("value, text", [
     (0.5, "0.5"), (3.0, "3"), (0, "0"), (0.0125, "0.0125"), (1e-4, "1×10⁻⁴"), (2.5e-4, "2.5×10⁻⁴"), (1e-5, "1×10⁻⁵"),
     (0.35000000000000003, "0.35"), (5000.0, "5,000"), (10, "10"), (None, "—"),

@@ -73,6 +73,14 @@ def test_the_base_judges_a_measurement_in_the_spec_direction(leaky_context):
     assert passed.status == "pass" and passed.message == "The ratio is 0.70, within the 0.8 limit."
     with pytest.raises(ValueError, match="max must be from 0 to 1"):
         _Ratio.spec.settings_from({"max": 2})
+    # A value that rounds to its threshold's digits is given again with the decimals that tell them apart,
+    # in the message and in the report's Value cell.
+    near = run_check(_Ratio(), leaky_context, {"max": 0.69996})
+    assert near.status == "fail"
+    assert near.message == "Too high: the ratio is 0.70, above the 0.69996 limit (measured 0.70000): lower it."
+    from reportgen.render import fmt
+
+    assert fmt.value_text(near) == "0.70000" and fmt.value_text(failed) == "0.700"
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +368,79 @@ def test_a_non_finite_measurement_is_never_compared_with_the_threshold(leaky_con
     assert (result.status, result.value) == ("error", None)
     assert result.message.startswith("the check measured inf, not a finite number, so it cannot be judged")
     assert "limit" not in result.message
+
+
+WRITING_PLUGIN = '''
+import numpy as np
+from reportgen import Check, CheckSpec, Measurement
+
+
+def spec(check_id):
+    return CheckSpec(id=check_id, title=check_id, family="data", detects="x.", how_to_read="x.",
+                     default_severity="error", threshold_key="max", default_threshold=0.0)
+
+
+class WriteSample(Check):
+    spec = spec("a_write_sample")
+    uses_row_sample = True
+
+    def run(self, ctx, settings):
+        ctx.row_sample("test").split.features[:] = 0.0
+        return Measurement(0, "wrote", {})
+
+
+class WriteData(Check):
+    spec = spec("a_write_data")
+
+    def run(self, ctx, settings):
+        ctx.data.splits["test"].labels[:] = 0
+        return Measurement(0, "wrote", {})
+
+
+class WriteProbs(Check):
+    spec = spec("a_write_probs")
+
+    def run(self, ctx, settings):
+        ctx.predictions["test"].probs[:] = 0.0
+        return Measurement(0, "wrote", {})
+
+
+class Reader(Check):
+    spec = spec("z_reader")
+    uses_row_sample = True
+
+    def run(self, ctx, settings):
+        sample = ctx.row_sample("test")
+        zero_rows = int((~sample.split.features.any(axis=1)).sum())
+        zero_probs = int((~ctx.predictions["test"].probs.any(axis=1)).sum())
+        positives = int(sample.split.labels.sum())
+        return Measurement(zero_rows + zero_probs, f"{zero_rows} zero rows, {zero_probs} zero scores",
+                           {"positives": positives})
+'''
+
+
+def test_a_check_that_writes_into_its_inputs_is_an_error_and_later_checks_see_the_data_unchanged_on_any_n(
+        tmp_path: Path, cancer_csv: Path):
+    """Inputs are read-only: the row sample (the split's own arrays on one process, a gathered copy on two),
+    ctx.data and the predictions. A write raises, and the same ``error`` result comes on 1 and 2 workers."""
+    (tmp_path / "writer.py").write_text(WRITING_PLUGIN, encoding="utf-8")
+    document = cancer_config(cancer_csv, training={"epochs": 2, "lr": 0.01},
+                             plugins=[f"writer.py:{name}" for name in ("WriteSample", "WriteData", "WriteProbs", "Reader")])
+    config = write_config(tmp_path, document)
+    seen = {}
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        completed = reportgen(sys.executable, "run", str(config), "--out", str(out), "--quiet", "--format", "json",
+                              "--nproc-per-node", str(n))
+        assert completed.returncode in (0, 1), completed.stdout + completed.stderr
+        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        by_id = {c["id"]: c for c in results["checks"]}
+        for writer in ("a_write_sample", "a_write_data", "a_write_probs"):
+            assert by_id[writer]["status"] == "error", by_id[writer]
+            assert "read-only" in by_id[writer]["message"], by_id[writer]["message"]
+        assert [c for c, r in by_id.items() if r["status"] == "error" and not c.startswith("a_write")] == []
+        reader = by_id["z_reader"]
+        assert reader["status"] == "pass" and reader["value"] == 0, reader
+        seen[n] = ({k: c["status"] for k, c in by_id.items()}, reader["evidence"]["positives"])
+    assert seen[1] == seen[2]
+    assert seen[1][1] > 0  # the test split's labels were not zeroed

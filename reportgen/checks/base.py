@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
 
 from reportgen.errors import ConfigError
-from reportgen.numbers import setting
+from reportgen.numbers import number, number_beside, setting
 
 from reportgen.vocabulary import SEVERITIES as SEVERITIES
 from reportgen.vocabulary import Status as StatusKind
@@ -287,6 +287,11 @@ def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Fi
         return Finding("ok", measured.value, sentence(measured.ok, measured.summary), measured.evidence)
     higher = spec.higher_is_better
     bound = "minimum" if higher else "limit"
+    # A summary rounds its value to 3 decimals: beside a threshold it may then read as equal to it (0.764 against
+    # a 0.764045 minimum), so the clause adds the value with the decimals that tell them apart.
+    beside = number_beside(measured.value, threshold)
+    if beside != number(measured.value):
+        bound = f"{bound} (measured {beside})"
     if not meets_threshold(measured.value, threshold, higher):
         side = "below" if higher else "above"
         advice = f": {measured.advice}" if measured.advice else ""
@@ -664,6 +669,12 @@ def _is_finite_number(value: Any) -> bool:
 def run_checks(
     ctx: "CheckContext", overrides: Mapping[str, Mapping[str, Any]], checks: "CheckRegistry | None" = None
 ) -> tuple[CheckResult, ...]:
-    """Run every enabled check of ``checks`` (default: the global registry) in registration order."""
+    """Run every enabled check of ``checks`` (default: the global registry) in registration order.
+
+    Every input array the checks can reach is flagged read-only first (reportgen/checks/read_only.py): a check
+    that writes into one gets an ``error`` result, and later checks see the run's data unchanged."""
+    from reportgen.checks.read_only import freeze_inputs
+
+    freeze_inputs(ctx.data, ctx.predictions, ctx.samples)
     results = (run_check(check, ctx, overrides.get(check.spec.id)) for check in (checks or registry).all())
     return tuple(r for r in results if r is not None)

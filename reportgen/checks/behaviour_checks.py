@@ -29,6 +29,7 @@ from reportgen.checks.base import (
     register,
 )
 from reportgen.checks.context import CheckContext
+from reportgen.checks.read_only import freeze
 from reportgen.numbers import count, number, percent, setting
 
 if TYPE_CHECKING:  # torch is imported when a check runs: rendering a report lists these checks without it
@@ -71,7 +72,7 @@ def test_inputs(ctx: CheckContext, limit: int) -> tuple[torch.Tensor, np.ndarray
     picked = sample_indices(len(sample.rows), limit, _seed(ctx))
     x = sample.split.dataset.tensors[0][picked]  # type: ignore[attr-defined]  # the sample is a TensorDataset
     source = sample.split.source_rows if sample.split.source_rows is not None else sample.rows
-    ctx.cache[key] = (x, sample.split.labels[picked], np.asarray(source)[picked])
+    ctx.cache[key] = (x, freeze(sample.split.labels[picked]), freeze(np.asarray(source)[picked]))  # shared by checks
     return ctx.cache[key]
 
 

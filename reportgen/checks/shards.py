@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
 
 import numpy as np
 
+from reportgen.checks.read_only import freeze, freeze_inputs, freeze_sample, shared_tensor
 from reportgen.types import DataBundle, Predictions, ReadsBundle, SplitData
 
 if TYPE_CHECKING:  # torch (through reportgen.distributed) is imported when checks run, not when a report renders
@@ -286,6 +287,7 @@ def run_local_phases(
     from reportgen.distributed import all_gather_scalars, exchange_packed, pack_by_destination
 
     world = shard.world
+    freeze_inputs(shard.data, shard.predictions)  # a local phase that writes into its inputs fails alike on any N
     collected: dict[str, tuple[WorkerResult, ...] | LocalFailure] = {}
     for check, settings in checks:
         if not has_local_phase(check):
@@ -427,10 +429,10 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
         else:
             chosen = sample_global_rows(total, split.offset, split.offset + split.n, size, seed, world)
         if not world.distributed and size >= total and _stored_as_sampled(split):
-            out[name] = _whole_split(split, pred, chosen)  # one process, every row: the split's own arrays, no copies
+            out[name] = freeze_sample(_whole_split(split, pred, chosen))  # one process, every row: the split's own arrays
             continue
         if not world.distributed and split.features is not None and split.offset == 0 and split.total is None:
-            out[name] = _sampled_in_place(split, pred, chosen)  # one process: rows copied out only while read
+            out[name] = freeze_sample(_sampled_in_place(split, pred, chosen))  # one process: rows copied out while read
             continue
         mine = chosen[(chosen >= split.offset) & (chosen < split.offset + split.n)]
         local = mine - split.offset
@@ -467,16 +469,16 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
         )
         predictions = (Predictions(split=name, y_true=labels, y_pred=y_pred, probs=probs, loss=pred.loss)
                        if pred is not None and y_pred is not None else None)
-        out[name] = RowSample(sampled, predictions, chosen, total)
+        out[name] = freeze_sample(RowSample(sampled, predictions, chosen, total))  # after the tensors: no warning
     return out if world.is_main else None
 
 
 def _stored_as_sampled(split: SplitData) -> bool:
     """True when the split's features are what the row sample would hold: a contiguous numpy array in one of
-    SAMPLED_DTYPES (tabular data), so a sample of every row can share them instead of copying."""
+    SAMPLED_DTYPES (tabular data), so a sample of every row can share them instead of copying (read-only:
+    reportgen/checks/read_only.py)."""
     features = split.features
     return (isinstance(features, np.ndarray) and features.dtype in SAMPLED_DTYPES and features.flags.c_contiguous
-            and features.flags.writeable and np.asarray(split.labels).flags.writeable
             and split.offset == 0 and split.total is None)
 
 
@@ -485,7 +487,6 @@ def _whole_split(split: SplitData, pred: Predictions | None, rows: np.ndarray) -
     attributes and source rows, its predictions' classes and scores), the same values ``gather_row_samples``
     would copy out, without the copies."""
     import pandas as pd
-    import torch
     from torch.utils.data import TensorDataset
 
     assert split.features is not None
@@ -495,7 +496,7 @@ def _whole_split(split: SplitData, pred: Predictions | None, rows: np.ndarray) -
                                        and attributes.index.equals(pd.RangeIndex(len(attributes)))):
         attributes = attributes.reset_index(drop=True)  # numbered 0..n-1 like a gathered sample
     sampled = dataclasses.replace(
-        split, dataset=TensorDataset(torch.from_numpy(split.features), torch.from_numpy(labels)), labels=labels,
+        split, dataset=TensorDataset(shared_tensor(split.features), shared_tensor(labels)), labels=labels,
         source_rows=None if split.source_rows is None else np.asarray(split.source_rows), attributes=attributes,
         offset=0, total=None,
     )
@@ -534,14 +535,13 @@ class _SampledSplit(SplitData):
 
     @property  # type: ignore[override]
     def features(self) -> np.ndarray:
-        return self._read("features", lambda: _as_sampled(np.asarray(self._whole.features[self._local])))
+        return self._read("features", lambda: freeze(_as_sampled(np.asarray(self._whole.features[self._local]))))
 
     @property  # type: ignore[override]
     def dataset(self) -> Any:
-        import torch
         from torch.utils.data import TensorDataset
 
-        return self._read("dataset", lambda: TensorDataset(torch.from_numpy(self.features), torch.from_numpy(self.labels)))
+        return self._read("dataset", lambda: TensorDataset(shared_tensor(self.features), shared_tensor(self.labels)))
 
     @property  # type: ignore[override]
     def attributes(self) -> Any:

@@ -97,8 +97,11 @@ def threshold_text(check: CheckResult) -> str:
 
 
 def value_text(check: CheckResult) -> str:
-    """The check's measured value; for a warning raised by a second condition, that condition's value after it."""
-    return num(check.value) + _concern_text(check, required=False)
+    """The check's measured value (with the decimals that tell it from its threshold, ``numbers.number_beside``);
+    for a warning raised by a second condition, that condition's value after it."""
+    beside = is_number(check.value) and is_number(check.threshold)
+    shown = numbers.number_beside(check.value, check.threshold) if beside else num(check.value)
+    return shown + _concern_text(check, required=False)
 
 
 def _concern_text(check: CheckResult, *, required: bool) -> str:
