@@ -247,7 +247,7 @@ class GateConfig(_Strict):
 class Config(_Strict):
     """A whole reportgen config (schema v1)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     task: TaskType
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds Python, NumPy and torch: a whole number from 0 to 2**64 - 1 (torch's range)."""

@@ -26,7 +26,7 @@ import re
 import stat
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Union
 
 from pydantic import (
     AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
@@ -56,6 +56,13 @@ MAX_EVIDENCE_DEPTH = MAX_DEPTH - 8
 MAX_EVIDENCE_BYTES = MAX_BYTES // 64
 """Largest JSON text of one check's result (1 MiB): a built-in check's is a few kB; 64 of the largest still
 fit in MAX_BYTES."""
+MAX_TEXT_CHARS = 10_000
+"""Longest free text that reaches the page: a check's id, title, family and message, the report's name, and
+every string (key or value) in a check's evidence. A built-in check's message is a few hundred characters;
+the bound keeps the PDF layout of one string short. A run turns a longer result into the check's error;
+reading a results.json with a longer one is refused."""
+MAX_CURVE_POINTS = 10_000
+"""Most points of one plotted series in ``curves`` (a run writes at most 2,000: ROC/PR are thinned to 200)."""
 
 Number = Union[StrictInt, StrictFloat]
 """A JSON number: ints stay ints (counts), floats stay floats; booleans are not numbers."""
@@ -415,7 +422,9 @@ def result_size_problem(result: Mapping[str, Any]) -> str | None:
     """Why one JSON-safe check result could not be read back from results.json, or None when it can.
 
     ``result`` is the check's record (id, message, evidence, ...); its evidence must nest at most
-    MAX_EVIDENCE_DEPTH levels and the whole record take at most MAX_EVIDENCE_BYTES as JSON. A linear,
+    MAX_EVIDENCE_DEPTH levels, its id, title, family, message and every evidence string (keys included)
+    be at most MAX_TEXT_CHARS long, and the message and evidence take at most MAX_EVIDENCE_BYTES as JSON.
+    The same bounds apply when a run writes a result and when results.json is read. A linear,
     non-recursive walk, so a pathologically deep object cannot exhaust the stack.
     """
     stack: list[tuple[Any, int]] = [(result.get("evidence"), 1)]
@@ -426,7 +435,24 @@ def result_size_problem(result: Mapping[str, Any]) -> str | None:
                 return f"its evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep"
             children = value.values() if isinstance(value, Mapping) else value
             stack.extend((child, depth + 1) for child in children)
-    size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    for field in ("id", "title", "family", "message"):
+        text = result.get(field)
+        if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+            return f"its {field} is {len(text):,} characters long, more than the {MAX_TEXT_CHARS:,} one check may write"
+    stack = [(result.get("evidence"), 1)]
+    while stack:
+        value, _ = stack.pop()
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT_CHARS:
+                return (f"its evidence holds a string of {len(value):,} characters, more than the "
+                        f"{MAX_TEXT_CHARS:,} one check may write")
+        elif isinstance(value, Mapping):
+            stack.extend((key, 0) for key in value)
+            stack.extend((child, 0) for child in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((child, 0) for child in value)
+    size = len(json.dumps({"message": result.get("message", ""), "evidence": result.get("evidence", {})},
+                          ensure_ascii=False, allow_nan=False).encode("utf-8"))
     if size > MAX_EVIDENCE_BYTES:
         return (f"its result takes {size // 1024:,} KiB as JSON, more than the {MAX_EVIDENCE_BYTES // 1024:,} KiB "
                 "one check may write")
@@ -451,10 +477,170 @@ def validate_document(document: Any) -> dict[str, Any]:
         raise ResultsError(_first_problem(exc)) from None
     except RecursionError:
         raise ResultsError(f"nested more than {MAX_DEPTH} levels deep") from None
+    problem = bounds_problem(document)
+    if problem:
+        raise ResultsError(problem)
     problem = contradiction(document)
     if problem:
         raise ResultsError(f"{problem}: the file was edited or damaged")
     return document
+
+
+def bounds_problem(document: Mapping[str, Any]) -> str | None:
+    """The first bound of an untrusted, schema-valid document that is broken, or None (a pure function).
+
+    The report's name and every check result as ``result_size_problem`` bounds them when a run writes
+    them; the confusion matrices (square, one row per class, counts in [0, MAX_RECORD_ROWS]); and the plot
+    data in ``curves`` (``curves_problem``). Every file a run writes is within these bounds.
+    """
+    if len(document["name"]) > MAX_TEXT_CHARS:
+        return f"name: {len(document['name']):,} characters long, more than {MAX_TEXT_CHARS:,}"
+    for i, check in enumerate(document["checks"]):
+        problem = result_size_problem(check)
+        if problem:
+            return f"checks[{i}]: {problem}"
+    for split, metrics in document.get("metrics", {}).items():
+        matrix = metrics.get("confusion_matrix")
+        if matrix is None:
+            continue
+        where = f"metrics.{_clip(split)}.confusion_matrix"
+        classes = metrics.get("classes")
+        if any(len(row) != len(matrix) for row in matrix) or (classes is not None and len(classes) != len(matrix)):
+            return f"{where}: not square with one row per class"
+        for r, row in enumerate(matrix):
+            for c, count in enumerate(row):
+                if not 0 <= count <= MAX_RECORD_ROWS:
+                    return f"{where}[{r}][{c}]: {_clip(repr(count))} is not a count in [0, {MAX_RECORD_ROWS}]"
+    return curves_problem(document.get("curves", {}))
+
+
+_RATE = "a probability in [0, 1]"
+_FINITE = "a finite number"
+_COUNT = f"a count in [0, {MAX_RECORD_ROWS}]"
+
+
+def _value_problem(value: Any, kind: str, nullable: bool) -> str | None:
+    """Why ``value`` is not of ``kind`` (_RATE, _FINITE, _COUNT), or None."""
+    if value is None:
+        return None if nullable else "null"
+    if kind == _COUNT:
+        ok = type(value) is int and 0 <= value <= MAX_RECORD_ROWS
+    else:
+        ok = type(value) in (int, float) and math.isfinite(value) and (kind != _RATE or 0.0 <= value <= 1.0)
+    return None if ok else _clip(repr(value))
+
+
+def _object_problem(block: Any, where: str, fields_kinds: Mapping[str, tuple[str, bool]]) -> str | None:
+    """The first field of the object ``block`` that is not of its (kind, nullable), or None."""
+    if not isinstance(block, dict):
+        return f"{where}: not an object"
+    for key, (kind, nullable) in fields_kinds.items():
+        if key in block:
+            bad = _value_problem(block[key], kind, nullable)
+            if bad:
+                return f"{where}.{key}: {bad} is not {kind}"
+    return None
+
+
+def _series_problem(block: Any, where: str, series: Mapping[str, tuple[str, bool]], minimum: int = 0) -> str | None:
+    """The first problem of an object of equally long arrays (each of its (kind, nullable)), or None."""
+    if not isinstance(block, dict):
+        return f"{where}: not an object"
+    lengths = {}
+    for key, (kind, nullable) in series.items():
+        values = block.get(key)
+        if not isinstance(values, list):
+            return f"{where}.{key}: not an array"
+        if not minimum <= len(values) <= MAX_CURVE_POINTS:
+            return f"{where}.{key}: {len(values):,} values, not between {minimum} and {MAX_CURVE_POINTS:,}"
+        for i, value in enumerate(values):
+            bad = _value_problem(value, kind, nullable)
+            if bad:
+                return f"{where}.{key}[{i}]: {bad} is not {kind}"
+        lengths[key] = len(values)
+    if len(set(lengths.values())) > 1:
+        return f"{where}: arrays of different lengths ({', '.join(f'{k} {n}' for k, n in lengths.items())})"
+    return None
+
+
+def curves_problem(curves: Mapping[str, Any]) -> str | None:
+    """The first problem of the plot data of a results.json, or None (a pure function).
+
+    The blocks a run writes (reportgen.metrics.plot_curves, the pipeline's validation sweep) are checked
+    where present; each may be null. Rates (fpr, tpr, precision, recall, f1, thresholds, calibration
+    values, AUCs) are probabilities in [0, 1]; counts are integers in [0, MAX_RECORD_ROWS]; scatter and
+    residual values are finite numbers; the arrays of one block have equal lengths of at most
+    MAX_CURVE_POINTS, and ROC and PR curves with an AUC have at least 2 points. Keys reportgen does not write are
+    not plotted and are left free-form.
+    """
+    rate, rate_or_null = (_RATE, False), (_RATE, True)
+    for split, blocks in curves.items():
+        base = f"curves.{_clip(split)}"
+        if not isinstance(blocks, dict):
+            return f"{base}: not an object"
+        rocs = [(f"{base}.roc", blocks.get("roc"))]
+        per_class = blocks.get("roc_per_class")
+        if per_class is not None:
+            if not isinstance(per_class, dict):
+                return f"{base}.roc_per_class: not an object"
+            rocs += [(f"{base}.roc_per_class.{_clip(name)}", roc) for name, roc in per_class.items()]
+        for where, roc in rocs:
+            if roc is not None:
+                problem = (_series_problem(roc, where, {"fpr": rate, "tpr": rate}, minimum=_points_needed(roc))
+                           or _object_problem(roc, where, {"auc": rate_or_null}))
+                if problem:
+                    return problem
+        checks: list[tuple[str, Callable[[Any, str], str | None]]] = [
+            ("pr", lambda b, w: _series_problem(b, w, {"recall": rate, "precision": rate}, minimum=_points_needed(b))
+             or _object_problem(b, w, {"auc": rate_or_null, "prevalence": rate_or_null})),
+            ("operating_point", lambda b, w: _object_problem(b, w, dict.fromkeys(
+                ("threshold", "fpr", "tpr", "precision", "recall"), rate_or_null))),
+            ("threshold_sweep", lambda b, w: _series_problem(b, w, {
+                "thresholds": rate, "precision": rate_or_null, "recall": rate_or_null, "f1": rate_or_null,
+                "predicted_positive": (_COUNT, False)})),
+            ("calibration", _calibration_problem),
+            ("scatter", lambda b, w: _series_problem(b, w, {"y_true": (_FINITE, True), "y_pred": (_FINITE, True)})),
+            ("residuals", _residuals_problem),
+        ]
+        for key, check in checks:
+            block = blocks.get(key)
+            if block is not None:
+                problem = check(block, f"{base}.{key}")
+                if problem:
+                    return problem
+    return None
+
+
+def _points_needed(curve: Any) -> int:
+    """A ROC or PR curve with an AUC has at least 2 points; one without (a single-class split) may be empty."""
+    return 2 if isinstance(curve, dict) and curve.get("auc") is not None else 0
+
+
+def _calibration_problem(block: Any, where: str) -> str | None:
+    problem = _object_problem(block, where, {"ece": (_RATE, True)})
+    if problem:
+        return problem
+    bins = block.get("bins")
+    if not isinstance(bins, list) or not 1 <= len(bins) <= MAX_CURVE_POINTS:
+        return f"{where}.bins: not an array of 1 to {MAX_CURVE_POINTS:,} bins"
+    for i, one in enumerate(bins):
+        problem = _object_problem(one, f"{where}.bins[{i}]", {
+            "lower": (_RATE, False), "upper": (_RATE, False), "count": (_COUNT, False),
+            "mean_predicted": (_RATE, True), "fraction_positive": (_RATE, True)})
+        if problem:
+            return problem
+    return None
+
+
+def _residuals_problem(block: Any, where: str) -> str | None:
+    problem = _series_problem(block, where, {"bin_edges": (_FINITE, False)}) or _series_problem(
+        block, where, {"counts": (_COUNT, False)})
+    if problem:
+        return problem
+    edges, counts = len(block["bin_edges"]), len(block["counts"])
+    if edges != (counts + 1 if counts else 0):
+        return f"{where}: {edges} bin_edges for {counts} counts"
+    return None
 
 
 def contradiction(document: Mapping[str, Any]) -> str | None:

@@ -589,7 +589,8 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
     """Run one check with its settings; a crash becomes a result with status ``error``.
 
     So does a measured value that is not a finite number (it cannot be compared with a threshold)
-    and a result results.json could not read back (evidence nested too deep or too large;
+    and a result results.json could not read back (evidence nested too deep or too large, a message or an
+    evidence string longer than MAX_TEXT_CHARS;
     ``results_schema.result_size_problem``): every written results.json loads again.
     """
     spec = check.spec
@@ -598,6 +599,11 @@ def run_check(check: Check, ctx: "CheckContext", overrides: Mapping[str, Any] | 
         return None
 
     def error(message: str, evidence: Mapping[str, Any]) -> CheckResult:
+        from reportgen.results_schema import MAX_TEXT_CHARS
+
+        if len(message) > MAX_TEXT_CHARS:  # an exception's text is not bounded; results.json is
+            cut = len(message) - (MAX_TEXT_CHARS - 40)
+            message = message[: MAX_TEXT_CHARS - 40] + f" … [{cut:,} characters cut]"
         return CheckResult(
             id=spec.id, title=spec.title, family=spec.family, status="error",
             severity=settings.severity, value=None, threshold=settings.threshold,

@@ -40,6 +40,8 @@ TEMPLATE_TIME_BUDGET_S = 60.0
 per report, so only a runaway template (nested loops, a huge computation) reaches it."""
 _LIPSUM_WORDS = 10_000
 """Most words a template's ``lipsum()`` may produce."""
+_PARTS_PER_BLOCK = 4096
+"""Streamed output parts joined into one block at a time (bounds the per-part overhead of a render)."""
 
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*|\*)(?:\.(\d*|\*))?")
@@ -209,6 +211,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def render(self, template: jinja2.Template, **context: Any) -> str:
         """Render ``template`` within the time budget and MAX_TEMPLATE_OUTPUT; raises a SecurityError subclass."""
         with self._budget():
+            # Memory follows the characters, not the number of parts: a template that emits millions of
+            # one-character parts would hold ~50 bytes of object per character if they were kept one by one,
+            # so they are joined into blocks of _PARTS_PER_BLOCK as they stream.
+            blocks: list[str] = []
             parts: list[str] = []
             total = 0
             for part in template.generate(**context):
@@ -216,7 +222,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 if total > MAX_TEMPLATE_OUTPUT:
                     raise TemplateTooLarge(f"its output is longer than {MAX_TEMPLATE_OUTPUT:,} characters")
                 parts.append(part)
-            return "".join(parts)
+                if len(parts) >= _PARTS_PER_BLOCK:
+                    blocks.append("".join(parts))
+                    parts.clear()
+            blocks.append("".join(parts))
+            return "".join(blocks)
 
     # -- size -------------------------------------------------------------------------------------
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
