@@ -134,3 +134,9 @@ def test_formats_are_stored_in_the_canonical_order_so_the_hash_describes_what_ru
     assert flagged[0].with_flags({"report.formats": ["md", "json"]}).sha256 == typed.sha256
     different = load_config(path, flags={"report.formats": ["json"]})
     assert different.sha256 != typed.sha256
+
+
+def test_a_name_is_bounded_so_that_it_fits_a_folder_name_and_the_report():
+    assert validate(with_changes(name="n" * 200)).name == "n" * 200
+    with pytest.raises(ConfigError, match="name: String should have at most 200 characters"):
+        validate(with_changes(name="n" * 201))
