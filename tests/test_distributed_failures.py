@@ -310,13 +310,18 @@ def test_bad_input_every_worker_finds_is_said_once_with_exit_2(tmp_path: Path, c
     assert not (tmp_path / "out").exists()
 
 
+def _torchrun_failing_rank_1(config: Path, out: Path, record: Path) -> Run:
+    """torchrun with 2 local workers on loopback, the data factory misbehaving on rank 1, --exit-code-file ``record``."""
+    return Run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
+                "-m", "reportgen", "run", str(config), "--out", str(out), "--quiet",
+                "--exit-code-file", str(record)], env={"FAIL_RANK": "1"})
+
+
 def test_torchrun_workers_say_their_own_error_once_and_the_exit_code_file_keeps_3(tmp_path: Path):
     config = _factory_config(tmp_path, "raise ValueError('cannot reach the feature store')")
     record = tmp_path / "exit-code"
-    run = Run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
-               "-m", "reportgen", "run", str(config), "--out", str(tmp_path / "out"), "--quiet",
-               "--exit-code-file", str(record)], env={"FAIL_RANK": "1"})
+    run = _torchrun_failing_rank_1(config, tmp_path / "out", record)
     code, _, err = run.finish(timeout=240)
     assert code == 1, err  # torchrun's code for any failed worker
     assert record.read_text(encoding="utf-8") == "3\n"  # rank 0's: the run's
@@ -341,10 +346,7 @@ def test_under_torchrun_rank_0_stopped_by_torchrun_after_a_peer_failed_keeps_the
     # is all rank 0 sees of the failure, and it must not end the run as interrupted (130)
     config = _factory_config(tmp_path, misbehaviour, elsewhere=SLEEP_IN_SLICES)
     record = tmp_path / "exit-code"
-    run = Run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(free_loopback_port()),
-               "-m", "reportgen", "run", str(config), "--out", str(tmp_path / "out"), "--quiet",
-               "--exit-code-file", str(record)], env={"FAIL_RANK": "1"})
+    run = _torchrun_failing_rank_1(config, tmp_path / "out", record)
     exit_code, _, err = run.finish(timeout=240)
     assert exit_code == 1, err
     assert record.read_text(encoding="utf-8") == f"{code}\n", err
