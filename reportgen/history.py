@@ -25,7 +25,14 @@ FILENAMES = {"html": "history.html", "pdf": "history.pdf", "md": "history.md", "
 FORMATS = tuple(FILENAMES)
 RESULTS_NAME = "results.json"
 DRIFT_CHECKS = ("feature_drift", "prediction_drift")
-"""Checks whose values are drawn over time (share of drifted features; largest score KS D)."""
+"""Checks whose values are drawn over time (share of drifted features; score KS D)."""
+DRIFT_LABELS = {"feature_drift": "share of features drifted", "prediction_drift": "score shift (KS D)"}
+DEFAULT_DRIFT_REFERENCE = "train"
+"""What a drift check's statistic was measured against when its evidence does not say (every version so far
+compared test with train unless data.reference or compare_to was given, and those are always recorded)."""
+REFERENCE_LABELS = {"train": "test vs train", "data.reference": "test vs data.reference",
+                    "previous run (test)": "test vs previous run"}
+"""Legend text per reference, as drift_checks.py records it in the evidence (``reference``)."""
 MAX_GRID_RUNS = 40
 """Runs (the newest) shown in the check-status grid and used to call a check flaky; history.json has all."""
 MAX_CHART_RUNS = 400
@@ -105,6 +112,29 @@ def _data_fingerprint(fingerprint: Any) -> str | None:
     return _canonical_sha256(fingerprint)
 
 
+def drift_measures(check: Mapping[str, Any]) -> dict[str, float]:
+    """A drift check's statistic per reference it was measured against: ``{reference: value}``.
+
+    prediction_drift: the KS D of each entry of ``evidence.comparisons`` (``train``, and ``previous run (test)``
+    when the run was made with compare_to). feature_drift: its value (share of features drifted) under
+    ``evidence.reference`` (``train`` or ``data.reference``). Evidence without a reference (older or foreign
+    results.json) counts as DEFAULT_DRIFT_REFERENCE. Empty when the check measured nothing (skipped, crashed).
+    """
+    evidence = check.get("evidence")
+    evidence = evidence if isinstance(evidence, Mapping) else {}
+    if check.get("id") == "prediction_drift" and isinstance(evidence.get("comparisons"), list):
+        measured: dict[str, float] = {}
+        for row in evidence["comparisons"]:
+            if isinstance(row, Mapping) and _number(row.get("statistic")) is not None:
+                measured[str(row.get("reference") or DEFAULT_DRIFT_REFERENCE)] = float(row["statistic"])
+        if measured:
+            return measured
+    value = _number(check.get("value"))
+    if value is None or check.get("status") in (Status.SKIP.value, Status.ERROR.value):
+        return {}
+    return {str(evidence.get("reference") or DEFAULT_DRIFT_REFERENCE): value}
+
+
 def gate_overrides(config_checks: Any) -> dict[str, dict[str, Any]]:
     """The check settings of a run's config that differ from the check's defaults, by check id.
 
@@ -153,6 +183,14 @@ class RunEntry:
     checks: Mapping[str, str]
     drift: Mapping[str, float | None]
     overrides: Mapping[str, Mapping[str, Any]]
+    drift_by_reference: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per drift check, its statistic per reference it was measured against (see ``drift_measures``)."""
+
+    def reference(self, check_id: str) -> str | None:
+        """What ``check_id``'s status was decided against (``train``, ``train + previous run (test)``, ...);
+        None for a check that is no drift check or measured nothing: its statuses are always comparable."""
+        measured = self.drift_by_reference.get(check_id)
+        return " + ".join(measured) if measured else None
 
     @property
     def sort_key(self) -> tuple[float, str, str]:
@@ -176,6 +214,7 @@ class RunEntry:
             "metrics": dict(self.metrics), "checks": dict(self.checks),
             "intervals": dict(self.intervals), "drift": dict(self.drift),
             "overrides": {k: dict(v) for k, v in self.overrides.items()}, "source": self.source,
+            "drift_by_reference": {k: dict(v) for k, v in self.drift_by_reference.items()},
         }
 
 
@@ -205,6 +244,8 @@ def read_run(path: Path) -> RunEntry:
         checks={cid: str(c.get("status")) for cid, c in by_id.items()},
         drift={cid: _number(by_id[cid].get("value")) for cid in DRIFT_CHECKS if cid in by_id},
         overrides=gate_overrides((document.get("config") or {}).get("checks")),
+        drift_by_reference={cid: measured for cid in DRIFT_CHECKS if cid in by_id
+                            for measured in [drift_measures(by_id[cid])] if measured},
     )
 
 
@@ -222,6 +263,26 @@ class CheckTrend:
     newly_failing: bool
     last_pass: str | None
     """created_at of the newest run where it passed."""
+    flips_not_counted: int = 0
+    """Status changes between runs whose drift was measured against different references (not counted as flips)."""
+
+
+@dataclass(frozen=True)
+class DriftSeries:
+    """One line of the drift chart: one check's statistic measured against one reference, per run."""
+
+    check: str
+    reference: str
+    points: tuple[tuple[int, float], ...]
+    """(run index, oldest = 0; value), only runs measured against this reference."""
+
+    @property
+    def label(self) -> str:
+        return f"{DRIFT_LABELS.get(self.check, self.check)}, {REFERENCE_LABELS.get(self.reference, 'test vs ' + self.reference)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "reference": self.reference, "label": self.label,
+                "points": [[i, v] for i, v in self.points]}
 
 
 @dataclass(frozen=True)
@@ -252,19 +313,38 @@ class History:
             ids.update(dict.fromkeys(run.checks))
         return list(ids)
 
+    def drift_series(self) -> list[DriftSeries]:
+        """The drift chart's lines: one per (drift check, reference), so that statistics measured against
+        different references (test vs train, test vs the previous run) are never joined on one line."""
+        points: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for index, run in enumerate(self.runs):
+            for cid in DRIFT_CHECKS:
+                for reference, value in (run.drift_by_reference.get(cid) or {}).items():
+                    points.setdefault((cid, reference), []).append((index, value))
+        order = {cid: i for i, cid in enumerate(DRIFT_CHECKS)}
+        return [DriftSeries(cid, reference, tuple(found))
+                for (cid, reference), found in sorted(points.items(), key=lambda kv: (order[kv[0][0]], kv[1][0][0]))]
+
     def check_trends(self) -> list[CheckTrend]:
-        """Per check: flips within the newest MAX_GRID_RUNS runs; newly failing when it failed now, not before."""
+        """Per check: flips within the newest MAX_GRID_RUNS runs; newly failing when it failed now, not before.
+
+        A status change between two runs (consecutive among those where the check passed, warned, failed or
+        crashed) counts as a flip only when both measured against the same reference (``RunEntry.reference``):
+        a drift check compared with the previous run in one run and with train alone in the next measured two
+        different things. Such changes are counted in ``flips_not_counted``.
+        """
         window = self.runs[-MAX_GRID_RUNS:]
         problems = (Status.FAIL.value, Status.ERROR.value)
         trends = []
         for cid in self.check_ids():
-            seen = [r.checks[cid] for r in window if r.checks.get(cid) not in (None, Status.SKIP.value)]
-            flips = sum(1 for a, b in zip(seen, seen[1:], strict=False) if a != b)
+            seen = [(r.checks[cid], r.reference(cid)) for r in window if r.checks.get(cid) not in (None, Status.SKIP.value)]
+            changes = [(a, b) for a, b in zip(seen, seen[1:], strict=False) if a[0] != b[0]]
+            flips = sum(1 for a, b in changes if a[1] == b[1])
             history = [r.checks[cid] for r in self.runs if cid in r.checks and r.checks[cid] != Status.SKIP.value]
             newest = self.newest.checks.get(cid)
             newly = newest in problems and len(history) >= 2 and history[-2] not in problems
             last_pass = next((r.created_at for r in reversed(self.runs) if r.checks.get(cid) == Status.PASS.value), None)
-            trends.append(CheckTrend(cid, newest, flips, flips >= FLAKY_FLIPS, newly, last_pass))
+            trends.append(CheckTrend(cid, newest, flips, flips >= FLAKY_FLIPS, newly, last_pass, len(changes) - flips))
         return trends
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,8 +358,10 @@ class History:
             "last_pass": None if last is None else {"created_at": last.created_at, "source": last.source},
             "headline_metrics": list(metric_registry.headline(self.task)),
             "checks": {t.id: {"newest": t.newest, "flips": t.flips, "flaky": t.flaky, "newly_failing": t.newly_failing,
-                              "last_pass": t.last_pass} for t in self.check_trends()},
+                              "last_pass": t.last_pass, "flips_not_counted": t.flips_not_counted}
+                       for t in self.check_trends()},
             "runs": [r.to_dict() for r in self.runs],
+            "drift_series": [s.to_dict() for s in self.drift_series()],
         }
 
 
@@ -389,21 +471,19 @@ def _run_axis(ax: Any, runs: int, ticks: int) -> None:
 
 
 def _drift_chart(history: History) -> str | None:
-    """The drift checks' values per run: share of drifted features, largest score KS D."""
+    """The drift checks' statistics per run, one line per check and reference (``History.drift_series``)."""
     import numpy as np
 
     from reportgen.render import plots
 
-    present = [c for c in DRIFT_CHECKS if any(r.drift.get(c) is not None for r in history.runs)]
-    if not present:
+    series = history.drift_series()
+    if not series:
         return None
-    index = np.arange(len(history.runs), dtype=float)
-    labels = {"feature_drift": "share of features drifted", "prediction_drift": "score shift (KS D)"}
     with plots.figure(7.0, 2.1) as (fig, ax):
-        for i, cid in enumerate(present):
-            values = np.array([np.nan if r.drift.get(cid) is None else r.drift[cid] for r in history.runs])
-            x, v = plots.thin(index, values, limit=MAX_CHART_RUNS)
-            ax.plot(x, v, label=labels[cid], markevery=max(1, len(x) // 12), **plots.style(i))
+        for i, line in enumerate(series):
+            x, v = plots.thin(np.array([p[0] for p in line.points], dtype=float),
+                              np.array([p[1] for p in line.points], dtype=float), limit=MAX_CHART_RUNS)
+            ax.plot(x, v, label=line.label, markevery=max(1, len(x) // 12), **plots.style(i))
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title("Drift over time")
@@ -419,6 +499,11 @@ def _override_text(overrides: Mapping[str, Mapping[str, Any]]) -> str:
     if not overrides:
         return "defaults"
     return "; ".join(f"{cid}: " + ", ".join(f"{k} {v}" for k, v in settings.items()) for cid, settings in overrides.items())
+
+
+def _not_counted_text(trends: Sequence[CheckTrend]) -> str:
+    """Which checks changed status only across a change of drift reference (not counted toward flakiness)."""
+    return ", ".join(f"{t.id} ({t.flips_not_counted})" for t in trends if t.flips_not_counted)
 
 
 def view(history: History) -> dict[str, Any]:
@@ -454,6 +539,7 @@ def view(history: History) -> dict[str, Any]:
         "last_pass": None if last is None else {"when": _short_time(last.created_at), "source": last.source},
         "newly_failing": [t.id for t in trends if t.newly_failing],
         "flaky": [t.id for t in trends if t.flaky],
+        "not_counted": _not_counted_text(trends),
         "metric_labels": [metric_registry.label(k) for k in keys],
         "metric_chart": Markup(metric_chart) if metric_chart else None,
         "drift_chart": Markup(drift_chart) if drift_chart else None,
@@ -506,7 +592,11 @@ def render_markdown(history: History) -> bytes:
     if flaky:
         lines.append(f"Flaky checks (status changed at least {FLAKY_FLIPS} times in the last {MAX_GRID_RUNS} runs): "
                      + ", ".join(f"`{c}`" for c in flaky) + ".")
-    if newly or flaky:
+    not_counted = _not_counted_text(trends)
+    if not_counted:
+        lines.append(f"Status changes not counted toward flakiness, because the drift was measured against a different "
+                     f"reference (e.g. test vs the previous run instead of test vs train): {not_counted}.")
+    if newly or flaky or not_counted:
         lines.append("")
     header = ["run", "gate"] + [metric_registry.label(k) for k in keys] + ["problems", "overrides"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
