@@ -329,7 +329,7 @@ class History:
         """Per check: flips within the newest MAX_GRID_RUNS runs; newly failing when it failed now, not before.
 
         A status change between two runs (consecutive among those where the check passed, warned, failed or
-        crashed) counts as a flip only when both measured against the same reference (``RunEntry.reference``):
+        crashed) counts as a flip unless both measured, against different references (``RunEntry.reference``):
         a drift check compared with the previous run in one run and with train alone in the next measured two
         different things. Such changes are counted in ``flips_not_counted``.
         """
@@ -339,7 +339,7 @@ class History:
         for cid in self.check_ids():
             seen = [(r.checks[cid], r.reference(cid)) for r in window if r.checks.get(cid) not in (None, Status.SKIP.value)]
             changes = [(a, b) for a, b in zip(seen, seen[1:], strict=False) if a[0] != b[0]]
-            flips = sum(1 for a, b in changes if a[1] == b[1])
+            flips = sum(1 for a, b in changes if a[1] == b[1] or None in (a[1], b[1]))  # None: measured nothing (crashed)
             history = [r.checks[cid] for r in self.runs if cid in r.checks and r.checks[cid] != Status.SKIP.value]
             newest = self.newest.checks.get(cid)
             newly = newest in problems and len(history) >= 2 and history[-2] not in problems

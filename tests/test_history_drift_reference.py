@@ -97,3 +97,17 @@ def test_results_without_a_recorded_reference_count_as_train():
     assert history.drift_measures({"id": "prediction_drift", "status": "skip", "value": None, "evidence": {}}) == {}
     assert history.drift_measures({"id": "feature_drift", "status": "pass", "value": 0.2,
                                    "evidence": {"reference": "data.reference"}}) == {"data.reference": 0.2}
+
+
+def test_a_crash_between_two_measured_runs_still_counts(runs):
+    """A run where prediction_drift crashed measured against nothing: its status changes count as flips."""
+    import dataclasses
+
+    (h,) = history.collect([runs]).histories
+    first, middle, last = h.runs
+    crashed = dataclasses.replace(middle, checks={**middle.checks, "prediction_drift": "error"},
+                                  drift_by_reference={k: v for k, v in middle.drift_by_reference.items()
+                                                      if k != "prediction_drift"})
+    trend = next(t for t in history.History(h.name, h.task, (first, crashed, last)).check_trends()
+                 if t.id == "prediction_drift")
+    assert (trend.flips, trend.flips_not_counted, trend.flaky) == (2, 0, True)
