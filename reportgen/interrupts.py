@@ -62,12 +62,6 @@ class Interrupted(KeyboardInterrupt):
         return how
 
 
-class _Stop:
-    """Whether a stop signal has been raised as :class:`Interrupted` in this process."""
-
-    raised: ClassVar[bool] = False
-
-
 def _ignore_repeat(signum: int, frame: FrameType | None) -> None:
     """A stop signal after the first: the run is stopping already (the clean-up must not be cut short)."""
 
@@ -89,7 +83,6 @@ def stopping() -> None:
     """
     if not _in_main_thread():
         return
-    _Stop.raised = True
     for handled in HANDLED_SIGNALS:
         if signal.getsignal(handled) is _raise_interrupted:
             signal.signal(handled, _ignore_repeat)
@@ -112,7 +105,6 @@ def interrupt_handlers(until_exit: bool = False) -> Iterator[None]:
     Outside the main thread (where Python cannot install handlers) the block changes nothing.
     """
     saved: dict[signal.Signals, _Handler] = {}
-    _Stop.raised = False
     if _in_main_thread():
         for signum in HANDLED_SIGNALS:
             previous = signal.getsignal(signum)
