@@ -427,30 +427,28 @@ def result_size_problem(result: Mapping[str, Any]) -> str | None:
     The same bounds apply when a run writes a result and when results.json is read. A linear,
     non-recursive walk, so a pathologically deep object cannot exhaust the stack.
     """
+    long_string: str | None = None  # named after the depth and the fields, as those are checked first
     stack: list[tuple[Any, int]] = [(result.get("evidence"), 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, (Mapping, list, tuple)):
+        if isinstance(value, str):
+            if long_string is None and len(value) > MAX_TEXT_CHARS:
+                long_string = value
+        elif isinstance(value, (Mapping, list, tuple)):
             if depth > MAX_EVIDENCE_DEPTH:
                 return f"its evidence is nested more than {MAX_EVIDENCE_DEPTH} levels deep"
-            children = value.values() if isinstance(value, Mapping) else value
-            stack.extend((child, depth + 1) for child in children)
+            if isinstance(value, Mapping):
+                stack.extend((key, depth) for key in value)  # keys are strings: never nested
+                stack.extend((child, depth + 1) for child in value.values())
+            else:
+                stack.extend((child, depth + 1) for child in value)
     for field in ("id", "title", "family", "message"):
         text = result.get(field)
         if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
             return f"its {field} is {len(text):,} characters long, more than the {MAX_TEXT_CHARS:,} one check may write"
-    stack = [(result.get("evidence"), 1)]
-    while stack:
-        value, _ = stack.pop()
-        if isinstance(value, str):
-            if len(value) > MAX_TEXT_CHARS:
-                return (f"its evidence holds a string of {len(value):,} characters, more than the "
-                        f"{MAX_TEXT_CHARS:,} one check may write")
-        elif isinstance(value, Mapping):
-            stack.extend((key, 0) for key in value)
-            stack.extend((child, 0) for child in value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((child, 0) for child in value)
+    if long_string is not None:
+        return (f"its evidence holds a string of {len(long_string):,} characters, more than the "
+                f"{MAX_TEXT_CHARS:,} one check may write")
     size = len(json.dumps({"message": result.get("message", ""), "evidence": result.get("evidence", {})},
                           ensure_ascii=False, allow_nan=False).encode("utf-8"))
     if size > MAX_EVIDENCE_BYTES:
