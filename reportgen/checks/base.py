@@ -268,6 +268,11 @@ which warns at or above ``warns_at`` (e.g. loss_curve's fall of the loss over it
 ``unfinished_min_drop``). A warning's Value and Required cells show it after the value and the requirement
 ('0.008; loss fall 43.3%' against '≤ 0.9; loss fall < 1%', reportgen.render.fmt), so they say what warned."""
 
+PAIRED_METRICS_KEY = "paired_metrics"
+"""Evidence key: the compared metrics whose drop past the limit may be called noise by a paired test (on the same
+test data: accuracy; for binary tasks also recall, ROC AUC and PR AUC); every other metric fails on its drop alone.
+Page 1's Required column names them beside the p-value condition (reportgen.render.fmt.threshold_text)."""
+
 
 def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Finding:
     """Apply the threshold to a measurement and write the verdict clause (a pure function).

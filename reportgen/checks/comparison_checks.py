@@ -17,7 +17,7 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import NOT_APPLICABLE, Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import NOT_APPLICABLE, PAIRED_METRICS_KEY, Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -32,10 +32,6 @@ RECORDS_DISAGREE = "stored per-sample records disagree with the recorded metrics
 """Why no paired test is used when the earlier run's records fail reportgen.record_consistency."""
 RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
 """Metrics of the scores' ranking: paired by a bootstrap of the same rows (binary), not by McNemar."""
-PAIRED_METRICS_KEY = "paired_metrics"
-"""Evidence key: the compared metrics whose drop past the limit may be called noise by a paired test (on the same
-test data: accuracy; for binary tasks also recall, ROC AUC and PR AUC); every other metric fails on its drop alone.
-Page 1's Required column names them beside the p-value condition (reportgen.render.fmt.threshold_text)."""
 
 
 def has_paired_test(metric: str, binary: bool) -> bool:

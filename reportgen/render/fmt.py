@@ -6,8 +6,7 @@ import re
 from typing import Any, Mapping
 
 from reportgen import metric_registry, numbers
-from reportgen.checks.base import CONCERN_MEASURE_KEY, CheckResult
-from reportgen.checks.comparison_checks import PAIRED_METRICS_KEY
+from reportgen.checks.base import CONCERN_MEASURE_KEY, PAIRED_METRICS_KEY, CheckResult
 from reportgen.vocabulary import SPLIT_ORDER, Status
 
 STATUS_WORD = {s.value: s.value.upper() for s in Status}
