@@ -24,6 +24,7 @@ from reportgen.distributed import (
 from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
 from reportgen.errors import ConfigError, DataError
 from reportgen.npz_rows import NpzRows
+from reportgen.train_statistics import column_moments
 from reportgen.plugins import call_user_object
 from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
 
@@ -144,6 +145,24 @@ def _check_header(path: Path, header: list[str], options: CsvOptions) -> None:
                 )
 
 
+def _text_columns(cfg: TableData, task: str) -> set[str]:
+    """Columns read as text: the categorical ones, and the label of a classification task."""
+    return set(cfg.categorical) | ({cfg.target} if task != "regression" and cfg.target else set())
+
+
+def csv_read_options(header: list[str], cfg: TableData, task: str) -> dict[str, Any]:
+    """The ``pandas.read_csv`` arguments every CSV read uses (whole file or one worker's records)."""
+    options = cfg.csv
+    text_columns = _text_columns(cfg, task)
+    extra_na = list(options.na_values)
+    na_values = {name: ([""] + extra_na) if name in text_columns else list(PANDAS_NA_SPELLINGS) + extra_na for name in header}
+    return dict(
+        sep=options.sep, decimal=options.decimal, thousands=options.thousands, encoding=options.encoding,
+        skipinitialspace=True, keep_default_na=False, na_values=na_values,
+        dtype={name: str for name in header if name in text_columns}, engine="c" if len(options.sep) == 1 else "python",
+    )
+
+
 def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
     """Read one CSV or Parquet file; the label (classification) and categorical columns are read as text."""
     return _read_table_hashed(path, cfg, task)[0]
@@ -152,23 +171,14 @@ def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
 def _read_table_hashed(path: Path, cfg: TableData, task: str) -> tuple[pd.DataFrame, str]:
     """``_read_table`` and the file's SHA-256 (of a CSV: computed on the bytes the parser reads, in the same pass)."""
     options = cfg.csv
-    text_columns = set(cfg.categorical) | ({cfg.target} if task != "regression" and cfg.target else set())
+    text_columns = _text_columns(cfg, task)
     try:
         if cfg.kind == "csv":
             header = _header(path, options)
             _check_header(path, header, options)
-            extra_na = list(options.na_values)
-            na_values = {
-                name: ([""] + extra_na) if name in text_columns else list(PANDAS_NA_SPELLINGS) + extra_na for name in header
-            }
             with path.open("rb", buffering=0) as raw:
                 hashing = HashingReader(raw)
-                frame = pd.read_csv(
-                    io.BufferedReader(hashing, 1 << 20), sep=options.sep, decimal=options.decimal,
-                    thousands=options.thousands, encoding=options.encoding, skipinitialspace=True, keep_default_na=False,
-                    na_values=na_values, dtype={name: str for name in header if name in text_columns},
-                    engine="c" if len(options.sep) == 1 else "python",
-                )
+                frame = pd.read_csv(io.BufferedReader(hashing, 1 << 20), **csv_read_options(header, cfg, task))
                 sha256 = hashing.hexdigest()
         else:
             frame = pd.read_parquet(path)
@@ -252,32 +262,38 @@ class TablePreprocessor:
         return tuple(names)
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], standardize: bool, source: str = "train") -> "TablePreprocessor":
+    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], standardize: bool, source: str = "train",
+            world: World | None = None, category_counts: Mapping[str, pd.Series] | None = None,
+            train_rows: int | None = None) -> "TablePreprocessor":
         """Learn categories, means and standard deviations from the train rows only.
 
+        ``train.index`` holds each row's file row; means and variances are summed in a fixed order
+        (reportgen.train_statistics), so they are the same floats however the rows are dealt to the workers
+        of ``world`` (each holding some train rows; one process by default). A sharded read passes the
+        ``category_counts`` of every worker summed, and ``train_rows``, the train split's length.
         Raises DataError when a categorical column has more categories than MAX_CATEGORIES allows.
         """
         means, stds, constant = {}, {}, []
-        for column in numeric:
-            values = train[column].to_numpy(dtype=np.float64)
-            values = values[~np.isnan(values)]
-            if not len(values):
+        moments = column_moments([train[column].to_numpy(dtype=np.float64) for column in numeric],
+                                 train.index.to_numpy(dtype=np.int64), world)
+        for column, moment in zip(numeric, moments):
+            if not moment.count:
                 means[column], stds[column] = 0.0, 1.0
                 continue
-            means[column] = float(values.mean())
-            var = float(values.var())
-            if is_constant_feature(len(values), means[column], var):
+            means[column] = moment.mean
+            if is_constant_feature(moment.count, moment.mean, moment.variance):
                 constant.append(column)
                 stds[column] = 1.0
             else:
-                stds[column] = float(np.sqrt(var))
+                stds[column] = float(np.sqrt(moment.variance))
         categories, modes = {}, {}
-        limit = min(MAX_CATEGORIES, max(50, len(train) // 2))
+        rows = len(train) if train_rows is None else train_rows
+        limit = min(MAX_CATEGORIES, max(50, rows // 2))
         for column in categorical:
-            counts = train[column].dropna().astype(str).value_counts()
+            counts = category_counts[column] if category_counts is not None else train[column].dropna().astype(str).value_counts()
             if len(counts) > limit:
                 raise DataError(
-                    f"{source}: the categorical column {column!r} has {len(counts)} distinct values in {len(train)} train rows "
+                    f"{source}: the categorical column {column!r} has {len(counts)} distinct values in {rows} train rows "
                     f"(at most {limit}): it looks like an identifier; list it under data.ignore"
                 )
             categories[column] = tuple(sorted(counts.index.tolist()))
@@ -367,12 +383,39 @@ def _stratified_split(labels: np.ndarray | None, n: int, val: float, test: float
     return {name: np.sort(np.concatenate(chunks)) if chunks else np.arange(0) for name, chunks in parts.items()}
 
 
-def _check_columns(frame: pd.DataFrame, wanted: list[str], key: str, source: str) -> None:
+def _check_columns(columns: list[str], wanted: list[str], key: str, source: str) -> None:
     """Fail clearly when a configured column is not in the file."""
-    columns = list(frame.columns)
     for column in wanted:
         if column not in columns:
             raise DataError(f"{key}: column {column!r} is not in {source}{suggest(column, columns)}")
+
+
+def feature_columns(cfg: TableData, columns: Mapping[str, list[str]], sources: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
+    """(features, numeric, categorical) column names from each file's ``columns`` (split -> names) and the config.
+
+    The first file decides the features; every file must hold them and the target. Raises DataError naming
+    the file and the setting when a configured column is missing.
+    """
+    assert cfg.target is not None
+    first = next(iter(columns.values()))
+    first_source = next(iter(sources.values()))
+    _check_columns(first, [cfg.target], "data.target", first_source)
+    _check_columns(first, cfg.ignore, "data.ignore", first_source)
+    _check_columns(first, cfg.categorical, "data.categorical", first_source)
+    if cfg.features is not None:
+        _check_columns(first, cfg.features, "data.features", first_source)
+        features = list(cfg.features)
+    else:
+        features = [c for c in first if c != cfg.target and c not in cfg.ignore]
+    if cfg.target in features:
+        raise DataError(f"data.features lists the target column {cfg.target!r}")
+    if not features:
+        raise DataError(f"{first_source}: no feature columns left after data.target and data.ignore")
+    categorical = [c for c in features if c in cfg.categorical]
+    numeric = [c for c in features if c not in categorical]
+    for name, names in columns.items():
+        _check_columns(names, features + [cfg.target], "data", sources[name])
+    return features, numeric, categorical
 
 
 def _handle_missing(frames: dict[str, pd.DataFrame], columns: list[str], policy: str, sources: dict[str, str]) -> dict[str, pd.DataFrame]:
@@ -482,25 +525,8 @@ def _load_tables(cfg: TableData, task: str, resolve: Resolver, seed: int) -> Dat
             frames[name], hashes[path.name] = _read_table_hashed(path, cfg, task)
             sources[name] = path.name
 
-    first = next(iter(frames.values()))
-    first_source = next(iter(sources.values()))
     assert cfg.target is not None
-    _check_columns(first, [cfg.target], "data.target", first_source)
-    _check_columns(first, cfg.ignore, "data.ignore", first_source)
-    _check_columns(first, cfg.categorical, "data.categorical", first_source)
-    if cfg.features is not None:
-        _check_columns(first, cfg.features, "data.features", first_source)
-        features = list(cfg.features)
-    else:
-        features = [c for c in first.columns if c != cfg.target and c not in cfg.ignore]
-    if cfg.target in features:
-        raise DataError(f"data.features lists the target column {cfg.target!r}")
-    if not features:
-        raise DataError(f"{first_source}: no feature columns left after data.target and data.ignore")
-    categorical = [c for c in features if c in cfg.categorical]
-    numeric = [c for c in features if c not in categorical]
-    for name, frame in frames.items():
-        _check_columns(frame, features + [cfg.target], "data", sources[name])
+    features, numeric, categorical = feature_columns(cfg, {name: list(frame.columns) for name, frame in frames.items()}, sources)
 
     frames = {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing) for name, frame in frames.items()}
     target_missing = {n: f[f[cfg.target].isna()] for n, f in frames.items()}
@@ -919,12 +945,19 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: S
     With ``shard`` (a worker of an evaluate-only multi-worker run) each split of the bundle holds only
     this worker's rows (``ShardPlan.bounds``; SplitData ``offset``/``total`` say where they lie), while the
     bundle's facts (classes, positive class, ``class_totals``, preprocessing, input shape) are those of a
-    single-process read. npz files are read by row range; tables and factories are read and prepared in
-    full, as in one process, and then only the shard is kept (``keep_shard``), so the memory a worker holds
-    after loading falls with the number of workers, but its peak while loading does not.
+    single-process read. npz files are read by row range and separate CSV files by record range
+    (reportgen.table_shards); other tables (and CSV files whose single-process outcome only a whole read
+    gives exactly, e.g. any input error) and factories are read and prepared in full, as in one process,
+    and then only the shard is kept (``keep_shard``).
     """
     if isinstance(cfg, NpzData):
         return _load_npz(cfg, task, resolve, shard)
+    if isinstance(cfg, TableData) and shard is not None:
+        from reportgen.table_shards import load_tables_sharded  # it builds on this module's readers
+
+        sharded = load_tables_sharded(cfg, task, resolve, shard)
+        if sharded is not None:
+            return sharded
     bundle = _load_tables(cfg, task, resolve, seed) if isinstance(cfg, TableData) else _load_python(cfg, task, resolve)
     return bundle if shard is None else keep_shard(bundle, shard)
 

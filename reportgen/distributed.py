@@ -361,6 +361,17 @@ def all_gather_scalars(values: Sequence[float] | np.ndarray, world: World, dtype
     return torch.cat(parts).cpu().numpy()
 
 
+def all_gather_objects(value: object, world: World) -> list[object]:
+    """Every worker's ``value`` (picklable, small), in rank order; ``[value]`` in one process."""
+    if not world.distributed:
+        return [value]
+    import torch.distributed as dist
+
+    parts: list[object] = [None] * world.world_size
+    dist.all_gather_object(parts, value)
+    return parts
+
+
 def all_reduce_sum(array: np.ndarray, world: World) -> np.ndarray:
     """Element-wise sum over workers of an integer array (int64, exact; every worker gets the sum).
 
