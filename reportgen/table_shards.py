@@ -1,0 +1,302 @@
+"""Sharded reading of CSV tables: each worker parses only the records of its rows of every split.
+
+Used by ``data.load_data`` for a worker of an evaluate-only run on several workers (docs/sharded-reading.md).
+Every global fact of a single-process read is rebuilt from the workers' parts, exactly:
+
+- the record boundaries of each file: reportgen.csv_records (each worker scans 1/N of the bytes);
+- the rows: worker ``rank`` parses the records of rows ``shard_bounds(n, rank, N, align)`` with the header
+  in front, ``align`` a multiple of the scoring batch and of ``FIT_BLOCK_ROWS``, so that its scoring batches
+  are the single-process run's and its train rows hold whole blocks of the fixed summation order;
+- what a column is: the pandas dtype of each column, agreed over the workers (integers and floats mix as
+  floats, as one parse of the whole column gives);
+- what is fitted on train: means and variances (reportgen.train_statistics: the same floats on any number
+  of workers), category counts summed over the workers (categories, their order, the imputation modes),
+  the label classes and the positive class from train class counts summed over the workers.
+
+Whenever a worker meets something whose single-process outcome it cannot rebuild exactly (any input error,
+whose message names counts and rows over the whole file; rows removed by ``data.missing: drop``; columns
+whose dtypes disagree beyond integer/float; a file the record scan cannot vouch for; a width that changes
+the scoring batch), every worker learns it in the same collective step and ``load_tables_sharded`` returns
+None: each then reads the tables whole, as one process does, and says the single-process error, if any.
+Data given as one ``data.path`` split at random, and Parquet files, are always read whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import TensorDataset
+
+from reportgen.config import TableData
+from reportgen.csv_records import RangeScan, header_end, record_offset, scan_range
+from reportgen.data import (
+    MAX_CATEGORIES, TablePreprocessor, _check_header, _encode_labels, _existing, _handle_missing, _header,
+    _label_strings, _numeric_or_error, _positive, _sorted_classes, csv_read_options, feature_columns, file_sha256,
+)
+from reportgen.distributed import ShardPlan, World, all_gather_objects, all_gather_scalars, all_reduce_sum, shard_bounds
+from reportgen.errors import DataError
+from reportgen.train_statistics import FIT_BLOCK_ROWS
+from reportgen.types import SPLIT_ORDER, DataBundle, SplitData
+
+Resolver = Callable[[str], Path]
+
+MAX_GATHERED_LABELS = 1 << 16
+"""Distinct train labels a worker may send; more is no classification task a whole read accepts either."""
+_ASCII_MARKS = '"\n\r \t,;|'
+
+
+class _WholeRead(Exception):
+    """Some worker found what only a whole read says exactly (internal: load_tables_sharded returns None)."""
+
+
+def _agree(problem: bool, world: World) -> None:
+    """Raise _WholeRead on every worker when any worker has a ``problem``; one collective step."""
+    if all_gather_scalars([problem], world, dtype=np.int64).any():
+        raise _WholeRead
+
+
+def _attempt(step: Callable[[], Any], world: World) -> Any:
+    """``step()``; a DataError or a parse error on any worker makes every worker read whole."""
+    result, problem = None, False
+    try:
+        result = step()
+    except (DataError, ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError):
+        problem = True
+    _agree(problem, world)
+    return result
+
+
+def _scannable(cfg: TableData) -> bool:
+    """Whether the config allows a sharded read (the same answer on every worker)."""
+    if cfg.kind != "csv" or cfg.path is not None or len(cfg.csv.sep) != 1:
+        return False
+    try:
+        name = codecs.lookup(cfg.csv.encoding).name
+        sep = cfg.csv.sep.encode(cfg.csv.encoding)
+    except (LookupError, UnicodeError):
+        return False
+    ascii_compatible = name in ("utf-8", "utf-8-sig", "ascii", "latin-1") or name.startswith(("iso8859", "cp125"))
+    return ascii_compatible and len(sep) == 1 and cfg.csv.sep not in '"\n\r'
+
+
+class _RangeReader(io.RawIOBase):
+    """A file's header bytes followed by its bytes ``[start, stop)``: what pandas parses on one worker."""
+
+    def __init__(self, path: Path, header: bytes, start: int, stop: int) -> None:
+        self._handle = path.open("rb")
+        self._handle.seek(start)
+        self._header = header
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._header:
+            count = min(len(view), len(self._header))
+            view[:count] = self._header[:count]
+            self._header = self._header[count:]
+            return count
+        if self._left <= 0:
+            return 0
+        count = self._handle.readinto(view[: min(len(view), self._left)]) or 0
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where one file's rows lie: its data row count and this worker's rows and their bytes."""
+
+    rows: int
+    start_row: int
+    stop_row: int
+    start_byte: int
+    stop_byte: int
+    header: bytes
+
+
+def _layout(path: Path, sep: int, align: int, world: World) -> _Layout:
+    """Scan ``path`` (1/N of its bytes per worker), agree on its records, and place this worker's rows."""
+    size = path.stat().st_size
+    end = _attempt(lambda: header_end(path), world)
+    ends = all_gather_scalars([-1 if end is None else end], world, dtype=np.int64)[:, 0]
+    _agree(bool((ends < 0).any() or (ends != ends[0]).any()), world)
+    end = int(ends[0])
+    rank, size_w = world.rank, world.world_size
+    cuts = [end + (size - end) * w // size_w for w in range(size_w + 1)]
+    scan: RangeScan = _attempt(lambda: scan_range(path, cuts[rank], cuts[rank + 1], size, sep), world)
+    parts = all_gather_scalars([scan.quotes, *scan.records, *scan.unsure], world, dtype=np.int64)
+    parities, counts, unsure = [], [], False
+    parity = 0
+    for quotes, records_even, records_odd, unsure_even, unsure_odd in parts.tolist():
+        parities.append(parity)
+        counts.append(records_odd if parity else records_even)
+        unsure = unsure or bool(unsure_odd if parity else unsure_even)
+        parity = (parity + quotes) % 2
+    _agree(unsure or parity != 0, world)
+    rows = int(sum(counts))
+    first_rows = np.cumsum([0, *counts])
+    bounds = [shard_bounds(rows, w, size_w, align) for w in range(size_w)]
+    starts = [b[0] for b in bounds]
+    offsets = np.zeros(size_w, dtype=np.int64)
+    for w, row in enumerate(starts):  # the byte where worker w's first row starts, found by the range holding it
+        if row < rows and first_rows[rank] <= row < first_rows[rank + 1]:
+            offsets[w] = record_offset(path, scan, parities[rank], row - int(first_rows[rank]), size, sep)
+    offsets = all_reduce_sum(offsets, world)
+    start, stop = bounds[rank]
+    start_byte = int(offsets[rank]) if start < rows else size
+    stop_byte = int(offsets[rank + 1]) if rank + 1 < size_w and stop < rows else size
+    with path.open("rb") as handle:
+        header = handle.read(end + 1)
+    return _Layout(rows, start, stop, start_byte, stop_byte, header)
+
+
+def _parse(path: Path, layout: _Layout, options: dict[str, Any]) -> pd.DataFrame:
+    """This worker's rows of ``path``, indexed by their data row (0-based), as ``pandas.read_csv`` reads them."""
+    with io.BufferedReader(_RangeReader(path, layout.header, layout.start_byte, layout.stop_byte), 1 << 20) as stream:
+        frame = pd.read_csv(stream, **options)
+    if len(frame) != layout.stop_row - layout.start_row:
+        raise ValueError(f"{path.name}: {len(frame)} rows parsed where the scan found {layout.stop_row - layout.start_row}")
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(layout.start_row, layout.stop_row)
+    return frame
+
+
+def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World) -> dict[str, pd.DataFrame]:
+    """Each column with the dtype a whole read gives it: the same on every worker, or integers cast to float64
+    where another worker (or split part) holds floats. Any other disagreement: every worker reads whole."""
+    kinds = {(name, column): str(frame[column].dtype) for name, frame in frames.items() if len(frame) for column in frame.columns}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for part in all_gather_objects(kinds, world):
+        for key, kind in part.items():  # type: ignore[attr-defined]
+            seen.setdefault(key, set()).add(kind)
+    mixed = {key: found for key, found in seen.items() if len(found) > 1}
+    numeric = {"int64", "float64"}
+    _agree(any(not found <= numeric for found in mixed.values()), world)
+    result = dict(frames)
+    for (name, column), _ in mixed.items():
+        if column in result[name].columns and len(result[name]):
+            result[name] = result[name].astype({column: np.float64})
+    return result
+
+
+def load_tables_sharded(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> DataBundle | None:
+    """This worker's rows of every split of separate train/val/test CSV files, with a single-process read's facts.
+
+    Returns None (on every worker alike) when the tables must be read whole instead (module docstring).
+    Collectives: about fifteen small gathers per run; each worker reads 1/N of each file's bytes for the
+    record scan, then its own records (and rank 0 every byte once more for the SHA-256 fingerprint).
+    """
+    world = plan.world
+    if not world.distributed or not _scannable(cfg):
+        return None
+    try:
+        return _load(cfg, task, resolve, plan)
+    except _WholeRead:
+        return None
+
+
+def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> DataBundle:
+    world = plan.world
+    assert cfg.target is not None
+
+    def files() -> tuple[dict[str, Path], dict[str, list[str]]]:
+        paths = {name: _existing(resolve, getattr(cfg, name), f"data.{name}")
+                 for name in SPLIT_ORDER if getattr(cfg, name) is not None}
+        headers = {}
+        for name, path in paths.items():
+            headers[name] = _header(path, cfg.csv)
+            _check_header(path, headers[name], cfg.csv)
+        return paths, headers
+
+    paths, headers = _attempt(files, world)
+    sources = {name: path.name for name, path in paths.items()}
+    features, numeric, categorical = _attempt(lambda: feature_columns(cfg, headers, sources), world)
+    _agree("train" not in paths or "test" not in paths, world)
+    align = math.lcm(FIT_BLOCK_ROWS, plan.align((len(features),)))
+    sep = cfg.csv.sep.encode(cfg.csv.encoding)[0]
+    layouts = {name: _layout(path, sep, align, world) for name, path in paths.items()}
+    _agree(any(layout.rows == 0 for layout in layouts.values()), world)
+    frames = _attempt(lambda: {name: _parse(paths[name], layout, csv_read_options(headers[name], cfg, task))
+                               for name, layout in layouts.items()}, world)
+    frames = _agree_dtypes(frames, world)
+    frames = _attempt(lambda: {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing)
+                               for name, frame in frames.items()}, world)
+    _agree(any(frame[cfg.target].isna().any() for frame in frames.values()), world)
+    kept = _attempt(lambda: _handle_missing(frames, numeric + categorical, cfg.missing, sources), world)
+    _agree(any(len(kept[name]) != len(frame) for name, frame in frames.items()), world)
+
+    train = frames["train"]
+    train_rows = layouts["train"].rows
+    limit = min(MAX_CATEGORIES, max(50, train_rows // 2))
+    local_counts = {column: train[column].dropna().astype(str).value_counts() for column in categorical}
+    _agree(any(len(counts) > limit for counts in local_counts.values()), world)
+    category_counts: dict[str, pd.Series] = {}
+    for column in categorical:
+        parts = [part for part in all_gather_objects(local_counts[column], world) if len(part)]  # type: ignore[arg-type]
+        category_counts[column] = pd.concat(parts).groupby(level=0).sum() if parts else local_counts[column]
+    preprocessor = _attempt(lambda: TablePreprocessor.fit(train, numeric, categorical, cfg.standardize, sources["train"],
+                                                          world, category_counts, train_rows), world)
+    classes, positive_index, labels = _labels(cfg, task, frames, sources, world)
+    input_shape = (len(preprocessor.feature_names),)
+    _agree(align % plan.align(input_shape) != 0, world)  # the true width scores in batches that do not fit the rows
+    matrices = _attempt(lambda: {name: preprocessor.transform(frame, impute=cfg.missing == "mean", source=sources[name])
+                                 for name, frame in frames.items()}, world)
+
+    class_totals: dict[str, tuple[int, ...]] = {}
+    if task != "regression":
+        class_totals = {name: tuple(int(c) for c in all_reduce_sum(np.bincount(y, minlength=len(classes)), world))
+                        for name, y in labels.items()}
+    probe = all_gather_objects(matrices["train"][:2].copy() if world.is_main else None, world)[0]
+    hashes = {path.name: file_sha256(path) if world.is_main else "" for path in paths.values()}
+    splits = {}
+    for name in SPLIT_ORDER:
+        if name not in frames:
+            continue
+        frame, x, y, layout = frames[name], matrices[name], labels[name], layouts[name]
+        splits[name] = SplitData(
+            name=name, dataset=TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), labels=y, features=x,
+            source_rows=frame.index.to_numpy(dtype=np.int64), source=sources[name],
+            attributes=frame.drop(columns=[cfg.target]), offset=layout.start_row, total=layout.rows,
+        )
+    return DataBundle(
+        task=task, splits=splits, classes=tuple(classes), positive_index=positive_index,
+        feature_names=preprocessor.feature_names, input_shape=input_shape,
+        fingerprint={"kind": cfg.kind, "files": hashes, "target": cfg.target, "preprocessing": preprocessor.describe()},
+        model_columns=tuple(features), class_totals=class_totals, probe_inputs=torch.from_numpy(np.asarray(probe)),
+    )
+
+
+def _labels(cfg: TableData, task: str, frames: dict[str, pd.DataFrame], sources: dict[str, str],
+            world: World) -> tuple[list[str], int | None, dict[str, np.ndarray]]:
+    """(classes, positive class, label array per split) as a whole read finds them."""
+    columns = {name: frame[cfg.target] for name, frame in frames.items()}
+    if task == "regression":
+        return _attempt(lambda: _encode_labels(columns, cfg, task, sources), world)
+    if cfg.classes:
+        classes = list(cfg.classes)
+    else:
+        local = pd.unique(_label_strings(frames["train"][cfg.target]))
+        _agree(len(local) > MAX_GATHERED_LABELS, world)
+        seen = np.concatenate([np.asarray(part, dtype=object) for part in all_gather_objects(local, world)])  # type: ignore[call-overload]
+        _agree(not len(seen), world)
+        classes = _sorted_classes(pd.unique(seen))
+    with_classes = cfg.model_copy(update={"classes": classes})
+    _, _, arrays = _attempt(lambda: _encode_labels(columns, with_classes, task, sources), world)
+    train_counts = all_reduce_sum(np.bincount(arrays["train"], minlength=len(classes)), world)
+    positive = _attempt(lambda: _positive(classes, arrays["train"], cfg, task, train_counts), world)
+    return classes, positive, arrays
