@@ -189,7 +189,9 @@ def _cause_of_stop(exc: BaseException, rank: int, store: object) -> BaseExceptio
     """Why this worker stops, as the exception to end it with; ``exc`` is what reached ``join_world``.
 
     A worker that failed with an error of its own records it in the store (first one wins) before it leaves
-    the group, so before its peers can see anything of it: their collectives fail only once its connections
+    the group, where the store outlives it (``_store_host_alive``: under reportgen's launcher rank 0 may
+    already have exited with the same input error, and asking its store prints torch's warning on stderr),
+    so before its peers can see anything of it: their collectives fail only once its connections
     close, and torchrun SIGTERMs them only once it has exited. A worker that sees only an echo of a failure
     (a collective whose peer left, a stop signal) ends with the recorded one as :class:`PeerFailed`.
     An error whose clean-up a stop signal cut short is still the cause (the signal is torchrun's reaction).
@@ -200,6 +202,8 @@ def _cause_of_stop(exc: BaseException, rank: int, store: object) -> BaseExceptio
     own = _own_error(exc)
     if own is not None:
         code = own.exit_code if isinstance(own, ReportgenError) else ExitCode.RUNTIME_ERROR
+        if not _store_host_alive(rank):  # reportgen's launcher reads each worker's own record instead
+            return own
         with contextlib.suppress(Exception):
             store.set_timeout(_dt.timedelta(seconds=_STORE_ASK_S))  # type: ignore[attr-defined]
             store.compare_set(FAILURE_KEY, "", json.dumps({"rank": rank, "code": int(code)}))  # type: ignore[attr-defined]
