@@ -486,7 +486,10 @@ def run_path(args: argparse.Namespace) -> int:
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="reportgen-bench-runpath-"))
     best: dict[tuple[int, str], Measured] = {}
     before = Path(args.before).resolve() if args.before else None
-    names = RUN_PATH_CASES + ((BEFORE + RUN_PATH_CASES[1], BEFORE + RUN_PATH_CASES[2]) if before else ())
+    scale_out = (tuple(f"scale-out: {what}, json, {args.workers} workers (CSV)" for what in ("eval-only, checks off", "full, all checks"))
+                 if args.workers > 1 else ())
+    names = (RUN_PATH_CASES + scale_out
+             + (tuple(BEFORE + name for name in (RUN_PATH_CASES[1], RUN_PATH_CASES[2], *scale_out)) if before else ()))
     if before:
         print(f"'{BEFORE.strip()}' rows: reportgen imported from {before}\n")
     try:
@@ -506,11 +509,16 @@ def run_path(args: argparse.Namespace) -> int:
                 RUN_PATH_CASES[1]: (run + ["--out", "out-eval"] + disable, folder / "out-eval" / "results.json", REPO),
                 RUN_PATH_CASES[2]: (run + ["--out", "out-full"], folder / "out-full" / "results.json", REPO),
             }
+            if scale_out:
+                workers = ["--nproc-per-node", str(args.workers)]
+                commands[scale_out[0]] = (run + ["--out", "out-eval-n"] + workers + disable, folder / "out-eval-n" / "results.json", REPO)
+                commands[scale_out[1]] = (run + ["--out", "out-full-n"] + workers, folder / "out-full-n" / "results.json", REPO)
             if before is not None:  # the same cases with the other checkout's reportgen, alternated with these
-                commands[BEFORE + RUN_PATH_CASES[1]] = (run + ["--out", "out-eval-b"] + disable,
-                                                        folder / "out-eval-b" / "results.json", before)
-                commands[BEFORE + RUN_PATH_CASES[2]] = (run + ["--out", "out-full-b"], folder / "out-full-b" / "results.json",
-                                                        before)
+                for name in (RUN_PATH_CASES[1], RUN_PATH_CASES[2], *scale_out):
+                    cmd, results_json, _ = commands[name]
+                    out = cmd[cmd.index("--out") + 1]
+                    cmd = [*cmd[: cmd.index("--out") + 1], out + "-b", *cmd[cmd.index("--out") + 2 :]]
+                    commands[BEFORE + name] = (cmd, folder / (out + "-b") / "results.json", before)
             for _ in range(max(args.repeat, 1)):  # alternate the cases so that a busy minute hits them alike
                 for name, (cmd, results_json, repo) in commands.items():
                     one = measure(name, cmd, folder, folder / "logs", (0, 1), repo=repo)
@@ -524,6 +532,8 @@ def run_path(args: argparse.Namespace) -> int:
                             pass
                     if not one.ok:
                         print(f"  {name} at {rows:,}: FAILED rc {one.rc}: {tail(one.stderr, 4)}")
+                    if "scale-out" in name and one.worker_rss_mb:
+                        one.note = "peak RSS per worker: " + ", ".join(f"rank {r} {mb:.0f} MB" for r, mb in enumerate(one.worker_rss_mb))
                     kept = best.get((rows, name))
                     if kept is None or (one.ok and (not kept.ok or one.wall < kept.wall)):
                         if kept is not None and kept.rss_mb:
@@ -589,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=0, metavar="N", help="only time reportgen history over N results.json files")
     parser.add_argument("--checks", action="store_true",
                         help="only time the slice, fairness and behaviour checks in-process on --rows test rows")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="--run-path: also run the two reportgen cases with --nproc-per-node WORKERS (per-worker peak RSS)")
     parser.add_argument("--run-path", action="store_true",
                         help="only the run path on CSV data: plain loop, eval-only and full battery, json, at --rows "
                              "(default 250,000) and a fifth of it, alternated --repeat times; prints the marginal cost per row")
