@@ -177,20 +177,21 @@ def _parse(path: Path, layout: _Layout, options: dict[str, Any]) -> pd.DataFrame
 
 
 def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World) -> dict[str, pd.DataFrame]:
-    """Each column with the dtype a whole read gives it: the same on every worker, or integers cast to float64
-    where another worker (or split part) holds floats. Any other disagreement: every worker reads whole."""
+    """Each column with the dtype a whole read gives it: the one every worker holding rows found, or float64
+    where some found integers and others floats (as one parse of the whole column gives). A worker without
+    rows of a split takes the others' dtypes. Any other disagreement: every worker reads whole."""
     kinds = {(name, column): str(frame[column].dtype) for name, frame in frames.items() if len(frame) for column in frame.columns}
     seen: dict[tuple[str, str], set[str]] = {}
     for part in all_gather_objects(kinds, world):
         for key, kind in part.items():  # type: ignore[attr-defined]
             seen.setdefault(key, set()).add(kind)
-    mixed = {key: found for key, found in seen.items() if len(found) > 1}
-    numeric = {"int64", "float64"}
-    _agree(any(not found <= numeric for found in mixed.values()), world)
-    result = dict(frames)
-    for (name, column), _ in mixed.items():
-        if column in result[name].columns and len(result[name]):
-            result[name] = result[name].astype({column: np.float64})
+    _agree(any(len(found) > 1 and not found <= {"int64", "float64"} for found in seen.values()), world)
+    result = {}
+    for name, frame in frames.items():
+        wanted = {column: ("float64" if len(found) > 1 else next(iter(found)))
+                  for (split, column), found in seen.items() if split == name}
+        changed = {column: kind for column, kind in wanted.items() if str(frame[column].dtype) != kind}
+        result[name] = frame.astype(changed) if changed else frame
     return result
 
 

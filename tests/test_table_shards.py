@@ -53,7 +53,8 @@ def _wage(folder: Path, newline_in_text: bool = False) -> Path:
 
 def _credit(folder: Path, defect: str = "") -> Path:
     """ISLR's Default (the credit sample's data) in three files with Windows line ends, blank lines, empty
-    cells in one worker's rows only (an integer column there reads as floats) and a missing final line end."""
+    cells in one worker's rows only (an integer column there reads as floats), a missing final line end and
+    a val split that only the first worker holds rows of."""
     frame = pd.read_csv(SAMPLE)
     frame["rownames"] = frame["rownames"].astype("Int64")
     frame.loc[[2101, 2150], "rownames"] = pd.NA  # only in the last train rows: int64 on rank 0, float64 beyond
@@ -63,7 +64,8 @@ def _credit(folder: Path, defect: str = "") -> Path:
     if defect == "not_a_number":
         frame["balance"] = frame["balance"].astype(object)
         frame.loc[2600, "balance"] = "n/a?"
-    parts = {"train": frame.iloc[:3000], "val": frame.iloc[3000:4000], "test": frame.iloc[4000:5500]}
+    # val is shorter than one shard block (128 rows): the second worker holds none of it
+    parts = {"train": frame.iloc[:3000], "val": frame.iloc[3000:3100], "test": frame.iloc[4000:5500]}
     for name, rows in parts.items():
         text = rows.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         text = text.replace('"a 5"" screen"', 'a 5" screen')  # unquoted, as some exports write it
@@ -140,6 +142,7 @@ def test_line_ends_blank_lines_and_empty_cells_in_one_shard_read_as_a_whole_read
     assert [w["sharded"] for w in workers] == [True] * 2
     _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
     assert str(workers[1]["bundle"].splits["train"].attributes["rownames"].dtype) == "float64"
+    assert workers[1]["bundle"].splits["val"].n == 0
 
 
 @pytest.mark.slow
