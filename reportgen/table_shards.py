@@ -18,7 +18,9 @@ whose message names counts and rows over the whole file; rows removed by ``data.
 whose dtypes disagree beyond integer/float; a file the record scan cannot vouch for; a width that changes
 the scoring batch), every worker learns it in the same collective step and ``load_tables_sharded`` returns
 None: each then reads the tables whole, as one process does, and says the single-process error, if any.
-Data given as one ``data.path`` split at random, and Parquet files, are always read whole.
+Parquet files are read by row group (only the groups holding the worker's rows, converted as
+``pandas.read_parquet`` converts a whole file); data given as one ``data.path`` split at random is always
+read whole.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from torch.utils.data import TensorDataset
 from reportgen.config import TableData
 from reportgen.csv_records import RangeScan, header_end, record_offset, scan_range
 from reportgen.data import (
-    MAX_CATEGORIES, TablePreprocessor, _check_header, _encode_labels, _existing, _handle_missing, _header,
+    MAX_CATEGORIES, TablePreprocessor, _as_text, _check_header, _text_columns, _encode_labels, _existing, _handle_missing, _header,
     _label_strings, _numeric_or_error, _positive, _sorted_classes, csv_read_options, feature_columns, file_sha256,
 )
 from reportgen.distributed import ShardPlan, World, all_gather_objects, all_gather_scalars, all_reduce_sum, shard_bounds
@@ -68,7 +70,7 @@ def _attempt(step: Callable[[], Any], world: World) -> Any:
     result, problem = None, False
     try:
         result = step()
-    except (DataError, ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError):
+    except (DataError, ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, ImportError):
         problem = True
     _agree(problem, world)
     return result
@@ -76,7 +78,11 @@ def _attempt(step: Callable[[], Any], world: World) -> Any:
 
 def _scannable(cfg: TableData) -> bool:
     """Whether the config allows a sharded read (the same answer on every worker)."""
-    if cfg.kind != "csv" or cfg.path is not None or len(cfg.csv.sep) != 1:
+    if cfg.path is not None:
+        return False
+    if cfg.kind == "parquet":
+        return True
+    if len(cfg.csv.sep) != 1:
         return False
     try:
         name = codecs.lookup(cfg.csv.encoding).name
@@ -176,6 +182,45 @@ def _parse(path: Path, layout: _Layout, options: dict[str, Any]) -> pd.DataFrame
     return frame
 
 
+def _parquet_columns(path: Path) -> list[str]:
+    """The column names ``pandas.read_parquet`` gives the file (its pandas index columns excluded)."""
+    import pyarrow.parquet as pq
+    from pandas.io._util import arrow_table_to_pandas
+
+    return [str(c) for c in arrow_table_to_pandas(pq.ParquetFile(path).schema_arrow.empty_table()).columns]
+
+
+def _parquet_rows(path: Path, align: int, world: World, text_columns: set[str]) -> tuple[int, pd.DataFrame]:
+    """(the file's rows, this worker's rows ``shard_bounds(rows, rank, N, align)``) of a Parquet file: only the
+    row groups holding them are read, and converted as ``pandas.read_parquet`` converts a whole file.
+
+    Raises ValueError for a file whose pandas index is not the plain 0..n-1 (a whole read names rows by it).
+    """
+    import pyarrow.parquet as pq
+    from pandas.io._util import arrow_table_to_pandas
+
+    parquet = pq.ParquetFile(path)
+    index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+    plain = not index or (len(index) == 1 and isinstance(index[0], dict) and index[0].get("kind") == "range"
+                          and index[0].get("start") == 0 and index[0].get("step") == 1)
+    if not plain:
+        raise ValueError(f"{path.name}: rows named by a stored index")
+    rows = parquet.metadata.num_rows
+    start, stop = shard_bounds(rows, world.rank, world.world_size, align)
+    firsts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
+    groups = [g for g in range(parquet.num_row_groups) if firsts[g] < stop and firsts[g + 1] > start]
+    if groups:
+        table = parquet.read_row_groups(groups, use_pandas_metadata=True).slice(start - int(firsts[groups[0]]), stop - start)
+    else:
+        table = parquet.schema_arrow.empty_table()
+    frame = arrow_table_to_pandas(table)
+    for column in text_columns & set(frame.columns):
+        frame[column] = _as_text(frame[column])
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(start, stop)
+    return rows, frame
+
+
 def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World) -> dict[str, pd.DataFrame]:
     """Each column with the dtype a whole read gives it: the one every worker holding rows found, or float64
     where some found integers and others floats (as one parse of the whole column gives). A worker without
@@ -220,6 +265,9 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
                  for name in SPLIT_ORDER if getattr(cfg, name) is not None}
         headers = {}
         for name, path in paths.items():
+            if cfg.kind == "parquet":
+                headers[name] = _parquet_columns(path)
+                continue
             headers[name] = _header(path, cfg.csv)
             _check_header(path, headers[name], cfg.csv)
         return paths, headers
@@ -229,11 +277,20 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     features, numeric, categorical = _attempt(lambda: feature_columns(cfg, headers, sources), world)
     _agree("train" not in paths or "test" not in paths, world)
     align = math.lcm(FIT_BLOCK_ROWS, plan.align((len(features),)))
-    sep = cfg.csv.sep.encode(cfg.csv.encoding)[0]
-    layouts = {name: _layout(path, sep, align, world) for name, path in paths.items()}
-    _agree(any(layout.rows == 0 for layout in layouts.values()), world)
-    frames = _attempt(lambda: {name: _parse(paths[name], layout, csv_read_options(headers[name], cfg, task))
-                               for name, layout in layouts.items()}, world)
+    totals: dict[str, int] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    if cfg.kind == "csv":
+        sep = cfg.csv.sep.encode(cfg.csv.encoding)[0]
+        layouts = {name: _layout(path, sep, align, world) for name, path in paths.items()}
+        _agree(any(layout.rows == 0 for layout in layouts.values()), world)
+        totals = {name: layout.rows for name, layout in layouts.items()}
+        frames = _attempt(lambda: {name: _parse(paths[name], layout, csv_read_options(headers[name], cfg, task))
+                                   for name, layout in layouts.items()}, world)
+    else:
+        text_columns = _text_columns(cfg, task)
+        read = _attempt(lambda: {name: _parquet_rows(path, align, world, text_columns) for name, path in paths.items()}, world)
+        totals, frames = {name: rows for name, (rows, _) in read.items()}, {name: frame for name, (_, frame) in read.items()}
+        _agree(any(rows == 0 for rows in totals.values()), world)
     frames = _agree_dtypes(frames, world)
     frames = _attempt(lambda: {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing)
                                for name, frame in frames.items()}, world)
@@ -242,7 +299,7 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     _agree(any(len(kept[name]) != len(frame) for name, frame in frames.items()), world)
 
     train = frames["train"]
-    train_rows = layouts["train"].rows
+    train_rows = totals["train"]
     limit = min(MAX_CATEGORIES, max(50, train_rows // 2))
     local_counts = {column: train[column].dropna().astype(str).value_counts() for column in categorical}
     _agree(any(len(counts) > limit for counts in local_counts.values()), world)
@@ -268,11 +325,11 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     for name in SPLIT_ORDER:
         if name not in frames:
             continue
-        frame, x, y, layout = frames[name], matrices[name], labels[name], layouts[name]
+        frame, x, y = frames[name], matrices[name], labels[name]
         splits[name] = SplitData(
             name=name, dataset=TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), labels=y, features=x,
             source_rows=frame.index.to_numpy(dtype=np.int64), source=sources[name],
-            attributes=frame.drop(columns=[cfg.target]), offset=layout.start_row, total=layout.rows,
+            attributes=frame.drop(columns=[cfg.target]), offset=int(frame.index.start), total=totals[name],
         )
     return DataBundle(
         task=task, splits=splits, classes=tuple(classes), positive_index=positive_index,

