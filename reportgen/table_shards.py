@@ -1,4 +1,4 @@
-"""Sharded reading of CSV tables: each worker parses only the records of its rows of every split.
+"""Sharded reading of CSV and Parquet tables: each worker reads only its rows of every split.
 
 Used by ``data.load_data`` for a worker of an evaluate-only run on several workers (docs/sharded-reading.md).
 Every global fact of a single-process read is rebuilt from the workers' parts, exactly:
