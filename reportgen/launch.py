@@ -166,7 +166,6 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     """
     from reportgen.distributed import choose_device, collective_timeout
     from reportgen.errors import ConfigError, DataError, ModelError
-    from reportgen.output import check_out_dir
     from reportgen.pipeline import check_before_run, input_paths
 
     if not 1 <= nproc <= MAX_NPROC:
@@ -174,9 +173,9 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     collective_timeout()
     if nproc > 1:  # one GPU per worker when the config asks for CUDA: the workers would each say so
         choose_device(loaded.config.device, 0, nproc)
-    check_before_run(loaded, out_dir)
-    check_out_dir(out_dir, inputs=input_paths(loaded))  # as rank 0 will claim it: holding no input of the run
-    for key, path in input_paths(loaded).items():
+    inputs = input_paths(loaded)
+    check_before_run(loaded, out_dir, inputs=inputs)  # as rank 0 will claim the folder: holding no input of the run
+    for key, path in inputs.items():
         if key in ("the config", "compare_to", "report.template_dir") or path.is_file():
             continue
         error = DataError if key.startswith("data.") and key != "data.factory" else ModelError if key.startswith("model.") and key != "model.target" else ConfigError
