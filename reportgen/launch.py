@@ -397,7 +397,7 @@ def failure_line(codes: Sequence[int], exited: set[int], ends: dict[int, WorkerE
 def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, WorkerEnd],
                     rank0_code: int | None, out_dir: Path | None) -> str:
     """The launcher's one line after an interrupt: how many workers were stopped and what the folder holds."""
-    from reportgen.output import holds_previous_report
+    from reportgen.output import interrupted_before_claim
 
     stopped = "stopped every worker"
     if killed:
@@ -409,6 +409,4 @@ def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, W
         return Interrupted(signum, "written", out_dir).describe(stopped)
     if 0 in killed and out_dir is not None:  # rank 0 could not say: the swap is atomic all the same
         return Interrupted(signum).describe(stopped) + f"; {out_dir} holds one whole report or none (never part of one)"
-    if out_dir is not None and holds_previous_report(out_dir):  # rank 0 stopped before it claimed the folder
-        return Interrupted(signum, "previous_kept", out_dir).describe(stopped)
-    return Interrupted(signum, "nothing").describe(stopped)
+    return interrupted_before_claim(signum, out_dir).describe(stopped)  # rank 0 stopped before it claimed the folder
