@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
-    argv_given = argv
+    whole_process = argv is None  # the command line of this process, not a caller's list (see _handle)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
@@ -457,7 +457,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return ExitCode.BAD_INPUT
-    code = _handle(args, out, err, whole_process=argv_given is None)
+    code = _handle(args, out, err, whole_process=whole_process)
     out.flush()  # inside main, not at interpreter exit: a pipe's buffered lines meet a gone reader here
     if getattr(args, "exit_code_file", None):
         from reportgen.launch import record_exit_code
