@@ -38,7 +38,10 @@ BATCH = 4096
 # ------------------------------------------------------------------ the plain loop (case a)
 
 PLAIN_LOOP = r'''
-"""The minimum a person would write: load, build, load weights, batched no-grad inference, accuracy."""
+"""The minimum a person would write: load, build, load weights, batched no-grad inference, accuracy.
+
+Arguments: data.npz, model.pt, features, splits (comma-separated), and optionally the device (default cpu;
+on cuda the model and each batch go to the GPU, the scores stay there, and the clocks stop after a synchronize)."""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
@@ -46,22 +49,27 @@ import torch
 from torch import nn
 
 npz, weights, features, splits = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
+device = torch.device(sys.argv[5] if len(sys.argv) > 5 else "cpu")
+sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 t_import = time.perf_counter() - t0
 t1 = time.perf_counter()
 archive = np.load(npz)
 data = {s: (torch.from_numpy(archive[f"X_{s}"]), torch.from_numpy(archive[f"y_{s}"])) for s in splits}
 model = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-model.eval()
+model.to(device).eval()
+sync()
 t_load = time.perf_counter() - t1
 t2 = time.perf_counter()
 result = {}
 with torch.no_grad():
     for s, (x, y) in data.items():
-        scores = torch.empty(len(x))
+        scores = torch.empty(len(x), device=device)
         for start in range(0, len(x), 4096):
-            scores[start:start + 4096] = torch.sigmoid(model(x[start:start + 4096]).reshape(-1))
-        result[s] = float(((scores >= 0.5).long() == y).float().mean())
+            batch = x[start:start + 4096].to(device, non_blocking=True)
+            scores[start:start + 4096] = torch.sigmoid(model(batch).reshape(-1))
+        result[s] = float(((scores >= 0.5).long().cpu() == y).float().mean())
+sync()
 t_eval = time.perf_counter() - t2
 print(json.dumps({"accuracy": result, "timing": {"import": t_import, "load": t_load, "evaluate": t_eval}}))
 '''

@@ -36,37 +36,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (bench/bench.py: the data, the model and the measuring launcher)
 
-PLAIN_CUDA_LOOP = r'''
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import torch
-from torch import nn
-
-npz, weights, features = sys.argv[1], sys.argv[2], int(sys.argv[3])
-t_import = time.perf_counter() - t0
-device = torch.device("cuda")
-archive = np.load(npz)
-data = {s: (torch.from_numpy(archive[f"X_{s}"]), torch.from_numpy(archive[f"y_{s}"])) for s in ("train", "test")}
-model = nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
-model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-model.to(device).eval()
-torch.cuda.synchronize()
-t2 = time.perf_counter()
-rows, result = 0, {}
-with torch.no_grad():
-    for s, (x, y) in data.items():
-        scores = torch.empty(len(x), device=device)
-        for start in range(0, len(x), 4096):
-            batch = x[start:start + 4096].to(device, non_blocking=True)
-            scores[start:start + 4096] = torch.sigmoid(model(batch).reshape(-1))
-        result[s] = float(((scores >= 0.5).long().cpu() == y).float().mean())
-        rows += len(x)
-torch.cuda.synchronize()
-t_eval = time.perf_counter() - t2
-print(json.dumps({"accuracy": result, "rows": rows, "timing": {"import": t_import, "evaluate": t_eval}}))
-'''
-
 VOLATILE = ("created_at", "timing", "world_size", "device", "config_sha256", "config_file")
 
 
@@ -120,19 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     gpus = torch.cuda.device_count()
     folder = Path(tempfile.mkdtemp(prefix="reportgen-gpu-"))
     bench.make_inputs(folder, args.rows, args.features, fit_steps=200)
-    (folder / "plain_cuda_loop.py").write_text(PLAIN_CUDA_LOOP, encoding="utf-8")
     checks, _ = bench.check_ids(sys.executable, folder / "logs")
     failures: list[str] = []
     rows: list[tuple[str, str]] = [("GPU", f"{torch.cuda.get_device_name(0)} x {gpus}, torch {torch.__version__}")]
 
-    plain = bench.measure("plain CUDA loop", [sys.executable, "plain_cuda_loop.py", "data.npz", "model.pt", str(args.features)],
-                          folder, folder / "logs")
+    plain = bench.measure("plain CUDA loop", [sys.executable, "plain_loop.py", "data.npz", "model.pt", str(args.features),
+                                              "train,test", "cuda"], folder, folder / "logs")
     plain_out = json.loads(plain.stdout.strip().splitlines()[-1]) if plain.ok else {}
     if not plain_out:
         failures.append(f"the plain CUDA loop failed: {plain.stderr[-500:]}")
         print("\n".join(failures), file=sys.stderr)
         return 1
-    plain_rate = plain_out["rows"] / plain_out["timing"]["evaluate"]
+    plain_rate = 2 * args.rows / plain_out["timing"]["evaluate"]
 
     cuda_run, cuda_results = _run(folder, _config(folder, "cuda", "cuda.yaml"), "out-cuda", checks)
     cpu_run, cpu_results = _run(folder, _config(folder, "cpu", "cpu.yaml"), "out-cpu", checks)

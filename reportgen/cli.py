@@ -110,7 +110,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import contextlib
 
     from reportgen.config import load_config
-    from reportgen.interrupts import Interrupted, pause_for_tests
+    from reportgen.interrupts import pause_for_tests
     from reportgen.output import OutputFolder
 
     if args.exit_code_file:
@@ -154,11 +154,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _write_outcome(outcome.report, outcome.out_dir, outcome.written, out)
     except KeyboardInterrupt as exc:  # say what the output folder holds now
         if folder is None:  # stopped before the folder was claimed: it holds what it held
-            from reportgen.output import holds_previous_report
+            from reportgen.output import interrupted_before_claim
 
-            kept = out_dir is not None and holds_previous_report(out_dir)
-            raise Interrupted(getattr(exc, "signum", signal.SIGINT), outcome="previous_kept" if kept else "nothing",
-                              folder=out_dir) from exc
+            raise interrupted_before_claim(getattr(exc, "signum", signal.SIGINT), out_dir) from exc
         raise folder.interrupted(exc) from exc
 
 
@@ -449,7 +447,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # CI runner from slowing small models down by an order of magnitude (bench/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
-    argv_given = argv
+    whole_process = argv is None  # the command line of this process, not a caller's list (see _handle)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
@@ -459,7 +457,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if not getattr(args, "handler", None):
         parser.print_help(out)
         return ExitCode.BAD_INPUT
-    code = _handle(args, out, err, whole_process=argv_given is None)
+    code = _handle(args, out, err, whole_process=whole_process)
     out.flush()  # inside main, not at interpreter exit: a pipe's buffered lines meet a gone reader here
     if getattr(args, "exit_code_file", None):
         from reportgen.launch import record_exit_code
@@ -509,11 +507,9 @@ def _handle(args: argparse.Namespace, out: TextIO, err: TextIO, whole_process: b
     except KeyboardInterrupt as exc:
         if getattr(exc, "outcome", None) == "unknown" and args.handler in (_cmd_run, _cmd_render) and args.out:
             # stopped before the command started (during the imports): its output folder holds what it held
-            from reportgen.interrupts import Interrupted
-            from reportgen.output import holds_previous_report
+            from reportgen.output import interrupted_before_claim
 
-            kept = holds_previous_report(args.out)
-            exc = Interrupted(exc.signum, "previous_kept" if kept else "nothing", Path(args.out))  # type: ignore[attr-defined]
+            exc = interrupted_before_claim(exc.signum, args.out)  # type: ignore[attr-defined]
         describe = getattr(exc, "describe", None)
         return _say(err, ExitCode.INTERRUPTED, describe() if describe else "interrupted", exc)
     except SystemExit as exc:  # user code (a factory, a model, a library it calls) must not choose the exit code

@@ -166,7 +166,6 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     """
     from reportgen.distributed import choose_device, collective_timeout
     from reportgen.errors import ConfigError, DataError, ModelError
-    from reportgen.output import check_out_dir
     from reportgen.pipeline import check_before_run, input_paths
 
     if not 1 <= nproc <= MAX_NPROC:
@@ -174,9 +173,9 @@ def check_launchable(loaded: LoadedConfig, nproc: int, out_dir: Path) -> None:
     collective_timeout()
     if nproc > 1:  # one GPU per worker when the config asks for CUDA: the workers would each say so
         choose_device(loaded.config.device, 0, nproc)
-    check_before_run(loaded, out_dir)
-    check_out_dir(out_dir, inputs=input_paths(loaded))  # as rank 0 will claim it: holding no input of the run
-    for key, path in input_paths(loaded).items():
+    inputs = input_paths(loaded)
+    check_before_run(loaded, out_dir, inputs=inputs)  # as rank 0 will claim the folder: holding no input of the run
+    for key, path in inputs.items():
         if key in ("the config", "compare_to", "report.template_dir") or path.is_file():
             continue
         error = DataError if key.startswith("data.") and key != "data.factory" else ModelError if key.startswith("model.") and key != "model.target" else ConfigError
@@ -398,7 +397,7 @@ def failure_line(codes: Sequence[int], exited: set[int], ends: dict[int, WorkerE
 def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, WorkerEnd],
                     rank0_code: int | None, out_dir: Path | None) -> str:
     """The launcher's one line after an interrupt: how many workers were stopped and what the folder holds."""
-    from reportgen.output import holds_previous_report
+    from reportgen.output import interrupted_before_claim
 
     stopped = "stopped every worker"
     if killed:
@@ -410,6 +409,4 @@ def _interrupt_line(signum: int, nproc: int, killed: set[int], ends: dict[int, W
         return Interrupted(signum, "written", out_dir).describe(stopped)
     if 0 in killed and out_dir is not None:  # rank 0 could not say: the swap is atomic all the same
         return Interrupted(signum).describe(stopped) + f"; {out_dir} holds one whole report or none (never part of one)"
-    if out_dir is not None and holds_previous_report(out_dir):  # rank 0 stopped before it claimed the folder
-        return Interrupted(signum, "previous_kept", out_dir).describe(stopped)
-    return Interrupted(signum, "nothing").describe(stopped)
+    return interrupted_before_claim(signum, out_dir).describe(stopped)  # rank 0 stopped before it claimed the folder

@@ -534,6 +534,15 @@ def holds_previous_report(path: Path | str) -> bool:
         return False
 
 
+def interrupted_before_claim(signum: int, out_dir: Path | str | None) -> Interrupted:
+    """An :class:`Interrupted` for a run stopped before it claimed its output folder ``out_dir`` (None when
+    not known yet): the folder holds what it held, so the outcome is ``previous_kept`` when it holds anything
+    (:func:`holds_previous_report`), else ``nothing``."""
+    kept = out_dir is not None and holds_previous_report(out_dir)
+    return Interrupted(signum, outcome="previous_kept" if kept else "nothing",
+                       folder=Path(out_dir) if out_dir is not None else None)
+
+
 def write_reports(
     report: "Report",
     out_dir: Path,

@@ -7,7 +7,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -185,16 +185,17 @@ def _previous_run(path: Path, exclude: Path | None, name: str | None) -> tuple[d
     return document, source
 
 
-def check_before_run(loaded: LoadedConfig, out_dir: Path | None) -> None:
+def check_before_run(loaded: LoadedConfig, out_dir: Path | None, inputs: Mapping[str, Path] | None = None) -> None:
     """Everything ``run`` checks before loading data: the output folder, ``compare_to``, templates.
 
-    ``reportgen validate`` calls this too, so it approves only what ``run`` would start.
+    ``reportgen validate`` calls this too, so it approves only what ``run`` would start. ``inputs``
+    (``input_paths``), when given, must lie outside the output folder, as when a run claims it.
     """
     from reportgen.output import check_out_dir
 
     cfg = loaded.config
     if out_dir is not None:
-        check_out_dir(out_dir)
+        check_out_dir(out_dir, inputs=inputs)
     if cfg.compare_to:
         load_previous_results(loaded.resolve(cfg.compare_to), out_dir, name=cfg.name)
     if cfg.report.template_dir:

@@ -504,3 +504,35 @@ def test_a_one_process_row_sample_copies_rows_out_only_while_they_are_read():
     assert every is not None and every["train"].is_whole
     assert np.shares_memory(every["train"].split.features, whole.features)
     assert every["train"].split.attributes is whole.attributes or whole.attributes.index.tolist() != list(range(whole.n))
+
+
+def test_block_payload_maps_positions_in_blocks_laid_end_to_end_to_their_rows():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from reportgen.checks.data_checks import _block_payload
+    from reportgen.types import SplitData
+
+    rng = np.random.default_rng(5)
+
+    def split(name: str, n: int, offset: int, sources: bool) -> SplitData:
+        labels = rng.integers(0, 3, size=n).astype(np.int64)
+        source_rows = rng.permutation(100)[:n] if sources else None
+        return SplitData(name, TensorDataset(torch.zeros(n, 1)), labels, source_rows=source_rows, offset=offset, total=n + offset)
+
+    train, val, test = split("train", 4, 10, True), split("val", 3, 0, False), split("test", 5, 7, True)
+    extra = rng.integers(-(2**62), 2**62, size=5, dtype=np.int64)
+    blocks: list[tuple[SplitData, tuple[int, ...], tuple[Any, ...]]] = [
+        (train, (0, 9), (train.labels,)), (val, (1, 9), (val.labels,)), (test, (1, 8), (extra,))]
+    stops = np.cumsum([train.n, val.n, test.n])
+    # oracle: each block's rows written out one by one, then the rows at ``at`` picked
+    every = [
+        [*constants, ("train", "val", "test").index(s.name), s.offset + r,
+         -1 if s.source_rows is None else int(s.source_rows[r]), int(column[r])]
+        for s, constants, (column,) in blocks for r in range(s.n)
+    ]
+    at = np.array([0, 3, 4, 6, 7, 11], dtype=np.int64)
+    got = _block_payload(at, stops, blocks, 6)
+    assert got.dtype == np.int64 and got.shape == (6, 6)
+    np.testing.assert_array_equal(got, np.array([every[i] for i in at], dtype=np.int64))
+    assert _block_payload(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [], 5).shape == (0, 5)

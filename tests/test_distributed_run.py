@@ -251,6 +251,18 @@ def test_bad_config_is_exit_2_before_any_worker_starts(tmp_path: Path, cancer_cs
     assert not (tmp_path / "out").exists()
 
 
+def test_the_launcher_names_the_same_output_folder_problem_as_a_single_process_run(tmp_path: Path, cancer_csv: Path):
+    """The folder holds the config (an input) and files reportgen did not write: both runs name the input."""
+    config = write_config(tmp_path, _evaluate_only(cancer_config(cancer_csv, model=_marker_model(tmp_path))))
+    lines = []
+    for argv_tail in ([], ["--nproc-per-node", "2"]):
+        code, out, err = run_cli("run", str(config), "--out", str(tmp_path), "--quiet", *argv_tail)
+        assert code == 2 and out == "", out + err
+        lines.append(err.strip())
+    assert lines[0] == lines[1] and "holds the config " in lines[0] and "an input of this run" in lines[0], lines
+    assert list(tmp_path.glob("imported-*")) == []
+
+
 def _children(pid: int) -> list[int]:
     """PIDs whose parent is ``pid``, read from /proc."""
     found = []

@@ -99,3 +99,21 @@ def test_a_test_pause_ends_on_a_stop_signal_caught_by_another_thread(default_sto
             helper.join()
     assert caught.value.signum == signal.SIGTERM
     assert not missed, f"the pause went on for {GRACE_S:g} s after the signal"
+
+
+def test_a_run_stopped_before_it_claimed_its_folder_says_the_folder_holds_what_it_held(tmp_path):
+    from reportgen.output import interrupted_before_claim
+
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    (previous / "results.json").write_text("{}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    kept = interrupted_before_claim(signal.SIGTERM, str(previous))
+    assert (kept.signum, kept.outcome, kept.folder) == (signal.SIGTERM, "previous_kept", previous)
+    assert kept.describe() == f"interrupted by SIGTERM; no new report was written; {previous} still holds the previous report"
+    for out_dir in (empty, tmp_path / "absent", None):
+        nothing = interrupted_before_claim(signal.SIGINT, out_dir)
+        assert (nothing.outcome, nothing.folder) == ("nothing", out_dir)
+        assert nothing.describe() == "interrupted; no report was written"
+    assert os.listdir(empty) == [] and not (tmp_path / "absent").exists()

@@ -100,6 +100,32 @@ def _join(parts: list[str]) -> str:
     return "; ".join(parts)
 
 
+def _block_payload(at: np.ndarray, stops: np.ndarray, blocks: list[tuple[SplitData, tuple[int, ...], tuple[Any, ...]]],
+                   width: int) -> np.ndarray:
+    """(m, ``width``) int64 payload of the keyed rows at positions ``at`` (sorted (m,) int64) of blocks laid end to end.
+
+    Block b holds one key per row of split ``blocks[b][0]`` as held here, in row order, and ends before
+    ``stops[b]`` (the cumulative block sizes). A row's payload is the block's constants ``blocks[b][1]``, then
+    its split index in SPLIT_ORDER, global row and source row (-1 where the data kind does not say), then its
+    entry of each (n,) per-row column of ``blocks[b][2]``: ``width`` columns in all. Only the rows at ``at``
+    are read from the columns, so a payload is built for the rows that travel only.
+    """
+    out = np.empty((at.size, width), dtype=np.int64)
+    which = np.searchsorted(stops, at, side="right")
+    for b, (split, constants, per_row) in enumerate(blocks):
+        here = np.flatnonzero(which == b)
+        rows = at[here] - (stops[b] - split.n)
+        first = len(constants)
+        for c, value in enumerate(constants):
+            out[here, c] = value
+        out[here, first] = SPLIT_ORDER.index(split.name)
+        out[here, first + 1] = split.offset + rows
+        out[here, first + 2] = -1 if split.source_rows is None else np.asarray(split.source_rows, dtype=np.int64)[rows]
+        for c, column in enumerate(per_row, start=first + 3):
+            out[here, c] = np.asarray(column, dtype=np.int64)[rows]
+    return out
+
+
 @register
 class DataIntegrity(Check):
     spec = CheckSpec(
@@ -270,34 +296,26 @@ class TrainTestOverlap(Check):
         # One block of keyed rows per (split, kind). Only rows whose hash of a kind may occur in the split they are
         # compared with (either way) travel (KeyedRows.meets), and only they get a payload (built by ``payload``).
         width = len(SPLIT_ORDER)
-        blocks = []
+        blocks: list[tuple[SplitData, tuple[int, ...], tuple[Any, ...]]] = []
+        keys, groups = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int8)]
         for split in _present(shard.data):
-            prints = _shard_prints(shard, split) if split.n else None
-            for kind in (_NORM, _SHIFTED):
-                key = (prints.norm if kind == _NORM else prints.norm_shifted) if prints else np.zeros(0, np.uint64)
-                extra = (prints.exact if kind == _NORM else prints.norm) if prints else np.zeros(0, np.uint64)
-                blocks.append((split, kind, key, extra))
-        hashes = np.concatenate([np.zeros(0, dtype=np.uint64)] + [key for _s, _k, key, _e in blocks])
-        groups = np.concatenate([np.zeros(0, dtype=np.int8)] + [
-            np.full(key.size, kind * width + SPLIT_ORDER.index(split.name), dtype=np.int8) for split, kind, key, _e in blocks])
-        stops = np.cumsum([key.size for _s, _k, key, _e in blocks], dtype=np.int64)
+            if not split.n:
+                continue
+            prints = _shard_prints(shard, split)
+            for kind, key, extra in ((_NORM, prints.norm, prints.exact), (_SHIFTED, prints.norm_shifted, prints.norm)):
+                blocks.append((split, (kind,), (extra.view(np.int64),)))
+                keys.append(key)
+                groups.append(np.full(key.size, kind * width + SPLIT_ORDER.index(split.name), dtype=np.int8))
+        hashes = np.concatenate(keys)
+        stops = np.cumsum([key.size for key in keys[1:]], dtype=np.int64)
         meets = tuple((kind * width + SPLIT_ORDER.index(q), kind * width + SPLIT_ORDER.index(r))
                       for _pair, _name, q, r in _overlap_pairs(shard.data) for kind in (_NORM, _SHIFTED))
 
         def payload(at: np.ndarray) -> np.ndarray:
             """(m, 5) int64 payload of the keyed rows at ``at``: kind, split index, global row, source row, extra hash."""
-            out = np.empty((at.size, 5), dtype=np.int64)
-            which = np.searchsorted(stops, at, side="right")
-            for b, (split, kind, _key, extra) in enumerate(blocks):
-                here = np.flatnonzero(which == b)
-                rows = at[here] - (stops[b] - extra.size)
-                out[here, 0], out[here, 1] = kind, SPLIT_ORDER.index(split.name)
-                out[here, 2] = split.offset + rows
-                out[here, 3] = -1 if split.source_rows is None else np.asarray(split.source_rows, dtype=np.int64)[rows]
-                out[here, 4] = extra.view(np.int64)[rows]
-            return out
+            return _block_payload(at, stops, blocks, 5)
 
-        return LocalPart(state, KeyedRows(hashes, np.empty((0, 5), dtype=np.int64), groups, meets, payload_of=payload))
+        return LocalPart(state, KeyedRows(hashes, np.empty((0, 5), dtype=np.int64), np.concatenate(groups), meets, payload_of=payload))
 
     def meet(self, received: KeyedRows, shard: ShardContext, settings: CheckSettings) -> Any:
         if not shard.world.distributed:
@@ -482,19 +500,11 @@ class ConflictingLabels(Check):
         splits = [split for split in _present(shard.data) if split.n]
         hashes = np.concatenate([np.zeros(0, dtype=np.uint64)] + [_shard_prints(shard, split).norm for split in splits])
         stops = np.cumsum([split.n for split in splits], dtype=np.int64)
+        blocks: list[tuple[SplitData, tuple[int, ...], tuple[Any, ...]]] = [(split, (), (split.labels,)) for split in splits]
 
         def payload(at: np.ndarray) -> np.ndarray:
             """(m, 4) int64 payload of the keyed rows at ``at``: split index, global row, source row, label."""
-            out = np.empty((at.size, 4), dtype=np.int64)
-            which = np.searchsorted(stops, at, side="right")
-            for b, split in enumerate(splits):
-                here = np.flatnonzero(which == b)
-                rows = at[here] - (stops[b] - split.n)
-                out[here, 0] = SPLIT_ORDER.index(split.name)
-                out[here, 1] = split.offset + rows
-                out[here, 2] = -1 if split.source_rows is None else np.asarray(split.source_rows, dtype=np.int64)[rows]
-                out[here, 3] = np.asarray(split.labels, dtype=np.int64)[rows]
-            return out
+            return _block_payload(at, stops, blocks, 4)
 
         return LocalPart(state, KeyedRows(hashes, np.empty((0, 4), dtype=np.int64), meets=((0, 0),), payload_of=payload))
 
@@ -517,21 +527,14 @@ class ConflictingLabels(Check):
         splits = [split for split in _present(shard.data) if split.n]
         hashes = [np.zeros(0, dtype=np.uint64)] + [_shard_prints(shard, split).norm for split in splits]
         labels = [np.zeros(0, dtype=np.int64)] + [np.asarray(split.labels, dtype=np.int64) for split in splits]
-        starts = np.cumsum([0] + [split.n for split in splits])
-        all_labels = np.concatenate(labels)
+        stops = np.cumsum([split.n for split in splits], dtype=np.int64)
+        blocks: list[tuple[SplitData, tuple[int, ...], tuple[Any, ...]]] = [
+            (split, (), (split_labels,)) for split, split_labels in zip(splits, labels[1:])]
 
         def members(at: np.ndarray) -> tuple[np.ndarray, ...]:
-            which = np.searchsorted(starts, at, side="right") - 1
-            split_index = np.array([SPLIT_ORDER.index(split.name) for split in splits], dtype=np.int64)[which]
-            rows = np.array([split.offset for split in splits], dtype=np.int64)[which] + (at - starts[which])
-            sources = np.full(at.size, -1, dtype=np.int64)
-            for i, split in enumerate(splits):
-                here = which == i
-                if split.source_rows is not None and here.any():
-                    sources[here] = np.asarray(split.source_rows, dtype=np.int64)[at[here] - starts[i]]
-            return split_index, rows, sources, all_labels[at]
+            return tuple(_block_payload(at, stops, blocks, 4).T)
 
-        return _label_conflicts(np.concatenate(hashes), all_labels, members)
+        return _label_conflicts(np.concatenate(hashes), np.concatenate(labels), members)
 
     def run(self, ctx: CheckContext, settings: CheckSettings) -> Finding | Measurement:
         workers = ctx.local_results(self.spec.id)

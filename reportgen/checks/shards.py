@@ -428,11 +428,11 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
             chosen = np.arange(total, dtype=np.int64)
         else:
             chosen = sample_global_rows(total, split.offset, split.offset + split.n, size, seed, world)
-        if not world.distributed and size >= total and _stored_as_sampled(split):
-            out[name] = freeze_sample(_whole_split(split, pred, chosen))  # one process, every row: the split's own arrays
-            continue
         if not world.distributed and split.features is not None and split.offset == 0 and split.total is None:
-            out[name] = freeze_sample(_sampled_in_place(split, pred, chosen))  # one process: rows copied out while read
+            # one process holds the whole split: every row stored as sampled is the split's own arrays; otherwise
+            # the rows are copied out while read
+            whole = size >= total and _stored_as_sampled(split)
+            out[name] = freeze_sample(_whole_split(split, pred, chosen) if whole else _sampled_in_place(split, pred, chosen))
             continue
         mine = chosen[(chosen >= split.offset) & (chosen < split.offset + split.n)]
         local = mine - split.offset
@@ -475,11 +475,10 @@ def gather_row_samples(shard: ShardContext, names: Iterable[str] | None = None,
 
 def _stored_as_sampled(split: SplitData) -> bool:
     """True when the split's features are what the row sample would hold: a contiguous numpy array in one of
-    SAMPLED_DTYPES (tabular data), so a sample of every row can share them instead of copying (read-only:
-    reportgen/checks/read_only.py)."""
+    SAMPLED_DTYPES (tabular data), so a sample of every row of a whole split can share them instead of copying
+    (read-only: reportgen/checks/read_only.py)."""
     features = split.features
-    return (isinstance(features, np.ndarray) and features.dtype in SAMPLED_DTYPES and features.flags.c_contiguous
-            and split.offset == 0 and split.total is None)
+    return isinstance(features, np.ndarray) and features.dtype in SAMPLED_DTYPES and features.flags.c_contiguous
 
 
 def _whole_split(split: SplitData, pred: Predictions | None, rows: np.ndarray) -> RowSample:
