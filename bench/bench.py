@@ -554,6 +554,9 @@ def run_path(args: argparse.Namespace) -> int:
             results = [best[(rows, name)] for name in names]
             print(f"## {rows:,} + {rows:,} rows, best of {max(args.repeat, 1)} (× plain: the plain loop over train+test)\n")
             print(table(results, results[0]))
+            for r in results:
+                if "scale-out" in r.case and r.note:
+                    print(f"- {r.case}: {r.note}")
             print()
         plain_small, plain_big = best[(sizes[0], RUN_PATH_CASES[0])], best[(sizes[1], RUN_PATH_CASES[0])]
         print("## Ratios and marginal cost per row (both splits' rows counted)\n")
