@@ -181,7 +181,7 @@ def _read_table_hashed(path: Path, cfg: TableData, task: str) -> tuple[pd.DataFr
                 frame = pd.read_csv(io.BufferedReader(hashing, 1 << 20), **csv_read_options(header, cfg, task))
                 sha256 = hashing.hexdigest()
         else:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(path).reset_index(drop=True)  # rows are counted as in the file, not by a stored index
             sha256 = file_sha256(path)
             for column in text_columns & set(frame.columns):
                 frame[column] = _as_text(frame[column])

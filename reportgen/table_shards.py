@@ -192,19 +192,13 @@ def _parquet_columns(path: Path) -> list[str]:
 
 def _parquet_rows(path: Path, align: int, world: World, text_columns: set[str]) -> tuple[int, pd.DataFrame]:
     """(the file's rows, this worker's rows ``shard_bounds(rows, rank, N, align)``) of a Parquet file: only the
-    row groups holding them are read, and converted as ``pandas.read_parquet`` converts a whole file.
-
-    Raises ValueError for a file whose pandas index is not the plain 0..n-1 (a whole read names rows by it).
+    row groups holding them are read, and converted as ``pandas.read_parquet`` converts a whole file (a stored
+    index is dropped: rows are the file's, as a whole read counts them).
     """
     import pyarrow.parquet as pq
     from pandas.io._util import arrow_table_to_pandas
 
     parquet = pq.ParquetFile(path)
-    index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
-    plain = not index or (len(index) == 1 and isinstance(index[0], dict) and index[0].get("kind") == "range"
-                          and index[0].get("start") == 0 and index[0].get("step") == 1)
-    if not plain:
-        raise ValueError(f"{path.name}: rows named by a stored index")
     rows = parquet.metadata.num_rows
     start, stop = shard_bounds(rows, world.rank, world.world_size, align)
     firsts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])

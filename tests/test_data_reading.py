@@ -343,3 +343,28 @@ def test_a_column_without_a_header_name_is_refused(tmp_path: Path, breast_cancer
     breast_cancer_frame.to_csv(tmp_path / "cancer.csv")
     with pytest.raises(DataError, match=r"cancer.csv: column 1 of the header has no name \(pandas would call it 'Unnamed: 0'\)"):
         load(tmp_path, kind="csv", path="cancer.csv", target="diagnosis")
+
+
+# ----------------------------------------------------------------------------- parquet
+
+
+def test_parquet_rows_are_counted_in_the_file_whatever_index_it_stores(tmp_path: Path):
+    """pandas restores an index stored in a Parquet file (here the text names of the rows, or integers out of
+    order): rows are still the file's rows, 1-based, in every message, and the train statistics read them."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "y"})
+    frame["y"] = np.where(frame["y"] == 1, "benign", "malignant")
+    named = frame.set_index(pd.Index([f"patient-{i}" for i in range(len(frame))]))
+    named.iloc[:400].to_parquet(tmp_path / "train.parquet")
+    named.iloc[400:].to_parquet(tmp_path / "test.parquet")
+    bundle = load(tmp_path, kind="parquet", train="train.parquet", test="test.parquet", target="y")
+    expected = StandardScaler().fit(frame.iloc[:400].drop(columns="y").to_numpy())
+    assert np.allclose(bundle.splits["train"].features, expected.transform(frame.iloc[:400].drop(columns="y").to_numpy()),
+                       atol=1e-5)
+    assert bundle.splits["test"].source_rows.tolist() == list(range(169))
+    shuffled = frame.iloc[400:].sample(frac=1.0, random_state=0)  # a stored integer index out of order
+    shuffled.iloc[7, shuffled.columns.get_loc("y")] = "unknown"
+    shuffled.to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(DataError, match="label 'unknown' at data row 8 is not one of the classes"):
+        load(tmp_path, kind="parquet", train="train.parquet", test="test.parquet", target="y")

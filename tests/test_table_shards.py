@@ -154,10 +154,10 @@ def test_each_worker_reads_only_the_row_groups_of_its_rows_of_parquet_tables(tmp
 
 
 @pytest.mark.slow
-def test_parquet_rows_named_by_a_stored_index_are_read_whole(tmp_path: Path):
+def test_parquet_files_that_store_an_index_are_read_by_shard_as_a_whole_read_reads_them(tmp_path: Path):
     config = _wage(tmp_path, kind="parquet", stored_index=True)
     workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [False] * 2
+    assert [w["sharded"] for w in workers] == [True] * 2
     _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
 
 
