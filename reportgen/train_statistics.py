@@ -125,9 +125,11 @@ def column_moments(columns: Sequence[np.ndarray], rows: np.ndarray, world: World
     ``rows``: the file row (0-based, increasing) of each value, the same for every column; a worker's
     first row must start a block of ``FIT_BLOCK_ROWS`` (or it holds none). Two gathers of a few integers
     per column; no float is added in an order that depends on the world size. A column without values
-    has count 0, mean 0 and variance 0.
+    has count 0, mean 0 and variance 0. Raises ValueError when ``rows`` is not increasing from 0 on.
     """
     world = world or World.single()
+    if len(rows) and (rows[0] < 0 or np.any(np.diff(rows) <= 0)):
+        raise ValueError("column_moments: rows must be increasing file rows, from 0 on")
     counts = [int(np.count_nonzero(~np.isnan(column))) for column in columns]
     sums, counts = _over_workers([ExactSum.of(_block_sums(column, rows)) for column in columns], counts, world)
     means = [total.ratio(count) if count else 0.0 for total, count in zip(sums, counts)]
