@@ -6,11 +6,13 @@ import dataclasses
 import hashlib
 import io
 import re
+import socket
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping
+from typing import Any, BinaryIO, Callable, Mapping, cast
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from reportgen.batching import iterate_batches
 from reportgen.distributed import (
-    ShardPlan, World, all_reduce_sum, first_flagged, first_flagged_value, first_message, global_max,
+    ShardPlan, World, all_gather_objects, all_reduce_sum, first_flagged, first_flagged_value, first_message, global_max,
 )
 from reportgen.config import CsvOptions, DataConfig, NpzData, PythonData, SplitSpec, TableData, suggest
 from reportgen.errors import ConfigError, DataError
@@ -158,9 +160,29 @@ def csv_read_options(header: list[str], cfg: TableData, task: str) -> dict[str, 
     na_values = {name: ([""] + extra_na) if name in text_columns else list(PANDAS_NA_SPELLINGS) + extra_na for name in header}
     return dict(
         sep=options.sep, decimal=options.decimal, thousands=options.thousands, encoding=options.encoding,
-        skipinitialspace=True, keep_default_na=False, na_values=na_values,
+        skipinitialspace=True, keep_default_na=False, na_values=na_values, index_col=False,
         dtype={name: str for name in header if name in text_columns}, engine="c" if len(options.sep) == 1 else "python",
     )
+
+
+def read_csv_rows(stream: Any, options: dict[str, Any], path: Path, header: list[str]) -> pd.DataFrame:
+    """``pandas.read_csv(stream, **options)`` (``csv_read_options``), refusing a first data row with more fields
+    than the header names.
+
+    pandas would take the extra leading fields of such a row as the row index for the whole file (shifting
+    every column), or with ``index_col=False`` drop them with a warning (a trailing separator on every row
+    too: its empty field is not empty under reportgen's ``na_values``); a later row with more fields is
+    pandas' own "Expected N fields" error. Raises DataError for the first row, pandas' errors otherwise.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Length of header or names does not match", category=pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(stream, **options)
+        except pd.errors.ParserWarning:
+            raise DataError(
+                f"{path.name}: the first data row has more fields than the header's {len(header)} columns; give every "
+                "field a column name in the header, or remove the extra fields"
+            ) from None
 
 
 def _read_table(path: Path, cfg: TableData, task: str) -> pd.DataFrame:
@@ -178,7 +200,7 @@ def _read_table_hashed(path: Path, cfg: TableData, task: str) -> tuple[pd.DataFr
             _check_header(path, header, options)
             with path.open("rb", buffering=0) as raw:
                 hashing = HashingReader(raw)
-                frame = pd.read_csv(io.BufferedReader(hashing, 1 << 20), **csv_read_options(header, cfg, task))
+                frame = read_csv_rows(io.BufferedReader(hashing, 1 << 20), csv_read_options(header, cfg, task), path, header)
                 sha256 = hashing.hexdigest()
         else:
             frame = pd.read_parquet(path).reset_index(drop=True)  # rows are counted as in the file, not by a stored index
@@ -948,8 +970,58 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: S
     single-process read. npz files are read by row range and separate CSV files by record range
     (reportgen.table_shards); other tables (and CSV files whose single-process outcome only a whole read
     gives exactly, e.g. any input error) and factories are read and prepared in full, as in one process,
-    and then only the shard is kept (``keep_shard``).
+    and then only the shard is kept (``keep_shard``). Raises DataError when a data file changed while it
+    was read (on any worker).
     """
+    world = shard.world if shard is not None else World.single()
+    files = _input_files(cfg, resolve)
+    before = _identities(files)
+    bundle = _load(cfg, task, resolve, seed, shard)
+    changed = _changed_while_read(files, before, _identities(files), world)
+    if changed is not None:
+        raise DataError(f"{changed.name}: the file changed while it was read (its size, modification time or inode differ "
+                        "between the start and the end of loading, or between workers on this machine); rerun once "
+                        "nothing writes to it")
+    return bundle
+
+
+def _input_files(cfg: DataConfig, resolve: Resolver) -> list[Path]:
+    """The data files a config names (none for a factory)."""
+    names = [getattr(cfg, "path", None)] + ([getattr(cfg, name, None) for name in SPLIT_ORDER] if isinstance(cfg, TableData) else [])
+    return [resolve(name) for name in names if name]
+
+
+def _identities(files: list[Path]) -> list[tuple[int, int, int] | None]:
+    """(inode, size, modification time in ns) of each file; None for one that cannot be read."""
+    found: list[tuple[int, int, int] | None] = []
+    for path in files:
+        try:
+            info = path.stat()
+            found.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            found.append(None)
+    return found
+
+
+def _changed_while_read(files: list[Path], before: list[Any], after: list[Any], world: World) -> Path | None:
+    """The first file that changed while this worker read it, or that workers on one machine saw differently.
+
+    Every worker reads the files at its own moments; a file replaced or appended to meanwhile would give
+    workers different rows (and rank 0's fingerprint other bytes than a worker read). Compared on one
+    machine only: workers on other machines may read copies of the file. The same on every worker.
+    """
+    mine = (socket.gethostname(), before, after)
+    parts = cast("list[tuple[str, list[Any], list[Any]]]", all_gather_objects(mine, world) if world.distributed else [mine])
+    for index, path in enumerate(files):
+        seen: dict[str, Any] = {}
+        for host, first, last in parts:
+            if first[index] != last[index] or seen.setdefault(host, first[index]) != first[index]:
+                return path
+    return None
+
+
+def _load(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: ShardPlan | None) -> DataBundle:
+    """``load_data`` without its check that the files did not change meanwhile."""
     if isinstance(cfg, NpzData):
         return _load_npz(cfg, task, resolve, shard)
     if isinstance(cfg, TableData) and shard is not None:

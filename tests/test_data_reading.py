@@ -368,3 +368,47 @@ def test_parquet_rows_are_counted_in_the_file_whatever_index_it_stores(tmp_path:
     shuffled.to_parquet(tmp_path / "test.parquet")
     with pytest.raises(DataError, match="label 'unknown' at data row 8 is not one of the classes"):
         load(tmp_path, kind="parquet", train="train.parquet", test="test.parquet", target="y")
+
+
+# ----------------------------------------------------------------------------- malformed rows and moving files
+
+
+def test_a_first_row_with_more_fields_than_the_header_is_refused_not_read_as_an_index(tmp_path: Path):
+    """pandas takes the extra leading field of such a row as every row's index and shifts every column (a
+    trailing separator on every data row shifted them too); both are one clear error now."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "y"}).sample(frac=1.0, random_state=0)
+    text = frame.to_csv(index=False).splitlines()
+    _write(tmp_path / "train.csv", "\n".join([text[0], "7," + text[1], *text[2:100]]) + "\n")
+    _write(tmp_path / "test.csv", "\n".join([text[0], *text[100:]]) + "\n")
+    with pytest.raises(DataError, match=r"train.csv: the first data row has more fields than the header's 5 columns"):
+        load(tmp_path, task="multiclass", kind="csv", train="train.csv", test="test.csv", target="y")
+    _write(tmp_path / "train.csv", "\n".join([text[0], *(line + "," for line in text[1:100])]) + "\n")
+    with pytest.raises(DataError, match=r"train.csv: the first data row has more fields than the header's 5 columns"):
+        load(tmp_path, task="multiclass", kind="csv", train="train.csv", test="test.csv", target="y")
+    _write(tmp_path / "train.csv", "\n".join(text[:100]) + "\n")
+    assert load(tmp_path, task="multiclass", kind="csv", train="train.csv", test="test.csv", target="y").splits["train"].n == 99
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path: Path):
+    """A writer appends to train.csv between reportgen's first look at the file and its read (the resolver
+    runs at both moments): the rows read may not be the rows fingerprinted, so the run stops with exit 2."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "y"}).sample(frac=1.0, random_state=0)
+    _two_files(tmp_path, frame.iloc[:100], frame.iloc[100:])
+    calls: list[str] = []
+
+    def resolve_while_writing(relative: str) -> Path:
+        calls.append(relative)
+        if relative == "train.csv" and calls.count(relative) == 2:
+            with (tmp_path / "train.csv").open("a", encoding="utf-8") as handle:
+                handle.write("5.0,3.0,1.5,0.2,0\n")
+        return tmp_path / relative
+
+    config = validate({"name": "t", "task": "multiclass", "model": {"kind": "mlp"},
+                       "data": {"kind": "csv", "train": "train.csv", "test": "test.csv", "target": "y"}})
+    with pytest.raises(DataError, match=r"^train.csv: the file changed while it was read"):
+        load_data(config.data, "multiclass", resolve_while_writing, seed=0)
+    assert load_data(config.data, "multiclass", lambda relative: tmp_path / relative, seed=0).splits["train"].n == 101
