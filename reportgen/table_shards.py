@@ -40,7 +40,7 @@ from torch.utils.data import TensorDataset
 from reportgen.config import TableData
 from reportgen.csv_records import RangeScan, header_end, record_offset, scan_range
 from reportgen.data import (
-    MAX_CATEGORIES, TablePreprocessor, _as_text, _check_header, _text_columns, _encode_labels, _existing, _handle_missing, _header,
+    MAX_CATEGORIES, TablePreprocessor, _as_text, _check_header, _text_columns, read_csv_rows, _encode_labels, _existing, _handle_missing, _header,
     _label_strings, _numeric_or_error, _positive, _sorted_classes, csv_read_options, feature_columns, file_sha256,
 )
 from reportgen.distributed import ShardPlan, World, all_gather_objects, all_gather_scalars, all_reduce_sum, shard_bounds
@@ -70,27 +70,28 @@ def _attempt(step: Callable[[], Any], world: World) -> Any:
     result, problem = None, False
     try:
         result = step()
-    except (DataError, ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, ImportError):
+    except (DataError, ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, ImportError, _WholeRead):
         problem = True
     _agree(problem, world)
     return result
+
+
+def _separator_byte(cfg: TableData) -> int | None:
+    """The byte that separates CSV fields in the file's encoding; None when it is not one ASCII-compatible byte."""
+    try:
+        name = codecs.lookup(cfg.csv.encoding).name
+        sep = cfg.csv.sep.encode("utf-8" if name == "utf-8-sig" else cfg.csv.encoding)  # the BOM opens the file only
+    except (LookupError, UnicodeError):
+        return None
+    ascii_compatible = name in ("utf-8", "utf-8-sig", "ascii", "latin-1") or name.startswith(("iso8859", "cp125"))
+    return sep[0] if ascii_compatible and len(sep) == 1 and cfg.csv.sep not in '"\n\r' else None
 
 
 def _scannable(cfg: TableData) -> bool:
     """Whether the config allows a sharded read (the same answer on every worker)."""
     if cfg.path is not None:
         return False
-    if cfg.kind == "parquet":
-        return True
-    if len(cfg.csv.sep) != 1:
-        return False
-    try:
-        name = codecs.lookup(cfg.csv.encoding).name
-        sep = cfg.csv.sep.encode(cfg.csv.encoding)
-    except (LookupError, UnicodeError):
-        return False
-    ascii_compatible = name in ("utf-8", "utf-8-sig", "ascii", "latin-1") or name.startswith(("iso8859", "cp125"))
-    return ascii_compatible and len(sep) == 1 and cfg.csv.sep not in '"\n\r'
+    return cfg.kind == "parquet" or _separator_byte(cfg) is not None
 
 
 class _RangeReader(io.RawIOBase):
@@ -171,10 +172,10 @@ def _layout(path: Path, sep: int, align: int, world: World) -> _Layout:
     return _Layout(rows, start, stop, start_byte, stop_byte, header)
 
 
-def _parse(path: Path, layout: _Layout, options: dict[str, Any]) -> pd.DataFrame:
+def _parse(path: Path, layout: _Layout, options: dict[str, Any], header: list[str]) -> pd.DataFrame:
     """This worker's rows of ``path``, indexed by their data row (0-based), as ``pandas.read_csv`` reads them."""
     with io.BufferedReader(_RangeReader(path, layout.header, layout.start_byte, layout.stop_byte), 1 << 20) as stream:
-        frame = pd.read_csv(stream, **options)
+        frame = read_csv_rows(stream, options, path, header)
     if len(frame) != layout.stop_row - layout.start_row:
         raise ValueError(f"{path.name}: {len(frame)} rows parsed where the scan found {layout.stop_row - layout.start_row}")
     frame.columns = [str(c) for c in frame.columns]
@@ -215,10 +216,16 @@ def _parquet_rows(path: Path, align: int, world: World, text_columns: set[str]) 
     return rows, frame
 
 
-def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World) -> dict[str, pd.DataFrame]:
+def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World,
+                  as_floats: Callable[[str, list[str]], pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """Each column with the dtype a whole read gives it: the one every worker holding rows found, or float64
-    where some found integers and others floats (as one parse of the whole column gives). A worker without
-    rows of a split takes the others' dtypes. Any other disagreement: every worker reads whole."""
+    where some found integers and others floats. A worker without rows of a split takes the others' dtypes.
+    Any other disagreement: every worker reads whole.
+
+    A whole CSV parse reads such a column's every cell as a float, so a worker that read integers reads its
+    rows again with ``as_floats(split, columns)`` (casting would turn '-0' into +0.0 where the float parse
+    gives -0.0); without ``as_floats`` (Parquet, whose integers have no sign of zero) the integers are cast.
+    """
     kinds = {(name, column): str(frame[column].dtype) for name, frame in frames.items() if len(frame) for column in frame.columns}
     seen: dict[tuple[str, str], set[str]] = {}
     for part in all_gather_objects(kinds, world):
@@ -230,6 +237,10 @@ def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World) -> dict[str, pd
         wanted = {column: ("float64" if len(found) > 1 else next(iter(found)))
                   for (split, column), found in seen.items() if split == name}
         changed = {column: kind for column, kind in wanted.items() if str(frame[column].dtype) != kind}
+        integers = [column for column, kind in changed.items() if kind == "float64" and str(frame[column].dtype) == "int64"]
+        if integers and as_floats is not None:
+            frame = as_floats(name, integers)
+            changed = {column: kind for column, kind in changed.items() if column not in integers}
         result[name] = frame.astype(changed) if changed else frame
     return result
 
@@ -273,19 +284,27 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     align = math.lcm(FIT_BLOCK_ROWS, plan.align((len(features),)))
     totals: dict[str, int] = {}
     frames: dict[str, pd.DataFrame] = {}
+    as_floats = None
     if cfg.kind == "csv":
-        sep = cfg.csv.sep.encode(cfg.csv.encoding)[0]
+        sep = _separator_byte(cfg)
+        assert sep is not None
         layouts = {name: _layout(path, sep, align, world) for name, path in paths.items()}
         _agree(any(layout.rows == 0 for layout in layouts.values()), world)
         totals = {name: layout.rows for name, layout in layouts.items()}
-        frames = _attempt(lambda: {name: _parse(paths[name], layout, csv_read_options(headers[name], cfg, task))
-                                   for name, layout in layouts.items()}, world)
+
+        def parse(name: str, floats: tuple[str, ...] = ()) -> pd.DataFrame:
+            options = csv_read_options(headers[name], cfg, task)
+            options["dtype"] = {**options["dtype"], **{column: np.float64 for column in floats}}
+            return _parse(paths[name], layouts[name], options, headers[name])
+
+        frames = _attempt(lambda: {name: parse(name) for name in layouts}, world)
+        as_floats = lambda name, columns: parse(name, tuple(columns))  # noqa: E731 - the CSV re-parse of some columns
     else:
         text_columns = _text_columns(cfg, task)
         read = _attempt(lambda: {name: _parquet_rows(path, align, world, text_columns) for name, path in paths.items()}, world)
         totals, frames = {name: rows for name, (rows, _) in read.items()}, {name: frame for name, (_, frame) in read.items()}
         _agree(any(rows == 0 for rows in totals.values()), world)
-    frames = _agree_dtypes(frames, world)
+    frames = _attempt(lambda: _agree_dtypes(frames, world, as_floats), world)
     frames = _attempt(lambda: {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing)
                                for name, frame in frames.items()}, world)
     _agree(any(frame[cfg.target].isna().any() for frame in frames.values()), world)

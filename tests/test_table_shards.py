@@ -63,26 +63,34 @@ def _wage(folder: Path, newline_in_text: bool = False, kind: str = "csv", stored
 
 def _credit(folder: Path, defect: str = "") -> Path:
     """ISLR's Default (the credit sample's data) in three files with Windows line ends, blank lines, empty
-    cells in one worker's rows only (an integer column there reads as floats), a missing final line end and
-    a val split that only the first worker holds rows of."""
+    cells in one worker's rows only (an integer column there reads as floats), '-0' in a column that reads as
+    integers on one worker and as floats on the other, a missing final line end and a val split that only the
+    first worker holds rows of."""
     frame = pd.read_csv(SAMPLE)
     frame["rownames"] = frame["rownames"].astype("Int64")
     frame.loc[[2101, 2150], "rownames"] = pd.NA  # only in the last train rows: int64 on rank 0, float64 beyond
+    frame["score"] = np.where(frame.index % 7 == 0, "-0", "1")  # a whole parse reads -0.0 (the column has 0.5)
+    frame.loc[2500, "score"] = "0.5"
     frame.loc[[1999, 2222], "income"] = np.nan  # filled with the train mean (data.missing: mean)
     if defect == "literal_quote":  # pandas reads a quote inside an unquoted cell as a character
         frame["note"] = np.where(frame.index % 500 == 3, 'a 5" screen', "plain")
     if defect == "not_a_number":
         frame["balance"] = frame["balance"].astype(object)
         frame.loc[2600, "balance"] = "n/a?"
+    if defect == "extra_field":  # from the second worker's first test row on (test rows 768-1499 of 1500)
+        frame.insert(0, "lead", pd.array([pd.NA] * 4768 + [99] * (len(frame) - 4768), dtype="Int64"))
     # val is shorter than one shard block (128 rows): the second worker holds none of it
     parts = {"train": frame.iloc[:3000], "val": frame.iloc[3000:3100], "test": frame.iloc[4000:5500]}
     for name, rows in parts.items():
         text = rows.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         text = text.replace('"a 5"" screen"', 'a 5" screen')  # unquoted, as some exports write it
+        if defect == "extra_field":  # rows with a value there have one field more than the header names
+            text = "\r\n".join(line[1:] if line.startswith(",") else line for line in text.split("\r\n"))
+            text = text.replace("lead,", "", 1)
         lines = text.split("\r\n")
         lines.insert(700, "")  # a blank line, skipped by pandas
         (folder / f"{name}.csv").write_bytes("\r\n".join(lines).rstrip("\r\n").encode())
-    ignore = ["rownames"] + (["note"] if defect == "literal_quote" else [])
+    ignore = ["rownames", "score"] + (["note"] if defect == "literal_quote" else [])
     document = {"name": "credit", "task": "binary", "seed": 0,
                 "data": {"kind": "csv", "train": "train.csv", "val": "val.csv", "test": "test.csv", "target": "default",
                          "categorical": ["student"], "ignore": ignore, "missing": "mean", "batch_size": BATCH},
@@ -131,9 +139,12 @@ def _assert_each_worker_holds_its_rows_of_a_whole_read(config: Path, workers: li
             part = bundle.splits[name]
             assert (part.offset, part.n, part.total) == (split.offset, split.n, split.total)
             assert np.array_equal(part.features, split.features)  # bit for bit
+            assert np.array_equal(np.signbit(part.features), np.signbit(split.features))  # -0.0 is not 0.0
             assert np.array_equal(part.labels, split.labels)
             assert np.array_equal(part.source_rows, split.source_rows)
             pd.testing.assert_frame_equal(part.attributes, split.attributes)
+            numbers = split.attributes.select_dtypes("number")
+            assert np.array_equal(np.signbit(part.attributes[numbers.columns].to_numpy(float)), np.signbit(numbers.to_numpy(float)))
     assert len({w["bundle"].splits["train"].n for w in workers}) > 1  # uneven shards
 
 
@@ -168,6 +179,7 @@ def test_line_ends_blank_lines_and_empty_cells_in_one_shard_read_as_a_whole_read
     assert [w["sharded"] for w in workers] == [True] * 2
     _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
     assert str(workers[1]["bundle"].splits["train"].attributes["rownames"].dtype) == "float64"
+    assert np.signbit(workers[0]["bundle"].splits["train"].attributes["score"].to_numpy()).sum() > 100
     assert workers[1]["bundle"].splits["val"].n == 0
 
 
@@ -199,12 +211,17 @@ def test_a_file_the_scan_cannot_vouch_for_is_read_whole_by_every_worker(tmp_path
 
 
 @pytest.mark.slow
-def test_an_error_in_one_shard_is_the_single_process_error_on_every_worker(tmp_path: Path):
-    config = _credit(tmp_path, "not_a_number")
+@pytest.mark.parametrize(("defect", "expected"), [
+    ("not_a_number", "column 'balance' is numeric but 1 of its cells are not numbers (data row 2601: 'n/a?')"),
+    # pandas would read a parse that starts at such a row with its first field as the row index, silently
+    ("extra_field", "C error: Expected 6 fields in line 771, saw 7"),
+])
+def test_an_error_in_one_shard_is_the_single_process_error_on_every_worker(tmp_path: Path, defect: str, expected: str):
+    config = _credit(tmp_path, defect)
     loaded = load_config(config)
     with pytest.raises(DataError) as whole:
         load_data(loaded.config.data, loaded.config.task, loaded.resolve, loaded.config.seed)
-    assert "column 'balance' is numeric but 1 of its cells are not numbers (data row 2601: 'n/a?')" in str(whole.value)
+    assert expected in str(whole.value)
     workers = _run(config, tmp_path / "n2", 2)
     assert [w["error"] for w in workers] == [str(whole.value)] * 2
 
