@@ -955,7 +955,7 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: S
     if isinstance(cfg, TableData) and shard is not None:
         from reportgen.table_shards import load_tables_sharded  # it builds on this module's readers
 
-        sharded = load_tables_sharded(cfg, task, resolve, shard)
+        sharded = load_tables_sharded(cfg, task, resolve, shard, seed)
         if sharded is not None:
             return sharded
     bundle = _load_tables(cfg, task, resolve, seed) if isinstance(cfg, TableData) else _load_python(cfg, task, resolve)
