@@ -945,10 +945,10 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: S
     With ``shard`` (a worker of an evaluate-only multi-worker run) each split of the bundle holds only
     this worker's rows (``ShardPlan.bounds``; SplitData ``offset``/``total`` say where they lie), while the
     bundle's facts (classes, positive class, ``class_totals``, preprocessing, input shape) are those of a
-    single-process read. npz files are read by row range and separate CSV files by record range
-    (reportgen.table_shards); other tables (and CSV files whose single-process outcome only a whole read
-    gives exactly, e.g. any input error) and factories are read and prepared in full, as in one process,
-    and then only the shard is kept (``keep_shard``).
+    single-process read. npz files are read by row range and CSV and Parquet tables (separate files, or one
+    ``data.path`` file split with ``seed``) by record range or row group (reportgen.table_shards); tables
+    whose single-process outcome only a whole read gives exactly (e.g. any input error) and factories are
+    read and prepared in full, as in one process, and then only the shard is kept (``keep_shard``).
     """
     if isinstance(cfg, NpzData):
         return _load_npz(cfg, task, resolve, shard)
