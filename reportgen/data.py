@@ -967,11 +967,11 @@ def load_data(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: S
     With ``shard`` (a worker of an evaluate-only multi-worker run) each split of the bundle holds only
     this worker's rows (``ShardPlan.bounds``; SplitData ``offset``/``total`` say where they lie), while the
     bundle's facts (classes, positive class, ``class_totals``, preprocessing, input shape) are those of a
-    single-process read. npz files are read by row range and separate CSV files by record range
-    (reportgen.table_shards); other tables (and CSV files whose single-process outcome only a whole read
-    gives exactly, e.g. any input error) and factories are read and prepared in full, as in one process,
-    and then only the shard is kept (``keep_shard``). Raises DataError when a data file changed while it
-    was read (on any worker).
+    single-process read. npz files are read by row range and CSV and Parquet tables (separate files, or one
+    ``data.path`` file split with ``seed``) by record range or row group (reportgen.table_shards); tables
+    whose single-process outcome only a whole read gives exactly (e.g. any input error) and factories are
+    read and prepared in full, as in one process, and then only the shard is kept (``keep_shard``). Raises
+    DataError when a data file changed while it was read (on any worker).
     """
     world = shard.world if shard is not None else World.single()
     files = _input_files(cfg, resolve)
@@ -1027,7 +1027,7 @@ def _load(cfg: DataConfig, task: str, resolve: Resolver, seed: int, shard: Shard
     if isinstance(cfg, TableData) and shard is not None:
         from reportgen.table_shards import load_tables_sharded  # it builds on this module's readers
 
-        sharded = load_tables_sharded(cfg, task, resolve, shard)
+        sharded = load_tables_sharded(cfg, task, resolve, shard, seed)
         if sharded is not None:
             return sharded
     bundle = _load_tables(cfg, task, resolve, seed) if isinstance(cfg, TableData) else _load_python(cfg, task, resolve)

@@ -19,8 +19,11 @@ whose dtypes disagree beyond integer/float; a file the record scan cannot vouch 
 the scoring batch), every worker learns it in the same collective step and ``load_tables_sharded`` returns
 None: each then reads the tables whole, as one process does, and says the single-process error, if any.
 Parquet files are read by row group (only the groups holding the worker's rows, converted as
-``pandas.read_parquet`` converts a whole file); data given as one ``data.path`` split at random is always
-read whole.
+``pandas.read_parquet`` converts a whole file). One ``data.path`` file split at random is parsed in parts
+of ``FIT_BLOCK_ROWS``-aligned file rows; every worker draws the same split from all rows' strata (label
+codes gathered in file order), fits on the train rows it parsed, and receives the rows of its evaluation
+shards from the workers that parsed them (``exchange_objects``: an all-to-all, so no worker receives
+every row).
 """
 
 from __future__ import annotations
@@ -28,20 +31,22 @@ from __future__ import annotations
 import codecs
 import io
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-from reportgen.config import TableData
+from reportgen.config import SplitSpec, TableData
 from reportgen.csv_records import RangeScan, header_end, record_offset, scan_range
 from reportgen.data import (
-    MAX_CATEGORIES, TablePreprocessor, _as_text, _check_header, _text_columns, read_csv_rows, _encode_labels, _existing, _handle_missing, _header,
-    _label_strings, _numeric_or_error, _positive, _sorted_classes, csv_read_options, feature_columns, file_sha256,
+    MAX_CATEGORIES, TablePreprocessor, _as_text, _check_header, _text_columns, read_csv_rows, _encode_labels, _existing,
+    _handle_missing, _header, _label_strings, _numeric_or_error, _positive, _sorted_classes, _stratified_split,
+    csv_read_options, feature_columns, file_sha256,
 )
 from reportgen.distributed import ShardPlan, World, all_gather_objects, all_gather_scalars, all_reduce_sum, shard_bounds
 from reportgen.errors import DataError
@@ -89,8 +94,6 @@ def _separator_byte(cfg: TableData) -> int | None:
 
 def _scannable(cfg: TableData) -> bool:
     """Whether the config allows a sharded read (the same answer on every worker)."""
-    if cfg.path is not None:
-        return False
     return cfg.kind == "parquet" or _separator_byte(cfg) is not None
 
 
@@ -245,43 +248,44 @@ def _agree_dtypes(frames: dict[str, pd.DataFrame], world: World,
     return result
 
 
-def load_tables_sharded(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> DataBundle | None:
-    """This worker's rows of every split of separate train/val/test CSV files, with a single-process read's facts.
+def load_tables_sharded(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan, seed: int) -> DataBundle | None:
+    """This worker's rows of every split of separate train/val/test files, or of one ``data.path`` file split
+    at random with ``seed`` (as ``data._load_tables`` splits it), with a single-process read's facts.
 
     Returns None (on every worker alike) when the tables must be read whole instead (module docstring).
     Collectives: about fifteen small gathers per run; each worker reads 1/N of each file's bytes for the
-    record scan, then its own records (and rank 0 every byte once more for the SHA-256 fingerprint).
+    record scan, then its own records (and rank 0 every byte once more for the SHA-256 fingerprint). A
+    ``data.path`` file adds a gather of one stratum code per row and one all-to-all of the rows each worker
+    parsed for another worker's shards.
     """
     world = plan.world
     if not world.distributed or not _scannable(cfg):
         return None
     try:
-        return _load(cfg, task, resolve, plan)
+        return _load_split_file(cfg, task, resolve, plan, seed) if cfg.path is not None else _load(cfg, task, resolve, plan)
     except _WholeRead:
         return None
 
 
-def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> DataBundle:
-    world = plan.world
-    assert cfg.target is not None
+def _files(cfg: TableData, resolve: Resolver, keys: dict[str, str]) -> tuple[dict[str, Path], dict[str, list[str]]]:
+    """(path, column names) of each file; ``keys`` maps the frame's name to its config key (``data.train``)."""
+    paths = {name: _existing(resolve, relative, f"data.{key}") for name, key in keys.items()
+             if (relative := getattr(cfg, key)) is not None}
+    headers = {}
+    for name, path in paths.items():
+        if cfg.kind == "parquet":
+            headers[name] = _parquet_columns(path)
+            continue
+        headers[name] = _header(path, cfg.csv)
+        _check_header(path, headers[name], cfg.csv)
+    return paths, headers
 
-    def files() -> tuple[dict[str, Path], dict[str, list[str]]]:
-        paths = {name: _existing(resolve, getattr(cfg, name), f"data.{name}")
-                 for name in SPLIT_ORDER if getattr(cfg, name) is not None}
-        headers = {}
-        for name, path in paths.items():
-            if cfg.kind == "parquet":
-                headers[name] = _parquet_columns(path)
-                continue
-            headers[name] = _header(path, cfg.csv)
-            _check_header(path, headers[name], cfg.csv)
-        return paths, headers
 
-    paths, headers = _attempt(files, world)
-    sources = {name: path.name for name, path in paths.items()}
-    features, numeric, categorical = _attempt(lambda: feature_columns(cfg, headers, sources), world)
-    _agree("train" not in paths or "test" not in paths, world)
-    align = math.lcm(FIT_BLOCK_ROWS, plan.align((len(features),)))
+def _read_frames(cfg: TableData, task: str, paths: dict[str, Path], headers: dict[str, list[str]], sources: dict[str, str],
+                 columns: tuple[list[str], list[str]], align: int, world: World) -> tuple[dict[str, int], dict[str, pd.DataFrame]]:
+    """(rows per file, this worker's rows ``shard_bounds(rows, rank, N, align)`` of each file), with the dtypes, the
+    numeric conversion and the missing-value checks of a whole read; ``columns`` = (numeric, categorical)."""
+    numeric, categorical = columns
     totals: dict[str, int] = {}
     frames: dict[str, pd.DataFrame] = {}
     as_floats = None
@@ -307,12 +311,18 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     frames = _attempt(lambda: _agree_dtypes(frames, world, as_floats), world)
     frames = _attempt(lambda: {name: _numeric_or_error(frame, numeric, sources[name], cfg.missing)
                                for name, frame in frames.items()}, world)
+    assert cfg.target is not None
     _agree(any(frame[cfg.target].isna().any() for frame in frames.values()), world)
     kept = _attempt(lambda: _handle_missing(frames, numeric + categorical, cfg.missing, sources), world)
     _agree(any(len(kept[name]) != len(frame) for name, frame in frames.items()), world)
+    return totals, frames
 
-    train = frames["train"]
-    train_rows = totals["train"]
+
+def _fit(cfg: TableData, train: pd.DataFrame, columns: tuple[list[str], list[str]], train_rows: int, source: str,
+         world: World) -> TablePreprocessor:
+    """The preprocessor a whole read fits on the train split, from this worker's ``train`` rows (index = file rows,
+    whole blocks of FIT_BLOCK_ROWS) and the split's length ``train_rows``."""
+    numeric, categorical = columns
     limit = min(MAX_CATEGORIES, max(50, train_rows // 2))
     local_counts = {column: train[column].dropna().astype(str).value_counts() for column in categorical}
     _agree(any(len(counts) > limit for counts in local_counts.values()), world)
@@ -320,36 +330,180 @@ def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> Data
     for column in categorical:
         parts = [part for part in all_gather_objects(local_counts[column], world) if len(part)]  # type: ignore[arg-type]
         category_counts[column] = pd.concat(parts).groupby(level=0).sum() if parts else local_counts[column]
-    preprocessor = _attempt(lambda: TablePreprocessor.fit(train, numeric, categorical, cfg.standardize, sources["train"],
-                                                          world, category_counts, train_rows), world)
+    return _attempt(lambda: TablePreprocessor.fit(train, numeric, categorical, cfg.standardize, source,
+                                                  world, category_counts, train_rows), world)
+
+
+def _bundle(cfg: TableData, task: str, parts: _Parts, world: World) -> DataBundle:
+    """The DataBundle of this worker's rows: ``parts`` with labels encoded and class totals summed over the workers."""
+    assert cfg.target is not None
+    splits = {}
+    for name in SPLIT_ORDER:
+        if name not in parts.frames:
+            continue
+        frame, x, y, (start, total) = parts.frames[name], parts.matrices[name], parts.labels[name], parts.places[name]
+        attributes = frame.drop(columns=[cfg.target])
+        attributes.index = pd.RangeIndex(start, start + len(frame))
+        splits[name] = SplitData(
+            name=name, dataset=TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), labels=y, features=x,
+            source_rows=frame.index.to_numpy(dtype=np.int64), source=parts.sources[name],
+            attributes=attributes, offset=start, total=total,
+        )
+    class_totals: dict[str, tuple[int, ...]] = {}
+    if task != "regression":
+        class_totals = {name: tuple(int(c) for c in all_reduce_sum(np.bincount(y, minlength=len(parts.classes)), world))
+                        for name, y in parts.labels.items()}
+    hashes = {path.name: file_sha256(path) if world.is_main else "" for path in parts.paths}
+    preprocessor = parts.preprocessor
+    return DataBundle(
+        task=task, splits=splits, classes=tuple(parts.classes), positive_index=parts.positive_index,
+        feature_names=preprocessor.feature_names, input_shape=(len(preprocessor.feature_names),),
+        fingerprint={"kind": cfg.kind, "files": hashes, "target": cfg.target, "preprocessing": preprocessor.describe()},
+        model_columns=tuple(parts.features), class_totals=class_totals, probe_inputs=torch.from_numpy(parts.probe),
+    )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What ``_bundle`` assembles: per split this worker's rows (index = file rows), their inputs and labels, and
+    (first split position, split length); the fitted facts; the first two train inputs of the whole split."""
+
+    frames: dict[str, pd.DataFrame]
+    matrices: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    places: dict[str, tuple[int, int]]
+    sources: dict[str, str]
+    paths: list[Path]
+    features: list[str]
+    preprocessor: TablePreprocessor
+    classes: list[str]
+    positive_index: int | None
+    probe: np.ndarray
+
+
+def _load(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan) -> DataBundle:
+    world = plan.world
+    assert cfg.target is not None
+    paths, headers = _attempt(lambda: _files(cfg, resolve, {name: name for name in SPLIT_ORDER}), world)
+    sources = {name: path.name for name, path in paths.items()}
+    features, numeric, categorical = _attempt(lambda: feature_columns(cfg, headers, sources), world)
+    _agree("train" not in paths or "test" not in paths, world)
+    align = math.lcm(FIT_BLOCK_ROWS, plan.align((len(features),)))
+    totals, frames = _read_frames(cfg, task, paths, headers, sources, (numeric, categorical), align, world)
+    preprocessor = _fit(cfg, frames["train"], (numeric, categorical), totals["train"], sources["train"], world)
     classes, positive_index, labels = _labels(cfg, task, frames, sources, world)
     input_shape = (len(preprocessor.feature_names),)
     _agree(align % plan.align(input_shape) != 0, world)  # the true width scores in batches that do not fit the rows
     matrices = _attempt(lambda: {name: preprocessor.transform(frame, impute=cfg.missing == "mean", source=sources[name])
                                  for name, frame in frames.items()}, world)
-
-    class_totals: dict[str, tuple[int, ...]] = {}
-    if task != "regression":
-        class_totals = {name: tuple(int(c) for c in all_reduce_sum(np.bincount(y, minlength=len(classes)), world))
-                        for name, y in labels.items()}
     probe = all_gather_objects(matrices["train"][:2].copy() if world.is_main else None, world)[0]
-    hashes = {path.name: file_sha256(path) if world.is_main else "" for path in paths.values()}
-    splits = {}
-    for name in SPLIT_ORDER:
-        if name not in frames:
-            continue
-        frame, x, y = frames[name], matrices[name], labels[name]
-        splits[name] = SplitData(
-            name=name, dataset=TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), labels=y, features=x,
-            source_rows=frame.index.to_numpy(dtype=np.int64), source=sources[name],
-            attributes=frame.drop(columns=[cfg.target]), offset=int(frame.index.start), total=totals[name],
-        )
-    return DataBundle(
-        task=task, splits=splits, classes=tuple(classes), positive_index=positive_index,
-        feature_names=preprocessor.feature_names, input_shape=input_shape,
-        fingerprint={"kind": cfg.kind, "files": hashes, "target": cfg.target, "preprocessing": preprocessor.describe()},
-        model_columns=tuple(features), class_totals=class_totals, probe_inputs=torch.from_numpy(np.asarray(probe)),
-    )
+    places = {name: (int(frame.index.start), totals[name]) for name, frame in frames.items()}
+    return _bundle(cfg, task, _Parts(frames, matrices, labels, places, sources, list(paths.values()), features,
+                                     preprocessor, classes, positive_index, np.asarray(probe)), world)
+
+
+def _load_split_file(cfg: TableData, task: str, resolve: Resolver, plan: ShardPlan, seed: int) -> DataBundle:
+    """This worker's rows of each split of one ``data.path`` file split at random as ``data._load_tables`` splits it.
+
+    Each worker parses the file rows ``shard_bounds(rows, rank, N, FIT_BLOCK_ROWS)``, all workers draw the same
+    split from every row's stratum, each fits on the train rows it parsed, and the rows of each worker's
+    evaluation shard (split positions ``ShardPlan.bounds``) are sent to it by the workers that parsed them.
+    """
+    world = plan.world
+    assert cfg.target is not None
+    paths, headers = _attempt(lambda: _files(cfg, resolve, {"all": "path"}), world)
+    path = paths["all"]
+    sources = {"all": path.name}
+    features, numeric, categorical = _attempt(lambda: feature_columns(cfg, headers, sources), world)
+    totals, frames = _read_frames(cfg, task, paths, headers, sources, (numeric, categorical), FIT_BLOCK_ROWS, world)
+    rows, parsed = totals["all"], frames["all"]
+    spec = cfg.split or SplitSpec()
+    strata = _strata(parsed[cfg.target], world) if task != "regression" and spec.stratify else None
+    indices = {name: idx for name, idx in _stratified_split(strata, rows, spec.val, spec.test, seed).items()
+               if name != "val" or spec.val > 0}
+    _agree(any(not len(idx) for idx in indices.values()), world)  # a whole read says which split is empty
+    first, last = int(parsed.index.start), int(parsed.index.stop)
+
+    def held(idx: np.ndarray) -> pd.DataFrame:  # the rows of a split (given by its file rows) this worker parsed
+        lo, hi = np.searchsorted(idx, [first, last])
+        return parsed.iloc[idx[lo:hi] - first]
+
+    preprocessor = _fit(cfg, held(indices["train"]), (numeric, categorical), len(indices["train"]), path.name, world)
+    classes, positive_index, _ = _labels(cfg, task, {"train": held(indices["train"])}, {"train": path.name}, world)
+    input_shape = (len(preprocessor.feature_names),)
+    frames = _exchange_rows(parsed, indices, plan.align(input_shape), world)
+    sources = {name: path.name for name in frames}
+    if task == "regression":
+        labels = _attempt(lambda: _encode_labels({name: f[cfg.target] for name, f in frames.items()}, cfg, task, sources), world)[2]
+    else:
+        with_classes = cfg.model_copy(update={"classes": classes})
+        labels = _attempt(lambda: _encode_labels({name: f[cfg.target] for name, f in frames.items()}, with_classes, task,
+                                                 sources), world)[2]
+    matrices = _attempt(lambda: {name: preprocessor.transform(frame, impute=cfg.missing == "mean", source=path.name)
+                                 for name, frame in frames.items()}, world)
+    places = {name: (plan.bounds(len(idx), input_shape)[0], len(idx)) for name, idx in indices.items()}
+    firsts = matrices["train"][: max(0, 2 - places["train"][0])]  # split positions 0 and 1, where this worker holds them
+    probe = np.concatenate([np.asarray(part) for part in all_gather_objects(firsts.copy(), world)])  # type: ignore[call-overload]
+    return _bundle(cfg, task, _Parts(frames, matrices, labels, places, sources, [path], features, preprocessor,
+                                     classes, positive_index, probe[:2]), world)
+
+
+def _strata(target: pd.Series, world: World) -> np.ndarray:
+    """Every file row's stratum, in file order, from each worker's rows ``target``: the rank of its label string in
+    the sorted union of all labels, so that ``_stratified_split`` meets the strata in a whole read's order."""
+    local = pd.unique(_label_strings(target))
+    _agree(len(local) > MAX_GATHERED_LABELS, world)
+    union = sorted(set().union(*(part.tolist() for part in all_gather_objects(local, world))))  # type: ignore[attr-defined]
+    codes = pd.Index(union, dtype=object).get_indexer(_label_strings(target))
+    return np.concatenate([np.asarray(part, dtype=np.int64) for part in all_gather_objects(codes, world)])  # type: ignore[call-overload]
+
+
+def _exchange_rows(parsed: pd.DataFrame, indices: dict[str, np.ndarray], align: int, world: World) -> dict[str, pd.DataFrame]:
+    """Each split's rows of this worker's evaluation shard (split positions ``shard_bounds(len, rank, N, align)``;
+    file rows ``indices[split][start:stop]``), gathered from the workers that parsed them; index = file rows.
+
+    This worker's ``parsed`` rows are a contiguous run of file rows, and the workers' runs follow each other
+    in rank order, so the pieces received in rank order are in split order.
+    """
+    first, last = int(parsed.index.start), int(parsed.index.stop)
+    outgoing = []
+    for target in range(world.world_size):
+        pieces = {}
+        for name, idx in indices.items():
+            start, stop = shard_bounds(len(idx), target, world.world_size, align)
+            wanted = idx[start:stop]
+            lo, hi = np.searchsorted(wanted, [first, last])
+            pieces[name] = parsed.iloc[wanted[lo:hi] - first]
+        outgoing.append(pieces)
+    incoming = cast("list[dict[str, pd.DataFrame]]", exchange_objects(outgoing, world))
+    frames = {}
+    for name in indices:
+        parts = [pieces[name] for pieces in incoming if len(pieces[name])]
+        frames[name] = pd.concat(parts) if parts else parsed.iloc[:0]
+    return frames
+
+
+def exchange_objects(outgoing: Sequence[object], world: World) -> list[object]:
+    """All-to-all of picklable objects: ``outgoing[w]`` goes to worker ``w``; returns what each worker sent this
+    one, in rank order. Two ``all_to_all_single`` steps (the byte counts, then the bytes), so each worker
+    receives only what is meant for it."""
+    import torch.distributed as dist
+
+    payloads = [pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) for value in outgoing]
+    if not world.distributed:
+        return [pickle.loads(payloads[0])]
+    device = world.comm_device
+    sizes = torch.tensor([len(payload) for payload in payloads], dtype=torch.int64, device=device)
+    received = torch.empty_like(sizes)
+    dist.all_to_all_single(received, sizes)
+    counts = received.cpu().tolist()
+    data = b"".join(payloads)
+    send = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+    into = torch.empty(sum(counts), dtype=torch.uint8, device=device)
+    dist.all_to_all_single(into, send.to(device), output_split_sizes=counts, input_split_sizes=sizes.cpu().tolist())
+    raw = into.cpu().numpy().tobytes()
+    offsets = np.cumsum([0, *counts])
+    return [pickle.loads(raw[int(offsets[w]) : int(offsets[w + 1])]) for w in range(world.world_size)]
 
 
 def _labels(cfg: TableData, task: str, frames: dict[str, pd.DataFrame], sources: dict[str, str],

