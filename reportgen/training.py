@@ -280,6 +280,7 @@ def train(
         first_nonfinite_loss=facts.diverged,
         evaluated_weights=evaluated,
         data_parallel=parallel,
+        early_stopping_patience=config.early_stopping.patience if config.early_stopping is not None else None,
     )
 
 

@@ -164,3 +164,6 @@ class TrainingResult:
     """Which weights the model was left with and evaluated on, in words (e.g. "epoch 4 (the last epoch's weights)")."""
     data_parallel: str | None = None
     """How training was spread over several workers, in words (reportgen.data_parallel.describe); None for one process."""
+    early_stopping_patience: int | None = None
+    """training.early_stopping.patience when early stopping was configured (whether or not it stopped training:
+    ``stopped_early``); None without early stopping."""

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reportgen import numbers
 from reportgen.checks.comparison_checks import RECORDS_DISAGREE, metric_drop
 from reportgen.config import load_config
 from reportgen.errors import InputError
 from reportgen.pipeline import execute
+from reportgen.render import fmt
 
 from conftest import cancer_config, write_config
 
@@ -117,6 +119,9 @@ def test_a_drop_the_paired_test_calls_noise_only_warns(cancer_run, tmp_path: Pat
     assert result.status == "warn" and "likely noise" in result.message
     recall = next(r for r in result.evidence["metrics"] if r["metric"] == "recall")
     assert recall["drop"] > 0.005 and recall["p_value"] == 0.5 and "McNemar" in recall["test"]
+    # page 1's cells: the drop past its max shows the p that calls it noise, and the requirement names it
+    assert fmt.value_text(result) == f"{numbers.number_beside(recall['drop'], 0.005)}; p 0.500"
+    assert fmt.threshold_text(result) == "≤ 0.005 (or p ≥ 0.05 for Recall)"
 
 
 def test_a_recorded_metric_edited_away_from_its_records_is_judged_by_the_drop_alone(cancer_run, tmp_path: Path):

@@ -72,6 +72,8 @@ def test_loss_curve_flags_training_cut_short_on_diabetes(val):
     assert unfinished["relative_drop"] == pytest.approx(drop, rel=1e-9) and drop >= 0.01
     assert result.message.startswith("Training may be unfinished: the " + unfinished["monitored"] + " loss was lowest at epoch")
     assert f" and fell {percent(drop)} over the last 5 epochs" in result.message  # 43.3%, not 43.286%
+    assert ("per epoch); raise training.epochs, or set training.early_stopping to stop when the loss stops "
+            "improving; the training loss went") in result.message
     # page 1's Value and Required cells show what warned (the fall against unfinished_min_drop), not only the ratio
     assert fmt.value_text(result) == f"{number(result.value)}; loss fall {percent(drop)}"
     assert fmt.threshold_text(result) == "≤ 0.9; loss fall < 1%"
@@ -83,6 +85,19 @@ def test_loss_curve_flags_training_cut_short_on_diabetes(val):
     # a wider window or a larger drop requirement is a setting: a 50% drop over 5 epochs is not reached here
     assert "unfinished" not in run("loss_curve", context(bundle, training=training),
                                    {"unfinished_min_drop": 0.5}).evidence
+
+
+def test_loss_curve_unfinished_under_early_stopping_that_did_not_trigger_advises_more_epochs_only():
+    """Planted: the same cut-short diabetes run with early stopping configured; the loss kept falling, so it never
+    stopped training, and "use early stopping" would be advice the config already follows."""
+    bundle, *_ = tabular_bundle(diabetes, "regression", val=0.2)
+    training = train_model(mlp(10, 1, hidden=(16,)), bundle, epochs=30, lr=3e-2, early_stopping={"patience": 7})
+    assert not training.stopped_early and training.early_stopping_patience == 7 and training.epochs_run == 30
+    result = run("loss_curve", context(bundle, training=training))
+    assert result.status == "warn" and "unfinished" in result.evidence, result.message
+    assert ("per epoch); raise training.epochs: early stopping (patience 7) had not stopped training in its 30 "
+            "epochs; the training loss went") in result.message
+    assert "use early stopping" not in result.message and "set training.early_stopping" not in result.message
 
 
 def test_loss_curve_does_not_call_an_early_stopped_diabetes_run_unfinished():

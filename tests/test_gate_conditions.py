@@ -7,6 +7,7 @@ run says when that run failed its own gate. The runs are real: scikit-learn's wi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from check_helpers import breast_cancer, context, make_bundle, run, split_rows
 from conftest import write_config
+from reportgen import numbers
 from reportgen.config import load_config
 from reportgen.pipeline import execute
 from reportgen.render import RENDERERS, fmt, view
@@ -48,15 +50,18 @@ def _number(text: str) -> float:
 
 
 def contradictions(rows: list[dict[str, Any]]) -> list[str]:
-    """Passing rows whose shown value breaks the shown requirement and whose requirement names no second condition."""
+    """Passing rows whose shown value breaks the shown requirement and whose cells do not name the second condition
+    (the requirement 'or p ≥ …' and, when the value cell goes on after its number, the p it has)."""
     found = []
     for row in rows:
         match = re.fullmatch(r"([≤≥]) (\S+)(.*)", row["threshold"])
-        if row["status"] != "pass" or match is None or not re.fullmatch(r"[−\d.,]+(×10[⁻⁰-⁹¹²³]+)?", row["value"]):
+        shown = re.match(r"([−\d.,]+(×10[⁻⁰-⁹¹²³]+)?)(.*)", row["value"])
+        if row["status"] != "pass" or match is None or shown is None:
             continue
-        value, limit = _number(row["value"]), _number(match.group(2))
+        value, limit = _number(shown.group(1)), _number(match.group(2))
         broken = value > limit if match.group(1) == "≤" else value < limit
-        if broken and " or p ≥ " not in match.group(3):
+        names_p = re.search(r" or (adjusted )?p ≥ ", match.group(3)) is not None
+        if broken and not (names_p and (not shown.group(3) or re.match(r"; (adjusted )?p ", shown.group(3)))):
             found.append(f"{row['id']}: {row['value']} against {row['threshold']}")
     return found
 
@@ -77,6 +82,7 @@ def test_a_passing_value_past_its_threshold_shows_the_significance_it_lacks(wine
     assert comparison["p_value"] >= drift.evidence["significance_level"] == 0.05
     required = "≤ 0.01 or p ≥ 0.05"
     assert fmt.threshold_text(drift) == required
+    assert fmt.value_text(drift) == f"{numbers.number_beside(drift.value, 0.01)}; p {numbers.p_value(comparison['p_value'])}"
     assert "above the 0.01 maximum but not significant (p = " in drift.message
 
     rows = [view._check_row(c) for c in report.checks]
@@ -141,3 +147,33 @@ def test_a_comparison_with_a_baseline_that_failed_its_gate_says_so(wine_run, tmp
     assert comparison.evidence["previous_source"] == "v1/results.json"
     assert comparison.evidence["previous_status"] == "pass"
     assert "baseline failed" not in comparison.message
+
+
+def test_a_weak_slice_past_the_max_but_not_significant_shows_its_adjusted_p(tmp_path):
+    """slice_performance passes a gap past its max when the Benjamini–Hochberg-adjusted p is not below alpha: page 1's
+    Value and Required cells say so, in every format, and an older results.json (without the keys) renders as before."""
+    from test_checks_slices import cancer_with_region
+
+    ctx, _ = cancer_with_region(noisy_north=False)
+    result = run("slice_performance", ctx)  # the default max, 0.1
+    weakest = max(result.evidence["worst_slices"], key=lambda r: r["gap"])
+    assert result.status == "pass" and result.value > 0.1 and weakest["p_adjusted"] >= 0.05, result.message  # planted
+    assert result.value == pytest.approx(weakest["gap"])
+    value = f"{numbers.number_beside(result.value, 0.1)}; adjusted p {numbers.p_value(weakest['p_adjusted'])}"
+    assert fmt.value_text(result) == value
+    assert fmt.threshold_text(result) == "≤ 0.1 or adjusted p ≥ 0.05"
+    assert contradictions([view._check_row(result)]) == []
+    older = dataclasses.replace(result, evidence={k: v for k, v in result.evidence.items()
+                                                  if k not in ("value_p", "significance_level")})
+    assert (fmt.value_text(older), fmt.threshold_text(older)) == (numbers.number_beside(result.value, 0.1), "≤ 0.1")
+    assert contradictions([view._check_row(older)]) != []  # what the cells said before: the scanner catches it
+
+    weak, _ = cancer_with_region(noisy_north=True)  # planted: north's test labels 45% flipped
+    failed = run("slice_performance", weak)
+    worst = failed.evidence["worst_slices"][0]
+    assert failed.status == "warn" and worst["fails"] and worst["p_adjusted"] < 0.05
+    assert fmt.value_text(failed) == f"{numbers.number_beside(failed.value, 0.1)}; adjusted p {numbers.p_value(worst['p_adjusted'])}"
+    within = run("slice_performance", ctx, {"max": 0.5})  # the clean gap is within it: its p is beside the point
+    assert within.status == "pass" and within.value <= 0.5
+    assert fmt.value_text(within) == numbers.number_beside(within.value, 0.5)
+    assert fmt.threshold_text(within) == "≤ 0.5 or adjusted p ≥ 0.05"

@@ -42,3 +42,25 @@ def test_cpu_only_variant_installs_torch_from_the_cpu_index_and_the_main_command
     assert all("download.pytorch.org" not in c for c in setup_commands())
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'"torch>=2\.\d+"', pyproject)  # any recent torch, CPU or CUDA build
+
+
+def test_results_json_sketch_names_every_key_of_a_real_binary_run(tmp_path, cancer_csv):
+    """The README's results.json sketch lists the keys a real run writes (a binary run: every optional block)."""
+    from conftest import cancer_config, write_config
+    from reportgen.config import load_config
+    from reportgen.pipeline import execute
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## results.json (schema_version 1)", 1)[1].split("\n## ", 1)[0]
+    sketch = re.search(r"```\n(.*?)```", section, flags=re.S).group(1)
+    named = set(re.findall(r'"([a-z_0-9]+)"', sketch))
+    config = cancer_config(cancer_csv, report={"formats": ["json"]})
+    report, _ = execute(load_config(write_config(cancer_csv.parent, config)))
+    document = report.document()
+    gate = document["gate"]
+    blocks = {"": document, "environment": document["environment"], "data": document["data"],
+              "model": document["model"], "training": document["training"], "metrics.test": document["metrics"]["test"],
+              "check": document["checks"][0], "gate": gate, "gate.test_outcomes": gate["test_outcomes"],
+              "gate.test_scores": gate["test_scores"], "timing": document["timing"]}
+    missing = {f"{where}.{key}".lstrip(".") for where, block in blocks.items() for key in block if key not in named}
+    assert missing == set()

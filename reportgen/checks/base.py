@@ -273,6 +273,19 @@ PAIRED_METRICS_KEY = "paired_metrics"
 test data: accuracy; for binary tasks also recall, ROC AUC and PR AUC); every other metric fails on its drop alone.
 Page 1's Required column names them beside the p-value condition (reportgen.render.fmt.threshold_text)."""
 
+SIGNIFICANCE_LEVEL_KEY = "significance_level"
+"""Evidence key of a check whose verdict needs two conditions: a value past its threshold fails only when its
+p-value is also below this level (prediction_drift, release_comparison, slice_performance). Page 1's Required
+cell adds the condition: '≤ 0.1 or p ≥ 0.05'."""
+
+VALUE_P_KEY = "value_p"
+"""Evidence key, beside ``SIGNIFICANCE_LEVEL_KEY``: the p-value of the comparison the check's value measures,
+``{"label": str, "p_value": float}`` in the check's own terms (``{"label": "adjusted p", "p_value": 0.38}``
+for slice_performance's Benjamini–Hochberg-adjusted p). When the value is past its threshold, page 1's Value
+cell shows it after the value ('0.251; adjusted p 0.38') and the Required cell names it ('≤ 0.1 or adjusted
+p ≥ 0.05'), so a passing value past its threshold says why it passes. Results written without it (before
+reportgen 2026-12) render as they did."""
+
 
 def judge(spec: CheckSpec, settings: CheckSettings, measured: Measurement) -> Finding:
     """Apply the threshold to a measurement and write the verdict clause (a pure function).

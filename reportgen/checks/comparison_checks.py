@@ -17,7 +17,8 @@ import numpy as np
 
 from reportgen import metric_registry
 from reportgen.numbers import number, p_clause, setting
-from reportgen.checks.base import NOT_APPLICABLE, PAIRED_METRICS_KEY, Check, CheckSettings, CheckSpec, Finding, Param, meets_threshold, register
+from reportgen.checks.base import (NOT_APPLICABLE, PAIRED_METRICS_KEY, SIGNIFICANCE_LEVEL_KEY, VALUE_P_KEY, Check, CheckSettings,
+                                   CheckSpec, Finding, Param, meets_threshold, register)
 from reportgen.checks.context import CheckContext
 from reportgen.errors import InputError
 from reportgen.paired_bootstrap import (
@@ -367,7 +368,7 @@ class ReleaseComparison(Check):
         evidence["metrics"] = rows
         if not_compared:
             evidence["not_compared"] = not_compared
-        evidence["significance_level"] = alpha  # a drop past the limit fails only when significant (or untestable)
+        evidence[SIGNIFICANCE_LEVEL_KEY] = alpha  # a drop past the limit fails only when significant (or untestable)
         binary = ctx.positive_index is not None
         evidence[PAIRED_METRICS_KEY] = [r["metric"] for r in rows if same and not records_problem and has_paired_test(r["metric"], binary)]
         if not rows:
@@ -383,6 +384,9 @@ class ReleaseComparison(Check):
         failing = [r for r in rows if r["significant"]]
         if failing:
             worst = max(failing, key=lambda row: row["drop"])
+        if worst["p_value"] is not None:  # the paired test of the drop the value shows
+            evidence[VALUE_P_KEY] = {"label": "p", "p_value": worst["p_value"]}
+        if failing:
             return Finding(
                 "violation", worst["drop"],
                 f"{metric_registry.label(worst['metric'])} dropped from {number(worst['previous'])} to {number(worst['current'])} "

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from reportgen.checks.base import NOT_APPLICABLE, NOT_MEASURED, Check, CheckSettings, CheckSpec, Finding, Param, register
+from reportgen.checks.base import (NOT_APPLICABLE, NOT_MEASURED, SIGNIFICANCE_LEVEL_KEY, VALUE_P_KEY, Check, CheckSettings, CheckSpec,
+                                   Finding, Param, register)
 from reportgen.checks.context import CheckContext
 from reportgen.numbers import count, number, p_clause, setting
 
@@ -563,9 +564,11 @@ class PredictionDrift(Check):
         for row in comparisons:
             row["drifted"] = bool(row["statistic"] > settings.threshold and row["p_value"] < level)
         largest = max(comparisons, key=lambda r: r["statistic"])
-        evidence = {"score": kind, "alpha": alpha, "significance_level": level, "comparisons": comparisons,
+        evidence = {"score": kind, "alpha": alpha, SIGNIFICANCE_LEVEL_KEY: level, "comparisons": comparisons,
                     "histograms": histograms}
         drifted = [r for r in comparisons if r["drifted"]]
+        if not drifted or largest["drifted"]:  # the value's own comparison decides (else a smaller D drifted)
+            evidence[VALUE_P_KEY] = {"label": "p", "p_value": largest["p_value"]}
         summary = "; ".join(f"test vs {r['reference']}: D {number(r['statistic'])}, {p_clause(r['p_value'])}" for r in comparisons)
         if drifted:
             return Finding("violation", largest["statistic"],

@@ -132,9 +132,18 @@ class LossCurve(Check):
                 concern = (f"training may be unfinished: the {monitored} loss was lowest at epoch "
                            f"{unfinished['best_epoch']} of {unfinished['last_epoch']} and fell "
                            f"{percent(unfinished['relative_drop'])} over the last {unfinished['window_epochs']} "
-                           f"epochs (slope {number(unfinished['slope_per_epoch'])} per epoch); train for more epochs "
-                           f"or use early stopping")
+                           f"epochs (slope {number(unfinished['slope_per_epoch'])} per epoch); "
+                           + _unfinished_advice(training.early_stopping_patience, training.epochs_run))
         return Measurement(ratio, summary, evidence, violation="The model is not learning", concern=concern)
+
+
+def _unfinished_advice(patience: int | None, epochs_run: int) -> str:
+    """What to change when training looks unfinished: with early stopping configured (it had not stopped training,
+    or the check would not ask), only more epochs help; without it, more epochs or early stopping."""
+    if patience is None:
+        return "raise training.epochs, or set training.early_stopping to stop when the loss stops improving"
+    return (f"raise training.epochs: early stopping (patience {patience}) had not stopped training in its "
+            f"{epochs_run} epochs")
 
 
 @register

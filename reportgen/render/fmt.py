@@ -6,7 +6,8 @@ import re
 from typing import Any, Mapping
 
 from reportgen import metric_registry, numbers
-from reportgen.checks.base import CONCERN_MEASURE_KEY, PAIRED_METRICS_KEY, CheckResult
+from reportgen.checks.base import (CONCERN_MEASURE_KEY, PAIRED_METRICS_KEY, SIGNIFICANCE_LEVEL_KEY, VALUE_P_KEY, CheckResult,
+                                   meets_threshold)
 from reportgen.vocabulary import SPLIT_ORDER, Status
 
 STATUS_WORD = {s.value: s.value.upper() for s in Status}
@@ -61,22 +62,26 @@ def direction(higher_is_better: bool | None) -> str:
     return "≥" if higher_is_better else "≤"
 
 
-SIGNIFICANCE_LEVEL_KEY = "significance_level"
-"""Evidence key of a check whose verdict needs two conditions: a value past its threshold fails only
-when its p-value is also below this level (e.g. prediction_drift, release_comparison)."""
-
-
 def significance_level(check: CheckResult) -> float | None:
     """The level a p-value must fall below for a value past the threshold to count, when the check has one."""
     level = check.evidence.get(SIGNIFICANCE_LEVEL_KEY) if isinstance(check.evidence, Mapping) else None
     return float(level) if is_number(level) else None
 
 
+def value_p(check: CheckResult) -> tuple[str, float] | None:
+    """(label, p-value) of the comparison the check's value measures (``VALUE_P_KEY``), when the check records one."""
+    entry = check.evidence.get(VALUE_P_KEY) if isinstance(check.evidence, Mapping) else None
+    if not isinstance(entry, Mapping) or not is_number(entry.get("p_value")):
+        return None
+    return one_line(entry.get("label") or "p", 40), float(entry["p_value"])
+
+
 def threshold_text(check: CheckResult) -> str:
     """'≥ 0.8' / '≤ 0.05' (a setting, as the config writes it), or an em dash for checks without a threshold.
 
     A check whose verdict also needs significance shows its whole condition for passing:
-    '≤ 0.1 or p ≥ 0.05', so a passing value past the threshold does not contradict it. When the
+    '≤ 0.1 or p ≥ 0.05' (the p named as the check names it, ``VALUE_P_KEY``: '≤ 0.1 or adjusted p ≥ 0.05'),
+    so a passing value past the threshold does not contradict it. When the
     evidence lists which metrics have a paired test (``PAIRED_METRICS_KEY``, release_comparison), the
     p-value condition names them: '≤ 0.02 (or p ≥ 0.05 for Accuracy, Recall)', or is left out when none has.
     """
@@ -88,18 +93,25 @@ def threshold_text(check: CheckResult) -> str:
     if level is None:
         return text + _concern_text(check, required=True)
     paired = check.evidence.get(PAIRED_METRICS_KEY) if isinstance(check.evidence, Mapping) else None
+    measured = value_p(check)
+    name = measured[0] if measured else "p"
     if isinstance(paired, list):
         if not paired:
             return text
-        return f"{text} (or p ≥ {numbers.setting(level)} for {', '.join(metric_label(str(m)) for m in paired)})"
-    return f"{text} or p ≥ {numbers.setting(level)}"
+        return f"{text} (or {name} ≥ {numbers.setting(level)} for {', '.join(metric_label(str(m)) for m in paired)})"
+    return f"{text} or {name} ≥ {numbers.setting(level)}"
 
 
 def value_text(check: CheckResult) -> str:
     """The check's measured value (with the decimals that tell it from its threshold, ``numbers.number_beside``);
-    for a warning raised by a second condition, that condition's value after it."""
+    for a value past its threshold whose verdict also needs significance, that p-value after it
+    ('0.251; adjusted p 0.38', ``VALUE_P_KEY``); for a warning raised by a second condition, that condition's value."""
     beside = is_number(check.value) and is_number(check.threshold)
     shown = numbers.number_beside(check.value, check.threshold) if beside else num(check.value)
+    measured = value_p(check)
+    if beside and measured is not None and significance_level(check) is not None and check.higher_is_better is not None \
+            and not meets_threshold(float(check.value), float(check.threshold), check.higher_is_better):
+        shown += f"; {measured[0]} {numbers.p_value(measured[1])}"
     return shown + _concern_text(check, required=False)
 
 

@@ -401,7 +401,8 @@ EVIDENCE_LABELS: dict[str, str] = {
     "previous_source": "Earlier results file (in the compare_to folder)",
     "previous_failing_checks": "Checks that failed the earlier run's gate",
     "paired_metrics": "Metrics with a paired test (a p-value can excuse their drop)",
-    "significance_level": "Significant below p (a value past the threshold counts only then)", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
+    "significance_level": "Significant below p (a value past the threshold counts only then)",
+    "value_p": "p-value of the value (past the threshold it decides)", "same_test_data": "Same test data", "metrics": "Metrics", "drop": "Drop", "drop_lower_bound": "Drop, lower bound (paired bootstrap)",
     "previous": "Earlier", "higher_is_better": "Higher is better", "significant": "Significant", "relaxations": "Relaxations",
 }
 """Human labels of evidence keys, one table for the whole report; metric keys take the registry's labels.
@@ -649,6 +650,7 @@ def _check_row(check: "CheckResult", classes: Sequence[str] = ()) -> dict[str, A
         "icon": fmt.STATUS_ICON.get(check.status, "?"), "severity": check.severity,
         "blocking": Status(check.status).blocks_gate(check.severity),
         "value": fmt.value_text(check), "threshold": fmt.threshold_text(check),
+        "value_wraps": "; " in fmt.value_text(check),  # a value with a second part wraps there (a bare number never)
         "direction": fmt.direction(check.higher_is_better), "message": fmt.one_line(check.message, 240),
         "message_short": fmt.one_line(check.message, 64),
         "full_message": str(check.message),
