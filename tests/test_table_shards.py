@@ -184,50 +184,55 @@ def _assert_each_worker_holds_its_rows_of_a_whole_read(config: Path, workers: li
     assert len({w["bundle"].splits["train"].n for w in workers}) > 1  # uneven shards
 
 
-@pytest.mark.slow
-def test_each_worker_parses_only_its_records_of_quoted_text_tables(tmp_path: Path):
-    config = _wage(tmp_path, newline_in_text=True)
-    workers = _run(config, tmp_path / "n3", 3)
-    assert [w["sharded"] for w in workers] == [True] * 3
+def _read_as_a_whole_read(config: Path, tmp_path: Path, world_size: int, sharded: bool) -> list[dict[str, Any]]:
+    """Run ``world_size`` workers on ``config``; each read its tables by shard (or, ``sharded`` False, whole) and
+    holds what a whole read cut to its shard holds."""
+    workers = _run(config, tmp_path / f"n{world_size}", world_size)
+    assert [w["sharded"] for w in workers] == [sharded] * world_size
     _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
-
-
-@pytest.mark.slow
-def test_each_worker_reads_only_the_row_groups_of_its_rows_of_parquet_tables(tmp_path: Path):
-    config = _wage(tmp_path, kind="parquet")
-    workers = _run(config, tmp_path / "n3", 3)
-    assert [w["sharded"] for w in workers] == [True] * 3
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    return workers
 
 
 @pytest.mark.slow
-def test_parquet_files_that_store_an_index_are_read_by_shard_as_a_whole_read_reads_them(tmp_path: Path):
-    config = _wage(tmp_path, kind="parquet", stored_index=True)
-    workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [True] * 2
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+@pytest.mark.parametrize(("tables", "world_size", "sharded"), [
+    ("csv, quoted line breaks", 3, True),
+    ("parquet, row groups", 3, True),
+    ("parquet, a stored index", 2, True),  # dropped as a whole read drops it: rows are the file's
+    ("one parquet file split at random", 3, True),
+    ("one file, missing: drop removes rows", 2, False),  # every later row's position would move
+    ("csv, a quote inside an unquoted cell", 2, False),  # pandas reads it as a character, the scan would not
+])
+def test_each_worker_holds_its_rows_of_a_whole_read(tmp_path: Path, tables: str, world_size: int, sharded: bool):
+    config = {
+        "csv, quoted line breaks": lambda: _wage(tmp_path, newline_in_text=True),
+        "parquet, row groups": lambda: _wage(tmp_path, kind="parquet"),
+        "parquet, a stored index": lambda: _wage(tmp_path, kind="parquet", stored_index=True),
+        "one parquet file split at random": lambda: _one_file(tmp_path, kind="parquet"),
+        "one file, missing: drop removes rows": lambda: _diabetes(tmp_path, missing="drop"),
+        "csv, a quote inside an unquoted cell": lambda: _credit(tmp_path, "literal_quote"),
+    }[tables]()
+    _read_as_a_whole_read(config, tmp_path, world_size, sharded)
 
 
 @pytest.mark.slow
 def test_line_ends_blank_lines_and_empty_cells_in_one_shard_read_as_a_whole_read(tmp_path: Path):
     config = _credit(tmp_path)
-    workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [True] * 2
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    workers = _read_as_a_whole_read(config, tmp_path, 2, sharded=True)
     assert str(workers[1]["bundle"].splits["train"].attributes["rownames"].dtype) == "float64"
     assert np.signbit(workers[0]["bundle"].splits["train"].attributes["score"].to_numpy()).sum() > 100
     assert workers[1]["bundle"].splits["val"].n == 0
 
 
 @pytest.mark.slow
-def test_two_workers_parsing_their_records_write_the_single_process_results(tmp_path: Path):
-    """The whole battery on R-quoted real data: results.json as one process writes it (but timing, created_at
-    and world size), every check's status, value and evidence included."""
+@pytest.mark.parametrize("layout", ["separate files", "one data.path file"])
+def test_two_workers_reading_by_shard_write_the_single_process_results(tmp_path: Path, layout: str):
+    """The whole battery on R-quoted real data (separate files, or one file split at random): results.json as
+    one process writes it (but timing, created_at and world size), every check's status, value and evidence."""
     import json
 
     from test_distributed_run import differences, run_launcher
 
-    config = _wage(tmp_path)
+    config = _wage(tmp_path) if layout == "separate files" else _one_file(tmp_path)
     one = run_launcher("run", str(config), "--out", str(tmp_path / "one"), "--quiet")
     assert one.returncode in (0, 1), one.stderr
     two = run_launcher("run", str(config), "--out", str(tmp_path / "two"), "--quiet", "--nproc-per-node", "2")
@@ -243,54 +248,15 @@ def test_two_workers_parsing_their_records_write_the_single_process_results(tmp_
 def test_each_worker_parses_a_part_of_one_file_split_at_random_and_holds_its_rows_of_each_split(
         tmp_path: Path, world_size: int, stratify: bool):
     config = _one_file(tmp_path, stratify=stratify)
-    workers = _run(config, tmp_path / f"n{world_size}", world_size)
-    assert [w["sharded"] for w in workers] == [True] * world_size
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    workers = _read_as_a_whole_read(config, tmp_path, world_size, sharded=True)
     assert sum(w["bundle"].splits["val"].n for w in workers) == 600
 
 
 @pytest.mark.slow
 def test_one_regression_file_without_a_val_split_is_read_by_shard(tmp_path: Path):
     config = _diabetes(tmp_path)
-    workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [True] * 2
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
+    workers = _read_as_a_whole_read(config, tmp_path, 2, sharded=True)
     assert [set(w["bundle"].splits) for w in workers] == [{"train", "test"}] * 2
-
-
-@pytest.mark.slow
-def test_one_parquet_file_split_at_random_is_read_by_row_group(tmp_path: Path):
-    config = _one_file(tmp_path, kind="parquet")
-    workers = _run(config, tmp_path / "n3", 3)
-    assert [w["sharded"] for w in workers] == [True] * 3
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
-
-
-@pytest.mark.slow
-def test_two_workers_reading_one_split_file_by_shard_write_the_single_process_results(tmp_path: Path):
-    """The whole battery on one data.path file: results.json as one process writes it (but timing, created_at
-    and world size)."""
-    import json
-
-    from test_distributed_run import differences, run_launcher
-
-    config = _one_file(tmp_path)
-    one = run_launcher("run", str(config), "--out", str(tmp_path / "one"), "--quiet")
-    assert one.returncode in (0, 1), one.stderr
-    two = run_launcher("run", str(config), "--out", str(tmp_path / "two"), "--quiet", "--nproc-per-node", "2")
-    assert two.returncode == one.returncode, two.stdout + two.stderr
-    single, multi = (json.loads((tmp_path / name / "results.json").read_text(encoding="utf-8")) for name in ("one", "two"))
-    assert multi["environment"]["world_size"] == 2 and len(single["checks"]) > 10
-    assert not [c["id"] for c in single["checks"] if c["status"] == "error"]
-    assert differences(single, multi) == []
-
-
-@pytest.mark.slow
-def test_rows_removed_by_missing_drop_from_one_split_file_make_every_worker_read_it_whole(tmp_path: Path):
-    config = _diabetes(tmp_path, missing="drop")
-    workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [False] * 2
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
 
 
 @pytest.mark.slow
@@ -302,14 +268,6 @@ def test_an_empty_split_of_one_file_is_the_single_process_error_on_every_worker(
     assert "the val split is empty (diabetes.csv)" in str(whole.value)
     workers = _run(config, tmp_path / "n2", 2)
     assert [(w["sharded"], w["error"]) for w in workers] == [(False, str(whole.value))] * 2
-
-
-@pytest.mark.slow
-def test_a_file_the_scan_cannot_vouch_for_is_read_whole_by_every_worker(tmp_path: Path):
-    config = _credit(tmp_path, "literal_quote")
-    workers = _run(config, tmp_path / "n2", 2)
-    assert [w["sharded"] for w in workers] == [False] * 2
-    _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
 
 
 @pytest.mark.slow
