@@ -137,27 +137,36 @@ def _diabetes(folder: Path, val: float = 0.0, missing: str = "error") -> Path:
 # --------------------------------------------------------------------------- workers
 
 
-def _worker(config: str, out_dir: str) -> None:
-    """One worker: whether the tables were read by record range, and what it holds (pickled)."""
+def _worker(configs: list[str], out_dir: str) -> None:
+    """One worker, for each config in turn: whether the tables were read by shard, and what it holds (pickled)."""
     from reportgen.distributed import join_world
     from reportgen.table_shards import load_tables_sharded
 
     with join_world("cpu") as world:
-        loaded = load_config(Path(config))
-        cfg, plan = loaded.config, ShardPlan(world, loaded.config.data.batch_size)
-        sharded = load_tables_sharded(cfg.data, cfg.task, loaded.resolve, plan, cfg.seed) is not None  # type: ignore[arg-type]
-        try:
-            result: dict[str, Any] = {"bundle": load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed, shard=plan)}
-        except DataError as exc:
-            result = {"error": str(exc)}
-        result["sharded"] = sharded
-        Path(out_dir, f"rank{world.rank}.pkl").write_bytes(pickle.dumps(result))
+        for index, config in enumerate(configs):
+            loaded = load_config(Path(config))
+            cfg, plan = loaded.config, ShardPlan(world, loaded.config.data.batch_size)
+            sharded = load_tables_sharded(cfg.data, cfg.task, loaded.resolve, plan, cfg.seed) is not None  # type: ignore[arg-type]
+            try:
+                result: dict[str, Any] = {"bundle": load_data(cfg.data, cfg.task, loaded.resolve, cfg.seed, shard=plan)}
+            except DataError as exc:
+                result = {"error": str(exc)}
+            result["sharded"] = sharded
+            Path(out_dir, f"rank{world.rank}-{index}.pkl").write_bytes(pickle.dumps(result))
+
+
+def _run_many(configs: list[Path], out_dir: Path, world_size: int) -> list[list[dict[str, Any]]]:
+    """Each config read by one world of ``world_size`` workers (one world for all: a world costs seconds to start);
+    per config, what each worker holds, in rank order."""
+    out_dir.mkdir()
+    run_world("test_table_shards", f"_worker({[str(c) for c in configs]!r}, {str(out_dir)!r})", world_size,
+              {"OMP_NUM_THREADS": "1"})
+    return [[pickle.loads((out_dir / f"rank{rank}-{index}.pkl").read_bytes()) for rank in range(world_size)]
+            for index in range(len(configs))]
 
 
 def _run(config: Path, out_dir: Path, world_size: int) -> list[dict[str, Any]]:
-    out_dir.mkdir()
-    run_world("test_table_shards", f"_worker({str(config)!r}, {str(out_dir)!r})", world_size, {"OMP_NUM_THREADS": "1"})
-    return [pickle.loads((out_dir / f"rank{rank}.pkl").read_bytes()) for rank in range(world_size)]
+    return _run_many([config], out_dir, world_size)[0]
 
 
 def _assert_each_worker_holds_its_rows_of_a_whole_read(config: Path, workers: list[dict[str, Any]]) -> None:
@@ -194,24 +203,24 @@ def _read_as_a_whole_read(config: Path, tmp_path: Path, world_size: int, sharded
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("tables", "world_size", "sharded"), [
-    ("csv, quoted line breaks", 3, True),
-    ("parquet, row groups", 3, True),
-    ("parquet, a stored index", 2, True),  # dropped as a whole read drops it: rows are the file's
-    ("one parquet file split at random", 3, True),
-    ("one file, missing: drop removes rows", 2, False),  # every later row's position would move
-    ("csv, a quote inside an unquoted cell", 2, False),  # pandas reads it as a character, the scan would not
-])
-def test_each_worker_holds_its_rows_of_a_whole_read(tmp_path: Path, tables: str, world_size: int, sharded: bool):
-    config = {
-        "csv, quoted line breaks": lambda: _wage(tmp_path, newline_in_text=True),
-        "parquet, row groups": lambda: _wage(tmp_path, kind="parquet"),
-        "parquet, a stored index": lambda: _wage(tmp_path, kind="parquet", stored_index=True),
-        "one parquet file split at random": lambda: _one_file(tmp_path, kind="parquet"),
-        "one file, missing: drop removes rows": lambda: _diabetes(tmp_path, missing="drop"),
-        "csv, a quote inside an unquoted cell": lambda: _credit(tmp_path, "literal_quote"),
-    }[tables]()
-    _read_as_a_whole_read(config, tmp_path, world_size, sharded)
+def test_each_worker_holds_its_rows_of_a_whole_read(tmp_path: Path):
+    """Tables read by shard (True) or, where only a whole read gives the single-process outcome, whole (False);
+    three workers, one world for every case."""
+    cases = {  # name: (writes the files and config into a folder, read by shard)
+        "csv, quoted line breaks": (lambda folder: _wage(folder, newline_in_text=True), True),
+        "parquet, row groups": (lambda folder: _wage(folder, kind="parquet"), True),
+        "parquet, a stored index": (lambda folder: _wage(folder, kind="parquet", stored_index=True), True),  # dropped
+        "one parquet file split at random": (lambda folder: _one_file(folder, kind="parquet"), True),
+        "one file, missing: drop removes rows": (lambda folder: _diabetes(folder, missing="drop"), False),
+        "csv, a quote inside an unquoted cell": (lambda folder: _credit(folder, "literal_quote"), False),
+    }
+    configs = []
+    for index, (write, _) in enumerate(cases.values()):
+        (tmp_path / f"case{index}").mkdir()
+        configs.append(write(tmp_path / f"case{index}"))
+    for (name, (_, sharded)), config, workers in zip(cases.items(), configs, _run_many(configs, tmp_path / "n3", 3)):
+        assert [w["sharded"] for w in workers] == [sharded] * 3, name
+        _assert_each_worker_holds_its_rows_of_a_whole_read(config, workers)
 
 
 @pytest.mark.slow
