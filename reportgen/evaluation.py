@@ -24,8 +24,14 @@ def model_outputs(
     model.eval()
     try:
         for x, y in iterate_batches(split, batch_size):
+            inputs = x.to(device, non_blocking=True)
+            if inputs.data_ptr() == x.data_ptr():
+                # A view into the split starts at an address set by the batch's place in it and by the split's own
+                # allocation, and CPU matrix kernels round by the input's alignment: a worker holding these rows
+                # in another array would score them differently. A fresh tensor is aligned by torch's allocator.
+                inputs = inputs.clone()
             with torch.no_grad():  # not around the yield: the caller's code must not run with gradients off
-                outputs = model(x.to(device, non_blocking=True))
+                outputs = model(inputs)
             if outputs.dim() == 1:
                 outputs = outputs.unsqueeze(1)
             yield outputs, y

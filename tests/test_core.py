@@ -84,3 +84,20 @@ def test_early_stopping_keeps_the_best_epochs_weights():
     assert torch.equal(model.weight, torch.full((1, 2), 2.0))
     never = EarlyStopping(model, "val_loss", patience=None)
     assert not any(never.update(e, {"val_loss": 1.0}, model) for e in range(1, 20))
+
+
+def test_a_batch_scores_the_same_wherever_its_rows_sit_in_memory():
+    """A worker holds its shard's rows in an array of their own, one process the whole split: the same batch then
+    starts at other addresses, and CPU kernels round by alignment (1203 inputs: batches of 3486 rows, 16 MiB, are
+    not a multiple of 32 bytes). Scores must be bit for bit the same, as world-size invariance promises."""
+    rng = np.random.default_rng(0)
+    batch, width = 3486, 1203
+    x = rng.standard_normal((3 * batch, width)).astype(np.float32)
+    y = rng.integers(0, 2, 3 * batch)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(width, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    whole = [o for o, _ in model_outputs(model, _split(x, y), batch, torch.device("cpu"))]
+    for k in range(3):  # the rows of batch k alone in their own array, as a worker holding them has them
+        alone = next(model_outputs(model, _split(x[k * batch : (k + 1) * batch].copy(), y[k * batch : (k + 1) * batch]),
+                                   batch, torch.device("cpu")))[0]
+        assert torch.equal(alone, whole[k]), k
